@@ -1,0 +1,3 @@
+from pystack.cli import main
+
+raise SystemExit(main())

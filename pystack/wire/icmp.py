@@ -1,0 +1,65 @@
+"""ICMPv4 messages (RFC 792): echo, destination unreachable, time exceeded."""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from pystack.wire.checksum import internet_checksum, is_valid
+from pystack.wire.errors import WireError
+
+HEADER_LEN = 8
+TYPE_ECHO_REPLY = 0
+TYPE_DEST_UNREACHABLE = 3
+TYPE_ECHO_REQUEST = 8
+TYPE_TIME_EXCEEDED = 11
+TYPE_PARAMETER_PROBLEM = 12
+
+CODE_NET_UNREACHABLE = 0
+CODE_HOST_UNREACHABLE = 1
+CODE_PROTOCOL_UNREACHABLE = 2
+CODE_PORT_UNREACHABLE = 3
+CODE_FRAGMENTATION_NEEDED = 4
+
+ERROR_TYPES = frozenset({TYPE_DEST_UNREACHABLE, TYPE_TIME_EXCEEDED, TYPE_PARAMETER_PROBLEM})
+
+_HEADER = struct.Struct("!BBHI")
+
+
+class IcmpMessage(NamedTuple):
+    type: int
+    code: int
+    rest: int
+    """The 4 bytes after the checksum: identifier+sequence for echo, unused/MTU for errors."""
+    body: memoryview
+
+
+def parse(data: bytes | memoryview) -> IcmpMessage:
+    if len(data) < HEADER_LEN:
+        raise WireError("icmp.truncated")
+    if not is_valid(data):
+        raise WireError("icmp.bad_checksum")
+    mtype, code, _csum, rest = _HEADER.unpack_from(data)
+    return IcmpMessage(mtype, code, rest, memoryview(data)[HEADER_LEN:])
+
+
+def build(mtype: int, code: int, rest: int, body: bytes | memoryview = b"") -> bytes:
+    raw = _HEADER.pack(mtype, code, 0, rest) + body
+    csum = internet_checksum(raw)
+    return raw[:2] + csum.to_bytes(2, "big") + raw[4:]
+
+
+def echo_reply_from_request(request: bytes | memoryview) -> bytes:
+    """Turn a verified echo request (whole ICMP message) into its reply by changing type and checksum.
+
+    RFC 1624 incremental update: only the type byte changes (8 -> 0), so the checksum grows by 0x0800.
+    """
+    old = (request[2] << 8) | request[3]
+    new = old + 0x0800
+    new = (new & 0xFFFF) + (new >> 16)
+    return b"\x00" + bytes(request[1:2]) + new.to_bytes(2, "big") + bytes(request[4:])
+
+
+def error_body(datagram: bytes | memoryview, header_len: int) -> bytes:
+    """What an ICMP error quotes: the offending IP header and the first 8 bytes of its payload (RFC 792)."""
+    return bytes(datagram[: header_len + 8])
