@@ -44,9 +44,15 @@ class StackConfig:
 
     # --- ICMP (RFC 792) ---
     icmp_ratelimit_interval: float = 1.0
-    """Seconds per token for ICMP errors (kernel icmp_ratelimit is 1000 ms)..."""
-    icmp_ratelimit_burst: int = 50
-    """...with this burst (kernel icmp_msgs_burst is 50)."""
+    """Seconds per ICMP error token for one destination (kernel icmp_ratelimit is 1000 ms)..."""
+    icmp_ratelimit_burst: int = 6
+    """...with this burst per destination (kernel XRLIM_BURST_FACTOR is 6)."""
+    icmp_global_rate: float = 1000.0
+    """ICMP errors per second in all (kernel icmp_msgs_per_sec)..."""
+    icmp_global_burst: int = 50
+    """...with this burst (kernel icmp_msgs_burst)."""
+    icmp_echo_ignore_broadcasts: bool = True
+    """Do not answer pings sent to a broadcast address (kernel default, against smurf attacks)."""
 
     # --- UDP (RFC 768) ---
     udp_recv_queue: int = 256

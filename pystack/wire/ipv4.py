@@ -81,6 +81,14 @@ def parse(data: bytes | memoryview) -> IPv4Packet:
     )
 
 
+def parse_header_fields(header: bytes) -> IPv4Packet:
+    """Fields of a header already validated once (a stored copy), without the length and checksum checks."""
+    vihl, tos, total, ident, flags_offset, ttl, proto, _csum, src, dst = _HEADER.unpack_from(header)
+    ihl = (vihl & 0x0F) * 4
+    return IPv4Packet(ihl, tos, total, ident, flags_offset, ttl, proto, src, dst,
+                      bytes(header[MIN_HEADER_LEN:ihl]), memoryview(b""))
+
+
 def build_header(
     src: int, dst: int, protocol: int, payload_len: int, *, ident: int = 0, ttl: int = 64,
     tos: int = 0, flags_offset: int = 0, options: bytes = b"",

@@ -1,0 +1,1 @@
+"""User-facing APIs over a running :class:`~pystack.runtime.Runtime`: BSD-shaped sockets (and asyncio later)."""

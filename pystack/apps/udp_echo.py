@@ -1,0 +1,34 @@
+"""The UDP echo service (RFC 862) on port 7: every datagram goes back to its sender."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pystack.stack import Stack
+from pystack.udp.endpoint import UdpEndpoint
+
+ECHO_PORT = 7
+
+
+class UdpEcho:
+    def __init__(self, stack: Stack, clock: Callable[[], float], port: int = ECHO_PORT) -> None:
+        self.stack = stack
+        self.clock = clock
+        self.endpoint = stack.udp.bind(0, port)
+        self.endpoint.on_event = self._on_event
+
+    def _on_event(self, endpoint: UdpEndpoint) -> None:
+        now = self.clock()
+        while True:
+            try:
+                got = endpoint.recvfrom()
+            except OSError:
+                continue  # an ICMP error about an earlier echo; nothing to do
+            if got is None:
+                return
+            data, source = got
+            try:
+                endpoint.sendto(data, source, now)
+                self.stack.counters["udp.echoed"] += 1
+            except OSError:
+                self.stack.counters.drop("udp.echo_unroutable")

@@ -1,0 +1,37 @@
+"""A pcap writer (the classic libpcap format, LINKTYPE_ETHERNET) that tcpdump and Wireshark read."""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import BinaryIO
+
+_GLOBAL = struct.Struct("<IHHiIII")
+_RECORD = struct.Struct("<IIII")
+MAGIC_NANO = 0xA1B23C4D
+LINKTYPE_ETHERNET = 1
+SNAPLEN = 262144
+
+
+class PcapWriter:
+    """Records frames with nanosecond timestamps. Buffered; ``flush`` or ``close`` writes to disk."""
+
+    def __init__(self, path: str) -> None:
+        self._file: BinaryIO = open(path, "wb")
+        self._file.write(_GLOBAL.pack(MAGIC_NANO, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
+        self.frames = 0
+
+    def write(self, frame: bytes | memoryview, timestamp_ns: int | None = None) -> None:
+        ts = time.time_ns() if timestamp_ns is None else timestamp_ns
+        length = len(frame)
+        captured = min(length, SNAPLEN)
+        self._file.write(_RECORD.pack(ts // 1_000_000_000, ts % 1_000_000_000, captured, length))
+        self._file.write(frame[:captured])
+        self.frames += 1
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()

@@ -1,0 +1,127 @@
+"""The poll loop: drives a sans-I/O :class:`~pystack.stack.Stack` with a real link and clock.
+
+One lock guards the stack. The loop holds it while it feeds frames and timers; user threads (the
+socket API) take it for their calls and then :meth:`Runtime.flush` what the stack produced. A wake
+eventfd interrupts the poll when a user call changed the next timer deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from typing import Protocol
+
+from pystack.link.pcap import PcapWriter
+from pystack.stack import Stack
+
+log = logging.getLogger("pystack")
+
+READ_BATCH = 64
+"""Frames read per wake-up before timers and output get their turn (bounds the latency of both)."""
+
+
+class Link(Protocol):
+    fd: int
+
+    def read(self) -> bytes | None: ...
+    def write(self, frame: bytes) -> bool: ...
+    def close(self) -> None: ...
+
+
+class Runtime:
+    def __init__(self, stack: Stack, link: Link, pcap: PcapWriter | None = None) -> None:
+        self.stack = stack
+        self.link = link
+        self.pcap = pcap
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        """Notified (under ``lock``) whenever the loop processed something: socket waiters re-check."""
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._stopping = False
+        self.clock = time.monotonic
+        self.tick_hooks: list = []
+        """Callables run under the lock after every loop iteration (applications' housekeeping)."""
+
+    def now(self) -> float:
+        return self.clock()
+
+    def flush(self) -> None:
+        """Write what the stack produced to the link (caller holds ``lock``)."""
+        frames = self.stack.frames_to_send()
+        if not frames:
+            return
+        write = self.link.write
+        pcap = self.pcap
+        counters = self.stack.counters
+        for frame in frames:
+            if not write(frame):
+                counters.drop("link.tx_refused")
+            elif pcap is not None:
+                pcap.write(frame)
+
+    def wake(self) -> None:
+        """Make the loop recompute its deadline (called by user threads after changing state)."""
+        os.eventfd_write(self._wake_fd, 1)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    def run(self) -> None:
+        """Serve until :meth:`stop`. Safe to call from any one thread."""
+        stack = self.stack
+        link = self.link
+        poller = select.poll()
+        poller.register(link.fd, select.POLLIN)
+        poller.register(self._wake_fd, select.POLLIN)
+        wake_fd = self._wake_fd
+        link_fd = link.fd
+        lock = self.lock
+        clock = self.clock
+        pcap = self.pcap
+        while not self._stopping:
+            with lock:
+                deadline = stack.get_timer()
+            if deadline is None:
+                timeout = None
+            else:
+                timeout = max(0.0, (deadline - clock()) * 1000.0)
+            events = poller.poll(timeout)
+            with lock:
+                now = clock()
+                for fd, _ev in events:
+                    if fd == link_fd:
+                        for _ in range(READ_BATCH):
+                            frame = link.read()
+                            if frame is None:
+                                break
+                            if pcap is not None:
+                                pcap.write(frame)
+                            stack.receive_frame(frame, now)
+                    elif fd == wake_fd:
+                        try:
+                            os.eventfd_read(wake_fd)
+                        except BlockingIOError:
+                            pass
+                deadline = stack.get_timer()
+                if deadline is not None and deadline <= now:
+                    stack.handle_timer(now)
+                for hook in self.tick_hooks:
+                    hook(now)
+                self.flush()
+                self.changed.notify_all()
+
+    def close(self) -> None:
+        self.link.close()
+        if self.pcap is not None:
+            self.pcap.close()
+        os.close(self._wake_fd)
+
+    def start_thread(self) -> threading.Thread:
+        """Run the loop in a daemon thread (for embedding pystack in a program)."""
+        thread = threading.Thread(target=self.run, name="pystack-loop", daemon=True)
+        thread.start()
+        return thread

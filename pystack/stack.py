@@ -1,0 +1,428 @@
+"""The sans-I/O core: one interface's Ethernet, ARP, IPv4, ICMP and UDP (and TCP when attached).
+
+It never touches a file descriptor or reads a clock. The caller feeds frames and the time::
+
+    stack.receive_frame(frame, now)      # a frame read from the link
+    stack.handle_timer(now)              # when now >= stack.get_timer()
+    for frame in stack.frames_to_send(): # then write these to the link
+        ...
+
+Malformed input never raises out of here: it is dropped and counted in ``stack.counters``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import random
+from typing import Callable, Protocol
+
+from pystack.config import StackConfig
+from pystack.counters import Counters
+from pystack.ip.arp_cache import ArpCache
+from pystack.ip.ratelimit import IcmpRateLimiter
+from pystack.ip.reassembly import Reassembler
+from pystack.udp.endpoint import UdpPorts
+from pystack.wire import WireError
+from pystack.wire import arp as arp_wire
+from pystack.wire import ethernet
+from pystack.wire import icmp as icmp_wire
+from pystack.wire import ipv4
+from pystack.wire import udp as udp_wire
+
+log = logging.getLogger("pystack")
+
+LIMITED_BROADCAST = 0xFFFFFFFF
+_ZERO_MAC = b"\x00" * 6
+_ETH_IPV4 = ethernet.ETHERTYPE_IPV4
+_ETH_ARP = ethernet.ETHERTYPE_ARP
+_ETH_IPV6 = ethernet.ETHERTYPE_IPV6
+
+
+class TransportLayer(Protocol):
+    """What the stack needs of a transport it hands datagrams to (TCP is attached this way)."""
+
+    def receive(self, src: int, dst: int, segment: memoryview, now: float) -> None: ...
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def icmp_error(self, err: int, quote: bytes, now: float) -> None: ...
+
+
+class Stack:
+    """One Ethernet interface with one IPv4 address (or none yet, for DHCP)."""
+
+    def __init__(self, mac: bytes, config: StackConfig | None = None, counters: Counters | None = None) -> None:
+        self.mac = mac
+        self.config = config or StackConfig()
+        self.counters = counters or Counters()
+        self.address: int | None = None
+        self.netmask = 0
+        self.gateway: int | None = None
+        self.multicast_macs: set[bytes] = set()
+        self._out: list[bytes] = []
+        self.arp = ArpCache(self.config, self.counters)
+        self.reassembler = Reassembler(self.config, self.counters)
+        cfg = self.config
+        self.icmp_limiter = IcmpRateLimiter(cfg.icmp_ratelimit_interval, cfg.icmp_ratelimit_burst,
+                                            cfg.icmp_global_rate, cfg.icmp_global_burst)
+        self.udp = UdpPorts(self)
+        self.transports: dict[int, TransportLayer] = {}
+        """Extra IP protocols by number (6 for TCP)."""
+        self.echo_reply_handler: Callable[[int, int, bytes, float], None] | None = None
+        """Called with (source, rest, payload, now) for echo replies, by a local ping client."""
+        self._ident = random.randrange(0x10000)
+        self._announce: list[float] = []
+        self._internal_errors = 0
+
+    # ------------------------------------------------------------------ configuration
+
+    def configure(self, address: int, prefix_len: int, gateway: int | None, now: float) -> None:
+        """Take an address; schedule the RFC 5227 section 2.3 announcements."""
+        self.address = address
+        self.netmask = (0xFFFFFFFF << (32 - prefix_len)) & 0xFFFFFFFF if prefix_len else 0
+        self.gateway = gateway
+        cfg = self.config
+        self._announce = [now + i * cfg.arp_announce_interval for i in range(cfg.arp_announcements)]
+
+    def deconfigure(self) -> None:
+        self.address = None
+        self.netmask = 0
+        self.gateway = None
+        self._announce = []
+
+    @property
+    def broadcast(self) -> int | None:
+        if self.address is None or self.netmask == 0xFFFFFFFF:
+            return None
+        return (self.address & self.netmask) | (~self.netmask & 0xFFFFFFFF)
+
+    def attach_transport(self, protocol: int, layer: TransportLayer) -> None:
+        self.transports[protocol] = layer
+
+    # ------------------------------------------------------------------ the sans-I/O interface
+
+    def frames_to_send(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        deadlines = [d for d in (self.arp.next_deadline(), self.reassembler.next_deadline()) if d is not None]
+        if self._announce:
+            deadlines.append(self._announce[0])
+        for layer in self.transports.values():
+            d = layer.get_timer()
+            if d is not None:
+                deadlines.append(d)
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        try:
+            self._handle_timer(now)
+        except Exception:  # a bug must not stop the interface; count and log it
+            self._internal_error("timer")
+
+    def receive_frame(self, frame: bytes | memoryview, now: float) -> None:
+        self.counters["frames_in"] += 1
+        try:
+            self._receive_frame(frame, now)
+        except WireError as exc:
+            self.counters.drop(exc.reason)
+        except Exception:
+            self._internal_error("receive")
+
+    def _internal_error(self, where: str) -> None:
+        self.counters.drop("internal_error")
+        self._internal_errors += 1
+        if self._internal_errors <= 10:
+            log.exception("internal error in %s (please report it)", where)
+
+    # ------------------------------------------------------------------ receive path
+
+    def _receive_frame(self, frame: bytes | memoryview, now: float) -> None:
+        dst, src, ethertype, payload = ethernet.parse(frame)
+        if ethertype == _ETH_IPV6:
+            raise WireError("ethernet.ipv6_unsupported")
+        if dst != self.mac and dst != ethernet.BROADCAST and dst not in self.multicast_macs:
+            raise WireError("ethernet.not_for_us")
+        if src[0] & 1:
+            raise WireError("ethernet.multicast_source")
+        if ethertype == _ETH_IPV4:
+            self._receive_ipv4(payload, now)
+        elif ethertype == _ETH_ARP:
+            self._receive_arp(arp_wire.parse(payload), now)
+        else:
+            raise WireError("ethernet.unsupported_ethertype")
+
+    def _receive_arp(self, pkt: arp_wire.ArpPacket, now: float) -> None:
+        us = self.address
+        if pkt.sender_ip == us and us is not None:
+            self.counters.drop("arp.address_conflict")  # someone else claims our address
+            return
+        if pkt.sender_mac[0] & 1:
+            raise WireError("arp.bad_sender_mac")
+        for_us = us is not None and pkt.target_ip == us
+        # RFC 826 "merge": refresh a known sender; add it when the packet is addressed to us.
+        if pkt.sender_ip:
+            for packet in self.arp.update(pkt.sender_ip, pkt.sender_mac, now, create=for_us):
+                self._emit(pkt.sender_mac, _ETH_IPV4, packet)
+        if pkt.op == arp_wire.OP_REQUEST:
+            if for_us:
+                self.counters["arp.replies_sent"] += 1
+                reply = arp_wire.build(arp_wire.OP_REPLY, self.mac, us, pkt.sender_mac, pkt.sender_ip)
+                self._emit(pkt.sender_mac, _ETH_ARP, reply)
+            else:
+                self.counters["arp.requests_ignored"] += 1
+
+    def _receive_ipv4(self, data: memoryview, now: float) -> None:
+        pkt = ipv4.parse(data)
+        dst = pkt.dst
+        us = self.address
+        if dst != us:
+            if dst == LIMITED_BROADCAST or (dst == self.broadcast and us is not None):
+                pass
+            elif (dst >> 28) == 0xE and self.multicast_macs:
+                pass
+            else:
+                raise WireError("ipv4.not_for_us")  # a host does not forward (RFC 1122 3.3.1)
+        src = pkt.src
+        if src == LIMITED_BROADCAST or (src >> 28) == 0xE or (src >> 24) == 127:
+            raise WireError("ipv4.martian_source")
+        header = data[: pkt.header_len]
+        if pkt.flags_offset & 0x3FFF:  # MF or a fragment offset
+            whole = self.reassembler.add(pkt, header, now)
+            if whole is None:
+                return
+            header, payload = memoryview(whole.header), memoryview(whole.payload)
+        else:
+            payload = pkt.payload
+        self._deliver(pkt, header, payload, now)
+
+    def _deliver(self, pkt: ipv4.IPv4Packet, header: memoryview, payload: memoryview, now: float) -> None:
+        proto = pkt.protocol
+        if proto == ipv4.PROTO_ICMP:
+            self._receive_icmp(pkt, payload, now)
+        elif proto == ipv4.PROTO_UDP:
+            self._receive_udp(pkt, header, payload, now)
+        else:
+            layer = self.transports.get(proto)
+            if layer is not None:
+                layer.receive(pkt.src, pkt.dst, payload, now)
+                return
+            self.counters.drop("ipv4.unknown_protocol")
+            self._send_icmp_error(pkt, header, payload, icmp_wire.TYPE_DEST_UNREACHABLE,
+                                  icmp_wire.CODE_PROTOCOL_UNREACHABLE, now)
+
+    def _receive_icmp(self, pkt: ipv4.IPv4Packet, payload: memoryview, now: float) -> None:
+        msg = icmp_wire.parse(payload)
+        mtype = msg.type
+        if mtype == icmp_wire.TYPE_ECHO_REQUEST:
+            if pkt.dst != self.address and self.config.icmp_echo_ignore_broadcasts:
+                self.counters.drop("icmp.broadcast_echo_ignored")
+                return
+            self.counters["icmp.echo_replies_sent"] += 1
+            self.send_ip(pkt.src, ipv4.PROTO_ICMP, icmp_wire.echo_reply_from_request(payload), now, tos=pkt.tos)
+        elif mtype == icmp_wire.TYPE_ECHO_REPLY:
+            self.counters["icmp.echo_replies_received"] += 1
+            if self.echo_reply_handler is not None:
+                self.echo_reply_handler(pkt.src, msg.rest, bytes(msg.body), now)
+        elif mtype in icmp_wire.ERROR_TYPES:
+            self._receive_icmp_error(msg, now)
+        else:
+            self.counters.drop("icmp.unsupported_type")
+
+    def _receive_icmp_error(self, msg: icmp_wire.IcmpMessage, now: float) -> None:
+        """Hand an ICMP error to the socket it concerns (RFC 1122 3.2.2.1, 4.1.3.3)."""
+        quote = msg.body
+        if len(quote) < ipv4.MIN_HEADER_LEN + 8 or quote[0] >> 4 != 4:
+            raise WireError("icmp.bad_quote")
+        ihl = (quote[0] & 0x0F) * 4
+        if ihl < ipv4.MIN_HEADER_LEN or len(quote) < ihl + 8:
+            raise WireError("icmp.bad_quote")
+        proto = quote[9]
+        quoted_src = int.from_bytes(quote[12:16], "big")
+        quoted_dst = int.from_bytes(quote[16:20], "big")
+        if quoted_src != self.address:
+            raise WireError("icmp.quote_not_ours")
+        err = _icmp_errno(msg.type, msg.code)
+        self.counters["icmp.errors_received"] += 1
+        if proto == ipv4.PROTO_UDP:
+            sport = int.from_bytes(quote[ihl:ihl + 2], "big")
+            dport = int.from_bytes(quote[ihl + 2:ihl + 4], "big")
+            endpoint = self.udp.lookup(quoted_src, sport)
+            if endpoint is not None:
+                endpoint.report_error(err, (quoted_dst, dport))
+        else:
+            layer = self.transports.get(proto)
+            if layer is not None:
+                layer.icmp_error(err, bytes(quote), now)
+
+    def _receive_udp(self, pkt: ipv4.IPv4Packet, header: memoryview, payload: memoryview, now: float) -> None:
+        sport, dport, data = udp_wire.parse(payload, pkt.src, pkt.dst)
+        endpoint = self.udp.lookup(pkt.dst, dport)
+        if endpoint is None:
+            self.counters.drop("udp.port_closed")
+            if pkt.dst == self.address:  # never answer broadcasts with errors (RFC 1122 3.2.2)
+                self._send_icmp_error(pkt, header, payload, icmp_wire.TYPE_DEST_UNREACHABLE,
+                                      icmp_wire.CODE_PORT_UNREACHABLE, now)
+            return
+        self.counters["udp.delivered"] += 1
+        endpoint.deliver(bytes(data), (pkt.src, sport))
+
+    # ------------------------------------------------------------------ send path
+
+    def source_for(self, dst: int) -> int | None:
+        return self.address
+
+    def next_ident(self) -> int:
+        self._ident = (self._ident + 1) & 0xFFFF
+        return self._ident
+
+    def send_ip(self, dst: int, protocol: int, payload: bytes | memoryview, now: float, *,
+                src: int | None = None, ttl: int | None = None, tos: int = 0, dont_fragment: bool = False) -> None:
+        """Route, fragment to the MTU and send (or queue behind ARP) one datagram.
+
+        Raises OSError (ENETUNREACH, EMSGSIZE) as the kernel's sendto would.
+        """
+        if src is None:
+            src = self.address if self.address is not None else 0
+        if ipv4.MIN_HEADER_LEN + len(payload) > ipv4.MAX_DATAGRAM:
+            raise OSError(errno.EMSGSIZE, "message too long")
+        if dst == self.address and dst is not None:
+            self._loopback(src, dst, protocol, payload, now)
+            return
+        next_hop, mac = self._route(dst)
+        try:
+            packets = ipv4.fragment(src, dst, protocol, payload, self.config.mtu, ident=self.next_ident(),
+                                    ttl=ttl or self.config.default_ttl, tos=tos, dont_fragment=dont_fragment)
+        except ValueError as exc:
+            raise OSError(errno.EMSGSIZE, str(exc)) from None
+        if mac is None:
+            mac, ask = self.arp.lookup(next_hop, now)
+            if mac is None:
+                for packet in packets:
+                    if self.arp.enqueue(next_hop, packet, now):
+                        self._send_arp_request(next_hop, None)
+                return
+            if ask:
+                self._send_arp_request(next_hop, mac)
+        out = self._out
+        head = ethernet.header(mac, self.mac, _ETH_IPV4)
+        for packet in packets:
+            out.append(head + packet)
+        self.counters["frames_out"] += len(packets)
+
+    def _route(self, dst: int) -> tuple[int, bytes | None]:
+        """(next hop, MAC if known without ARP). RFC 1122 3.3.1: on-link or via the default gateway."""
+        if dst == LIMITED_BROADCAST or dst == self.broadcast:
+            return dst, ethernet.BROADCAST
+        if (dst >> 28) == 0xE:
+            # RFC 1112 6.4: 01:00:5e + low 23 bits of the group.
+            return dst, b"\x01\x00\x5e" + (dst & 0x7FFFFF).to_bytes(3, "big")
+        if self.address is not None and (dst & self.netmask) == (self.address & self.netmask):
+            return dst, None
+        if self.gateway is not None:
+            return self.gateway, None
+        raise OSError(errno.ENETUNREACH, "network is unreachable")
+
+    def _loopback(self, src: int, dst: int, protocol: int, payload: bytes | memoryview, now: float) -> None:
+        """Datagrams to our own address never reach the wire (RFC 1122 3.3.4: like the kernel's lo)."""
+        packet = ipv4.build(src, dst, protocol, payload, ident=self.next_ident(), ttl=self.config.default_ttl)
+        self.counters["ipv4.loopback"] += 1
+        try:
+            self._receive_ipv4(memoryview(packet), now)
+        except WireError as exc:
+            self.counters.drop(exc.reason)
+
+    def _emit(self, dst_mac: bytes, ethertype: int, payload: bytes) -> None:
+        self._out.append(ethernet.header(dst_mac, self.mac, ethertype) + payload)
+        self.counters["frames_out"] += 1
+
+    def _send_arp_request(self, target_ip: int, known_mac: bytes | None) -> None:
+        """Broadcast a request, or unicast it to refresh a stale entry (RFC 1122 2.3.2.1)."""
+        self.counters["arp.requests_sent"] += 1
+        request = arp_wire.build(arp_wire.OP_REQUEST, self.mac, self.address or 0, _ZERO_MAC, target_ip)
+        self._emit(known_mac or ethernet.BROADCAST, _ETH_ARP, request)
+
+    def _send_icmp_error(self, pkt: ipv4.IPv4Packet, header: memoryview | bytes, payload: memoryview | bytes,
+                         mtype: int, code: int, now: float, rest: int = 0) -> None:
+        """Send an ICMP error about a datagram we received, quoting its header and 8 bytes of payload.
+
+        RFC 1122 3.2.2: never about an ICMP error, a non-first fragment, or a source that is not a unique
+        host; and rate-limited like the kernel.
+        """
+        if pkt.protocol == ipv4.PROTO_ICMP and len(payload) and payload[0] not in (
+                icmp_wire.TYPE_ECHO_REQUEST, icmp_wire.TYPE_ECHO_REPLY):
+            return
+        if pkt.src == 0 or pkt.fragment_offset:
+            return
+        if not self.icmp_limiter.allow(pkt.src, now):
+            self.counters["icmp.errors_ratelimited"] += 1
+            return
+        self.counters["icmp.errors_sent"] += 1
+        body = bytes(header) + bytes(payload[:8])
+        try:
+            self.send_ip(pkt.src, ipv4.PROTO_ICMP, icmp_wire.build(mtype, code, rest, body), now)
+        except OSError:
+            self.counters.drop("icmp.error_unroutable")
+
+    # ------------------------------------------------------------------ timers
+
+    def _handle_timer(self, now: float) -> None:
+        while self._announce and self._announce[0] <= now:
+            self._announce.pop(0)
+            if self.address is not None:
+                # RFC 5227 2.3: an ARP request with sender and target IP both ours.
+                self.counters["arp.announcements_sent"] += 1
+                self._emit(ethernet.BROADCAST, _ETH_ARP, arp_wire.build(
+                    arp_wire.OP_REQUEST, self.mac, self.address, _ZERO_MAC, self.address))
+        retry, failed = self.arp.handle_timer(now)
+        for ip in retry:
+            self._send_arp_request(ip, None)
+        for _ip, packets in failed:
+            for packet in packets:
+                self._unreachable_locally(packet, now)
+        for expired in self.reassembler.expire(now):
+            self._reassembly_time_exceeded(expired.header, expired.payload, now)
+        for layer in self.transports.values():
+            deadline = layer.get_timer()
+            if deadline is not None and deadline <= now:
+                layer.handle_timer(now)
+
+    def _unreachable_locally(self, packet: bytes, now: float) -> None:
+        """ARP gave up on a packet we sent: tell the local sender, as the kernel does with EHOSTUNREACH."""
+        self.counters.drop("arp.unresolved")
+        if self.address is None:
+            return
+        try:
+            pkt = ipv4.parse(packet)
+        except WireError:
+            return
+        if pkt.fragment_offset or pkt.src != self.address:
+            return
+        body = packet[: pkt.header_len + 8]
+        msg = icmp_wire.parse(icmp_wire.build(icmp_wire.TYPE_DEST_UNREACHABLE, icmp_wire.CODE_HOST_UNREACHABLE, 0, body))
+        try:
+            self._receive_icmp_error(msg, now)
+        except WireError:
+            pass
+
+    def _reassembly_time_exceeded(self, header: bytes, first_payload: bytes, now: float) -> None:
+        """RFC 792: time exceeded, code 1 (fragment reassembly time exceeded), quoting the first fragment."""
+        pkt = ipv4.parse_header_fields(header)
+        pkt.flags_offset = 0
+        self._send_icmp_error(pkt, header, first_payload, icmp_wire.TYPE_TIME_EXCEEDED, 1, now)
+
+
+def _icmp_errno(mtype: int, code: int) -> int:
+    """The errno a socket sees for an ICMP error, as in Linux's icmp_err_convert table."""
+    if mtype == icmp_wire.TYPE_DEST_UNREACHABLE:
+        return {
+            icmp_wire.CODE_NET_UNREACHABLE: errno.ENETUNREACH,
+            icmp_wire.CODE_HOST_UNREACHABLE: errno.EHOSTUNREACH,
+            icmp_wire.CODE_PROTOCOL_UNREACHABLE: errno.ENOPROTOOPT,
+            icmp_wire.CODE_PORT_UNREACHABLE: errno.ECONNREFUSED,
+            icmp_wire.CODE_FRAGMENTATION_NEEDED: errno.EMSGSIZE,
+        }.get(code, errno.EHOSTUNREACH)
+    if mtype == icmp_wire.TYPE_TIME_EXCEEDED:
+        return errno.EHOSTUNREACH
+    return errno.EPROTO

@@ -1,0 +1,1 @@
+"""UDP (RFC 768): endpoints and the port table."""
