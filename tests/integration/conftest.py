@@ -1,0 +1,71 @@
+"""Fixtures of the integration tests: each test gets its own namespace and, if it asks, a running daemon.
+
+The lab itself lives in scripts/lab.py (shared with ``make demo`` and ``make bench``). Without root or the
+lab's tools these tests skip with the reason; under CI (CI=true) a missing prerequisite fails instead,
+because there they must run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import lab  # noqa: E402
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"integration prerequisite missing under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab_ready() -> None:
+    reason = lab.missing_prerequisites()
+    if reason:
+        _unavailable(reason)
+
+
+@pytest.fixture(scope="session")
+def daemon_ready(lab_ready: None) -> None:
+    if importlib.util.find_spec("pystack.cli") is None:
+        _unavailable("the daemon (pystack.cli) is not written yet")
+
+
+@pytest.fixture
+def ns(lab_ready: None) -> Iterator[lab.Namespace]:
+    """A fresh namespace ``pst-<hex>``, removed after the test with everything started in it."""
+    with lab.namespace() as namespace:
+        yield namespace
+
+
+StartStack = Callable[..., lab.Daemon]
+
+
+@pytest.fixture
+def start_stack(daemon_ready: None, ns: lab.Namespace, tmp_path: Path) -> Iterator[StartStack]:
+    """Start pystack in ``ns`` in the single-namespace shape; extra CLI flags as arguments.
+
+    Each daemon is stopped with SIGTERM at teardown (if the test did not stop it to read its counters).
+    """
+    with contextlib.ExitStack() as stack:
+
+        def start(*extra: str, **kw: object) -> lab.Daemon:
+            return stack.enter_context(lab.pystack_daemon(ns, *extra, workdir=tmp_path, **kw))
+
+        yield start
+
+
+@pytest.fixture
+def stack(start_stack: StartStack) -> lab.Daemon:
+    """pystack at 192.0.2.2 with its UDP echo service on port 7."""
+    return start_stack("--echo")
