@@ -24,8 +24,9 @@ class StackConfig:
     """Seconds between ARP requests for an unresolved address (kernel retrans_time is 1 s)."""
     arp_max_retries: int = 3
     """Requests sent before a resolution gives up (kernel mcast_solicit is 3)."""
-    arp_pending_per_address: int = 16
-    """Packets queued per unresolved address; more are dropped (kernel unres_qlen_bytes ~ 64 KiB)."""
+    arp_pending_bytes: int = 212992
+    """Bytes of packets queued per unresolved address; more are dropped (kernel unres_qlen_bytes).
+    Large enough for a 64 KiB datagram's fragments."""
     arp_pending_addresses: int = 64
     """Unresolved addresses that may hold queued packets at once."""
     arp_announcements: int = 2

@@ -28,6 +28,7 @@ class PendingResolution:
     """An address being resolved, with the frames (minus Ethernet header) waiting for it."""
 
     packets: deque[bytes] = field(default_factory=deque)
+    queued_bytes: int = 0
     tries: int = 0
     next_try: float = 0.0
 
@@ -88,10 +89,11 @@ class ArpCache:
                 self.counters.drop("arp.pending_table_full")
                 return False
             waiting = self.pending[ip] = PendingResolution()
-        if len(waiting.packets) >= self.config.arp_pending_per_address:
+        if waiting.queued_bytes + len(packet) > self.config.arp_pending_bytes:
             self.counters.drop("arp.pending_queue_full")
         else:
             waiting.packets.append(packet)
+            waiting.queued_bytes += len(packet)
         if waiting.tries == 0:
             waiting.tries = 1
             waiting.next_try = now + self.config.arp_retry_interval

@@ -1,0 +1,32 @@
+"""Two stacks on an in-memory wire with a fake clock: A = 192.0.2.2, B = 192.0.2.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from pystack.config import StackConfig
+from pystack.link.memory import FakeClock, MemoryWire
+from pystack.stack import Stack
+from pystack.wire.ipv4 import addr_to_int
+
+A_IP = addr_to_int("192.0.2.2")
+B_IP = addr_to_int("192.0.2.1")
+C_IP = addr_to_int("192.0.2.3")
+A_MAC = bytes.fromhex("020000000002")
+B_MAC = bytes.fromhex("020000000001")
+
+
+def make_pair(config: StackConfig | None = None, **wire_kw) -> tuple[Stack, Stack, MemoryWire]:
+    clock = FakeClock()
+    a = Stack(A_MAC, config or StackConfig())
+    b = Stack(B_MAC, config or StackConfig())
+    a.configure(A_IP, 24, B_IP, clock.now)
+    b.configure(B_IP, 24, None, clock.now)
+    wire = MemoryWire(a, b, clock=clock, **wire_kw)
+    wire.run(duration=a.config.arp_announcements * a.config.arp_announce_interval)  # announcements go out
+    return a, b, wire
+
+
+@pytest.fixture
+def pair() -> tuple[Stack, Stack, MemoryWire]:
+    return make_pair()

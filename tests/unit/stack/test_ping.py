@@ -1,0 +1,110 @@
+"""Two in-memory stacks ping each other: ARP resolves, echo replies come back at every size."""
+
+from __future__ import annotations
+
+import pytest
+
+from pystack.config import StackConfig
+from pystack.wire import ethernet, icmp, ipv4
+
+from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
+
+
+def _ping(a, b, wire, size: int, seq: int = 1) -> list[tuple[int, int, bytes]]:
+    replies: list[tuple[int, int, bytes]] = []
+    a.echo_reply_handler = lambda src, rest, payload, now: replies.append((src, rest, payload))
+    payload = bytes(i & 0xFF for i in range(size))
+    a.send_ip(B_IP, ipv4.PROTO_ICMP, icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x4242_0000 | seq, payload), wire.clock.now)
+    wire.run(until=lambda: bool(replies))
+    return replies
+
+
+@pytest.mark.parametrize("size", [0, 56, 1472, 1473, 4000, 65507])
+def test_echo_reply_carries_the_payload_back_at_every_size(pair, size):
+    a, b, wire = pair
+    replies = _ping(a, b, wire, size)
+    assert replies == [(B_IP, 0x4242_0001, bytes(i & 0xFF for i in range(size)))]
+    assert b.counters["icmp.echo_replies_sent"] == 1
+    assert a.counters.total_drops() == 0 and b.counters.total_drops() == 0
+
+
+def test_large_echo_is_fragmented_to_the_mtu_and_reassembled(pair):
+    a, b, wire = pair
+    _ping(a, b, wire, 4000)
+    ip_frames = [f for _t, _s, f in wire.log if f[12:14] == b"\x08\x00"]
+    assert ip_frames and max(len(f) for f in ip_frames) <= 1500 + 14
+    assert a.counters["ipv4.reassembled"] == 1 and b.counters["ipv4.reassembled"] == 1
+
+
+def test_arp_resolves_once_then_uses_the_cache(pair):
+    a, b, wire = pair
+    _ping(a, b, wire, 56, 1)
+    _ping(a, b, wire, 56, 2)
+    assert a.counters["arp.requests_sent"] == 1
+    assert a.arp.entries[B_IP].mac == B_MAC
+    assert b.arp.entries[A_IP].mac == A_MAC  # learned from the request addressed to it (RFC 826 merge)
+
+
+def test_stale_entry_is_refreshed_by_unicast_request(pair):
+    a, b, wire = pair
+    _ping(a, b, wire, 56, 1)
+    wire.clock.now += a.config.arp_reachable_time + 1
+    before = len(wire.log)
+    _ping(a, b, wire, 56, 2)
+    arp_requests = [f for _t, s, f in wire.log[before:] if s == 0 and f[12:14] == b"\x08\x06"]
+    assert arp_requests and arp_requests[0][:6] == B_MAC  # unicast poll, RFC 1122 2.3.2.1
+
+
+def test_unresolvable_neighbour_gives_up_and_tells_the_sender(pair):
+    a, b, wire = pair
+    endpoint = a.udp.bind(0, 5000)
+    endpoint.connect((ipv4.addr_to_int("192.0.2.77"), 9))
+    endpoint.sendto(b"x", None, wire.clock.now)
+    wire.run(duration=10)
+    assert a.counters["arp.requests_sent"] == a.config.arp_max_retries
+    assert a.counters["arp.resolution_failed"] == 1
+    with pytest.raises(OSError) as info:
+        endpoint.recvfrom()
+    assert info.value.errno == 113  # EHOSTUNREACH
+
+
+def test_pending_queue_is_bounded():
+    cfg = StackConfig(arp_pending_bytes=4 * 29)  # four 1-byte UDP datagrams
+    a, b, wire = make_pair(cfg)
+    ep = a.udp.bind(0, 5000)
+    for _ in range(10):
+        ep.sendto(b"x", (ipv4.addr_to_int("192.0.2.77"), 9), wire.clock.now)
+    assert len(a.arp.pending[ipv4.addr_to_int("192.0.2.77")].packets) == 4
+    assert a.counters["drop.arp.pending_queue_full"] == 6
+
+
+def test_never_answers_arp_for_addresses_not_ours(pair):
+    a, b, wire = pair
+    from pystack.wire import arp
+
+    request = arp.build(arp.OP_REQUEST, B_MAC, B_IP, b"\0" * 6, ipv4.addr_to_int("192.0.2.9"))
+    ignored = a.counters["arp.requests_ignored"]
+    a.receive_frame(ethernet.build(ethernet.BROADCAST, B_MAC, ethernet.ETHERTYPE_ARP, request), wire.clock.now)
+    assert a.frames_to_send() == []
+    assert a.counters["arp.requests_ignored"] == ignored + 1
+
+
+def test_address_configuration_is_announced(pair):
+    a, _b, wire = pair
+    from pystack.wire import arp
+
+    announcements = [arp.parse(f[14:]) for _t, s, f in wire.log if s == 0 and f[12:14] == b"\x08\x06"]
+    assert len(announcements) == a.config.arp_announcements
+    assert all(p.sender_ip == p.target_ip == A_IP and p.op == arp.OP_REQUEST for p in announcements)
+    times = [t for t, s, f in wire.log if s == 0 and f[12:14] == b"\x08\x06"]
+    assert times[1] - times[0] == pytest.approx(a.config.arp_announce_interval)
+
+
+def test_off_link_destination_goes_to_the_gateway(pair):
+    a, b, wire = pair
+    ep = a.udp.bind(0, 5000)
+    ep.sendto(b"via router", (ipv4.addr_to_int("198.51.100.80"), 80), wire.clock.now)
+    wire.run()
+    udp_frames = [f for _t, s, f in wire.log if s == 0 and f[12:14] == b"\x08\x00"]
+    assert udp_frames[-1][:6] == B_MAC  # the gateway's MAC, the final destination's IP
+    assert ipv4.parse(udp_frames[-1][14:]).dst == ipv4.addr_to_int("198.51.100.80")

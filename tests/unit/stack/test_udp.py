@@ -1,0 +1,116 @@
+"""UDP between two in-memory stacks: delivery, port unreachable, ICMP errors to connected sockets."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from pystack.apps.udp_echo import UdpEcho
+from pystack.config import StackConfig
+from pystack.wire import ipv4
+
+from .conftest import A_IP, B_IP, make_pair
+
+
+def test_datagram_is_delivered_with_its_source(pair):
+    a, b, wire = pair
+    server = b.udp.bind(0, 4000)
+    client = a.udp.bind(0, 0)
+    client.sendto(b"hello", (B_IP, 4000), wire.clock.now)
+    wire.run()
+    assert server.recvfrom() == (b"hello", (A_IP, client.port))
+
+
+def test_large_datagram_fragments_and_arrives_whole(pair):
+    a, b, wire = pair
+    server = b.udp.bind(0, 4000)
+    data = bytes(range(256)) * 255 + b"xyz"  # 65283 bytes
+    a.udp.bind(0, 0).sendto(data, (B_IP, 4000), wire.clock.now)
+    wire.run()
+    assert server.recvfrom()[0] == data
+
+
+def test_closed_port_answers_port_unreachable_and_connected_socket_sees_econnrefused(pair):
+    a, b, wire = pair
+    client = a.udp.bind(0, 0)
+    client.connect((B_IP, 9999))
+    client.sendto(b"anyone?", None, wire.clock.now)
+    wire.run()
+    assert b.counters["icmp.errors_sent"] == 1
+    with pytest.raises(OSError) as info:
+        client.recvfrom()
+    assert info.value.errno == errno.ECONNREFUSED
+    assert client.recvfrom() is None  # reported once, like SO_ERROR
+
+
+def test_unconnected_socket_does_not_hear_icmp_errors(pair):
+    a, b, wire = pair
+    client = a.udp.bind(0, 0)
+    client.sendto(b"anyone?", (B_IP, 9999), wire.clock.now)
+    wire.run()
+    assert client.recvfrom() is None
+
+
+def test_icmp_errors_are_rate_limited_per_destination(pair):
+    a, b, wire = pair
+    client = a.udp.bind(0, 0)
+    for _ in range(20):
+        client.sendto(b"x", (B_IP, 9999), wire.clock.now)
+    wire.run()
+    assert b.counters["icmp.errors_sent"] == b.config.icmp_ratelimit_burst
+    assert b.counters["icmp.errors_ratelimited"] == 20 - b.config.icmp_ratelimit_burst
+
+
+def test_echo_service_returns_each_datagram(pair):
+    a, b, wire = pair
+    UdpEcho(b, wire.clock)
+    client = a.udp.bind(0, 0)
+    for i in range(5):
+        client.sendto(b"ping %d" % i, (B_IP, 7), wire.clock.now)
+    wire.run()
+    got = []
+    while (d := client.recvfrom()) is not None:
+        got.append(d)
+    assert got == [(b"ping %d" % i, (B_IP, 7)) for i in range(5)]
+
+
+def test_receive_queue_is_bounded():
+    a, b, wire = make_pair(StackConfig(udp_recv_queue=3))
+    server = b.udp.bind(0, 4000)
+    client = a.udp.bind(0, 0)
+    for i in range(5):
+        client.sendto(b"%d" % i, (B_IP, 4000), wire.clock.now)
+    wire.run()
+    assert len(server.queue) == 3
+    assert b.counters["drop.udp.receive_queue_full"] == 2
+
+
+def test_port_in_use_is_refused(pair):
+    a, _b, _wire = pair
+    a.udp.bind(0, 4000)
+    with pytest.raises(OSError) as info:
+        a.udp.bind(0, 4000)
+    assert info.value.errno == errno.EADDRINUSE
+
+
+def test_oversized_datagram_is_emsgsize(pair):
+    a, _b, wire = pair
+    with pytest.raises(OSError) as info:
+        a.udp.bind(0, 0).sendto(b"x" * 65508, (B_IP, 9), wire.clock.now)
+    assert info.value.errno == errno.EMSGSIZE
+
+
+def test_loopback_to_own_address(pair):
+    a, _b, wire = pair
+    server = a.udp.bind(0, 4000)
+    a.udp.bind(0, 0).sendto(b"self", (A_IP, 4000), wire.clock.now)
+    assert server.recvfrom()[0] == b"self"
+    assert a.frames_to_send() == []
+
+
+def test_no_route_without_gateway(pair):
+    _a, b, wire = pair
+    with pytest.raises(OSError) as info:
+        b.udp.bind(0, 0).sendto(b"x", (ipv4.addr_to_int("198.51.100.1"), 9), wire.clock.now)
+    assert info.value.errno == errno.ENETUNREACH
