@@ -34,7 +34,7 @@ SIZES = (56, 1472)
 @contextlib.contextmanager
 def pystack_target() -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
     extra: dict[str, Any] = {}
-    with lab.namespace() as ns, lab.pystack_daemon(ns, "--log-level", "warning") as daemon:
+    with lab.namespace() as ns, lab.pystack_daemon(ns) as daemon:
         yield ns, extra
         extra["counters"] = daemon.stop()
 
@@ -118,7 +118,10 @@ def fmt(value: float | None, spec: str = ".3f") -> str:
 
 
 def ratio(a: float | None, b: float | None) -> str:
-    return "-" if not a or not b else f"{a / b:.1f}x"
+    if not a or not b:
+        return "-"
+    r = a / b
+    return f"{r:.1f}x" if r >= 1 else f"{r:.2f}x"
 
 
 def table(rows: list[dict[str, Any]]) -> str:

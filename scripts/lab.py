@@ -206,8 +206,14 @@ class Namespace:
         return self.call_in(read)
 
     def disable_ipv6(self, ifname: str) -> None:
-        """Keep the kernel from sending router solicitations and MLD on ``ifname`` (quiet tests)."""
-        self.write_proc(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "1")
+        """Keep the kernel from sending router solicitations and MLD on ``ifname`` (quiet tests).
+
+        A link whose MTU is below IPv6's minimum (1280) has no IPv6 at all, and no file to write.
+        """
+        try:
+            self.write_proc(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "1")
+        except FileNotFoundError:
+            self.index(ifname)  # still raise if the interface itself is missing
 
     # --- processes ---
 
