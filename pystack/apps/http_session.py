@@ -1,0 +1,320 @@
+"""One HTTP/1.1 server connection as a byte-in, byte-out state machine (RFC 9112), with no transport.
+
+The TCP glue feeds received bytes to :meth:`HttpSession.data_received` and sends what
+:meth:`HttpSession.pull` hands out, as fast as the send window allows. Files stream from disk in
+chunks, and ``POST /sha256`` hashes the body as it arrives, so memory does not grow with sizes.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import mimetypes
+import os
+import urllib.parse
+from pathlib import Path
+from typing import BinaryIO
+
+MAX_HEADER_BYTES = 16384
+"""Request line plus headers; beyond this the request is refused (431)."""
+MAX_BUFFERED_INPUT = 65536
+"""Input held while a response is still going out (pipelining); the glue stops reading past this."""
+FILE_CHUNK = 65536
+SERVER = "pystack"
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 413: "Content Too Large", 431: "Request Header Fields Too Large",
+            501: "Not Implemented", 505: "HTTP Version Not Supported"}
+
+
+class HttpSession:
+    """Serves files under ``root`` and ``POST /sha256``. One request at a time, in order."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self._in = bytearray()
+        self._out = bytearray()
+        self._file: BinaryIO | None = None
+        self._file_left = 0
+        self._body_left = 0
+        self._body_chunked = False
+        self._chunk_state: _ChunkedDecoder | None = None
+        self._hasher: hashlib._Hash | None = None
+        self._keep_alive = True
+        self.closing = False
+        """True once the connection must close after the pending output is sent."""
+        self.requests = 0
+
+    # ---------------------------------------------------------------- input
+
+    @property
+    def wants_input(self) -> bool:
+        """False while enough input is buffered; the glue then leaves data in the TCP receive buffer."""
+        return not self.closing and len(self._in) < MAX_BUFFERED_INPUT
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self._in += data
+        self._process()
+
+    def eof_received(self) -> None:
+        """The client half-closed: finish the response in progress, then close."""
+        self._keep_alive = False
+        if self._hasher is not None:  # the body was cut short
+            self._hasher = None
+            self._chunk_state = None
+            self._error(400, "request body ended early")
+        elif not self._busy():
+            self.closing = True
+
+    def _busy(self) -> bool:
+        return bool(self._out) or self._file is not None or self._hasher is not None
+
+    def _process(self) -> None:
+        while not self.closing:
+            if self._hasher is not None:
+                if not self._consume_body():
+                    return
+                continue
+            if self._file is not None or self._out:
+                return  # one response at a time; the rest of the input waits
+            end = self._in.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._in) > MAX_HEADER_BYTES:
+                    self._error(431, "request header too large")
+                return
+            if end > MAX_HEADER_BYTES:
+                self._error(431, "request header too large")
+                return
+            head = bytes(self._in[:end])
+            del self._in[: end + 4]
+            self._handle(head)
+
+    def _handle(self, head: bytes) -> None:
+        self.requests += 1
+        lines = head.split(b"\r\n")
+        while lines and not lines[0]:
+            lines.pop(0)  # RFC 9112 2.2: ignore empty lines before the request line
+        parts = lines[0].split(b" ") if lines else []
+        if len(parts) != 3:
+            self._error(400, "malformed request line")
+            return
+        method, target, version = parts
+        if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+            if version.startswith(b"HTTP/"):
+                self._error(505, "only HTTP/1.0 and HTTP/1.1")
+            else:
+                self._error(400, "malformed request line")
+            return
+        headers: dict[bytes, bytes] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip():
+                self._error(400, "malformed header field")
+                return
+            key = name.lower()
+            value = value.strip()
+            if key in headers and key in (b"content-length", b"host"):
+                if headers[key] != value:
+                    self._error(400, f"conflicting {key.decode()} fields")
+                    return
+            headers[key] = value
+        connection = headers.get(b"connection", b"").lower()
+        if version == b"HTTP/1.0":
+            self._keep_alive = b"keep-alive" in connection
+        else:
+            self._keep_alive = b"close" not in connection
+        body_len = 0
+        te = headers.get(b"transfer-encoding")
+        if te is not None:
+            if te.lower() != b"chunked":
+                self._error(501, "unsupported transfer-encoding")
+                return
+            self._body_chunked = True
+        elif b"content-length" in headers:
+            raw = headers[b"content-length"]
+            if not raw.isdigit() or len(raw) > 18:
+                self._error(400, "bad content-length")
+                return
+            body_len = int(raw)
+        path = urllib.parse.unquote(target.split(b"?", 1)[0].decode("latin-1"))
+        if method == b"POST" and path == "/sha256":
+            if te is None and b"content-length" not in headers:
+                self._error(411, "POST needs a body length")
+                return
+            self._hasher = hashlib.sha256()
+            self._body_left = body_len
+            if self._body_chunked:
+                self._chunk_state = _ChunkedDecoder()
+            self._consume_body()
+            return
+        if te is not None or body_len:
+            # A body we do not want: we close afterwards rather than read and discard it.
+            self._keep_alive = False
+        if method not in (b"GET", b"HEAD"):
+            self._error(405, "only GET, HEAD and POST /sha256", extra=b"Allow: GET, HEAD, POST\r\n")
+            return
+        self._serve_file(path, head_only=method == b"HEAD")
+
+    def _consume_body(self) -> bool:
+        """Hash what arrived of the body. True when the body is complete and answered."""
+        assert self._hasher is not None
+        if self._chunk_state is not None:
+            try:
+                done = self._chunk_state.feed(self._in, self._hasher)
+            except ValueError as exc:
+                self._hasher = None
+                self._error(400, str(exc))
+                return False
+            if not done:
+                return False
+        else:
+            take = min(self._body_left, len(self._in))
+            if take:
+                self._hasher.update(memoryview(self._in)[:take])
+                del self._in[:take]
+                self._body_left -= take
+            if self._body_left:
+                return False
+        digest = self._hasher.hexdigest().encode() + b"\n"
+        self._hasher = None
+        self._chunk_state = None
+        self._body_chunked = False
+        self._respond(200, digest, b"text/plain")
+        return True
+
+    # ---------------------------------------------------------------- responses
+
+    def _serve_file(self, path: str, head_only: bool) -> None:
+        rel = path.lstrip("/")
+        try:
+            target = (self.root / rel).resolve()
+            if target != self.root and self.root not in target.parents:
+                raise FileNotFoundError
+            if target.is_dir():
+                target = target / "index.html"
+            fh = open(target, "rb")
+        except (OSError, ValueError):
+            self._error(404, "not found")
+            return
+        size = os.fstat(fh.fileno()).st_size
+        ctype = (mimetypes.guess_type(target.name)[0] or "application/octet-stream").encode()
+        self._out += self._head(200, size, ctype)
+        if head_only or size == 0:
+            fh.close()
+            self._finish()
+        else:
+            self._file = fh
+            self._file_left = size
+
+    def _respond(self, status: int, body: bytes, ctype: bytes, extra: bytes = b"") -> None:
+        self._out += self._head(status, len(body), ctype, extra) + body
+        self._finish()
+
+    def _error(self, status: int, why: str, extra: bytes = b"") -> None:
+        if status >= 400 and status != 404 and status != 405:
+            self._keep_alive = False  # after a framing error the rest of the stream cannot be trusted
+        self._respond(status, f"{status} {_REASONS[status]}: {why}\n".encode(), b"text/plain", extra)
+
+    def _head(self, status: int, length: int, ctype: bytes, extra: bytes = b"") -> bytes:
+        return (
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+            f"Server: {SERVER}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Content-Type: {ctype.decode()}\r\nContent-Length: {length}\r\n"
+            f"Connection: {'keep-alive' if self._keep_alive else 'close'}\r\n"
+        ).encode() + extra + b"\r\n"
+
+    def _finish(self) -> None:
+        if not self._keep_alive:
+            self.closing = True
+
+    # ---------------------------------------------------------------- output
+
+    def pull(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of response, read from disk only as needed."""
+        if len(self._out) < limit and self._file is not None:
+            want = min(max(limit - len(self._out), FILE_CHUNK), self._file_left)
+            chunk = self._file.read(want)
+            if not chunk:
+                chunk = b""
+                self._file_left = 0  # the file shrank under us; the connection must close
+                self._keep_alive = False
+                self.closing = True
+            self._out += chunk
+            self._file_left -= len(chunk)
+            if self._file_left <= 0:
+                self._file.close()
+                self._file = None
+                self._finish()
+        data = bytes(self._out[:limit])
+        del self._out[:limit]
+        if not self._out and self._file is None and not self.closing:
+            if self._keep_alive:
+                self._process()  # the next pipelined request may start now
+            else:
+                self.closing = True
+        return data
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out) or self._file is not None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class _ChunkedDecoder:
+    """RFC 9112 section 7.1 chunked body, fed incrementally; trailers are skipped."""
+
+    def __init__(self) -> None:
+        self.left = -1  # bytes left of the current chunk; -1 = expecting a size line
+        self.need_crlf = False
+        self.trailers = False
+
+    def feed(self, buf: bytearray, hasher: hashlib._Hash) -> bool:
+        while True:
+            if self.trailers:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    return False
+                line = bytes(buf[:end])
+                del buf[: end + 2]
+                if not line:
+                    return True
+                continue
+            if self.need_crlf:
+                if len(buf) < 2:
+                    return False
+                if buf[:2] != b"\r\n":
+                    raise ValueError("bad chunk terminator")
+                del buf[:2]
+                self.need_crlf = False
+            if self.left < 0:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    if len(buf) > 1024:
+                        raise ValueError("chunk size line too long")
+                    return False
+                size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
+                del buf[: end + 2]
+                try:
+                    self.left = int(size_text, 16)
+                except ValueError:
+                    raise ValueError("bad chunk size") from None
+                if self.left < 0:
+                    raise ValueError("bad chunk size")
+                if self.left == 0:
+                    self.trailers = True
+                continue
+            take = min(self.left, len(buf))
+            if not take:
+                return False
+            hasher.update(memoryview(buf)[:take])
+            del buf[:take]
+            self.left -= take
+            if self.left == 0:
+                self.left = -1
+                self.need_crlf = True

@@ -1,0 +1,150 @@
+"""The HTTP/1.1 session logic, byte-in byte-out, checked against the stdlib's HTTP response parser."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+
+import pytest
+
+from pystack.apps.http_session import MAX_HEADER_BYTES, HttpSession
+
+
+class _Unclosable(io.BytesIO):
+    def close(self) -> None:  # http.client closes its file after each response; several share this one
+        pass
+
+
+class _Sock:
+    def __init__(self, data: bytes) -> None:
+        self._f = _Unclosable(data)
+
+    def makefile(self, *_a, **_k):
+        return self._f
+
+
+def _drain(s: HttpSession) -> bytes:
+    out = bytearray()
+    while True:
+        chunk = s.pull(10000)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+
+
+def _responses(raw: bytes, methods: list[str]) -> list[tuple[int, dict, bytes]]:
+    sock = _Sock(raw)
+    got = []
+    for m in methods:
+        r = http.client.HTTPResponse(sock, method=m)
+        r.begin()
+        got.append((r.status, dict(r.getheaders()), r.read()))
+    return got
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "hello.txt").write_bytes(b"hello world\n")
+    (tmp_path / "big.bin").write_bytes(bytes(range(256)) * 4096)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "index.html").write_bytes(b"<p>index</p>")
+    (tmp_path.parent / "secret.txt").write_bytes(b"do not serve")
+    return tmp_path
+
+
+def test_get_serves_the_file_with_length_and_type(root):
+    s = HttpSession(root)
+    s.data_received(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(status, headers, body)] = _responses(_drain(s), ["GET"])
+    assert (status, body) == (200, b"hello world\n")
+    assert headers["Content-Length"] == "12" and headers["Content-Type"] == "text/plain"
+    assert not s.closing  # HTTP/1.1 keeps the connection alive
+
+
+def test_keep_alive_serves_several_requests_in_order(root):
+    s = HttpSession(root)
+    s.data_received(b"GET /hello.txt HTTP/1.1\r\n\r\nHEAD /big.bin HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n")
+    got = _responses(_drain(s), ["GET", "HEAD", "GET"])
+    assert [g[0] for g in got] == [200, 200, 404]
+    assert got[1][1]["Content-Length"] == str(256 * 4096) and got[1][2] == b""
+    assert s.requests == 3
+
+
+def test_large_file_streams_in_bounded_chunks(root):
+    s = HttpSession(root)
+    s.data_received(b"GET /big.bin HTTP/1.1\r\n\r\n")
+    biggest = 0
+    out = bytearray()
+    while chunk := s.pull(1460):
+        biggest = max(biggest, len(s._out))
+        out += chunk
+    [(status, _h, body)] = _responses(bytes(out), ["GET"])
+    assert status == 200 and body == bytes(range(256)) * 4096
+    assert biggest <= 2 * 65536  # the session never holds the file in memory
+
+
+def test_post_sha256_hashes_the_body_as_it_arrives(root):
+    body = bytes(range(256)) * 1000
+    s = HttpSession(root)
+    s.data_received(b"POST /sha256 HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for i in range(0, len(body), 1000):
+        s.data_received(body[i:i + 1000])
+    [(status, _h, answer)] = _responses(_drain(s), ["POST"])
+    assert status == 200 and answer.strip().decode() == hashlib.sha256(body).hexdigest()
+
+
+def test_post_sha256_with_chunked_body(root):
+    s = HttpSession(root)
+    s.data_received(b"POST /sha256 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=1\r\n world\r\n0\r\n\r\n")
+    [(status, _h, answer)] = _responses(_drain(s), ["POST"])
+    assert status == 200 and answer.strip().decode() == hashlib.sha256(b"hello world").hexdigest()
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (b"DELETE /hello.txt HTTP/1.1\r\n\r\n", 405),
+    (b"GET /../secret.txt HTTP/1.1\r\n\r\n", 404),
+    (b"GET /%2e%2e/secret.txt HTTP/1.1\r\n\r\n", 404),
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\n\r\n", 505),
+    (b"GET /hello.txt HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+    (b"POST /sha256 HTTP/1.1\r\n\r\n", 411),
+    (b"POST /sha256 HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
+    (b"GET /hello.txt HTTP/1.1\r\nX: " + b"a" * MAX_HEADER_BYTES + b"\r\n\r\n", 431),
+])
+def test_bad_requests_get_their_status(root, request_bytes, status):
+    s = HttpSession(root)
+    s.data_received(request_bytes)
+    [(got, _h, _b)] = _responses(_drain(s), ["GET"])
+    assert got == status
+
+
+def test_directory_serves_its_index(root):
+    s = HttpSession(root)
+    s.data_received(b"GET /sub/ HTTP/1.1\r\n\r\n")
+    [(status, headers, body)] = _responses(_drain(s), ["GET"])
+    assert status == 200 and body == b"<p>index</p>" and headers["Content-Type"] == "text/html"
+
+
+def test_connection_close_and_http10_close_after_the_response(root):
+    for req in (b"GET /hello.txt HTTP/1.1\r\nConnection: close\r\n\r\n", b"GET /hello.txt HTTP/1.0\r\n\r\n"):
+        s = HttpSession(root)
+        s.data_received(req)
+        [(status, headers, _b)] = _responses(_drain(s), ["GET"])
+        assert status == 200 and headers["Connection"] == "close" and s.closing
+
+
+def test_half_close_after_request_still_gets_the_answer_then_closes(root):
+    s = HttpSession(root)
+    s.data_received(b"GET /hello.txt HTTP/1.1\r\n\r\n")
+    s.eof_received()
+    [(status, _h, body)] = _responses(_drain(s), ["GET"])
+    assert status == 200 and body == b"hello world\n" and s.closing
+
+
+def test_body_cut_short_is_400_and_close(root):
+    s = HttpSession(root)
+    s.data_received(b"POST /sha256 HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+    s.eof_received()
+    [(status, _h, _b)] = _responses(_drain(s), ["POST"])
+    assert status == 400 and s.closing
