@@ -52,12 +52,20 @@ def build(mtype: int, code: int, rest: int, body: bytes | memoryview = b"") -> b
 def echo_reply_from_request(request: bytes | memoryview) -> bytes:
     """Turn a verified echo request (whole ICMP message) into its reply by changing type and checksum.
 
-    RFC 1624 incremental update: only the type byte changes (8 -> 0), so the checksum grows by 0x0800.
+    Only the type byte changes (8 -> 0), so the checksum is updated incrementally with RFC 1624
+    equation 3, HC' = ~(~HC + ~m + m'), which (unlike RFC 1141's form) never yields -0.
     """
-    old = (request[2] << 8) | request[3]
-    new = old + 0x0800
-    new = (new & 0xFFFF) + (new >> 16)
-    return b"\x00" + bytes(request[1:2]) + new.to_bytes(2, "big") + bytes(request[4:])
+    code = request[1]
+    old_word = 0x0800 | code
+    new_word = code
+    total = (~((request[2] << 8) | request[3]) & 0xFFFF) + (~old_word & 0xFFFF) + new_word
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    checksum = ~total & 0xFFFF
+    if checksum == 0:
+        # +0 is right unless every other word is zero, where only 0xFFFF verifies: recompute (1 in 65536).
+        return build(TYPE_ECHO_REPLY, code, int.from_bytes(request[4:8], "big"), request[8:])
+    return b"\x00" + bytes(request[1:2]) + checksum.to_bytes(2, "big") + bytes(request[4:])
 
 
 def error_body(datagram: bytes | memoryview, header_len: int) -> bytes:

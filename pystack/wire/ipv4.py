@@ -122,6 +122,8 @@ def fragment(
         return [build(src, dst, protocol, payload, ident=ident, ttl=ttl, tos=tos, flags_offset=flags)]
     if dont_fragment:
         raise ValueError("datagram exceeds the MTU and DF is set")
+    if MIN_HEADER_LEN + len(payload) > MAX_DATAGRAM:
+        raise ValueError(f"IPv4 datagram of {MIN_HEADER_LEN + len(payload)} bytes exceeds 65535")
     chunk = (mtu - MIN_HEADER_LEN) & ~7
     if chunk <= 0:
         raise ValueError(f"MTU {mtu} is too small to fragment into")
