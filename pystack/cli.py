@@ -168,9 +168,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    log.info("ready on %s: mac %s, address %s%s%s%s", link.name, mac_to_str(mac), args.address,
-             f", gateway {args.gateway}" if args.gateway else "", f", mtu {args.mtu}",
-             f"; serving {', '.join(services)}" if services else "")
+    # The ready line is printed at every log level: scripts wait for it.
+    print(f"pystack: ready on {link.name}: mac {mac_to_str(mac)}, address {args.address}"
+          f"{f', gateway {args.gateway}' if args.gateway else ''}, mtu {args.mtu}"
+          f"{'; serving ' + ', '.join(services) if services else ''}", file=sys.stderr, flush=True)
     try:
         runtime.run()
     finally:

@@ -43,10 +43,6 @@ def test_attaches_to_a_persistent_tap_again_and_again(daemon_ready: None, ns: la
         assert ns.index(lab.TAP) == index, "the persistent TAP was replaced or removed"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "daemon bug: the ready line is logged at INFO (cli.py cmd_run, log.info('ready on ...')), so "
-    "--log-level warning/error hides it and anything waiting for 'ready' (the contract) waits forever. "
-    "Remove this marker once the ready line is printed at every log level."))
 def test_ready_line_at_every_log_level(daemon_ready: None, ns: lab.Namespace) -> None:
     with lab.pystack_daemon(ns, "--log-level", "warning", ready_timeout=5) as daemon:
         assert lab.ping(ns, lab.STACK_IP, count=1)["received"] == 1, daemon.stderr()
