@@ -151,6 +151,15 @@ def test_echo_reply_checksum_is_positive_zero_like_a_full_recomputation() -> Non
     assert icmp.echo_reply_from_request(request) == full
 
 
+def test_echo_reply_to_an_all_zero_request_is_all_ones() -> None:
+    # id 0, seq 0, no data: the reply's words are all zero, so only 0xFFFF verifies (RFC 1624 section 3);
+    # the plain equation 3 would give 0x0000 here, which the kernel would drop.
+    reply = icmp.echo_reply_from_request(icmp.build(TYPE_ECHO_REQUEST, 0, 0))
+    assert reply == b"\x00\x00\xff\xff\x00\x00\x00\x00"
+    assert is_valid(reply) and icmp.parse(reply).type == TYPE_ECHO_REPLY
+    assert icmp.echo_reply_from_request(icmp.build(TYPE_ECHO_REQUEST, 0, 0, bytes(6))) == icmp.build(TYPE_ECHO_REPLY, 0, 0, bytes(6))
+
+
 # --- malformed input --------------------------------------------------------------------------------
 
 
