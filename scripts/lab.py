@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -379,8 +380,6 @@ def pystack_daemon(ns: Namespace, *extra: str, tap: str = TAP, address: str | No
 
 def parse_ping(output: str) -> dict[str, Any]:
     """Transmitted/received counts and per-reply RTTs (ms) from iputils ping output."""
-    import re
-
     rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", output)]
     m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
     sent, received = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
