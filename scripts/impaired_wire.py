@@ -247,7 +247,8 @@ class ImpairedWire:
 
     ``start()`` opens the sockets inside ``netns`` (in the relay thread) and returns once
     they are bound, raising if that failed; ``stop()`` wakes the loop, joins the thread
-    and closes the sockets. Frames still queued at stop are discarded.
+    and closes the sockets. Frames still queued at stop are discarded. ``on_failure`` is
+    called from the relay thread if the loop dies of an exception (see ``error``).
     """
 
     def __init__(
@@ -258,8 +259,10 @@ class ImpairedWire:
         b_to_a: Impairment | None = None,
         seed: int = 0,
         netns: str | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.if_a, self.if_b, self.netns = if_a, if_b, netns
+        self._on_failure = on_failure
         self.a_to_b = Direction(a_to_b or Impairment(), direction_rng(seed, "a_to_b"))
         self.b_to_a = Direction(b_to_a or Impairment(), direction_rng(seed, "b_to_a"))
         self._thread: threading.Thread | None = None
@@ -280,7 +283,7 @@ class ImpairedWire:
             self.stop()
             raise TimeoutError("impaired wire did not come up")
         if self._error is not None:
-            self._thread.join()
+            self.stop()
             raise self._error
         return self
 
@@ -340,6 +343,8 @@ class ImpairedWire:
             self._loop(sock_a, sock_b)
         except BaseException as exc:
             self._error = exc
+            if self._on_failure is not None:
+                self._on_failure()
         finally:
             for s in socks:
                 s.close()
@@ -549,7 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     # Block the signals before the relay thread exists so that only sigwait sees them.
     waited = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
     signal.pthread_sigmask(signal.SIG_BLOCK, waited)
-    wire = ImpairedWire(args.a, args.b, a_to_b, b_to_a, seed=args.seed, netns=args.netns)
+    main_thread = threading.get_ident()
+    wire = ImpairedWire(
+        args.a, args.b, a_to_b, b_to_a, seed=args.seed, netns=args.netns,
+        on_failure=lambda: signal.pthread_kill(main_thread, signal.SIGTERM),  # end sigwait
+    )
     try:
         wire.start()
     except Exception as exc:

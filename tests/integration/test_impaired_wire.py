@@ -473,6 +473,9 @@ def test_cli_relays_until_sigterm_and_prints_counters() -> None:
             assert ready["ready"] is True
             r = ping(lab.a, count=5, interval=0.2, deadline=15)
             assert r.received == 5
+            proc.send_signal(signal.SIGUSR1)  # counters now, keep running
+            midway = json.loads(proc.stdout.readline())
+            assert midway["a_to_b"]["forwarded"] >= 5
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=15)
         finally:
@@ -483,3 +486,13 @@ def test_cli_relays_until_sigterm_and_prints_counters() -> None:
     counters = json.loads(out.strip().splitlines()[-1])
     for d in ("a_to_b", "b_to_a"):
         assert counters[d]["forwarded"] >= 5
+
+
+@lab_test
+def test_cli_missing_interface_fails_with_one_line() -> None:
+    with three_namespaces() as lab:
+        p = subprocess.run([sys.executable, str(SCRIPT), "--netns", lab.r, "--a", "a1",
+                            "--b", "nosuch0"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1 and "cannot start" in p.stderr
