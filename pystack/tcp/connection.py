@@ -1,0 +1,1293 @@
+"""One TCP connection: the transmission control block and the RFC 9293 state machine, sans-I/O.
+
+The connection never touches a clock or a socket. Segments come in through ``_input`` (called by the
+layer), the time through ``now`` arguments, and everything it sends goes out through the layer's
+``emit``. The user side (``send``, ``recv``, ``close`` ...) mirrors a non-blocking socket.
+
+Sequence numbers follow RFC 9293 names (SND.UNA, SND.NXT, RCV.NXT ...). Two extra variables:
+``snd_max`` is the highest sequence number ever sent (BSD's snd_max), so that after a timeout
+SND.NXT can go back to SND.UNA (go-back-N) while late ACKs for the first transmission stay
+acceptable; and ``rcv_adv`` is the right edge of the window we last advertised, which never moves
+left (RFC 9293 3.8.6.2.2: do not shrink the window).
+
+The send buffer holds the data from SND.UNA on (acked bytes are deleted from its front, which
+CPython's bytearray does in O(1)); the FIN, when queued, sits just past its end.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+from typing import TYPE_CHECKING, Callable
+
+from pystack.tcp.congestion import ALGORITHMS
+from pystack.tcp.reassembly import Reassembly
+from pystack.tcp.rtt import RttEstimator
+from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_in, seq_lt
+from pystack.tcp.state import State
+from pystack.wire import tcp as wire
+from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
+
+if TYPE_CHECKING:
+    from pystack.tcp.layer import TcpLayer
+    from pystack.tcp.listener import Listener
+    from pystack.wire.tcp import TcpSegment
+
+CLOSED = State.CLOSED
+LISTEN = State.LISTEN
+SYN_SENT = State.SYN_SENT
+SYN_RECEIVED = State.SYN_RECEIVED
+ESTABLISHED = State.ESTABLISHED
+FIN_WAIT_1 = State.FIN_WAIT_1
+FIN_WAIT_2 = State.FIN_WAIT_2
+CLOSE_WAIT = State.CLOSE_WAIT
+CLOSING = State.CLOSING
+LAST_ACK = State.LAST_ACK
+TIME_WAIT = State.TIME_WAIT
+
+INF = math.inf
+_SENDING_STATES = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
+_RECEIVING_STATES = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
+_TS_IDLE_LIMIT = 24 * 24 * 3600.0  # RFC 7323 5.5: ts_recent is invalid after 24 days of idleness
+_MAX_SACK_BLOCKS_TS = 3  # with the 12-byte timestamp block, 3 SACK blocks fill the 40 option bytes
+
+
+class Connection:
+    """A TCP connection. Create it with ``TcpLayer.connect`` or take it from ``Listener.accept``."""
+
+    __slots__ = (
+        "_layer", "_cfg", "local_ip", "local_port", "remote_ip", "remote_port", "_key", "_listener",
+        "_st", "error", "on_event", "nodelay", "keepalive", "_event",
+        # send sequence space
+        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
+        "_sndbuf", "_snd_cap", "_fin_queued", "_smss", "_peer_mss", "_mtu",
+        # receive sequence space
+        "irs", "rcv_nxt", "rcv_adv", "_rcvbuf", "_rcv_cap", "_ooo", "_rcv_pos", "_eof", "_rcv_mss",
+        "_last_ack_sent", "_ack_now",
+        # options
+        "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
+        # retransmission, congestion control, recovery
+        "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
+        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt",
+        # other timers
+        "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
+        "_user_closed", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts",
+    )
+
+    def __init__(
+        self, layer: TcpLayer, local_ip: int, local_port: int, remote_ip: int, remote_port: int,
+        listener: Listener | None = None,
+    ) -> None:
+        cfg = layer.config
+        self._layer = layer
+        self._cfg = cfg
+        self.local_ip = local_ip
+        self.local_port = local_port
+        self.remote_ip = remote_ip
+        self.remote_port = remote_port
+        self._key = (local_ip, local_port, remote_ip, remote_port)
+        self._listener = listener
+        self._st = CLOSED
+        self.error: int | None = None
+        self.on_event: Callable[[], None] | None = None
+        self.nodelay = cfg.nodelay
+        self.keepalive = cfg.keepalive
+        self._event = False
+
+        self.iss = 0
+        self.snd_una = self.snd_nxt = self.snd_max = 0
+        self.snd_wnd = 0
+        self.snd_wl1 = self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self._sndbuf = bytearray()
+        self._snd_cap = cfg.send_buffer
+        self._fin_queued = False
+        self._mtu = layer.mtu
+        self._peer_mss = cfg.default_mss
+        self._smss = cfg.default_mss
+
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0
+        self._rcvbuf = bytearray()
+        self._rcv_cap = cfg.recv_buffer
+        self._ooo = Reassembly(cfg.ooo_max_segments)
+        self._rcv_pos = 0  # stream position of RCV.NXT (bytes delivered in order)
+        self._eof = False
+        self._rcv_mss = min(self._adv_mss(), 536)
+        self._last_ack_sent = 0
+        self._ack_now = False
+
+        self._snd_wscale = 0
+        self._rcv_wscale = 0
+        self._ts_ok = False
+        self._ts_offset = layer.rng.getrandbits(32)  # RFC 7323 5.4: a random offset per connection
+        self._ts_recent = 0
+        self._ts_recent_age = 0.0
+        self._sack_ok = False
+
+        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self.cc = ALGORITHMS[cfg.congestion_control](self._smss, cfg.initial_window_segments)
+        self._rtx_at = INF
+        self._persist = False
+        self._persist_backoff = 0
+        self._retries = 0
+        self._rtt_seq: int | None = None
+        self._rtt_time = 0.0
+        self._dupacks = 0
+        self._in_recovery = False
+        self._recover = 0
+        self._sacked: list[list[int]] = []  # SACK scoreboard: [lo, hi) offsets from SND.UNA, sorted
+        self._sacked_bytes = 0
+        self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
+
+        self._delack_at = INF
+        self._tw_at = INF
+        self._ka_at = INF
+        self._ka_probes = 0
+        self._user_closed = False
+        self._soft_error: int | None = None
+        self.stats = {"retransmits": 0, "timeouts": 0, "fast_retransmits": 0}
+        self._ws_ok = False
+        self._syn_time = 0.0
+        self._fin_acked = False
+        self._rtx_ts = 0  # TSval clock at the last retransmission (Karn's rule for timestamps)
+
+    # ------------------------------------------------------------------ user side
+
+    @property
+    def state(self) -> State:
+        return self._st
+
+    @property
+    def readable(self) -> bool:
+        """``recv`` would not raise BlockingIOError: data, EOF, an error, or the connection is gone."""
+        return bool(self._rcvbuf) or self._eof or self.error is not None or self._st == CLOSED
+
+    @property
+    def writable(self) -> bool:
+        """``send`` would accept bytes or fail at once (an error, a shut write side, a dead connection)."""
+        if self.error is not None or self._fin_queued or self._st == CLOSED:
+            return True
+        return self._st in (ESTABLISHED, CLOSE_WAIT) and len(self._sndbuf) < self._snd_cap
+
+    @property
+    def recv_available(self) -> int:
+        return len(self._rcvbuf)
+
+    @property
+    def send_space(self) -> int:
+        return max(self._snd_cap - len(self._sndbuf), 0)
+
+    @property
+    def unsent(self) -> int:
+        """Bytes in the send buffer not yet acknowledged (sent or not)."""
+        return len(self._sndbuf)
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN has arrived and every byte before it has been read."""
+        return self._eof and not self._rcvbuf
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        """Queue as much of ``data`` as the send buffer takes and transmit what the windows allow.
+
+        Data written before the handshake completes is held and sent once it does (RFC 9293 3.10.2).
+        Raises the connection's error as OSError, BrokenPipeError after shutdown_write/close.
+        """
+        if self.error is not None:
+            raise OSError(self.error, errno.errorcode.get(self.error, "error"))
+        if self._fin_queued or self._st not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
+            raise BrokenPipeError(errno.EPIPE, "connection closed for sending")
+        n = min(len(data), self._snd_cap - len(self._sndbuf))
+        if n <= 0:
+            return 0
+        self._sndbuf += data[:n] if n < len(data) else data
+        if self._st in (ESTABLISHED, CLOSE_WAIT):
+            self._output(now)
+        self._flush_event()
+        return n
+
+    def recv(self, max_bytes: int, now: float | None = None) -> bytes:
+        """Up to ``max_bytes`` of in-order data; b"" at EOF. Raises BlockingIOError when there is
+        nothing yet, or the connection's error (ECONNRESET ...) as OSError once the data is drained."""
+        buf = self._rcvbuf
+        if buf:
+            if max_bytes >= len(buf):
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = bytes(buf[:max_bytes])
+                del buf[:max_bytes]
+            self._window_update(self._layer.now if now is None else now)
+            return data
+        if self._eof:
+            return b""
+        if self.error is not None:
+            raise OSError(self.error, errno.errorcode.get(self.error, "error"))
+        if self._st == CLOSED:
+            return b""
+        raise BlockingIOError(errno.EAGAIN, "no data")
+
+    def shutdown_write(self, now: float) -> None:
+        """Send FIN after the queued data (half-close); receiving goes on (RFC 9293 3.10.4)."""
+        st = self._st
+        if self._fin_queued or st in (CLOSED, LISTEN):
+            return
+        if st == SYN_SENT:
+            self._close_now()  # RFC 9293 3.10.4: delete the TCB
+            return
+        self._fin_queued = True
+        if st == ESTABLISHED:
+            self._set_state(FIN_WAIT_1)
+        elif st == CLOSE_WAIT:
+            self._set_state(LAST_ACK)  # RFC 9293 errata: CLOSE in CLOSE-WAIT leads to LAST-ACK
+        # SYN_RECEIVED: the FIN goes out once the handshake completes (see _established)
+        self._output(now)
+        self._flush_event()
+
+    def close(self, now: float) -> None:
+        """Done with the connection. Unread data makes it an abort (RST, RFC 2525 2.17, as Linux);
+        otherwise a graceful FIN, and data arriving afterwards is answered with RST (as Linux)."""
+        if self._st in (CLOSED, LISTEN):
+            self._user_closed = True
+            return
+        self._user_closed = True
+        if self._rcvbuf and self._st != SYN_SENT:
+            self._layer.counters["tcp.close_with_unread_data"] += 1
+            self.abort(now)
+            return
+        self.shutdown_write(now)
+        if self._st == FIN_WAIT_2:
+            self._tw_at = now + self._cfg.fin_wait2_timeout
+
+    def abort(self, now: float) -> None:
+        """Drop the connection at once, telling the peer with RST when synchronized (RFC 9293 3.10.5)."""
+        self._user_closed = True
+        if self._st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+            self._emit(self.snd_nxt, RST | ACK, b"", now)
+        self._close_now()
+        self._flush_event()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {_ip(self.local_ip)}:{self.local_port} -> {_ip(self.remote_ip)}:{self.remote_port}"
+            f" {self._st.name}>"
+        )
+
+    # ------------------------------------------------------------------ opening
+
+    def _adv_mss(self) -> int:
+        """The MSS we announce: configured, but never more than the MTU allows (RFC 9293 3.7.1)."""
+        cfg_mss = self._cfg.mss
+        limit = self._layer.mtu - 40
+        return min(cfg_mss, limit) if cfg_mss else limit
+
+    def _choose_rcv_wscale(self) -> int:
+        shift = 0
+        while (self._rcv_cap >> shift) > 0xFFFF and shift < 14:
+            shift += 1
+        return shift
+
+    def _open_active(self, now: float) -> None:
+        cfg = self._cfg
+        self.iss = self._layer.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
+        self.snd_una = self.iss
+        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self._recover = self.iss
+        self._rcv_wscale = self._choose_rcv_wscale() if cfg.window_scaling else 0
+        self._set_state(SYN_SENT)
+        self._syn_time = now
+        self._send_syn(now)
+        self._rtx_at = now + self.rtt.rto
+
+    def _open_passive(self, seg: TcpSegment, now: float) -> None:
+        """A SYN reached a listener (RFC 9293 3.10.7.2): answer SYN-ACK with the options we share."""
+        self.irs = seg.seq
+        self.rcv_nxt = (seg.seq + 1) & MASK
+        self.iss = self._layer.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
+        self.snd_una = self.iss
+        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self._recover = self.iss
+        self._negotiate(seg, now)
+        self.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
+        self.max_snd_wnd = self.snd_wnd
+        self.snd_wl1 = seg.seq
+        self.snd_wl2 = self.iss
+        self._set_state(SYN_RECEIVED)
+        self._syn_time = now
+        self._send_syn(now)
+        self._rtx_at = now + self.rtt.rto
+        self._layer.counters["tcp.passive_opens"] += 1
+
+    def _negotiate(self, seg: TcpSegment, now: float) -> None:
+        """Adopt the options of the peer's SYN that we also offer (as Linux: each needs both sides)."""
+        cfg = self._cfg
+        if seg.mss is not None:
+            self._peer_mss = seg.mss
+        self._ws_ok = cfg.window_scaling and seg.wscale is not None
+        if self._ws_ok:
+            self._snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: larger shifts are treated as 14
+            if self._st != SYN_SENT:
+                self._rcv_wscale = self._choose_rcv_wscale()  # passive: ours goes in the SYN-ACK
+        else:
+            self._snd_wscale = self._rcv_wscale = 0  # RFC 7323 2.2: scaling needs both SYNs
+        if cfg.timestamps and seg.ts_val is not None:
+            self._ts_ok = True
+            self._ts_recent = seg.ts_val
+            self._ts_recent_age = now
+        self._sack_ok = cfg.sack and seg.sack_permitted
+        self._update_smss()
+
+    def _update_smss(self) -> None:
+        """Eff.snd.MSS (RFC 9293 3.7.1): the peer's MSS and our MTU, less the timestamp option we add."""
+        mss = min(self._peer_mss, self._mtu - 40) - (12 if self._ts_ok else 0)
+        self._smss = max(mss, self._cfg.min_mss)
+        self.cc.set_mss(self._smss)
+
+    def _send_syn(self, now: float) -> None:
+        cfg = self._cfg
+        synack = self._st == SYN_RECEIVED
+        ts = None
+        if cfg.timestamps and (not synack or self._ts_ok):
+            ts = (self._ts_clock(now), self._ts_recent if synack else 0)
+        if synack:
+            wscale = self._rcv_wscale if self._ws_ok else None
+        else:
+            wscale = self._rcv_wscale if cfg.window_scaling else None
+        options = wire.build_options(
+            mss=self._adv_mss(), wscale=wscale,
+            sack_permitted=cfg.sack and (not synack or self._sack_ok), timestamps=ts,
+        )
+        window = min(self._rcv_cap, 0xFFFF)  # the window in a SYN is never scaled (RFC 7323 2.2)
+        self.rcv_adv = (self.rcv_nxt + window) & MASK
+        ack = self.rcv_nxt if synack else 0
+        seg = wire.build(
+            self.local_ip, self.remote_ip, self.local_port, self.remote_port, self.iss, ack,
+            SYN | ACK if synack else SYN, window, options,
+        )
+        self._last_ack_sent = ack
+        self._layer.counters["tcp.out_segments"] += 1
+        self._layer.emit(self.local_ip, self.remote_ip, seg)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _set_state(self, st: State) -> None:
+        old = self._st
+        self._st = st
+        self._event = True
+        layer = self._layer
+        layer.counters["tcp.state." + st.name] += 1
+        if st == TIME_WAIT:
+            layer._time_wait_count += 1
+        if old == TIME_WAIT:
+            layer._time_wait_count -= 1
+
+    def _close_now(self) -> None:
+        """Enter CLOSED and leave the layer's tables."""
+        if self._st == CLOSED:
+            return
+        was_half_open = self._st in (SYN_RECEIVED, SYN_SENT)
+        self._set_state(CLOSED)
+        self._rtx_at = self._delack_at = self._tw_at = self._ka_at = INF
+        self._layer._forget(self, was_half_open)
+
+    def _fail(self, err: int) -> None:
+        if self.error is None:
+            self.error = err
+        self._layer.counters["tcp.error." + errno.errorcode.get(err, str(err))] += 1
+        self._close_now()
+
+    def _flush_event(self) -> None:
+        if self._event:
+            self._event = False
+            cb = self.on_event
+            if cb is not None:
+                cb()
+
+    def _ts_clock(self, now: float) -> int:
+        """TSval: a millisecond clock with a per-connection offset (RFC 7323 5.4)."""
+        return (int(now * 1000) + self._ts_offset) & MASK
+
+    def deadline(self) -> float:
+        return min(self._rtx_at, self._delack_at, self._tw_at, self._ka_at)
+
+    # ------------------------------------------------------------------ segment output
+
+    def _emit(self, seq: int, flags: int, payload: bytes | bytearray, now: float) -> None:
+        """Build and hand one segment to the IP layer, with ACK, window and options filled in."""
+        rcv_nxt = self.rcv_nxt
+        ws = self._rcv_wscale
+        # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): move the right edge only by a useful amount,
+        # and never move it left (the window we grant is a promise).
+        cur = (self.rcv_adv - rcv_nxt) & MASK
+        if cur > self._rcv_cap + (1 << ws):  # stale edge (RCV.NXT passed it): treat as closed
+            cur = 0
+        free = self._rcv_cap - len(self._rcvbuf)
+        if free - cur >= min(self._rcv_cap >> 1, self._smss):
+            cur = free
+        field = cur >> ws
+        if field > 0xFFFF:
+            field = 0xFFFF
+        elif (field << ws) < cur:
+            field += 1  # round up so the edge never moves left; the slack is below 2**ws bytes
+        self.rcv_adv = (rcv_nxt + (field << ws)) & MASK
+        if self._ts_ok:
+            options = wire.timestamp_option(self._ts_clock(now), self._ts_recent)
+            if self._ooo and self._sack_ok:
+                options = self._sack_option(options)
+        else:
+            options = self._sack_option(b"") if self._ooo and self._sack_ok else b""
+        if not flags & ACK:
+            ack = 0
+        else:
+            ack = rcv_nxt
+            self._last_ack_sent = rcv_nxt
+            self._ack_now = False
+            self._delack_at = INF
+        seg = wire.build(
+            self.local_ip, self.remote_ip, self.local_port, self.remote_port, seq, ack, flags, field,
+            options, payload,
+        )
+        self._layer.counters["tcp.out_segments"] += 1
+        self._layer.emit(self.local_ip, self.remote_ip, seg)
+
+    def _sack_option(self, prefix: bytes) -> bytes:
+        """NOP NOP SACK with the held out-of-order blocks, converted back to sequence numbers."""
+        limit = _MAX_SACK_BLOCKS_TS if prefix else 4
+        base_seq = self.rcv_nxt
+        base_pos = self._rcv_pos
+        blocks = [
+            ((base_seq + s - base_pos) & MASK, (base_seq + e - base_pos) & MASK)
+            for s, e in self._ooo.ranges(limit)
+        ]
+        return prefix + wire.build_options(sack_blocks=blocks)
+
+    def _send_ack(self, now: float) -> None:
+        self._emit(self.snd_nxt, ACK, b"", now)
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 3.2/4.2/5.2 challenge ACK, rate-limited across the layer (RFC 5961 7)."""
+        if self._layer._challenge_allowed(now):
+            self._layer.counters["tcp.challenge_acks"] += 1
+            self._send_ack(now)
+
+    def _output(self, now: float) -> None:
+        """Send whatever data (and FIN) the windows, Nagle and SWS avoidance allow."""
+        if self._st not in _SENDING_STATES:
+            return
+        if self._in_recovery and self._sack_ok:
+            self._output_sack_recovery(now)
+            return
+        buf = self._sndbuf
+        buflen = len(buf)
+        smss = self._smss
+        snd_una = self.snd_una
+        sent = False
+        while True:
+            snd_nxt = self.snd_nxt
+            off = (snd_nxt - snd_una) & MASK
+            avail = buflen - off
+            if avail > 0:
+                wnd = self.snd_wnd
+                cwnd = self.cc.cwnd
+                usable = (wnd if wnd < cwnd else cwnd) - off
+                n = smss if smss < avail else avail
+                if usable < n:
+                    n = usable
+                if n <= 0:
+                    break
+                if n < smss:
+                    if n < avail:
+                        # Window-limited: sender SWS avoidance (RFC 9293 3.8.6.2.1) sends a partial
+                        # segment only if it is at least half the largest window the peer offered.
+                        if n < (self.max_snd_wnd >> 1):
+                            break
+                    elif off and not self.nodelay and not self._fin_queued:
+                        break  # Nagle (RFC 1122 4.2.3.4): hold a small segment while data is unacked
+                end = off + n
+                flags = ACK
+                if end == buflen:
+                    flags = ACK | PSH
+                    if self._fin_queued:
+                        flags = ACK | PSH | FIN
+                self._emit(snd_nxt, flags, buf[off:end], now)
+                new_nxt = (snd_nxt + n + (flags & FIN)) & MASK
+            elif avail == 0 and self._fin_queued:
+                self._emit(snd_nxt, ACK | FIN, b"", now)  # a bare FIN is not held by the window
+                new_nxt = (snd_nxt + 1) & MASK
+            else:
+                break
+            sent = True
+            if snd_nxt == self.snd_max:  # new data: time it unless a sample is under way (Karn)
+                self.snd_max = new_nxt
+                if self._rtt_seq is None and not self._ts_ok:
+                    self._rtt_seq = new_nxt
+                    self._rtt_time = now
+            else:
+                self.stats["retransmits"] += 1
+                self._layer.counters["tcp.retransmits"] += 1
+                self._rtx_ts = self._ts_clock(now)
+                if seq_gt(new_nxt, self.snd_max):
+                    self.snd_max = new_nxt
+            self.snd_nxt = new_nxt
+        if sent and (self._rtx_at == INF or self._persist):
+            self._persist = False
+            self._rtx_at = now + self.rtt.rto  # RFC 6298 5.1
+        elif not sent and self._rtx_at == INF and self.snd_nxt == snd_una:
+            if len(buf) or self._fin_queued:
+                self._start_persist(now)
+
+    def _start_persist(self, now: float) -> None:
+        """Nothing in flight but data held back by the peer's window: probe later (RFC 9293 3.8.6.1),
+        or, for a small non-zero window, send despite SWS avoidance then (its override timeout)."""
+        interval = min(max(self.rtt.rto, self._cfg.rto_min) * (1 << self._persist_backoff), self._cfg.persist_max)
+        self._persist = True
+        self._rtx_at = now + interval
+
+    def _retransmit_head(self, now: float, length: int | None = None) -> int:
+        """Retransmit the first unacknowledged segment (fast retransmit / partial ACK / SACK entry)."""
+        buf = self._sndbuf
+        n = min(self._smss, len(buf)) if length is None else length
+        self._rtt_seq = None  # Karn: never time a retransmitted segment
+        self._rtx_ts = self._ts_clock(now)
+        if n > 0:
+            flags = ACK | PSH if n == len(buf) else ACK
+            if n == len(buf) and self._fin_queued and seq_gt(self.snd_max, (self.snd_una + n) & MASK):
+                flags |= FIN
+            self._emit(self.snd_una, flags, buf[:n], now)
+        elif self._fin_queued:
+            self._emit(self.snd_una, ACK | FIN, b"", now)
+        else:
+            return 0
+        self.stats["retransmits"] += 1
+        self._layer.counters["tcp.retransmits"] += 1
+        return n
+
+    # ---------------- SACK-based loss recovery (RFC 6675, with IsLost by SACKed bytes above)
+
+    def _lost_limit(self) -> int:
+        """Offset below which un-SACKed data counts as lost: more than (DupThresh-1)*SMSS bytes are
+        SACKed above it (RFC 6675 IsLost, byte form)."""
+        threshold = (self._cfg.dupack_threshold - 1) * self._smss
+        cum = 0
+        for lo, hi in reversed(self._sacked):
+            cum += hi - lo
+            if cum > threshold:
+                return lo
+        return 0
+
+    def _unsacked_between(self, a: int, b: int) -> int:
+        if b <= a:
+            return 0
+        covered = 0
+        for lo, hi in self._sacked:
+            if hi <= a:
+                continue
+            if lo >= b:
+                break
+            covered += min(hi, b) - max(lo, a)
+        return (b - a) - covered
+
+    def _next_hole(self, start: int, limit: int) -> tuple[int, int] | None:
+        """First un-SACKed range at or above ``start`` and below ``limit``."""
+        pos = start
+        for lo, hi in self._sacked:
+            if hi <= pos:
+                continue
+            if lo > pos:
+                break
+            pos = hi
+        if pos >= limit:
+            return None
+        end = limit
+        for lo, _hi in self._sacked:
+            if lo > pos:
+                end = min(end, lo)
+                break
+        return pos, end
+
+    def _output_sack_recovery(self, now: float) -> None:
+        buf = self._sndbuf
+        smss = self._smss
+        cc = self.cc
+        sent = False
+        top = self._sacked[-1][1] if self._sacked else 0
+        while True:
+            max_off = (self.snd_max - self.snd_una) & MASK
+            data_max = min(max_off, len(buf))
+            lost = self._lost_limit()
+            high_rxt = self._high_rxt
+            pipe = max_off - self._sacked_bytes - self._unsacked_between(high_rxt, lost)
+            if cc.cwnd - pipe < smss:
+                break
+            hole = self._next_hole(high_rxt, min(lost, data_max))  # RFC 6675 NextSeg rule 1
+            if hole is None:
+                off = (self.snd_nxt - self.snd_una) & MASK
+                avail = len(buf) - off
+                if avail > 0 and off + min(avail, smss) <= self.snd_wnd:  # rule 2: new data
+                    n = min(avail, smss)
+                    flags = ACK | PSH if off + n == len(buf) else ACK
+                    if flags & PSH and self._fin_queued:
+                        flags |= FIN
+                    self._emit(self.snd_nxt, flags, buf[off:off + n], now)
+                    self.snd_nxt = (self.snd_nxt + n + (flags & FIN)) & MASK
+                    if seq_gt(self.snd_nxt, self.snd_max):
+                        self.snd_max = self.snd_nxt
+                    sent = True
+                    continue
+                hole = self._next_hole(high_rxt, min(top, data_max))  # rule 3
+                if hole is None:
+                    break
+            lo, hi = hole
+            n = min(hi - lo, smss)
+            flags = ACK | PSH if lo + n == len(buf) else ACK
+            self._emit((self.snd_una + lo) & MASK, flags, buf[lo:lo + n], now)
+            self._high_rxt = lo + n
+            self._rtt_seq = None
+            self._rtx_ts = self._ts_clock(now)
+            self.stats["retransmits"] += 1
+            self._layer.counters["tcp.retransmits"] += 1
+            sent = True
+        if sent and self._rtx_at == INF:
+            self._rtx_at = now + self.rtt.rto
+
+    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
+        """Merge the peer's SACK blocks (RFC 2018) into the scoreboard; True if any was new."""
+        una = self.snd_una
+        max_off = min((self.snd_max - una) & MASK, len(self._sndbuf))
+        board = self._sacked
+        changed = False
+        for left, right in blocks:
+            lo = (left - una) & MASK
+            hi = (right - una) & MASK
+            if not (0 < lo < hi <= max_off):
+                continue  # D-SACK, stale or bogus block
+            merged = [lo, hi]
+            out = []
+            inserted = False
+            for b in board:
+                if b[1] < merged[0]:
+                    out.append(b)
+                elif b[0] > merged[1]:
+                    if not inserted:
+                        out.append(merged)
+                        inserted = True
+                    out.append(b)
+                else:
+                    if b[0] <= merged[0] and b[1] >= merged[1]:
+                        merged = b  # already known
+                    else:
+                        merged = [min(b[0], merged[0]), max(b[1], merged[1])]
+            if not inserted:
+                out.append(merged)
+            total = sum(h - l for l, h in out)
+            if total != self._sacked_bytes:
+                changed = True
+                self._sacked_bytes = total
+            board = out
+        self._sacked = board
+        return changed
+
+    def _shift_scoreboard(self, acked: int) -> None:
+        board = []
+        total = 0
+        for lo, hi in self._sacked:
+            lo -= acked
+            hi -= acked
+            if hi <= 0:
+                continue
+            if lo < 0:
+                lo = 0
+            board.append([lo, hi])
+            total += hi - lo
+        if board and board[0][0] == 0:  # the cumulative ACK should have covered it: keep it honest
+            total -= board[0][1]
+            board.pop(0)
+        self._sacked = board
+        self._sacked_bytes = total
+        self._high_rxt = max(self._high_rxt - acked, 0)
+
+    # ------------------------------------------------------------------ segment input
+
+    def _input(self, seg: TcpSegment, now: float) -> bool:
+        """Process one segment (RFC 9293 3.10.7). Returns True when a SYN should go to a listener
+        instead (a new connection reusing a TIME-WAIT 4-tuple, RFC 9293 3.10.7.4 / RFC 6191)."""
+        st = self._st
+        if st == SYN_SENT:
+            self._input_syn_sent(seg, now)
+        else:
+            if self._input_synchronized(seg, now):
+                return True
+        if self._st != CLOSED:
+            self._output(now)
+            if self._ack_now:
+                self._send_ack(now)
+            elif self._delack_at == INF and self._last_ack_sent != self.rcv_nxt and self._st != SYN_SENT:
+                self._delack_at = now + self._cfg.ack_delay
+        self._flush_event()
+        return False
+
+    def _input_syn_sent(self, seg: TcpSegment, now: float) -> None:
+        """RFC 9293 3.10.7.3."""
+        flags = seg.flags
+        if flags & ACK:
+            if not seq_gt(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
+                if not flags & RST:
+                    self._layer.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
+                                         seg.ack, 0, RST)
+                self._layer.counters.drop("tcp.syn_sent_bad_ack")
+                return
+        if flags & RST:
+            if flags & ACK:  # acceptable ACK (checked above): the peer refused (RFC 5961 3.2 allows this)
+                self._fail(errno.ECONNREFUSED)
+            else:
+                self._layer.counters.drop("tcp.syn_sent_rst_without_ack")
+            return
+        if not flags & SYN:
+            self._layer.counters.drop("tcp.syn_sent_no_syn")
+            return
+        self.irs = seg.seq
+        self.rcv_nxt = (seg.seq + 1) & MASK
+        self.rcv_adv = (self.rcv_nxt + min(self._rcv_cap, 0xFFFF)) & MASK  # what our SYN offered
+        self._negotiate(seg, now)
+        if flags & ACK:
+            self.snd_una = seg.ack
+            self._rtt_sample_syn(seg, now)
+            self.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
+            self.max_snd_wnd = self.snd_wnd
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = seg.ack
+            self._established(now)
+            self._ack_now = True
+        else:
+            # Simultaneous open (RFC 9293 figure 8): answer SYN-ACK with the same ISS.
+            self.snd_wnd = seg.window
+            self.max_snd_wnd = seg.window
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = self.iss
+            self._set_state(SYN_RECEIVED)
+            self._retries = 0
+            self._send_syn(now)
+            self._rtx_at = now + self.rtt.rto
+
+    def _rtt_sample_syn(self, seg: TcpSegment, now: float) -> None:
+        if self._retries == 0:  # Karn: only if the SYN was not retransmitted
+            if self._ts_ok and seg.ts_ecr:
+                self.rtt.sample(((self._ts_clock(now) - seg.ts_ecr) & MASK) / 1000.0)
+            else:
+                self.rtt.sample(now - self._syn_time)
+
+    def _established(self, now: float) -> None:
+        self._retries = 0
+        self.rtt.reset_backoff()
+        self._rtx_at = INF
+        self._update_smss()
+        self.cc.cwnd = self._cfg.initial_window_segments * self._smss
+        if self._fin_queued:
+            self._set_state(FIN_WAIT_1)
+        else:
+            self._set_state(ESTABLISHED)
+        if self.keepalive:
+            self._ka_at = now + self._cfg.keepalive_idle
+        listener = self._listener
+        if listener is not None:
+            listener._established(self)
+
+    def _input_synchronized(self, seg: TcpSegment, now: float) -> bool:
+        """RFC 9293 3.10.7.4 for SYN-RECEIVED and the synchronized states."""
+        flags = seg.flags
+        st = self._st
+        payload = seg.payload
+        seq = seg.seq
+        plen = len(payload)
+        counters = self._layer.counters
+
+        # RFC 7323 5.3 PAWS: a timestamp older than ts_recent marks an old duplicate.
+        if self._ts_ok and seg.ts_val is not None and not flags & RST:
+            if ((seg.ts_val - self._ts_recent) & MASK) >= 0x80000000 and now - self._ts_recent_age < _TS_IDLE_LIMIT:
+                counters.drop("tcp.paws")
+                self._ack_now = True
+                return False
+
+        if flags & SYN and st != SYN_RECEIVED:
+            if st == TIME_WAIT and not flags & ACK and seq_gt(seq, self.rcv_nxt):
+                self._close_now()  # a new incarnation may reuse the 4-tuple (RFC 9293 3.6.1, RFC 6191)
+                return True
+            counters.drop("tcp.syn_in_synchronized")
+            self._challenge_ack(now)  # RFC 5961 4.2, whatever the sequence number
+            return False
+        if flags & SYN and st == SYN_RECEIVED and seq == self.irs and not flags & ACK:
+            self._send_syn(now)  # the peer lost our SYN-ACK and repeats its SYN: repeat ours
+            return False
+
+        # 1. Sequence number check (RFC 9293 3.10.7.4, four cases).
+        rcv_nxt = self.rcv_nxt
+        wnd = (self.rcv_adv - rcv_nxt) & MASK
+        if wnd > 0x40000000:
+            wnd = 0
+        seg_len = plen + (flags & SYN and 1) + (flags & FIN)
+        if seg_len == 0:
+            ok = seq == rcv_nxt if wnd == 0 else ((seq - rcv_nxt) & MASK) < wnd
+        elif wnd == 0:
+            ok = False
+        else:
+            ok = ((seq - rcv_nxt) & MASK) < wnd or ((seq + seg_len - 1 - rcv_nxt) & MASK) < wnd
+        if not ok:
+            if flags & RST:
+                counters.drop("tcp.rst_out_of_window")
+                return False
+            if wnd == 0 and seq == rcv_nxt and flags & ACK:
+                # RFC 9293 3.10.7.4: with a zero window still take the ACK (a window probe); drop the data.
+                counters.drop("tcp.zero_window_data")
+                payload = payload[:0]
+                plen = 0
+                flags &= ~(FIN | SYN | PSH)
+                self._ack_now = True
+            else:
+                counters.drop("tcp.out_of_window")
+                if st == TIME_WAIT and flags & FIN:
+                    self._tw_at = now + self._cfg.time_wait  # a repeated FIN restarts 2 MSL
+                self._ack_now = True
+                return False
+
+        # 2. RST (RFC 5961 3.2: only an exact match resets; otherwise challenge).
+        if flags & RST:
+            if seq != rcv_nxt:
+                self._challenge_ack(now)
+                return False
+            counters["tcp.rst_received"] += 1
+            if st == SYN_RECEIVED and self._listener is not None:
+                self._close_now()  # passive open: back to LISTEN, i.e. just forget it
+            elif st == SYN_RECEIVED:
+                self._fail(errno.ECONNREFUSED)
+            elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+                self._fail(errno.ECONNRESET)
+            else:  # CLOSING, LAST_ACK, TIME_WAIT
+                self._close_now()
+            return False
+
+        # RFC 7323 4.3: remember the peer's timestamp if this segment covers Last.ACK.sent.
+        if self._ts_ok and seg.ts_val is not None and not seq_gt(seq, self._last_ack_sent):
+            self._ts_recent = seg.ts_val
+            self._ts_recent_age = now
+
+        # Trim what lies before RCV.NXT (already received) and past the window.
+        if seq != rcv_nxt and plen + (flags & FIN):
+            d = (rcv_nxt - seq) & MASK
+            if d < 0x80000000:
+                if flags & SYN:
+                    flags &= ~SYN
+                    d -= 1
+                    seq = (seq + 1) & MASK
+                if d >= plen:
+                    if d > plen:
+                        flags &= ~FIN
+                    payload = payload[:0]
+                else:
+                    payload = payload[d:]
+                plen = len(payload)
+                seq = rcv_nxt
+        off = (seq - rcv_nxt) & MASK
+        if off + plen > wnd:
+            keep = max(wnd - off, 0)
+            payload = payload[:keep]
+            plen = keep
+            flags &= ~FIN
+
+        # 4. SYN handled above. 5. ACK.
+        if not flags & ACK:
+            counters.drop("tcp.no_ack")
+            return False
+        if st == SYN_RECEIVED:
+            if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
+                self._layer.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
+                                     seg.ack, 0, RST)
+                counters.drop("tcp.syn_received_bad_ack")
+                return False
+            listener = self._listener
+            if listener is not None and not listener._has_room():
+                counters.drop("tcp.accept_queue_full")  # as Linux: ignore the ACK, the SYN-ACK will repeat
+                return False
+            self._rtt_sample_syn(seg, now)
+            self.snd_una = (self.iss + 1) & MASK
+            self.snd_wnd = seg.window << self._snd_wscale
+            self.max_snd_wnd = self.snd_wnd
+            self.snd_wl1 = seq
+            self.snd_wl2 = seg.ack
+            self._established(now)
+            st = self._st
+        if not self._process_ack(seg, seq, now):
+            return False
+        st = self._st
+        if st == CLOSED:
+            return False
+
+        # 7. Segment text.
+        if plen or flags & FIN:
+            if st in _RECEIVING_STATES:
+                if plen and self._user_closed:
+                    # Nobody will read this: reset, as Linux does for data after close().
+                    counters.drop("tcp.data_after_close")
+                    self._emit(self.snd_nxt, RST | ACK, b"", now)
+                    self._fail(errno.ECONNRESET)
+                    return False
+                self._receive(seq, payload, flags & FIN, now)
+            elif flags & FIN and st == TIME_WAIT:
+                self._ack_now = True
+                self._tw_at = now + self._cfg.time_wait
+        if self.keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self._ka_at = now + self._cfg.keepalive_idle
+            self._ka_probes = 0
+        return False
+
+    def _process_ack(self, seg: TcpSegment, seq: int, now: float) -> bool:
+        """RFC 9293 3.10.7.4 fifth step, with RFC 5961 5.2 bounds, RFC 5681/6582/6675 recovery.
+        Returns False when the segment must be dropped."""
+        ack = seg.ack
+        una = self.snd_una
+        counters = self._layer.counters
+        if seq_gt(ack, self.snd_max):
+            counters.drop("tcp.ack_unsent")
+            self._ack_now = True  # RFC 9293: ACK something not yet sent -> send ACK, drop
+            return False
+        if seq_lt(ack, (una - self.max_snd_wnd) & MASK):
+            counters.drop("tcp.ack_too_old")
+            self._challenge_ack(now)  # RFC 5961 5.2
+            return False
+        win = seg.window << self._snd_wscale
+        acked = (ack - una) & MASK
+        if acked and acked < 0x80000000:
+            self._ack_new(ack, acked, seg, now)
+        elif acked == 0 and self.snd_max != una:
+            # RFC 5681 2: a duplicate ACK carries no data, no SYN/FIN, the same window, and data is out.
+            sack_news = self._sack_ok and seg.sack_blocks and self._update_scoreboard(seg.sack_blocks)
+            if (not len(seg.payload) and not seg.flags & (SYN | FIN) and win == self.snd_wnd) or sack_news:
+                self._on_dupack(now)
+        elif self._sack_ok and seg.sack_blocks and acked == 0:
+            self._update_scoreboard(seg.sack_blocks)
+        # Window update (RFC 9293 3.10.7.4: only from a newer segment, tracked by SND.WL1/WL2).
+        if seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_ge(ack, self.snd_wl2)):
+            opened = self.snd_wnd == 0 and win > 0
+            self.snd_wnd = win
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if win > self.max_snd_wnd:
+                self.max_snd_wnd = win
+            if opened and self._persist:
+                self._persist = False
+                self._persist_backoff = 0
+                self._rtx_at = INF
+                self._retries = 0
+        elif self._persist:
+            self._retries = 0  # the peer answers our probes: keep probing (RFC 9293 3.8.6.1)
+
+        st = self._st
+        if self._fin_acked and st in (FIN_WAIT_1, CLOSING, LAST_ACK):
+            if st == FIN_WAIT_1:
+                self._set_state(FIN_WAIT_2)
+                if self._user_closed:
+                    self._tw_at = now + self._cfg.fin_wait2_timeout
+            elif st == CLOSING:
+                self._enter_time_wait(now)
+            else:
+                self._close_now()
+                return False
+        return True
+
+    def _ack_new(self, ack: int, acked: int, seg: TcpSegment, now: float) -> None:
+        buf = self._sndbuf
+        buflen = len(buf)
+        cc = self.cc
+        flight = (self.snd_max - self.snd_una) & MASK
+        if acked > buflen:  # our FIN is acknowledged too
+            self._fin_acked = True
+            data_acked = buflen
+        else:
+            data_acked = acked
+        if data_acked:
+            if data_acked == buflen:
+                buf.clear()
+            else:
+                del buf[:data_acked]
+            self._event = True  # writable again
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        # RTT (RFC 6298 / RFC 7323 4.1). Karn's rule: without timestamps _rtt_seq is cleared by any
+        # retransmission; with them, an echo of a TSval sent before the last retransmission is not
+        # used (it may time the original transmission of data whose ACK was lost, seconds ago).
+        # Only a valid sample ends the RTO backoff (RFC 6298 5.7 with Karn, as Linux).
+        if self._ts_ok:
+            ecr = seg.ts_ecr
+            if ecr and ((ecr - self._rtx_ts) & MASK) < 0x80000000:
+                self.rtt.sample(((self._ts_clock(now) - ecr) & MASK) / 1000.0)
+        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+            self.rtt.sample(now - self._rtt_time)
+            self._rtt_seq = None
+        self._retries = 0
+        if self._sacked or self._high_rxt:
+            self._shift_scoreboard(acked)
+        if self._sack_ok and seg.sack_blocks:
+            self._update_scoreboard(seg.sack_blocks)
+        # Congestion control and recovery.
+        if self._in_recovery:
+            if seq_ge(ack, self._recover):
+                self._in_recovery = False
+                self._dupacks = 0
+                if self._sack_ok:
+                    cc.cwnd = cc.ssthresh  # RFC 6675 5 (end of recovery)
+                else:
+                    cc.on_exit_recovery((self.snd_max - ack) & MASK)
+            elif not self._sack_ok:
+                self._retransmit_head(now)  # RFC 6582 3.2 step 5: partial ACK
+                cc.on_partial_ack(acked)
+        else:
+            self._dupacks = 0
+            cc.on_ack(acked, flight, now)
+        # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
+        if self.snd_una == self.snd_max:
+            self._rtx_at = INF
+            self._persist = False
+        elif not self._persist:
+            self._rtx_at = now + self.rtt.rto
+
+    def _on_dupack(self, now: float) -> None:
+        cc = self.cc
+        if self._in_recovery:
+            if not self._sack_ok:
+                cc.on_dupack_in_recovery()  # RFC 6582 3.2 step 3
+            return
+        self._dupacks += 1
+        thresh = self._cfg.dupack_threshold
+        lost_by_sack = self._sack_ok and self._sacked_bytes > (thresh - 1) * self._smss
+        if (self._dupacks >= thresh or lost_by_sack) and seq_ge(self.snd_una, self._recover):
+            # Fast retransmit (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4).
+            flight = (self.snd_max - self.snd_una) & MASK
+            self._in_recovery = True
+            self._recover = self.snd_max
+            cc.on_enter_recovery(flight, now)
+            if self._sack_ok:
+                cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
+            n = self._retransmit_head(now)
+            self._high_rxt = n
+            self.stats["fast_retransmits"] += 1
+            self._layer.counters["tcp.fast_retransmits"] += 1
+
+    def _receive(self, seq: int, payload: memoryview, fin: int, now: float) -> None:
+        """Deliver in-order data (and what it makes contiguous) or hold it out of order."""
+        plen = len(payload)
+        ooo = self._ooo
+        if seq == self.rcv_nxt:
+            fin_now = bool(fin)
+            if plen:
+                self._rcvbuf += payload
+                self.rcv_nxt = (self.rcv_nxt + plen) & MASK
+                self._rcv_pos += plen
+                if plen > self._rcv_mss:
+                    self._rcv_mss = plen
+                self._event = True
+            if ooo:
+                while True:
+                    more = ooo.pop_ready(self._rcv_pos)
+                    if more is None:
+                        break
+                    self._rcvbuf += more
+                    self.rcv_nxt = (self.rcv_nxt + len(more)) & MASK
+                    self._rcv_pos += len(more)
+                self._ack_now = True  # RFC 5681 4.2: ACK at once when a hole is (partly) filled
+            if ooo.fin_pos is not None and ooo.fin_pos == self._rcv_pos and not ooo:
+                fin_now = True
+            if fin_now:
+                self._fin_received(now)
+            elif not self._cfg.delayed_ack or ((self.rcv_nxt - self._last_ack_sent) & MASK) >= 2 * self._rcv_mss:
+                self._ack_now = True  # RFC 5681 4.2: at least every second full-sized segment
+        else:
+            pos = self._rcv_pos + ((seq - self.rcv_nxt) & MASK)
+            if plen and not ooo.add(pos, payload):
+                self._layer.counters.drop("tcp.ooo_queue_full")
+            if fin:
+                ooo.fin_pos = pos + plen
+            self._layer.counters["tcp.out_of_order"] += 1
+            self._ack_now = True  # RFC 5681 4.2: immediate duplicate ACK for out-of-order data
+
+    def _fin_received(self, now: float) -> None:
+        """RFC 9293 3.10.7.4 eighth step."""
+        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
+        self._eof = True
+        self._ack_now = True
+        self._event = True
+        st = self._st
+        if st in (SYN_RECEIVED, ESTABLISHED):
+            self._set_state(CLOSE_WAIT)
+        elif st == FIN_WAIT_1:
+            if self._fin_acked:
+                self._enter_time_wait(now)
+            else:
+                self._set_state(CLOSING)
+        elif st == FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    def _enter_time_wait(self, now: float) -> None:
+        layer = self._layer
+        self._rtx_at = INF
+        self._ka_at = INF
+        if layer._time_wait_count >= self._cfg.max_time_wait:
+            layer.counters["tcp.time_wait_overflow"] += 1
+            self._ack_now = False
+            self._send_ack(now)
+            self._close_now()
+            return
+        self._set_state(TIME_WAIT)
+        self._tw_at = now + self._cfg.time_wait
+
+    def _window_update(self, now: float) -> None:
+        """After the user reads: tell a peer facing a small window that it opened (as Linux's
+        tcp_cleanup_rbuf: when the new window is at least double what it has left)."""
+        if self._st not in _RECEIVING_STATES:
+            return
+        cur = (self.rcv_adv - self.rcv_nxt) & MASK
+        free = self._rcv_cap - len(self._rcvbuf)
+        if cur * 2 <= self._rcv_cap and free >= 2 * cur and free - cur >= min(self._rcv_cap >> 1, self._smss):
+            self._send_ack(now)
+
+    # ------------------------------------------------------------------ timers
+
+    def _on_timer(self, now: float) -> None:
+        if self._tw_at <= now:
+            self._tw_at = INF
+            if self._st in (TIME_WAIT, FIN_WAIT_2):
+                self._close_now()
+                self._flush_event()
+                return
+        if self._delack_at <= now:
+            self._delack_at = INF
+            if self._st not in (CLOSED, SYN_SENT):
+                self._send_ack(now)
+        if self._rtx_at <= now:
+            self._rtx_at = INF
+            if self._persist:
+                self._on_persist(now)
+            else:
+                self._on_rto(now)
+        if self._ka_at <= now:
+            self._on_keepalive(now)
+        self._flush_event()
+
+    def _on_rto(self, now: float) -> None:
+        """RFC 6298 5.4-5.7 and RFC 5681 3.1 (loss window), go-back-N from SND.UNA."""
+        st = self._st
+        cfg = self._cfg
+        self._retries += 1
+        self.stats["timeouts"] += 1
+        self._layer.counters["tcp.timeouts"] += 1
+        if st in (SYN_SENT, SYN_RECEIVED):
+            limit = cfg.syn_retries if st == SYN_SENT else cfg.synack_retries
+            if self._retries > limit:
+                if st == SYN_RECEIVED and self._listener is not None:
+                    self._layer.counters.drop("tcp.synack_timeout")
+                    self._close_now()
+                else:
+                    self._fail(self._soft_error or errno.ETIMEDOUT)
+                return
+            self.rtt.backoff()
+            self._send_syn(now)
+            self._rtx_at = now + self.rtt.rto
+            return
+        if st not in _SENDING_STATES or self.snd_una == self.snd_max:
+            return
+        if self._retries > cfg.max_retries:
+            self._fail(errno.ETIMEDOUT)
+            return
+        flight = (self.snd_max - self.snd_una) & MASK
+        self.cc.on_timeout(flight, now)
+        self._recover = self.snd_max  # RFC 6582 4.1
+        self._in_recovery = False
+        self._dupacks = 0
+        self._sacked = []  # RFC 2018 8: the receiver may have reneged
+        self._sacked_bytes = 0
+        self._high_rxt = 0
+        self._rtt_seq = None  # Karn
+        self.rtt.backoff()
+        self.snd_nxt = self.snd_una
+        self._output(now)
+        if self._rtx_at == INF:
+            self._rtx_at = now + self.rtt.rto
+
+    def _on_persist(self, now: float) -> None:
+        """Zero-window probe, or the SWS-avoidance override for a small window (RFC 9293 3.8.6)."""
+        if self._st not in _SENDING_STATES:
+            self._persist = False
+            return
+        buf = self._sndbuf
+        off = (self.snd_nxt - self.snd_una) & MASK
+        if self.snd_wnd == 0:
+            self._retries += 1
+            if self._retries > self._cfg.max_retries:
+                self._fail(errno.ETIMEDOUT)
+                return
+            self._layer.counters["tcp.window_probes"] += 1
+            if off < len(buf):
+                # One byte of new data; SND.NXT stays, SND.MAX covers it so that an ACK is acceptable.
+                self._emit(self.snd_nxt, ACK, buf[off:off + 1], now)
+                end = (self.snd_nxt + 1) & MASK
+                if seq_gt(end, self.snd_max):
+                    self.snd_max = end
+            else:
+                self._emit((self.snd_una - 1) & MASK, ACK, b"", now)
+            self._persist_backoff = min(self._persist_backoff + 1, 16)
+            self._start_persist(now)
+            return
+        # Window open but too small for SWS avoidance: send what fits now (the override timeout).
+        self._persist = False
+        n = min(self.snd_wnd - off, len(buf) - off, self._smss)
+        if n > 0:
+            end = off + n
+            flags = ACK | PSH if end == len(buf) else ACK
+            self._emit(self.snd_nxt, flags, buf[off:end], now)
+            self.snd_nxt = (self.snd_nxt + n) & MASK
+            if seq_gt(self.snd_nxt, self.snd_max):
+                self.snd_max = self.snd_nxt
+            self._rtx_at = now + self.rtt.rto
+        else:
+            self._output(now)
+
+    def _on_keepalive(self, now: float) -> None:
+        """RFC 1122 4.2.3.6: an ACK for SND.UNA-1 makes the peer answer with its current ACK."""
+        cfg = self._cfg
+        if not self.keepalive or self._st not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self._ka_at = INF
+            return
+        if self._ka_probes >= cfg.keepalive_probes:
+            self._fail(errno.ETIMEDOUT)
+            return
+        self._ka_probes += 1
+        self._layer.counters["tcp.keepalive_probes"] += 1
+        self._emit((self.snd_una - 1) & MASK, ACK, b"", now)
+        self._ka_at = now + cfg.keepalive_interval
+
+    # ------------------------------------------------------------------ ICMP
+
+    def _icmp_error(self, err: int, hard: bool, now: float) -> None:
+        """RFC 1122 4.2.3.9 / RFC 5461: hard errors abort a connection being opened; otherwise the
+        error is remembered and reported if the connection later times out."""
+        if hard and self._st in (SYN_SENT, SYN_RECEIVED):
+            self._fail(err)
+            self._flush_event()
+        else:
+            self._soft_error = err
+
+    def _set_mtu(self, mtu: int, now: float) -> None:
+        """Path MTU shrank (RFC 1191): shrink segments and resend what is outstanding."""
+        if mtu >= self._mtu or mtu < 68:
+            return
+        self._mtu = mtu
+        self._update_smss()
+        if self._st in _SENDING_STATES and self.snd_una != self.snd_max:
+            self.snd_nxt = self.snd_una
+            self._rtt_seq = None
+            self._output(now)
+
+
+def _ip(addr: int) -> str:
+    return ".".join(str((addr >> s) & 0xFF) for s in (24, 16, 8, 0))

@@ -1,0 +1,222 @@
+"""The TCP layer: demultiplexes segments to connections and listeners, answers closed ports with RST,
+and aggregates the connections' timers. Sans-I/O in the shape of aioquic: the IP layer calls
+``receive`` and ``handle_timer`` and asks ``get_timer``; finished segments leave through ``emit``.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from typing import Callable
+
+from pystack.counters import Counters
+from pystack.tcp.config import TcpConfig
+from pystack.tcp.connection import Connection
+from pystack.tcp.isn import IsnGenerator
+from pystack.tcp.listener import Listener
+from pystack.tcp.seq import MASK, seq_in
+from pystack.tcp.state import State
+from pystack.wire import tcp as wire
+from pystack.wire.errors import WireError
+from pystack.wire.tcp import ACK, RST, SYN
+
+Emit = Callable[[int, int, bytes], None]
+
+# ICMP destination-unreachable codes (RFC 792) -> errno; codes 2-4 are hard errors (RFC 1122 4.2.3.9)
+_UNREACH_ERRNO = {0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTOOPT, 3: errno.ECONNREFUSED,
+                  4: errno.EMSGSIZE, 5: errno.EOPNOTSUPP, 6: errno.ENETUNREACH, 7: errno.EHOSTDOWN,
+                  9: errno.ENETUNREACH, 10: errno.EHOSTUNREACH, 11: errno.ENETUNREACH,
+                  12: errno.EHOSTUNREACH, 13: errno.EHOSTUNREACH}
+
+
+class TcpLayer:
+    """All TCP state of one stack.
+
+    ``emit(src_ip, dst_ip, segment)`` receives finished segments (checksum filled) for the IP layer.
+    ``mtu`` is the link MTU; the MSS we announce is at most ``mtu - 40``.
+    """
+
+    def __init__(
+        self, config: TcpConfig, counters: Counters, emit: Emit, mtu: int = 1500,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.counters = counters
+        self.emit = emit
+        self.mtu = mtu
+        self.rng = rng if rng is not None else random.Random()
+        self.isn = IsnGenerator(config.isn_secret)
+        self.now = 0.0
+        self.connections: dict[tuple[int, int, int, int], Connection] = {}
+        self.listeners: dict[tuple[int, int], Listener] = {}
+        self._time_wait_count = 0
+        self._challenge_second = -1
+        self._challenge_count = 0
+
+    # ------------------------------------------------------------------ user side
+
+    def listen(self, local_ip: int, port: int, backlog: int) -> Listener:
+        """Listen on ``(local_ip, port)``; ``local_ip`` 0 means every address. OSError EADDRINUSE if taken."""
+        key = (local_ip, port)
+        if key in self.listeners or not 0 < port < 65536:
+            raise OSError(errno.EADDRINUSE if key in self.listeners else errno.EINVAL, "cannot listen there")
+        listener = Listener(self, local_ip, port, backlog)
+        self.listeners[key] = listener
+        return listener
+
+    def connect(
+        self, local_ip: int, remote_ip: int, remote_port: int, now: float, local_port: int | None = None,
+    ) -> Connection:
+        """Active open (RFC 9293 3.10.1): sends SYN at once and returns the connection in SYN-SENT."""
+        self.now = now
+        if not 0 < remote_port < 65536:
+            raise OSError(errno.EINVAL, "bad port")
+        if local_port is None:
+            local_port = self._ephemeral_port(local_ip, remote_ip, remote_port)
+        elif (local_ip, local_port, remote_ip, remote_port) in self.connections:
+            raise OSError(errno.EADDRINUSE, "4-tuple in use")
+        conn = Connection(self, local_ip, local_port, remote_ip, remote_port)
+        self.connections[conn._key] = conn
+        self.counters["tcp.active_opens"] += 1
+        conn._open_active(now)
+        return conn
+
+    def _ephemeral_port(self, local_ip: int, remote_ip: int, remote_port: int) -> int:
+        low, high = self.config.ephemeral_low, self.config.ephemeral_high
+        span = high - low + 1
+        start = self.rng.randrange(span)
+        for i in range(span):
+            port = low + (start + i) % span
+            if (local_ip, port, remote_ip, remote_port) not in self.connections and (local_ip, port) not in self.listeners:
+                return port
+        raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    # ------------------------------------------------------------------ IP side
+
+    def receive(self, src_ip: int, dst_ip: int, segment: bytes | memoryview, now: float) -> None:
+        """One IPv4 payload of protocol 6. Bad segments are dropped and counted, never raised."""
+        self.now = now
+        counters = self.counters
+        try:
+            seg = wire.parse(segment, src_ip, dst_ip)
+        except WireError as exc:
+            counters.drop(exc.reason)
+            return
+        counters["tcp.in_segments"] += 1
+        conn = self.connections.get((dst_ip, seg.dst_port, src_ip, seg.src_port))
+        if conn is not None:
+            if not conn._input(seg, now):
+                return
+            # A SYN for a TIME-WAIT 4-tuple: the old incarnation is gone, let a listener take it.
+        listener = self.listeners.get((dst_ip, seg.dst_port)) or self.listeners.get((0, seg.dst_port))
+        if listener is not None:
+            self._listen_input(listener, seg, src_ip, dst_ip, now)
+            return
+        self._closed_input(seg, src_ip, dst_ip)
+
+    def _listen_input(self, listener: Listener, seg: wire.TcpSegment, src_ip: int, dst_ip: int, now: float) -> None:
+        """RFC 9293 3.10.7.2."""
+        flags = seg.flags
+        if flags & RST:
+            self.counters.drop("tcp.listen_rst")
+            return
+        if flags & ACK:
+            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST)
+            self.counters.drop("tcp.listen_ack")
+            return
+        if not flags & SYN:
+            self.counters.drop("tcp.listen_no_syn")
+            return
+        if not listener._can_take_syn():
+            self.counters.drop("tcp.listen_queue_full")
+            return
+        conn = Connection(self, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
+        self.connections[conn._key] = conn
+        listener._half_open.add(conn)
+        conn._open_passive(seg, now)
+
+    def _closed_input(self, seg: wire.TcpSegment, src_ip: int, dst_ip: int) -> None:
+        """RFC 9293 3.10.7.1: no connection: answer anything but a RST with a RST."""
+        flags = seg.flags
+        self.counters.drop("tcp.no_socket")
+        if flags & RST:
+            return
+        if flags & ACK:
+            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST)
+        else:
+            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & MASK, RST | ACK)
+
+    def send_rst(self, local_ip: int, remote_ip: int, local_port: int, remote_port: int, seq: int, ack: int, flags: int) -> None:
+        self.counters["tcp.rst_sent"] += 1
+        self.counters["tcp.out_segments"] += 1
+        self.emit(local_ip, remote_ip, wire.build(local_ip, remote_ip, local_port, remote_port, seq, ack, flags, 0))
+
+    def icmp_error(
+        self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
+        quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0,
+    ) -> None:
+        """An ICMP error about a segment we sent. ``quoted`` starts at the quoted TCP header (at least
+        8 bytes: ports and sequence number). Type 3 code 4 with ``next_hop_mtu`` shrinks the segment size
+        (RFC 1191); other unreachables abort a connection being opened (RFC 1122 4.2.3.9) and are
+        otherwise kept as a soft error. The quoted sequence number must be in flight (RFC 5927 4.1)."""
+        self.now = now
+        if len(quoted) < 8:
+            self.counters.drop("tcp.icmp_short_quote")
+            return
+        local_port = int.from_bytes(quoted[0:2], "big")
+        remote_port = int.from_bytes(quoted[2:4], "big")
+        seq = int.from_bytes(quoted[4:8], "big")
+        conn = self.connections.get((local_ip, local_port, remote_ip, remote_port))
+        if conn is None:
+            self.counters.drop("tcp.icmp_no_connection")
+            return
+        if not seq_in(seq, conn.snd_una, (conn.snd_max + 1) & MASK):
+            self.counters.drop("tcp.icmp_bad_seq")
+            return
+        self.counters["tcp.icmp_errors"] += 1
+        if icmp_type == 3 and icmp_code == 4:
+            if next_hop_mtu:
+                conn._set_mtu(next_hop_mtu, now)
+            return
+        if icmp_type == 3:
+            err = _UNREACH_ERRNO.get(icmp_code, errno.EHOSTUNREACH)
+            conn._icmp_error(err, icmp_code in (2, 3, 4) or conn._st == State.SYN_SENT, now)
+
+    # ------------------------------------------------------------------ timers
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline of all connections, or None when nothing is pending."""
+        best = min((c.deadline() for c in self.connections.values()), default=None)
+        return None if best is None or best == float("inf") else best
+
+    def handle_timer(self, now: float) -> None:
+        self.now = now
+        due = [c for c in self.connections.values() if c.deadline() <= now]
+        for conn in due:
+            conn._on_timer(now)
+
+    # ------------------------------------------------------------------ internal
+
+    def _forget(self, conn: Connection, was_half_open: bool) -> None:
+        if self.connections.get(conn._key) is conn:
+            del self.connections[conn._key]
+        listener = conn._listener
+        if listener is not None and was_half_open:
+            listener._half_open_gone(conn)
+
+    def _forget_listener(self, listener: Listener) -> None:
+        key = (listener.local_ip, listener.local_port)
+        if self.listeners.get(key) is listener:
+            del self.listeners[key]
+
+    def _challenge_allowed(self, now: float) -> bool:
+        """RFC 5961 7: at most ``challenge_ack_limit`` challenge ACKs per second."""
+        second = int(now)
+        if second != self._challenge_second:
+            self._challenge_second = second
+            self._challenge_count = 0
+        if self._challenge_count >= self.config.challenge_ack_limit:
+            self.counters.drop("tcp.challenge_ack_limited")
+            return False
+        self._challenge_count += 1
+        return True

@@ -1,0 +1,85 @@
+"""A listening endpoint (RFC 9293 LISTEN) with a bounded half-open queue and accept queue."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Callable
+
+from pystack.tcp.state import State
+
+if TYPE_CHECKING:
+    from pystack.tcp.connection import Connection
+    from pystack.tcp.layer import TcpLayer
+
+
+class Listener:
+    """Created by ``TcpLayer.listen``. Connections that completed the handshake wait in ``accept``.
+
+    As Linux does, a SYN is dropped (not refused) while the half-open queue (``TcpConfig.syn_backlog``)
+    or the accept queue (``backlog``) is full, so the peer retries; the final ACK of a handshake is
+    ignored while the accept queue is full, so the SYN-ACK is repeated later.
+    """
+
+    __slots__ = ("_layer", "local_ip", "local_port", "backlog", "_accept_queue", "_half_open", "on_event", "_closed")
+
+    def __init__(self, layer: TcpLayer, local_ip: int, local_port: int, backlog: int) -> None:
+        self._layer = layer
+        self.local_ip = local_ip
+        self.local_port = local_port
+        self.backlog = max(1, min(backlog, layer.config.max_backlog))
+        self._accept_queue: deque[Connection] = deque()
+        self._half_open: set[Connection] = set()
+        self.on_event: Callable[[], None] | None = None
+        self._closed = False
+
+    @property
+    def state(self) -> State:
+        return State.CLOSED if self._closed else State.LISTEN
+
+    @property
+    def readable(self) -> bool:
+        """``accept`` would return a connection (or the listener was closed)."""
+        return bool(self._accept_queue) or self._closed
+
+    @property
+    def pending(self) -> int:
+        return len(self._accept_queue)
+
+    @property
+    def half_open(self) -> int:
+        return len(self._half_open)
+
+    def accept(self) -> Connection | None:
+        """The oldest established connection, or None."""
+        return self._accept_queue.popleft() if self._accept_queue else None
+
+    def close(self, now: float) -> None:
+        """Stop listening; connections not yet accepted are reset."""
+        if self._closed:
+            return
+        self._closed = True
+        self._layer._forget_listener(self)
+        for conn in list(self._half_open) + list(self._accept_queue):
+            conn.abort(now)
+        self._half_open.clear()
+        self._accept_queue.clear()
+        if self.on_event is not None:
+            self.on_event()
+
+    # -- called by the layer and the connections
+
+    def _can_take_syn(self) -> bool:
+        return len(self._half_open) < self._layer.config.syn_backlog and len(self._accept_queue) < self.backlog
+
+    def _has_room(self) -> bool:
+        return len(self._accept_queue) < self.backlog
+
+    def _established(self, conn: Connection) -> None:
+        self._half_open.discard(conn)
+        self._accept_queue.append(conn)
+        self._layer.counters["tcp.accept_queued"] += 1
+        if self.on_event is not None:
+            self.on_event()
+
+    def _half_open_gone(self, conn: Connection) -> None:
+        self._half_open.discard(conn)

@@ -1,0 +1,38 @@
+"""Retransmission timeout estimation (RFC 6298): SRTT, RTTVAR, RTO, and exponential backoff."""
+
+from __future__ import annotations
+
+_G = 0.001  # clock granularity G of RFC 6298 2.2; our clock is a float, so 1 ms is generous
+
+
+class RttEstimator:
+    __slots__ = ("srtt", "rttvar", "rto", "_base", "_min", "_max")
+
+    def __init__(self, initial: float, minimum: float, maximum: float) -> None:
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self._min = minimum
+        self._max = maximum
+        self._base = initial  # RTO computed from the samples, before backoff
+        self.rto = initial  # RFC 6298 2.1
+
+    def sample(self, r: float) -> None:
+        """Fold in one RTT measurement (never from a retransmitted segment: Karn, RFC 6298 3)."""
+        if r < 0:
+            return
+        if self.srtt is None:  # RFC 6298 2.2
+            self.srtt = r
+            self.rttvar = r / 2
+        else:  # RFC 6298 2.3, alpha = 1/8, beta = 1/4
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        rto = self.srtt + max(_G, 4 * self.rttvar)
+        self._base = rto = min(max(rto, self._min), self._max)  # RFC 6298 2.4, 2.5
+        self.rto = rto  # a new sample also ends any backoff (RFC 6298 5.7)
+
+    def backoff(self) -> None:
+        """Double the RTO after a timeout (RFC 6298 5.5), up to the maximum."""
+        self.rto = min(self.rto * 2, self._max)
+
+    def reset_backoff(self) -> None:
+        self.rto = self._base
