@@ -423,8 +423,13 @@ class Connection:
         cur = (self.rcv_adv - rcv_nxt) & MASK
         if cur > self._rcv_cap + (1 << ws):  # stale edge (RCV.NXT passed it): treat as closed
             cur = 0
+        wmax = 0xFFFF << ws
+        if wmax > self._rcv_cap:
+            wmax = self._rcv_cap
         free = self._rcv_cap - len(self._rcvbuf)
-        if free - cur >= min(self._rcv_cap >> 1, self._smss):
+        if free > wmax:
+            free = wmax
+        if free - cur >= min(wmax >> 1, self._smss):
             cur = free
         field = cur >> ws
         if field > 0xFFFF:
@@ -962,7 +967,9 @@ class Connection:
         elif acked == 0 and self.snd_max != una:
             # RFC 5681 2: a duplicate ACK carries no data, no SYN/FIN, the same window, and data is out.
             sack_news = self._sack_ok and seg.sack_blocks and self._update_scoreboard(seg.sack_blocks)
-            if (not len(seg.payload) and not seg.flags & (SYN | FIN) and win == self.snd_wnd) or sack_news:
+            # Not while the window is zero: the answers to our window probes look just like dup ACKs.
+            if ((not len(seg.payload) and not seg.flags & (SYN | FIN) and win == self.snd_wnd) or sack_news) \
+                    and win and not self._persist:
                 self._on_dupack(now)
         elif self._sack_ok and seg.sack_blocks and acked == 0:
             self._update_scoreboard(seg.sack_blocks)
@@ -1147,8 +1154,9 @@ class Connection:
         if self._st not in _RECEIVING_STATES:
             return
         cur = (self.rcv_adv - self.rcv_nxt) & MASK
-        free = self._rcv_cap - len(self._rcvbuf)
-        if cur * 2 <= self._rcv_cap and free >= 2 * cur and free - cur >= min(self._rcv_cap >> 1, self._smss):
+        wmax = min(self._rcv_cap, 0xFFFF << self._rcv_wscale)
+        free = min(self._rcv_cap - len(self._rcvbuf), wmax)
+        if cur * 2 <= wmax and free >= 2 * cur and free - cur >= min(wmax >> 1, self._smss):
             self._send_ack(now)
 
     # ------------------------------------------------------------------ timers
