@@ -93,5 +93,8 @@ class TcpConfig:
     """Unanswered probes before the connection fails with ETIMEDOUT (Linux tcp_keepalive_probes)."""
 
     # --- defences ---
+    oow_ack_interval: float = 0.5
+    """Least seconds between our answers to unacceptable pure ACKs of one connection; it stops ACK
+    wars between two ends that each reject the other's ACKs (Linux tcp_invalid_ratelimit, 500 ms)."""
     challenge_ack_limit: int = 100
     """Challenge ACKs (RFC 5961 7) sent per second across the layer; more are suppressed and counted."""

@@ -72,6 +72,7 @@ class Connection:
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts",
+        "_probe_end", "_oow_ack_at",
     )
 
     def __init__(
@@ -152,6 +153,8 @@ class Connection:
         self._syn_time = 0.0
         self._fin_acked = False
         self._rtx_ts = 0  # TSval clock at the last retransmission (Karn's rule for timestamps)
+        self._probe_end: int | None = None  # end of a zero-window probe byte the peer may have taken
+        self._oow_ack_at = -INF  # when we last answered an unacceptable pure ACK (ACK-war guard)
 
     # ------------------------------------------------------------------ user side
 
@@ -265,7 +268,7 @@ class Connection:
         """Drop the connection at once, telling the peer with RST when synchronized (RFC 9293 3.10.5)."""
         self._user_closed = True
         if self._st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-            self._emit(self.snd_nxt, RST | ACK, b"", now)
+            self._emit(self.snd_max, RST | ACK, b"", now)
         self._close_now()
         self._flush_event()
 
@@ -469,7 +472,9 @@ class Connection:
         return prefix + wire.build_options(sack_blocks=blocks)
 
     def _send_ack(self, now: float) -> None:
-        self._emit(self.snd_nxt, ACK, b"", now)
+        # SND.MAX, not SND.NXT: after a timeout SND.NXT went back, and a pure ACK numbered below the
+        # peer's RCV.NXT would be unacceptable and its acknowledgement ignored (BSD does the same).
+        self._emit(self.snd_max, ACK, b"", now)
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 3.2/4.2/5.2 challenge ACK, rate-limited across the layer (RFC 5961 7)."""
@@ -853,7 +858,13 @@ class Connection:
                 counters.drop("tcp.out_of_window")
                 if st == TIME_WAIT and flags & FIN:
                     self._tw_at = now + self._cfg.time_wait  # a repeated FIN restarts 2 MSL
-                self._ack_now = True
+                if seg_len or now - self._oow_ack_at >= self._cfg.oow_ack_interval:
+                    # Answer, but a pure ACK at most every oow_ack_interval: two ends that each find
+                    # the other's ACKs unacceptable would otherwise ACK each other forever (as Linux).
+                    self._oow_ack_at = now
+                    self._ack_now = True
+                else:
+                    counters.drop("tcp.oow_ack_limited")
                 return False
 
         # 2. RST (RFC 5961 3.2: only an exact match resets; otherwise challenge).
@@ -934,7 +945,7 @@ class Connection:
                 if plen and self._user_closed:
                     # Nobody will read this: reset, as Linux does for data after close().
                     counters.drop("tcp.data_after_close")
-                    self._emit(self.snd_nxt, RST | ACK, b"", now)
+                    self._emit(self.snd_max, RST | ACK, b"", now)
                     self._fail(errno.ECONNRESET)
                     return False
                 self._receive(seq, payload, flags & FIN, now)
@@ -952,6 +963,8 @@ class Connection:
         ack = seg.ack
         una = self.snd_una
         counters = self._layer.counters
+        if seq_gt(ack, self.snd_max) and ack == self._probe_end:
+            self.snd_max = ack  # the peer took our zero-window probe byte
         if seq_gt(ack, self.snd_max):
             counters.drop("tcp.ack_unsent")
             self._ack_now = True  # RFC 9293: ACK something not yet sent -> send ACK, drop
@@ -1236,11 +1249,10 @@ class Connection:
                 return
             self._layer.counters["tcp.window_probes"] += 1
             if off < len(buf):
-                # One byte of new data; SND.NXT stays, SND.MAX covers it so that an ACK is acceptable.
+                # One byte of new data (RFC 9293 3.8.6.1). SND.NXT and SND.MAX stay, so our other
+                # segments keep sequence numbers the peer accepts; an ACK for the byte is still taken.
                 self._emit(self.snd_nxt, ACK, buf[off:off + 1], now)
-                end = (self.snd_nxt + 1) & MASK
-                if seq_gt(end, self.snd_max):
-                    self.snd_max = end
+                self._probe_end = (self.snd_nxt + 1) & MASK
             else:
                 self._emit((self.snd_una - 1) & MASK, ACK, b"", now)
             self._persist_backoff = min(self._persist_backoff + 1, 16)

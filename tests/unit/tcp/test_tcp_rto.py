@@ -1,0 +1,189 @@
+"""Retransmission: RFC 6298 timer arithmetic, Karn, backoff and give-up, fast retransmit and NewReno
+(RFC 5681/6582), SACK-based recovery (RFC 6675)."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
+from tcp_helpers import PEER_ISS
+
+from pystack.tcp import State, TcpConfig
+from pystack.wire import tcp as wire
+from pystack.wire.tcp import ACK, SYN
+
+MSS = 1000
+OPTS = wire.build_options(mss=MSS)
+OPTS_SACK = wire.build_options(mss=MSS, sack_permitted=True)
+
+
+def _connect(cfg: TcpConfig, rtt: float = 0.1, options: bytes = OPTS, window: int = 65535):
+    """Active open where the SYN-ACK comes back after ``rtt`` seconds (one RTT sample)."""
+    solo = Solo(cfg)
+    conn = solo.layer.connect(IP_B, IP_A, PEER_PORT, solo.now, local_port=LOCAL_PORT)
+    syn = solo.one()
+    solo.advance(rtt)
+    solo.send(PEER_ISS, syn.seq + 1, SYN | ACK, window, options=options)
+    solo.one()
+    return solo, conn, syn.seq + 1, PEER_ISS + 1
+
+
+def test_syn_retransmits_with_doubling_then_etimedout() -> None:
+    solo = Solo(TcpConfig(syn_retries=4))
+    t0 = solo.now
+    conn = solo.layer.connect(IP_B, IP_A, PEER_PORT, solo.now)
+    syn = solo.one()
+    times = []
+    while conn.state == State.SYN_SENT:
+        solo.advance_to_next_timer()
+        for seg in solo.take():
+            assert seg.flags == SYN and seg.seq == syn.seq
+            times.append(round(solo.now - t0, 6))
+    assert times == [1, 3, 7, 15]  # initial RTO 1 s (RFC 6298 2.1), doubled each time (5.5)
+    assert solo.now - t0 == 31 and conn.error == errno.ETIMEDOUT
+    assert not solo.layer.connections
+
+
+def test_data_rto_from_measured_rtt_backoff_and_give_up() -> None:
+    cfg = TcpConfig(timestamps=False, rto_min=0.05, max_retries=3)
+    solo, conn, our, peer = _connect(cfg, rtt=0.1)
+    # RFC 6298 2.2 from the handshake sample R = 0.1: SRTT 0.1, RTTVAR 0.05, RTO = 0.1 + 4 * 0.05
+    assert conn.rtt.srtt == pytest.approx(0.1) and conn.rtt.rto == pytest.approx(0.3)
+    conn.send(b"x" * 500, solo.now)
+    first = solo.one()
+    t0 = solo.now
+    gaps = []
+    while conn.state == State.ESTABLISHED:
+        solo.advance_to_next_timer()
+        for seg in solo.take():
+            assert seg.seq == first.seq and bytes(seg.payload) == bytes(first.payload)
+            gaps.append(round(solo.now - t0, 6))
+    assert gaps == [0.3, 0.9, 2.1]  # 0.3, then doubled: +0.6, +1.2
+    assert solo.now - t0 == pytest.approx(4.5)  # the fourth expiry (+2.4) exceeds max_retries
+    assert conn.error == errno.ETIMEDOUT and conn.state == State.CLOSED
+
+
+def test_rtt_sample_updates_srtt_and_karn_skips_retransmitted() -> None:
+    cfg = TcpConfig(timestamps=False, rto_min=0.05)
+    solo, conn, our, peer = _connect(cfg, rtt=0.1)
+    conn.send(b"a" * 100, solo.now)
+    solo.one()
+    solo.advance(0.2)
+    solo.send(peer, our + 100, ACK)
+    srtt = 0.875 * 0.1 + 0.125 * 0.2
+    rttvar = 0.75 * 0.05 + 0.25 * abs(0.1 - 0.2)
+    assert conn.rtt.srtt == pytest.approx(srtt) and conn.rtt.rttvar == pytest.approx(rttvar)
+    assert conn.rtt.rto == pytest.approx(srtt + 4 * rttvar)
+    conn.send(b"b" * 100, solo.now)
+    solo.one()
+    solo.advance_to_next_timer()  # retransmitted
+    assert len(solo.take()) == 1
+    solo.advance(0.01)
+    solo.send(peer, our + 200, ACK)  # ambiguous ACK: no sample (Karn), backoff kept
+    assert conn.rtt.srtt == pytest.approx(srtt)
+    assert conn.rtt.rto == pytest.approx(2 * (srtt + 4 * rttvar))
+
+
+def test_timer_restarts_on_ack_and_stops_when_all_acked() -> None:
+    cfg = TcpConfig(timestamps=False, rto_min=0.05)
+    solo, conn, our, peer = _connect(cfg, rtt=0.1)
+    conn.nodelay = True
+    conn.send(b"a" * 100, solo.now)
+    conn.send(b"b" * 100, solo.now)
+    solo.take()
+    solo.advance(0.25)
+    solo.send(peer, our + 100, ACK)  # RFC 6298 5.3: restart with the current RTO
+    assert solo.layer.get_timer() == pytest.approx(solo.now + conn.rtt.rto)
+    solo.send(peer, our + 200, ACK)  # 5.2: all acked, timer off
+    assert conn._rtx_at == float("inf")
+
+
+def _bulk(sack: bool, segments: int = 10):
+    cfg = TcpConfig(timestamps=False, sack=sack, rto_min=1.0)
+    solo, conn, our, peer = _connect(cfg, rtt=0.1, options=OPTS_SACK if sack else OPTS)
+    conn.send(b"".join(bytes([65 + i]) * MSS for i in range(segments)), solo.now)
+    segs = solo.take()
+    assert [s.seq - our for s in segs] == [i * MSS for i in range(segments)]  # initial window 10 (RFC 6928)
+    return solo, conn, our, peer
+
+
+def test_fast_retransmit_after_three_dupacks_newreno() -> None:
+    solo, conn, our, peer = _bulk(sack=False)
+    solo.send(peer, our + MSS, ACK)  # segment 2 (offset 1000) lost
+    solo.send(peer, our + MSS, ACK)
+    solo.send(peer, our + MSS, ACK)
+    solo.none()
+    solo.send(peer, our + MSS, ACK)  # third duplicate
+    rtx = solo.one()
+    assert rtx.seq == our + MSS and bytes(rtx.payload) == b"B" * MSS
+    flight = 9 * MSS
+    assert conn.cc.ssthresh == max(flight // 2, 2 * MSS)  # RFC 5681 eq. 4
+    assert conn.cc.cwnd == conn.cc.ssthresh + 3 * MSS  # RFC 6582 step 2
+    # A partial ACK (segment 4 was lost too) retransmits the next hole at once (RFC 6582 step 5)
+    solo.send(peer, our + 3 * MSS, ACK)
+    rtx2 = [s for s in solo.take() if s.seq == our + 3 * MSS]
+    assert rtx2 and bytes(rtx2[0].payload) == b"D" * MSS
+    solo.send(peer, our + 10 * MSS, ACK)  # full ACK ends recovery
+    assert not conn._in_recovery and conn.cc.cwnd <= conn.cc.ssthresh + MSS
+
+
+def test_dupacks_with_data_or_window_change_do_not_count() -> None:
+    solo, conn, our, peer = _bulk(sack=False)
+    solo.send(peer, our + MSS, ACK)
+    for w in (60000, 61000, 62000):  # window changes: not duplicates (RFC 5681 2)
+        solo.send(peer, our + MSS, ACK, window=w)
+    solo.none()
+    assert conn.stats["fast_retransmits"] == 0
+
+
+def test_sack_recovery_retransmits_only_holes() -> None:
+    solo, conn, our, peer = _bulk(sack=True)
+    # segments at offsets 1000 and 3000 are lost; the receiver SACKs the rest
+    def sack(*blocks):
+        return wire.build_options(sack_blocks=[(our + a, our + b) for a, b in blocks])
+    solo.send(peer, our + MSS, ACK, options=sack((2000, 3000)))
+    solo.send(peer, our + MSS, ACK, options=sack((4000, 5000), (2000, 3000)))
+    solo.none()
+    solo.send(peer, our + MSS, ACK, options=sack((4000, 6000), (2000, 3000)))  # > 2 MSS SACKed above: lost
+    out = solo.take()
+    assert [s.seq - our for s in out][:1] == [1000]
+    assert conn.cc.cwnd == conn.cc.ssthresh == 9 * MSS // 2  # RFC 6675: cwnd = ssthresh
+    solo.send(peer, our + MSS, ACK, options=sack((4000, 10000), (2000, 3000)))
+    out += solo.take()
+    rtx = sorted({s.seq - our for s in out if s.seq - our < 10 * MSS})
+    assert rtx == [1000, 3000]  # the holes, and nothing SACKed
+    solo.send(peer, our + 10 * MSS, ACK)
+    assert not conn._in_recovery
+
+
+def test_rto_collapses_cwnd_and_goes_back_n() -> None:
+    solo, conn, our, peer = _bulk(sack=False, segments=4)
+    solo.advance_to_next_timer()
+    rtx = solo.one()
+    assert rtx.seq == our and conn.cc.cwnd == MSS and conn.cc.ssthresh == 2 * MSS  # RFC 5681 3.1
+    solo.send(peer, our + MSS, ACK)  # one more segment per ACK in slow start (cwnd grows)
+    nxt = solo.take()
+    assert [s.seq - our for s in nxt] == [MSS, 2 * MSS]
+    solo.send(peer, our + 4 * MSS, ACK)  # the originals had arrived: late ACK covers everything
+    assert conn.snd_una == conn.snd_max and conn.snd_nxt == conn.snd_max
+
+
+def test_icmp_port_unreachable_aborts_connect_and_frag_needed_shrinks_mss() -> None:
+    solo = Solo()
+    conn = solo.layer.connect(IP_B, IP_A, PEER_PORT, solo.now, local_port=LOCAL_PORT)
+    syn = solo.one()
+    quoted = wire.build(IP_B, IP_A, LOCAL_PORT, PEER_PORT, syn.seq, 0, SYN, 0)[:8]
+    solo.layer.icmp_error(3, 3, IP_B, IP_A, quoted, solo.now)
+    assert conn.state == State.CLOSED and conn.error == errno.ECONNREFUSED
+    solo2, conn2, our, peer = _connect(TcpConfig(timestamps=False), options=wire.build_options(mss=1460))
+    conn2.send(b"m" * 3000, solo2.now)
+    first = solo2.take()
+    assert len(first[0].payload) == 1460
+    quoted = wire.build(IP_B, IP_A, LOCAL_PORT, PEER_PORT, our, 0, ACK, 0)[:8]
+    solo2.layer.icmp_error(3, 4, IP_B, IP_A, quoted, solo2.now, next_hop_mtu=576)
+    resent = solo2.take()
+    assert resent and all(len(s.payload) <= 536 for s in resent) and resent[0].seq == our
+    bad = wire.build(IP_B, IP_A, LOCAL_PORT, PEER_PORT, our + 100000, 0, ACK, 0)[:8]
+    solo2.layer.icmp_error(3, 3, IP_B, IP_A, bad, solo2.now)  # sequence not in flight: ignored (RFC 5927)
+    assert conn2.state == State.ESTABLISHED and solo2.counters.drops()["tcp.icmp_bad_seq"] == 1
