@@ -558,15 +558,16 @@ class Connection:
     def _retransmit_head(self, now: float, length: int | None = None) -> int:
         """Retransmit the first unacknowledged segment (fast retransmit / partial ACK / SACK entry)."""
         buf = self._sndbuf
-        n = min(self._smss, len(buf)) if length is None else length
+        inflight = (self.snd_max - self.snd_una) & MASK  # never more than was sent before
+        n = min(self._smss, len(buf), inflight) if length is None else length
         self._rtt_seq = None  # Karn: never time a retransmitted segment
         self._rtx_ts = self._ts_clock(now)
         if n > 0:
             flags = ACK | PSH if n == len(buf) else ACK
-            if n == len(buf) and self._fin_queued and seq_gt(self.snd_max, (self.snd_una + n) & MASK):
+            if n == len(buf) and self._fin_queued and inflight > n:
                 flags |= FIN
             self._emit(self.snd_una, flags, buf[:n], now)
-        elif self._fin_queued:
+        elif self._fin_queued and inflight > len(buf):
             self._emit(self.snd_una, ACK | FIN, b"", now)
         else:
             return 0

@@ -15,6 +15,7 @@ from typing import Callable
 
 from pystack.counters import Counters
 from pystack.tcp import TcpConfig, TcpLayer
+from pystack.tcp.seq import seq_gt, seq_lt
 from pystack.wire import tcp as wire
 
 IP_A = 0xC0000201  # 192.0.2.1
@@ -62,6 +63,7 @@ class Net:
         self.drop_filter: Callable[[Sent], bool] | None = None  # True drops a segment (deterministic loss)
         self.hold = False  # when True, segments are logged and kept in ``held`` instead of delivered
         self.held: list[Sent] = []
+        self.invariants = True
 
     def _emitter(self, ip: int):
         def emit(src: int, dst: int, segment: bytes) -> None:
@@ -104,7 +106,26 @@ class Net:
             times.append(self._queue[0][0])
         return min(times) if times else None
 
+    def check_invariants(self) -> None:
+        """Sequence-space invariants between the two ends of every connection pair."""
+        for conn in self.a.connections.values():
+            peer = self.b.connections.get((conn.remote_ip, conn.remote_port, conn.local_ip, conn.local_port))
+            for x, y in ((conn, peer), (peer, conn)):
+                if x is None or y is None or not (x.state.synchronized and y.state.synchronized):
+                    continue
+                # the receiver never got beyond what the sender sent (a zero-window probe byte
+                # counts once the ACK for it arrives), nor fell behind what the sender saw acked
+                sent = x.snd_max
+                if x._probe_end is not None and seq_gt(x._probe_end, sent):
+                    sent = x._probe_end
+                assert not seq_gt(y.rcv_nxt, sent), (x, y, x.snd_max, y.rcv_nxt)
+                assert not seq_lt(y.rcv_nxt, x.snd_una), (x, y, x.snd_una, y.rcv_nxt)
+                assert len(x._sndbuf) <= x._snd_cap
+                assert len(y._rcvbuf) <= y._rcv_cap + (1 << y._rcv_wscale)
+
     def step(self) -> bool:
+        if self.invariants:
+            self.check_invariants()
         t = self.next_event()
         if t is None:
             return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 
+import pytest
+
 from tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo, drain
 from tcp_helpers import PEER_ISS, active, passive
 
@@ -279,3 +281,28 @@ def test_on_event_fires_for_readable_writable_closed() -> None:
     synack = solo.take()[-1]
     solo.send(2, synack.seq + 1, ACK, dport=81)
     assert fired == [True]
+
+
+def test_handshake_survives_lost_syn_synack_and_final_ack() -> None:
+    net = Net()
+    lost = {"syn": 1, "synack": 1, "ack": 1}
+
+    def drop(sent) -> bool:
+        kind = {0x02: "syn", 0x12: "synack", 0x10: "ack"}.get(sent.flags)
+        if kind and lost[kind] and not len(sent.seg.payload):
+            lost[kind] -= 1
+            return True
+        return False
+
+    net.drop_filter = drop
+    lst = net.b.listen(IP_B, 80, 1)
+    c = net.a.connect(IP_A, IP_B, 80, net.now)
+    t0 = net.now
+    net.run(stop=lambda: c.state == State.ESTABLISHED)
+    assert net.now - t0 == pytest.approx(2.02)  # SYN again after 1 s, SYN-ACK again after its own 1 s
+    assert lst.pending == 0  # the final ACK was lost: the server is still half-open
+    c.send(b"first data", net.now)  # data carries the ACK that completes the server's handshake
+    net.run(for_=1)
+    s = lst.accept()
+    assert s is not None and s.recv(100) == b"first data"
+    assert lost == {"syn": 0, "synack": 0, "ack": 0}
