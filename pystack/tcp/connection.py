@@ -790,8 +790,11 @@ class Connection:
                 self.rtt.sample(now - self._syn_time)
 
     def _established(self, now: float) -> None:
+        syn_retransmitted = self._retries > 0
         self._retries = 0
         self.rtt.reset_backoff()
+        if syn_retransmitted:
+            self.rtt.syn_fallback()
         self._rtx_at = INF
         self._update_smss()
         self.cc.cwnd = self._cfg.initial_window_segments * self._smss
@@ -987,8 +990,10 @@ class Connection:
                 self._on_dupack(now)
         elif self._sack_ok and seg.sack_blocks and acked == 0:
             self._update_scoreboard(seg.sack_blocks)
-        # Window update (RFC 9293 3.10.7.4: only from a newer segment, tracked by SND.WL1/WL2).
-        if seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_ge(ack, self.snd_wl2)):
+        # Window update (RFC 9293 3.10.7.4: SND.UNA =< SEG.ACK, and only from a newer segment as
+        # tracked by SND.WL1/WL2).
+        if acked < 0x80000000 and (
+                seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_ge(ack, self.snd_wl2))):
             opened = self.snd_wnd == 0 and win > 0
             self.snd_wnd = win
             self.snd_wl1 = seq

@@ -36,3 +36,8 @@ class RttEstimator:
 
     def reset_backoff(self) -> None:
         self.rto = self._base
+
+    def syn_fallback(self, rto: float = 3.0) -> None:
+        """RFC 6298 5.7: the SYN was retransmitted and nothing was measured, so start data at 3 s."""
+        if self.srtt is None and self._base < rto:
+            self._base = self.rto = rto

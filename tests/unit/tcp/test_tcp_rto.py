@@ -187,3 +187,19 @@ def test_icmp_port_unreachable_aborts_connect_and_frag_needed_shrinks_mss() -> N
     bad = wire.build(IP_B, IP_A, LOCAL_PORT, PEER_PORT, our + 100000, 0, ACK, 0)[:8]
     solo2.layer.icmp_error(3, 3, IP_B, IP_A, bad, solo2.now)  # sequence not in flight: ignored (RFC 5927)
     assert conn2.state == State.ESTABLISHED and solo2.counters.drops()["tcp.icmp_bad_seq"] == 1
+
+
+def test_rto_is_3s_after_a_retransmitted_syn_without_sample() -> None:
+    solo = Solo(TcpConfig(timestamps=False))
+    conn = solo.layer.connect(IP_B, IP_A, PEER_PORT, solo.now, local_port=LOCAL_PORT)
+    syn = solo.one()
+    solo.advance_to_next_timer()
+    solo.one()  # the SYN again: Karn forbids a sample from the SYN-ACK
+    solo.send(PEER_ISS, syn.seq + 1, SYN | ACK, options=OPTS)
+    solo.one()
+    assert conn.rtt.srtt is None and conn.rtt.rto == 3.0  # RFC 6298 5.7
+    conn.send(b"x", solo.now)
+    solo.one()
+    t0 = solo.now
+    solo.advance_to_next_timer()
+    assert solo.now - t0 == pytest.approx(3.0) and len(solo.take()) == 1
