@@ -6,7 +6,9 @@ exercise them, the daemon uses the defaults. Defaults follow the Linux kernel wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from pystack.tcp.config import TcpConfig
 
 
 @dataclass(slots=True)
@@ -61,3 +63,6 @@ class StackConfig:
     udp_ephemeral_low: int = 32768
     udp_ephemeral_high: int = 60999
     """Ephemeral port range, as the kernel's ip_local_port_range."""
+
+    # --- TCP (RFC 9293): its own section, documented in pystack/tcp/config.py ---
+    tcp: TcpConfig = field(default_factory=TcpConfig)

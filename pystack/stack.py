@@ -22,6 +22,7 @@ from pystack.counters import Counters
 from pystack.ip.arp_cache import ArpCache
 from pystack.ip.ratelimit import IcmpRateLimiter
 from pystack.ip.reassembly import Reassembler
+from pystack.tcp.layer import TcpLayer
 from pystack.udp.endpoint import UdpPorts
 from pystack.wire import WireError
 from pystack.wire import arp as arp_wire
@@ -45,7 +46,10 @@ class TransportLayer(Protocol):
     def receive(self, src: int, dst: int, segment: memoryview, now: float) -> None: ...
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
-    def icmp_error(self, err: int, quote: bytes, now: float) -> None: ...
+
+    def icmp_error(self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
+                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0) -> None:
+        """An ICMP error about a datagram we sent; ``quoted`` starts at the transport header."""
 
 
 class Stack:
@@ -66,8 +70,9 @@ class Stack:
         self.icmp_limiter = IcmpRateLimiter(cfg.icmp_ratelimit_interval, cfg.icmp_ratelimit_burst,
                                             cfg.icmp_global_rate, cfg.icmp_global_burst)
         self.udp = UdpPorts(self)
-        self.transports: dict[int, TransportLayer] = {}
-        """Extra IP protocols by number (6 for TCP)."""
+        self.tcp = TcpLayer(cfg.tcp, self.counters, self._emit_tcp, mtu=cfg.mtu)
+        self.transports: dict[int, TransportLayer] = {ipv4.PROTO_TCP: self.tcp}
+        """IP protocols above ours by number (6 for TCP)."""
         self.echo_reply_handler: Callable[[int, int, bytes, float], None] | None = None
         """Called with (source, rest, payload, now) for echo replies, by a local ping client."""
         self._ident = random.randrange(0x10000)
@@ -98,6 +103,13 @@ class Stack:
 
     def attach_transport(self, protocol: int, layer: TransportLayer) -> None:
         self.transports[protocol] = layer
+
+    def _emit_tcp(self, src: int, dst: int, segment: bytes) -> None:
+        """TCP's way out. Routing errors are counted, not raised: TCP retransmits on its own timers."""
+        try:
+            self.send_ip(dst, ipv4.PROTO_TCP, segment, self.tcp.now, src=src)
+        except OSError:
+            self.counters.drop("tcp.unroutable")
 
     # ------------------------------------------------------------------ the sans-I/O interface
 
@@ -254,7 +266,8 @@ class Stack:
         else:
             layer = self.transports.get(proto)
             if layer is not None:
-                layer.icmp_error(err, bytes(quote), now)
+                mtu = msg.rest & 0xFFFF if msg.type == icmp_wire.TYPE_DEST_UNREACHABLE else 0
+                layer.icmp_error(msg.type, msg.code, quoted_src, quoted_dst, quote[ihl:], now, next_hop_mtu=mtu)
 
     def _receive_udp(self, pkt: ipv4.IPv4Packet, header: memoryview, payload: memoryview, now: float) -> None:
         sport, dport, data = udp_wire.parse(payload, pkt.src, pkt.dst)

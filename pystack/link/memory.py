@@ -67,10 +67,14 @@ class MemoryWire:
         self._collect()
         return bool(due) or fired
 
-    def run(self, duration: float = 0.0, until: Callable[[], bool] | None = None) -> None:
-        """Run until quiet (and ``duration`` seconds of fake time have passed), or until ``until()``."""
-        end = self.clock.now + duration
-        for _ in range(1_000_000):
+    def run(self, duration: float = 0.0, until: Callable[[], bool] | None = None, limit: float = 3600.0) -> None:
+        """Advance fake time from event to event.
+
+        Without ``until``: until the wire is quiet and ``duration`` seconds have passed. With ``until``:
+        until it holds, or nothing is left to happen, or ``limit`` seconds of fake time have passed.
+        """
+        end = self.clock.now + (limit if until is not None else duration)
+        while True:
             while self.step():
                 if until and until():
                     return
@@ -80,9 +84,10 @@ class MemoryWire:
             deadlines += [x[0] for x in self.in_flight]
             nxt = min(deadlines) if deadlines else None
             if nxt is None or nxt > end:
-                if self.clock.now < end:
+                if until is None and self.clock.now < end:
                     self.clock.now = end
                     continue
                 return
-            self.clock.now = max(self.clock.now, nxt)
-        raise RuntimeError("MemoryWire.run did not settle")
+            if nxt <= self.clock.now:
+                raise RuntimeError(f"a timer at {nxt} is due but did not fire (now {self.clock.now})")
+            self.clock.now = nxt

@@ -1,0 +1,46 @@
+"""TCP carried by two whole stacks (Ethernet, ARP, IPv4) on the in-memory wire."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from pystack.tcp.state import State
+
+from .conftest import A_IP, B_IP, make_pair
+
+
+def test_connection_over_ip_moves_bytes_both_ways_and_closes():
+    a, b, wire = make_pair()
+    listener = b.tcp.listen(0, 80, 8)
+    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
+    wire.run(until=lambda: listener.readable)
+    server = listener.accept()
+    assert server is not None and client.state == State.ESTABLISHED
+    data = random.Random(1).randbytes(300_000)
+    sent = 0
+    got = bytearray()
+    while len(got) < len(data):
+        if sent < len(data):
+            sent += client.send(data[sent:], wire.clock.now)
+        wire.run(until=lambda: server.readable)
+        while server.recv_available:
+            got += server.recv(1 << 20, wire.clock.now)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    server.send(b"thanks", wire.clock.now)
+    wire.run(until=lambda: client.readable)
+    assert client.recv(100, wire.clock.now) == b"thanks"
+    client.close(wire.clock.now)
+    wire.run(until=lambda: server.at_eof)
+    server.close(wire.clock.now)
+    wire.run(duration=1)
+    assert server.state == State.CLOSED
+    assert client.state in (State.TIME_WAIT, State.CLOSED)
+    assert a.counters["drop.internal_error"] == 0 and b.counters["drop.internal_error"] == 0
+
+
+def test_connect_to_closed_port_is_refused():
+    a, b, wire = make_pair()
+    client = a.tcp.connect(A_IP, B_IP, 81, wire.clock.now)
+    wire.run(until=lambda: client.error is not None)
+    assert client.error == 111  # ECONNREFUSED
