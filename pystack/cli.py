@@ -69,11 +69,24 @@ def _mac(text: str) -> bytes:
     return mac
 
 
+def _http_spec(text: str) -> tuple[str, int]:
+    directory, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        directory, port = text, 80
+    else:
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise argparse.ArgumentTypeError(f"port must be 1-65535, not {port}")
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"not a directory: {directory!r}")
+    return directory, port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pystack",
         description="A userspace TCP/IP stack in Python. It owns a TAP device and speaks Ethernet, ARP, "
-                    "IPv4, ICMP and UDP itself, so the kernel on the other side can ping it and talk to it.",
+                    "IPv4, ICMP, UDP and TCP itself, so the kernel on the other side can ping it and talk to it.",
     )
     parser.add_argument("--version", action="version", version=f"pystack {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -96,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also configure the kernel's side of the TAP with this address and bring it up")
     run.add_argument("--mtu", type=_mtu, default=1500, help="link MTU (default 1500); larger datagrams are fragmented")
     run.add_argument("--mac", type=_mac, help="pystack's MAC address (default: random, locally administered)")
-    run.add_argument("--echo", action="store_true", help="serve UDP echo (RFC 862) on port 7")
+    run.add_argument("--echo", action="store_true", help="serve echo (RFC 862) on port 7, UDP and TCP")
+    run.add_argument("--discard", action="store_true", help="serve TCP discard (RFC 863) on port 9")
+    run.add_argument("--http", type=_http_spec, metavar="DIR[:PORT]",
+                     help="serve the files under DIR over HTTP/1.1 on PORT (default 80); "
+                          "POST /sha256 answers the SHA-256 of the request body")
     run.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE (tcpdump -r, Wireshark)")
     run.add_argument("--stats-json", metavar="FILE", help="write the counters as JSON to FILE on exit")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
@@ -128,6 +145,8 @@ def _check_run(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _check_run(args)
+    from pystack.apps.http_session import HttpSession
+    from pystack.apps.stream_server import DiscardSession, EchoSession, StreamServer
     from pystack.apps.udp_echo import UdpEcho
     from pystack.config import StackConfig
     from pystack.hostside import HostSideError, configure_host_side
@@ -160,7 +179,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     services = []
     if args.echo:
         UdpEcho(stack, runtime.now)
-        services.append("udp echo on port 7")
+        StreamServer(stack, runtime.now, 7, EchoSession)
+        services.append("echo on udp/tcp port 7")
+    if args.discard:
+        StreamServer(stack, runtime.now, 9, DiscardSession)
+        services.append("discard on tcp port 9")
+    if args.http:
+        root, port = args.http
+        StreamServer(stack, runtime.now, port, lambda: HttpSession(root))
+        services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("%s received, shutting down", signal.Signals(signum).name)

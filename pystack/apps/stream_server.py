@@ -1,0 +1,177 @@
+"""Built-in TCP services, driven inside the loop by connection events (no threads).
+
+A service is a factory of per-connection *sessions* with a small byte-in, byte-out protocol
+(:class:`StreamSession`); :class:`StreamServer` does the TCP side: accept, read while the session
+wants input, write while the send buffer has room, close when the session is done. Sessions know
+nothing of TCP, so they are unit-tested on their own (see :mod:`pystack.apps.http_session`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from pystack.stack import Stack
+from pystack.tcp.connection import Connection
+
+READ_CHUNK = 65536
+
+
+class StreamSession(Protocol):
+    closing: bool
+
+    @property
+    def wants_input(self) -> bool: ...
+    @property
+    def has_output(self) -> bool: ...
+    def data_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> None: ...
+    def pull(self, limit: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class StreamServer:
+    """Listens on ``port`` and runs one session per accepted connection."""
+
+    def __init__(self, stack: Stack, clock: Callable[[], float], port: int,
+                 session_factory: Callable[[], StreamSession], backlog: int = 1024) -> None:
+        self.stack = stack
+        self.clock = clock
+        self.factory = session_factory
+        self.listener = stack.tcp.listen(0, port, backlog)
+        self.listener.on_event = self._on_accept
+        self.active: set[_ServedConnection] = set()
+
+    def _on_accept(self) -> None:
+        while (conn := self.listener.accept()) is not None:
+            served = _ServedConnection(self, conn, self.factory())
+            self.active.add(served)
+            served.on_event()
+
+
+class _ServedConnection:
+    __slots__ = ("server", "conn", "session", "eof", "done", "_running", "_again")
+
+    def __init__(self, server: StreamServer, conn: Connection, session: StreamSession) -> None:
+        self.server = server
+        self.conn = conn
+        self.session = session
+        self.eof = False
+        self.done = False
+        self._running = False
+        self._again = False
+        conn.on_event = self.on_event
+
+    def on_event(self) -> None:
+        # Sending can raise further events synchronously; run the pump once more instead of recursing.
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            self._again = True
+            while self._again and not self.done:
+                self._again = False
+                self._pump()
+        finally:
+            self._running = False
+
+    def _pump(self) -> None:
+        conn, session = self.conn, self.session
+        now = self.server.clock()
+        if conn.error is not None:
+            self._finish(abort=False)
+            return
+        while session.wants_input and conn.recv_available:
+            session.data_received(conn.recv(READ_CHUNK, now))
+        if not self.eof and conn.at_eof:
+            self.eof = True
+            session.eof_received()
+        while session.has_output:
+            space = conn.send_space
+            if space <= 0:
+                break
+            chunk = session.pull(space)
+            if not chunk:
+                break
+            try:
+                conn.send(chunk, now)
+            except OSError:
+                self._finish(abort=True)
+                return
+        if session.closing and not session.has_output:
+            self._finish(abort=False)
+        elif self.eof and not session.has_output and conn.recv_available == 0 and not session.wants_input:
+            self._finish(abort=False)
+
+    def _finish(self, abort: bool) -> None:
+        if self.done:
+            return
+        self.done = True
+        now = self.server.clock()
+        self.session.close()
+        if abort:
+            self.conn.abort(now)
+        else:
+            self.conn.close(now)
+        self.conn.on_event = None
+        self.server.active.discard(self)
+
+
+class EchoSession:
+    """TCP echo (RFC 862): every byte back, with a bounded buffer (reading pauses while it is full)."""
+
+    LIMIT = 262144
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.closing = False
+        self._eof = False
+
+    @property
+    def wants_input(self) -> bool:
+        return len(self.buf) < self.LIMIT
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.buf)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+
+    def eof_received(self) -> None:
+        self._eof = True
+        if not self.buf:
+            self.closing = True
+
+    def pull(self, limit: int) -> bytes:
+        data = bytes(self.buf[:limit])
+        del self.buf[:limit]
+        if self._eof and not self.buf:
+            self.closing = True
+        return data
+
+    def close(self) -> None:
+        self.buf.clear()
+
+
+class DiscardSession:
+    """TCP discard (RFC 863): reads everything, answers nothing; closes when the peer does."""
+
+    wants_input = True
+    has_output = False
+
+    def __init__(self) -> None:
+        self.closing = False
+        self.received = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+
+    def eof_received(self) -> None:
+        self.closing = True
+
+    def pull(self, limit: int) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
