@@ -15,6 +15,7 @@ Replies that are malformed, or not for this client and this exchange, are droppe
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import random
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from pystack.dhcp.config import DhcpConfig
 from pystack.wire import WireError
 from pystack.wire import dhcp as wire
 from pystack.wire.dhcp import DhcpMessage
+
+log = logging.getLogger("pystack")
 
 BROADCAST = 0xFFFFFFFF
 CLIENT_PORT = wire.CLIENT_PORT
@@ -228,6 +231,13 @@ class DhcpClient:
 
     def receive(self, payload: bytes | memoryview, now: float) -> None:
         """A datagram that arrived on UDP port 68."""
+        try:
+            self._receive(payload, now)
+        except Exception:  # a bug must not take the interface down: count and log it
+            self.counters.drop("internal_error")
+            log.exception("internal error in the DHCP client (please report it)")
+
+    def _receive(self, payload: bytes | memoryview, now: float) -> None:
         try:
             msg = wire.parse(payload)
         except WireError as exc:

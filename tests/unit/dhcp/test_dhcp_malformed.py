@@ -83,6 +83,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     h, _good = _selecting()
     h.client.receive(data, h.now)
     assert h.counters.total_drops() == 1  # random bytes are never a valid offer for our xid and MAC
+    assert h.counters["drop.internal_error"] == 0
 
 
 @given(st.data())
