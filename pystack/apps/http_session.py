@@ -22,7 +22,7 @@ MAX_BUFFERED_INPUT = 65536
 FILE_CHUNK = 65536
 SERVER = "pystack"
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             411: "Length Required", 413: "Content Too Large", 431: "Request Header Fields Too Large",
             501: "Not Implemented", 505: "HTTP Version Not Supported"}
 
@@ -143,6 +143,9 @@ class HttpSession:
             if te is None and b"content-length" not in headers:
                 self._error(411, "POST needs a body length")
                 return
+            if headers.get(b"expect", b"").lower() == b"100-continue" and version == b"HTTP/1.1":
+                # RFC 9110 10.1.1: say "go ahead" so the client does not wait before sending the body.
+                self._out += b"HTTP/1.1 100 Continue\r\n\r\n"
             self._hasher = hashlib.sha256()
             self._body_left = body_len
             if self._body_chunked:
