@@ -7,7 +7,7 @@ import pytest
 
 from pystack.dns import DnsConfig, DnsError, Status
 from pystack.wire import dns
-from pystack.wire.dns import DnsMessage, Question, Record
+from pystack.wire.dns import Question, Record
 
 from .fake_dns import NS1, NS2, WWW, FakeDns, Net
 
