@@ -52,6 +52,13 @@ class TransportLayer(Protocol):
         """An ICMP error about a datagram we sent; ``quoted`` starts at the transport header."""
 
 
+class TimerSource(Protocol):
+    """Something with its own deadlines that the stack's timer should cover (the DHCP client)."""
+
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+
+
 class Stack:
     """One Ethernet interface with one IPv4 address (or none yet, for DHCP)."""
 
@@ -75,6 +82,12 @@ class Stack:
         """IP protocols above ours by number (6 for TCP)."""
         self.echo_reply_handler: Callable[[int, int, bytes, float], None] | None = None
         """Called with (source, rest, payload, now) for echo replies, by a local ping client."""
+        self.arp_observers: list[Callable[[arp_wire.ArpPacket], None]] = []
+        """Called with every valid ARP packet received (the DHCP client's RFC 5227 probe watches them)."""
+        self.timer_sources: list[TimerSource] = []
+        """Extra deadlines merged into :meth:`get_timer` and served by :meth:`handle_timer`."""
+        self.now = 0.0
+        """The time of the frame or timer being handled, for callbacks that need a clock."""
         self._ident = random.randrange(0x10000)
         self._announce: list[float] = []
         self._internal_errors = 0
@@ -121,19 +134,21 @@ class Stack:
         deadlines = [d for d in (self.arp.next_deadline(), self.reassembler.next_deadline()) if d is not None]
         if self._announce:
             deadlines.append(self._announce[0])
-        for layer in self.transports.values():
-            d = layer.get_timer()
+        for source in (*self.transports.values(), *self.timer_sources):
+            d = source.get_timer()
             if d is not None:
                 deadlines.append(d)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
+        self.now = now
         try:
             self._handle_timer(now)
         except Exception:  # a bug must not stop the interface; count and log it
             self._internal_error("timer")
 
     def receive_frame(self, frame: bytes | memoryview, now: float) -> None:
+        self.now = now
         self.counters["frames_in"] += 1
         try:
             self._receive_frame(frame, now)
@@ -166,6 +181,8 @@ class Stack:
             raise WireError("ethernet.unsupported_ethertype")
 
     def _receive_arp(self, pkt: arp_wire.ArpPacket, now: float) -> None:
+        for observer in self.arp_observers:
+            observer(pkt)
         us = self.address
         if pkt.sender_ip == us and us is not None:
             self.counters.drop("arp.address_conflict")  # someone else claims our address
@@ -350,6 +367,11 @@ class Stack:
         self._out.append(ethernet.header(dst_mac, self.mac, ethertype) + payload)
         self.counters["frames_out"] += 1
 
+    def send_frame(self, frame: bytes) -> None:
+        """Put a whole Ethernet frame on the link (the DHCP client's ARP probes)."""
+        self._out.append(frame)
+        self.counters["frames_out"] += 1
+
     def _send_arp_request(self, target_ip: int, known_mac: bytes | None) -> None:
         """Broadcast a request, or unicast it to refresh a stale entry (RFC 1122 2.3.2.1)."""
         self.counters["arp.requests_sent"] += 1
@@ -396,10 +418,10 @@ class Stack:
                 self._unreachable_locally(packet, now)
         for expired in self.reassembler.expire(now):
             self._reassembly_time_exceeded(expired.header, expired.payload, now)
-        for layer in self.transports.values():
-            deadline = layer.get_timer()
+        for source in (*self.transports.values(), *self.timer_sources):
+            deadline = source.get_timer()
             if deadline is not None and deadline <= now:
-                layer.handle_timer(now)
+                source.handle_timer(now)
 
     def _unreachable_locally(self, packet: bytes, now: float) -> None:
         """ARP gave up on a packet we sent: tell the local sender, as the kernel does with EHOSTUNREACH."""

@@ -41,6 +41,22 @@ class DhcpHost:
         self.probe: AddressProbe | None = None
         self.bound: Bound | None = None
 
+    @classmethod
+    def attach(cls, stack: Stack, client: DhcpClient, rng: random.Random,
+               on_event: Callable[[Event], None] | None = None) -> DhcpHost:
+        """A host wired into ``stack``'s hooks: ARP observer, timer source, raw frames, and port 68
+        datagrams handled as they arrive."""
+        host = cls(stack, client, rng, stack.send_frame, on_event)
+        def observe(pkt: arp_wire.ArpPacket) -> None:
+            host.observe_arp(pkt)
+            if host.probe is not None and host.probe.done:
+                host.poll(stack.now)  # a conflict ends the probe at once
+
+        stack.arp_observers.append(observe)
+        stack.timer_sources.append(host)
+        host.endpoint.on_event = lambda _endpoint: host.poll(stack.now)
+        return host
+
     def get_timer(self) -> float | None:
         deadlines = [d for d in (self.client.get_timer(), self.probe.get_timer() if self.probe else None)
                      if d is not None]
