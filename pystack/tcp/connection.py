@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 from pystack.tcp.congestion import ALGORITHMS
 from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
-from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_in, seq_lt
+from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
 from pystack.tcp.state import State
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN

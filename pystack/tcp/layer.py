@@ -181,6 +181,8 @@ class TcpLayer:
         if icmp_type == 3:
             err = _UNREACH_ERRNO.get(icmp_code, errno.EHOSTUNREACH)
             conn._icmp_error(err, icmp_code in (2, 3, 4) or conn._st == State.SYN_SENT, now)
+        elif icmp_type in (11, 12):  # time exceeded, parameter problem: soft errors (RFC 1122 4.2.3.9)
+            conn._icmp_error(errno.EHOSTUNREACH if icmp_type == 11 else errno.EPROTO, False, now)
 
     # ------------------------------------------------------------------ timers
 

@@ -4,7 +4,7 @@ zero-window probing, Nagle, SWS avoidance, MSS, PAWS."""
 from __future__ import annotations
 
 import pytest
-from tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
+from tcp_harness import IP_B, LOCAL_PORT, Solo
 from tcp_helpers import PEER_ISS, active, passive
 
 from pystack.tcp import State, TcpConfig
