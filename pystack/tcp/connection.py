@@ -861,7 +861,7 @@ class Connection:
             else:
                 counters.drop("tcp.out_of_window")
                 if st == TIME_WAIT and flags & FIN:
-                    self._tw_at = now + self._cfg.time_wait  # a repeated FIN restarts 2 MSL
+                    self._restart_time_wait(now)  # a repeated FIN restarts 2 MSL
                 if seg_len or now - self._oow_ack_at >= self._cfg.oow_ack_interval:
                     # Answer, but a pure ACK at most every oow_ack_interval: two ends that each find
                     # the other's ACKs unacceptable would otherwise ACK each other forever (as Linux).
@@ -955,7 +955,7 @@ class Connection:
                 self._receive(seq, payload, flags & FIN, now)
             elif flags & FIN and st == TIME_WAIT:
                 self._ack_now = True
-                self._tw_at = now + self._cfg.time_wait
+                self._restart_time_wait(now)
         if self.keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self._ka_at = now + self._cfg.keepalive_idle
             self._ka_probes = 0
@@ -1165,7 +1165,12 @@ class Connection:
             self._close_now()
             return
         self._set_state(TIME_WAIT)
+        self._delack_at = INF
+        self._restart_time_wait(now)
+
+    def _restart_time_wait(self, now: float) -> None:
         self._tw_at = now + self._cfg.time_wait
+        self._layer._time_wait_add(self)
 
     def _window_update(self, now: float) -> None:
         """After the user reads: tell a peer facing a small window that it opened (as Linux's

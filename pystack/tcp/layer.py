@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import random
+from collections import deque
 from typing import Callable
 
 from pystack.counters import Counters
@@ -21,6 +22,7 @@ from pystack.wire.errors import WireError
 from pystack.wire.tcp import ACK, RST, SYN
 
 Emit = Callable[[int, int, bytes], None]
+_INF = float("inf")
 
 # ICMP destination-unreachable codes (RFC 792) -> errno; codes 2-4 are hard errors (RFC 1122 4.2.3.9)
 _UNREACH_ERRNO = {0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTOOPT, 3: errno.ECONNREFUSED,
@@ -48,6 +50,10 @@ class TcpLayer:
         self.isn = IsnGenerator(config.isn_secret)
         self.now = 0.0
         self.connections: dict[tuple[int, int, int, int], Connection] = {}
+        # Timers: connections outside TIME-WAIT are scanned; TIME-WAIT ones (often the many) wait in
+        # a queue ordered by deadline (all get the same 2 MSL), stale entries skipped lazily.
+        self._timed: dict[Connection, None] = {}
+        self._tw_queue: deque[tuple[float, Connection]] = deque()
         self.listeners: dict[tuple[int, int], Listener] = {}
         self._time_wait_count = 0
         self._challenge_second = -1
@@ -77,6 +83,7 @@ class TcpLayer:
             raise OSError(errno.EADDRINUSE, "4-tuple in use")
         conn = Connection(self, local_ip, local_port, remote_ip, remote_port)
         self.connections[conn._key] = conn
+        self._timed[conn] = None
         self.counters["tcp.active_opens"] += 1
         conn._open_active(now)
         return conn
@@ -132,6 +139,7 @@ class TcpLayer:
             return
         conn = Connection(self, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
         self.connections[conn._key] = conn
+        self._timed[conn] = None
         listener._half_open.add(conn)
         conn._open_passive(seg, now)
 
@@ -188,20 +196,39 @@ class TcpLayer:
 
     def get_timer(self) -> float | None:
         """The earliest deadline of all connections, or None when nothing is pending."""
-        best = min((c.deadline() for c in self.connections.values()), default=None)
-        return None if best is None or best == float("inf") else best
+        best = min((c.deadline() for c in self._timed), default=_INF)
+        queue = self._tw_queue
+        while queue:
+            when, conn = queue[0]
+            if conn._tw_at == when and conn._st == State.TIME_WAIT:
+                if when < best:
+                    best = when
+                break
+            queue.popleft()  # stale: restarted or closed since
+        return None if best == _INF else best
 
     def handle_timer(self, now: float) -> None:
         self.now = now
-        due = [c for c in self.connections.values() if c.deadline() <= now]
+        due = [c for c in self._timed if c.deadline() <= now]
+        queue = self._tw_queue
+        while queue and queue[0][0] <= now:
+            when, conn = queue.popleft()
+            if conn._tw_at == when and conn._st == State.TIME_WAIT:
+                due.append(conn)
         for conn in due:
-            conn._on_timer(now)
+            if conn._st != State.CLOSED:
+                conn._on_timer(now)
+
+    def _time_wait_add(self, conn: Connection) -> None:
+        self._timed.pop(conn, None)
+        self._tw_queue.append((conn._tw_at, conn))
 
     # ------------------------------------------------------------------ internal
 
     def _forget(self, conn: Connection, was_half_open: bool) -> None:
         if self.connections.get(conn._key) is conn:
             del self.connections[conn._key]
+        self._timed.pop(conn, None)
         listener = conn._listener
         if listener is not None and was_half_open:
             listener._half_open_gone(conn)

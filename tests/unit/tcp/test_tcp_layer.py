@@ -110,3 +110,27 @@ def test_bad_input_never_raises() -> None:
         solo.layer.receive(IP_A, IP_B, memoryview(junk), solo.now)
     assert conn.state == State.ESTABLISHED
     assert solo.counters.total_drops() == 4
+
+
+def test_many_time_wait_connections_expire_in_order() -> None:
+    net = Net(TcpConfig(time_wait=10.0), TcpConfig())
+    lst = net.b.listen(IP_B, 80, 16)
+    clients = []
+    for i in range(5):
+        c = net.a.connect(IP_A, IP_B, 80, net.now)
+        net.run(for_=0.5)
+        s = lst.accept()
+        c.close(net.now)
+        net.run(for_=0.5)
+        s.close(net.now)
+        net.run(for_=0.5)
+        assert c.state == State.TIME_WAIT
+        clients.append((c, net.now - 0.5 + 0.01))  # entered TIME-WAIT when the server's FIN arrived
+    assert not net.a._timed  # TIME-WAIT connections wait in the ordered queue, not the scan set
+    assert net.a.get_timer() == pytest.approx(clients[0][1] + 10.0)
+    for c, entered in clients:
+        net.run(until=entered + 10.0 - 0.001)
+        assert c.state == State.TIME_WAIT
+        net.run(until=entered + 10.0 + 0.001)
+        assert c.state == State.CLOSED
+    assert net.a.get_timer() is None and not net.a.connections
