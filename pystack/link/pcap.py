@@ -6,6 +6,8 @@ import struct
 import time
 from typing import BinaryIO
 
+from pystack.wire.gso import GsoFrame, segment
+
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 MAGIC_NANO = 0xA1B23C4D
@@ -23,6 +25,13 @@ class PcapWriter:
 
     def write(self, frame: bytes | memoryview, timestamp_ns: int | None = None) -> None:
         ts = time.time_ns() if timestamp_ns is None else timestamp_ns
+        if type(frame) is GsoFrame:
+            for piece in segment(frame, frame.gso_size):  # record what the wire carries, not the super-frame
+                self._record(piece, ts)
+            return
+        self._record(frame, ts)
+
+    def _record(self, frame: bytes | memoryview, ts: int) -> None:
         length = len(frame)
         captured = min(length, SNAPLEN)
         self._file.write(_RECORD.pack(ts // 1_000_000_000, ts % 1_000_000_000, captured, length))

@@ -16,8 +16,9 @@ import struct
 
 import pytun
 
-from pystack.wire.checksum import internet_checksum
-from pystack.wire.virtio import GSO_NONE, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, parse_header
+from pystack.wire.checksum import internet_checksum, pseudo_header_sum
+from pystack.wire.gso import GsoFrame, header_lengths
+from pystack.wire.virtio import GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, build_header, parse_header
 
 MAX_FRAME = 65535 + 14
 TUNSETOFFLOAD = 0x400454D0
@@ -94,7 +95,9 @@ class TapLink:
     def write(self, frame: bytes) -> bool:
         """Write one frame. False when the kernel refused it (queue full is counted by the caller)."""
         try:
-            if self.vnet:
+            if type(frame) is GsoFrame:
+                os.writev(self.fd, self._gso_parts(frame))
+            elif self.vnet:
                 os.writev(self.fd, (_NO_OFFLOAD_HEADER, frame))
             else:
                 os.write(self.fd, frame)
@@ -103,6 +106,23 @@ class TapLink:
             if exc.errno in (errno.EAGAIN, errno.ENOBUFS, errno.EIO, errno.EINVAL):
                 return False
             raise
+
+    @staticmethod
+    def _gso_parts(frame: GsoFrame) -> tuple[bytes | memoryview, ...]:
+        """The virtio header asking the kernel to cut ``frame`` into ``gso_size`` segments and to finish
+        each checksum; the TCP checksum field then holds the pseudo-header sum (virtio 1.1, 5.1.6.2)."""
+        ihl, thl = header_lengths(frame)
+        csum_start = 14 + ihl
+        tcp_len = len(frame) - csum_start
+        src = int.from_bytes(frame[26:30], "big")
+        dst = int.from_bytes(frame[30:34], "big")
+        partial = pseudo_header_sum(src, dst, 6, tcp_len)
+        partial = (partial & 0xFFFF) + (partial >> 16)
+        partial = (partial & 0xFFFF) + (partial >> 16)
+        header = build_header(NEEDS_CSUM, GSO_TCPV4, csum_start + thl, frame.gso_size, csum_start, 16)
+        view = memoryview(frame)
+        field = csum_start + 16
+        return header, view[:field], partial.to_bytes(2, "big"), view[field + 2:]
 
     def close(self) -> None:
         try:

@@ -1,0 +1,70 @@
+"""Generic segmentation offload frames: one TCP/IPv4 "super-frame" standing for many MTU-sized segments.
+
+With offload on, TCP hands the link segments of up to 64 KiB and the kernel cuts them into ``gso_size``
+pieces (as a NIC's TSO would). :class:`GsoFrame` is such a frame: ordinary ``bytes`` (so every
+consumer of frames works unchanged) carrying its ``gso_size``. :func:`segment` does the cutting in
+software, exactly as the kernel does, for links and captures that need real wire frames.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pystack.wire.checksum import internet_checksum, pseudo_header_sum
+
+_ETH = 14
+
+
+class GsoFrame(bytes):
+    """An Ethernet+IPv4+TCP frame whose TCP payload is to be cut into ``gso_size`` pieces."""
+
+    gso_size: int
+
+    def __new__(cls, data: bytes, gso_size: int) -> GsoFrame:
+        obj = super().__new__(cls, data)
+        obj.gso_size = gso_size
+        return obj
+
+
+def header_lengths(frame: bytes | memoryview) -> tuple[int, int]:
+    """(IPv4 header length, TCP header length) of an Ethernet+IPv4+TCP frame."""
+    ihl = (frame[_ETH] & 0x0F) * 4
+    thl = (frame[_ETH + ihl + 12] >> 4) * 4
+    return ihl, thl
+
+
+def segment(frame: bytes, gso_size: int) -> list[bytes]:
+    """Cut a TCP/IPv4 super-frame into wire segments, as the kernel's TSO/GSO does.
+
+    Each piece gets the IPv4 total length, ident (incremented) and checksum, the sequence number moved
+    on, FIN and PSH only on the last piece, CWR only on the first, and its own TCP checksum.
+    """
+    ihl, thl = header_lengths(frame)
+    hdr_end = _ETH + ihl + thl
+    payload = memoryview(frame)[hdr_end:]
+    if len(payload) <= gso_size:
+        return [bytes(frame)]
+    eth = frame[:_ETH]
+    ip = bytearray(frame[_ETH:_ETH + ihl])
+    tcp = bytearray(frame[_ETH + ihl:hdr_end])
+    ident = struct.unpack_from("!H", ip, 4)[0]
+    seq = struct.unpack_from("!I", tcp, 4)[0]
+    flags = tcp[13]
+    src, dst = struct.unpack_from("!II", ip, 12)
+    out = []
+    count = (len(payload) + gso_size - 1) // gso_size
+    for i in range(count):
+        piece = payload[i * gso_size:(i + 1) * gso_size]
+        last = i == count - 1
+        struct.pack_into("!HH", ip, 2, ihl + thl + len(piece), (ident + i) & 0xFFFF)
+        struct.pack_into("!H", ip, 10, 0)
+        struct.pack_into("!H", ip, 10, internet_checksum(ip))
+        struct.pack_into("!I", tcp, 4, (seq + i * gso_size) & 0xFFFFFFFF)
+        tcp[13] = flags if last else flags & ~0x09  # FIN (0x01) and PSH (0x08) only at the end
+        if i:
+            tcp[13] &= ~0x80  # CWR only on the first
+        struct.pack_into("!H", tcp, 16, 0)
+        seg = bytes(tcp) + piece
+        struct.pack_into("!H", tcp, 16, internet_checksum(seg, pseudo_header_sum(src, dst, 6, len(seg))))
+        out.append(eth + bytes(ip) + bytes(tcp) + piece)
+    return out
