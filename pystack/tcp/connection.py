@@ -57,7 +57,7 @@ class Connection:
 
     __slots__ = (
         "_layer", "_cfg", "local_ip", "local_port", "remote_ip", "remote_port", "_key", "_listener",
-        "_st", "error", "on_event", "nodelay", "keepalive", "_event",
+        "_st", "error", "on_event", "_nodelay", "_keepalive", "_event",
         # send sequence space
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
         "_sndbuf", "_snd_cap", "_fin_queued", "_smss", "_peer_mss", "_mtu",
@@ -91,8 +91,8 @@ class Connection:
         self._st = CLOSED
         self.error: int | None = None
         self.on_event: Callable[[], None] | None = None
-        self.nodelay = cfg.nodelay
-        self.keepalive = cfg.keepalive
+        self._nodelay = cfg.nodelay
+        self._keepalive = cfg.keepalive
         self._event = False
 
         self.iss = 0
@@ -173,6 +173,31 @@ class Connection:
         if self.error is not None or self._fin_queued or self._st == CLOSED:
             return True
         return self._st in (ESTABLISHED, CLOSE_WAIT) and len(self._sndbuf) < self._snd_cap
+
+    @property
+    def nodelay(self) -> bool:
+        """True disables Nagle's algorithm (TCP_NODELAY); turning it on sends what Nagle held back."""
+        return self._nodelay
+
+    @nodelay.setter
+    def nodelay(self, value: bool) -> None:
+        self._nodelay = bool(value)
+        if value and self._st in _SENDING_STATES:
+            self._output(self._layer.now)
+
+    @property
+    def keepalive(self) -> bool:
+        """SO_KEEPALIVE (RFC 1122 4.2.3.6); turning it on starts the idle timer at once."""
+        return self._keepalive
+
+    @keepalive.setter
+    def keepalive(self, value: bool) -> None:
+        self._keepalive = bool(value)
+        if value and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self._ka_at = self._layer.now + self._cfg.keepalive_idle
+            self._ka_probes = 0
+        elif not value:
+            self._ka_at = INF
 
     @property
     def recv_available(self) -> int:
@@ -513,7 +538,7 @@ class Connection:
                         # segment only if it is at least half the largest window the peer offered.
                         if n < (self.max_snd_wnd >> 1):
                             break
-                    elif off and not self.nodelay and not self._fin_queued:
+                    elif off and not self._nodelay and not self._fin_queued:
                         break  # Nagle (RFC 1122 4.2.3.4): hold a small segment while data is unacked
                 end = off + n
                 flags = ACK
@@ -802,7 +827,7 @@ class Connection:
             self._set_state(FIN_WAIT_1)
         else:
             self._set_state(ESTABLISHED)
-        if self.keepalive:
+        if self._keepalive:
             self._ka_at = now + self._cfg.keepalive_idle
         listener = self._listener
         if listener is not None:
@@ -956,7 +981,7 @@ class Connection:
             elif flags & FIN and st == TIME_WAIT:
                 self._ack_now = True
                 self._restart_time_wait(now)
-        if self.keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+        if self._keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self._ka_at = now + self._cfg.keepalive_idle
             self._ka_probes = 0
         return False
@@ -1286,7 +1311,7 @@ class Connection:
     def _on_keepalive(self, now: float) -> None:
         """RFC 1122 4.2.3.6: an ACK for SND.UNA-1 makes the peer answer with its current ACK."""
         cfg = self._cfg
-        if not self.keepalive or self._st not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+        if not self._keepalive or self._st not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self._ka_at = INF
             return
         if self._ka_probes >= cfg.keepalive_probes:

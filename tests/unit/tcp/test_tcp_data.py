@@ -292,3 +292,30 @@ def test_keepalive_probes_then_times_out() -> None:
     solo.advance(0.2 + 2 * 3)
     assert len(solo.take()) == 3
     assert conn.state == State.CLOSED and conn.error == 110  # ETIMEDOUT
+
+
+def test_setting_nodelay_flushes_what_nagle_held() -> None:
+    solo, conn, our, peer = _est()
+    conn.send(b"first", solo.now)
+    solo.one()
+    conn.send(b"held", solo.now)
+    solo.none()
+    solo.layer.now = solo.now
+    conn.nodelay = True
+    assert bytes(solo.one().payload) == b"held"
+
+
+def test_enabling_keepalive_later_arms_the_idle_timer() -> None:
+    cfg = TcpConfig(timestamps=False, keepalive_idle=10, keepalive_interval=2, keepalive_probes=3)
+    solo, conn, our, peer = _est(cfg)
+    assert conn.keepalive is False
+    solo.advance(50)
+    solo.none()
+    solo.layer.now = solo.now
+    conn.keepalive = True
+    solo.advance(10.1)
+    assert solo.one().seq == our - 1
+    conn.keepalive = False
+    solo.advance(100)
+    solo.none()
+    assert conn.state == State.ESTABLISHED
