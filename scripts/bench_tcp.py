@@ -1,0 +1,344 @@
+"""The TCP rows of ``make bench``: curl and a Python HTTP client against pystack and against the kernel.
+
+Two targets, each in throwaway namespaces (shared/lab.md), with the same client commands for both:
+  pystack  ``pystack run --http DIR --echo --discard`` on its TAP; the kernel's curl in the same namespace;
+  kernel   scripts/bench_kernel_server.py (``python3 -m http.server`` plus ``POST /sha256``) in one namespace,
+           curl in another, over a veth pair.
+Rows: download and upload MB/s of a 200 MiB file (curl; SHA-256 checked), new connections per second for
+short GETs of a 1 KiB file (serial and 50 concurrent, scripts/bench_http_client.py run in the client
+namespace), and pystack's CPU time per MB moved (utime+stime of the daemon from /proc/PID/stat around the
+transfers). Every row is bounded in time and fails on its own: ``{"error": why}`` instead of figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lab  # noqa: E402
+
+SCRIPTS = Path(__file__).resolve().parent
+PORT = 80
+BIG = "big.bin"
+SMALL = "small.bin"
+MB = 1_000_000  # curl's speed_* are bytes/s; MB/s here are decimal megabytes, like curl's own meter
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Files:
+    """What the servers serve: a big random file (download and upload body) and a 1 KiB one."""
+
+    root: Path
+    big_size: int
+    big_sha256: str
+    small_sha256: str
+
+    @property
+    def big(self) -> Path:
+        return self.root / BIG
+
+
+@contextlib.contextmanager
+def bench_files(big_mib: int) -> Iterator[Files]:
+    """Random content (so no layer can compress it), in RAM (tmpfs) when there is one; removed afterwards."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    root = Path(tempfile.mkdtemp(prefix="pystack-bench-", dir=base))
+    try:
+        hasher = hashlib.sha256()
+        with open(root / BIG, "wb") as fh:
+            for _ in range(big_mib):
+                chunk = os.urandom(1 << 20)
+                hasher.update(chunk)
+                fh.write(chunk)
+        small = os.urandom(1024)
+        (root / SMALL).write_bytes(small)
+        os.chmod(root, 0o755)
+        yield Files(root, big_mib << 20, hasher.hexdigest(), hashlib.sha256(small).hexdigest())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Target:
+    """A server ready at ``ip:PORT``, and the namespace where the clients run."""
+
+    client: lab.Namespace
+    ip: str
+    pid: int | None = None
+    """The pystack daemon's PID (its CPU time is read); None for the kernel."""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def congestion_control(ns: lab.Namespace) -> str:
+    return ns.read_proc("/proc/sys/net/ipv4/tcp_congestion_control")
+
+
+@contextlib.contextmanager
+def pystack_target(files: Files) -> Iterator[Target]:
+    with lab.namespace() as ns, lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
+                                                   "--discard") as daemon:
+        target = Target(ns, lab.STACK_IP, daemon.pid,
+                        {"tcp_congestion_control": {"client (kernel curl)": congestion_control(ns)}})
+        yield target
+        target.info["tap_kernel_side"] = {k: v for k, v in ns.link_stats(lab.TAP).items()
+                                          if k in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")}
+        counters = daemon.stop()
+        target.info["counters"] = {k: v for k, v in counters.items() if k.startswith(("drop", "tcp"))}
+
+
+@contextlib.contextmanager
+def kernel_target(files: Files) -> Iterator[Target]:
+    with lab.namespace() as near, lab.namespace() as far:
+        lab.veth(near, "veth0", far, "veth1")
+        for ns, ifname, address in ((near, "veth0", lab.HOST_ADDRESS), (far, "veth1", lab.STACK_ADDRESS)):
+            ns.disable_ipv6(ifname)
+            ns.add_address(ifname, address)
+            ns.link_up(ifname)
+        proc = far.spawn([sys.executable, str(SCRIPTS / "bench_kernel_server.py"), "--bind", lab.STACK_IP,
+                          "--port", str(PORT), "--directory", str(files.root)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 15)
+        line = proc.stderr.readline() if ready else ""
+        if "ready" not in line:
+            raise lab.LabError(f"kernel HTTP server did not start: {line.strip() or 'no ready line in 15 s'}")
+        yield Target(near, lab.STACK_IP, None, {"tcp_congestion_control": {
+            "client (curl)": congestion_control(near), "server": congestion_control(far)}})
+
+
+TARGETS: dict[str, Callable[[Files], contextlib.AbstractContextManager[Target]]] = {
+    "kernel": kernel_target,
+    "pystack": pystack_target,
+}
+
+
+# --- measurements ---
+
+
+class Failed(Exception):
+    """A row could not be measured; the message is the why printed in the table."""
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """utime + stime of every thread of ``pid`` so far (proc(5), fields 14 and 15)."""
+    if pid is None:
+        return None
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def curl(target: Target, args: list[str], max_time: float) -> tuple[str, list[str]]:
+    """Run curl in the client namespace; return its body output and the fields of its last ``-w`` line."""
+    argv = ["curl", "-sS", "--connect-timeout", "10", "--max-time", str(max_time), *args]
+    try:
+        proc = target.client.run(argv, timeout=max_time + 15)
+    except subprocess.TimeoutExpired:
+        raise Failed(f"curl did not finish in {max_time + 15:.0f} s") from None
+    if proc.returncode != 0:
+        raise Failed(f"curl exit {proc.returncode}: {proc.stderr.strip()[:120]}")
+    body, _, last = proc.stdout.rpartition("\n")
+    return body, last.split()
+
+
+def url(target: Target, path: str) -> str:
+    return f"http://{target.ip}:{PORT}{path}"
+
+
+def answers(target: Target, files: Files) -> None:
+    """One short GET first: a server that does not answer fails every row in seconds, not in minutes."""
+    try:
+        _, w = curl(target, ["-o", "/dev/null", "-w", "\n%{http_code}", url(target, f"/{SMALL}")], 10)
+    except Failed as exc:
+        raise Failed(f"no HTTP answer: {exc}") from None
+    if w != ["200"]:
+        raise Failed(f"GET /{SMALL} answered {w}")
+
+
+def _transfer_runs(target: Target, runs: int, budget: float,
+                   once: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Repeat one timed transfer up to ``runs`` times (fewer once ``budget`` seconds are spent): median MB/s,
+    and pystack's CPU seconds per MB over all of them."""
+    started = time.monotonic()
+    done: list[dict[str, Any]] = []
+    cpu_before = cpu_seconds(target.pid)
+    while len(done) < runs and (not done or time.monotonic() - started < budget):
+        done.append(once())
+    cpu = None if cpu_before is None else cpu_seconds(target.pid) - cpu_before  # type: ignore[operator]
+    moved = sum(r["bytes"] for r in done)
+    wall = sum(r["seconds"] for r in done)
+    result: dict[str, Any] = {
+        "mb_per_s": round(statistics.median(r["mb_per_s"] for r in done), 2),
+        "runs": done,
+    }
+    if cpu is not None:
+        result["cpu_seconds"] = round(cpu, 2)
+        result["cpu_ms_per_mb"] = round(1000 * cpu / (moved / MB), 2)
+        result["cpu_busy_pct"] = round(100 * cpu / wall, 1) if wall else None
+    return result
+
+
+def download(target: Target, files: Files, runs: int, max_time: float, budget: float) -> dict[str, Any]:
+    """curl GET of the big file: one untimed run whose SHA-256 is checked, then timed runs to /dev/null."""
+    with tempfile.TemporaryDirectory(prefix="pystack-dl-", dir=files.root.parent) as tmp:
+        copy = Path(tmp) / "copy"
+        _, w = curl(target, ["-o", str(copy), "-w", "\n%{http_code}", url(target, f"/{BIG}")], max_time)
+        if w != ["200"]:
+            raise Failed(f"check download answered {w}")
+        hasher = hashlib.sha256()
+        with open(copy, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                hasher.update(chunk)
+        if hasher.hexdigest() != files.big_sha256:
+            raise Failed(f"downloaded {copy.stat().st_size} bytes with the wrong SHA-256")
+
+    def once() -> dict[str, Any]:
+        _, w = curl(target, ["-o", "/dev/null", "-w", "\n%{http_code} %{size_download} %{speed_download} "
+                             "%{time_total}", url(target, f"/{BIG}")], max_time)
+        if len(w) != 4 or w[0] != "200" or int(w[1]) != files.big_size:
+            raise Failed(f"timed download answered {w}")
+        return {"bytes": int(w[1]), "mb_per_s": round(float(w[2]) / MB, 2), "seconds": float(w[3])}
+
+    result = _transfer_runs(target, runs, budget, once)
+    result["sha256_checked"] = True
+    return result
+
+
+def upload(target: Target, files: Files, runs: int, max_time: float, budget: float) -> dict[str, Any]:
+    """curl POST of the big file to /sha256; every answer must be the file's SHA-256."""
+
+    def once() -> dict[str, Any]:
+        body, w = curl(target, ["--data-binary", f"@{files.big}", "-H", "Content-Type: application/octet-stream",
+                                "-w", "\n%{http_code} %{size_upload} %{speed_upload} %{time_total}",
+                                url(target, "/sha256")], max_time)
+        if len(w) != 4 or w[0] != "200" or int(w[1]) != files.big_size:
+            raise Failed(f"upload answered {w}")
+        if body.strip() != files.big_sha256:
+            raise Failed(f"upload answered SHA-256 {body.strip()[:16]}..., not the file's")
+        return {"bytes": int(w[1]), "mb_per_s": round(float(w[2]) / MB, 2), "seconds": float(w[3])}
+
+    result = _transfer_runs(target, runs, budget, once)
+    result["sha256_checked"] = True
+    return result
+
+
+def connections(target: Target, files: Files, requests: int, concurrency: int, rounds: int,
+                deadline: float) -> dict[str, Any]:
+    """scripts/bench_http_client.py in the client namespace, ``rounds`` times: the median round's new
+    connections per second for short GETs, and pystack's CPU milliseconds per request over all rounds."""
+    argv = [sys.executable, str(SCRIPTS / "bench_http_client.py"), "--host", target.ip, "--port", str(PORT),
+            "--path", f"/{SMALL}", "--sha256", files.small_sha256, "--requests", str(requests),
+            "--concurrency", str(concurrency), "--timeout", "10", "--deadline", str(deadline)]
+    done: list[dict[str, Any]] = []
+    cpu_before = cpu_seconds(target.pid)
+    for _ in range(rounds):
+        try:
+            proc = target.client.run(argv, timeout=deadline + 60)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"the HTTP client did not finish in {deadline + 60:.0f} s") from None
+        if proc.returncode != 0:
+            raise Failed(f"HTTP client exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        if not got["ok"]:
+            raise Failed(f"no request succeeded: {got['errors']}")
+        done.append(got)
+        if got["stopped_at_deadline"]:
+            break  # one slow round is enough to know; the bench stays bounded
+    result: dict[str, Any] = {
+        "per_second": statistics.median(r["per_second"] for r in done),
+        "requests": requests, "concurrency": concurrency, "rounds": done,
+    }
+    failed = sum(sum(r["errors"].values()) for r in done)
+    if failed or any(r["stopped_at_deadline"] for r in done):
+        result["note"] = (f"{failed} requests failed"
+                          f"{', stopped at the deadline' if done[-1]['stopped_at_deadline'] else ''}")
+    if cpu_before is not None:
+        cpu = cpu_seconds(target.pid) - cpu_before  # type: ignore[operator]
+        result["cpu_seconds"] = round(cpu, 2)
+        result["cpu_ms_per_request"] = round(1000 * cpu / sum(r["ok"] + r["warm_up"] for r in done), 3)
+    return result
+
+
+@dataclass
+class Plan:
+    """How much of each row to measure (defaults: the brief of ``make bench``)."""
+
+    runs: int = 3
+    transfer_max_time: float = 60.0
+    transfer_budget: float = 25.0
+    serial: int = 500
+    concurrent: int = 2000
+    concurrency: int = 50
+    conn_rounds: int = 3
+    conn_deadline: float = 30.0
+
+
+ROWS = ("download", "upload", "conn_serial", "conn_concurrent")
+
+
+def measure(name: str, files: Files, plan: Plan) -> dict[str, Any]:
+    """Every TCP row for one target; a row that fails records its why and the others still run."""
+    print(f"[{name}] TCP: building the lab and measuring ...", flush=True)
+    row: dict[str, Any] = {"target": name}
+    steps: dict[str, Callable[[Target], dict[str, Any]]] = {
+        "download": lambda t: download(t, files, plan.runs, plan.transfer_max_time, plan.transfer_budget),
+        "upload": lambda t: upload(t, files, plan.runs, plan.transfer_max_time, plan.transfer_budget),
+        "conn_serial": lambda t: connections(t, files, plan.serial, 1, plan.conn_rounds,
+                                            plan.conn_deadline),
+        "conn_concurrent": lambda t: connections(t, files, plan.concurrent, plan.concurrency,
+                                                plan.conn_rounds, plan.conn_deadline),
+    }
+    try:
+        with TARGETS[name](files) as target:
+            lab.ping(target.client, target.ip, count=3, interval=0.05)  # ARP resolved before anything is timed
+            try:
+                answers(target, files)
+            except Failed as exc:  # every row fails at once; the lab is still torn down normally (counters)
+                row["error"] = str(exc)
+                steps = {}
+            for key, step in steps.items():
+                started = time.monotonic()
+                try:
+                    row[key] = step(target)
+                except Exception as exc:  # a measurement: say why, go on with the next row
+                    row[key] = {"error": _why(exc)}
+                    print(f"[{name}] {key} failed: {row[key]['error']}", file=sys.stderr, flush=True)
+                row[key]["wall_seconds"] = round(time.monotonic() - started, 1)
+                if target.pid is not None and not _alive(target.pid):
+                    raise Failed(f"the pystack daemon died during {key}")
+        row.update(target.info)
+        internal = row.get("counters", {}).get("drop.internal_error")
+        if internal:
+            row["note"] = f"pystack counted {internal} internal errors (drop.internal_error)"
+    except Exception as exc:
+        row["error"] = _why(exc)
+    if "error" in row:
+        print(f"[{name}] TCP could not be measured: {row['error']}", file=sys.stderr, flush=True)
+    return row
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, Failed) else f"{type(exc).__name__}: {exc}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
