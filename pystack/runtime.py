@@ -42,6 +42,8 @@ class Runtime:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._stopping = False
         self.clock = time.monotonic
+        if getattr(link, "offload", False):
+            stack.enable_segmentation_offload()  # the link takes TCP super-frames (TapLink offload mode)
         self.tick_hooks: list = []
         """Callables run under the lock after every loop iteration (applications' housekeeping)."""
 

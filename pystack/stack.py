@@ -118,12 +118,17 @@ class Stack:
     def attach_transport(self, protocol: int, layer: TransportLayer) -> None:
         self.transports[protocol] = layer
 
-    def _emit_tcp(self, src: int, dst: int, segment: bytes) -> None:
+    def _emit_tcp(self, src: int, dst: int, segment: bytes, gso_size: int = 0) -> None:
         """TCP's way out. Routing errors are counted, not raised: TCP retransmits on its own timers."""
         try:
-            self.send_ip(dst, ipv4.PROTO_TCP, segment, self.tcp.now, src=src)
+            self.send_ip(dst, ipv4.PROTO_TCP, segment, self.tcp.now, src=src, gso_size=gso_size)
         except OSError:
             self.counters.drop("tcp.unroutable")
+
+    def enable_segmentation_offload(self, max_segment: int = 65535 - 20 - 60) -> None:
+        """The link cuts TCP segments for us (TSO): let TCP build segments of up to ``max_segment``
+        payload bytes, sent as GsoFrames instead of MTU-sized frames."""
+        self.tcp.gso_max = max_segment
 
     # ------------------------------------------------------------------ the sans-I/O interface
 

@@ -483,7 +483,10 @@ class Connection:
             options, payload,
         )
         self._layer.counters["tcp.out_segments"] += 1
-        self._layer.emit(self.local_ip, self.remote_ip, seg)
+        if len(payload) > self._smss:
+            self._layer.emit(self.local_ip, self.remote_ip, seg, self._smss)
+        else:
+            self._layer.emit(self.local_ip, self.remote_ip, seg)
 
     def _sack_option(self, prefix: bytes) -> bytes:
         """NOP NOP SACK with the held out-of-order blocks, converted back to sequence numbers."""
@@ -517,6 +520,9 @@ class Connection:
         buf = self._sndbuf
         buflen = len(buf)
         smss = self._smss
+        # With segmentation offload a segment may carry many MSS; the link cuts it on the wire.
+        gso_max = self._layer.gso_max
+        seg_max = (gso_max // smss) * smss if gso_max > smss else smss
         snd_una = self.snd_una
         sent = False
         while True:
@@ -527,7 +533,7 @@ class Connection:
                 wnd = self.snd_wnd
                 cwnd = self.cc.cwnd
                 usable = (wnd if wnd < cwnd else cwnd) - off
-                n = smss if smss < avail else avail
+                n = seg_max if seg_max < avail else avail
                 if usable < n:
                     n = usable
                 if n <= 0:

@@ -21,7 +21,9 @@ from pystack.wire import tcp as wire
 from pystack.wire.errors import WireError
 from pystack.wire.tcp import ACK, RST, SYN
 
-Emit = Callable[[int, int, bytes], None]
+Emit = Callable[..., None]
+"""``emit(src_ip, dst_ip, segment)``, or ``emit(src_ip, dst_ip, segment, gso_size)`` for a segment
+larger than the MSS that the link is to cut into ``gso_size`` pieces (only when ``gso_max`` is set)."""
 _INF = float("inf")
 
 # ICMP destination-unreachable codes (RFC 792) -> errno; codes 2-4 are hard errors (RFC 1122 4.2.3.9)
@@ -49,6 +51,8 @@ class TcpLayer:
         self.rng = rng if rng is not None else random.Random()
         self.isn = IsnGenerator(config.isn_secret)
         self.now = 0.0
+        self.gso_max = 0
+        """Largest segment payload to build when the link segments for us (TSO); 0 = one MSS."""
         self.connections: dict[tuple[int, int, int, int], Connection] = {}
         # Timers: connections outside TIME-WAIT are scanned; TIME-WAIT ones (often the many) wait in
         # a queue ordered by deadline (all get the same 2 MSL), stale entries skipped lazily.

@@ -44,3 +44,35 @@ def test_connect_to_closed_port_is_refused():
     client = a.tcp.connect(A_IP, B_IP, 81, wire.clock.now)
     wire.run(until=lambda: client.error is not None)
     assert client.error == 111  # ECONNREFUSED
+
+
+def test_segmentation_offload_sends_super_frames_that_cut_into_wire_segments():
+    from pystack.wire import ipv4 as ipv4_wire
+    from pystack.wire import tcp as tcp_wire
+    from pystack.wire.gso import GsoFrame, segment
+
+    a, b, wire = make_pair()
+    b.enable_segmentation_offload()
+    listener = b.tcp.listen(0, 80, 8)
+    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
+    wire.run(until=lambda: listener.readable)
+    server = listener.accept()
+    data = random.Random(2).randbytes(200_000)
+    sent = 0
+    got = bytearray()
+    while len(got) < len(data):
+        if sent < len(data):
+            sent += server.send(data[sent:], wire.clock.now)
+        wire.run(until=lambda: client.readable)
+        while client.recv_available:
+            got += client.recv(1 << 20, wire.clock.now)
+    assert bytes(got) == data
+    supers = [f for _t, s, f in wire.log if s == 1 and type(f) is GsoFrame]
+    assert supers and max(len(f) for f in supers) > 1514
+    for frame in supers:
+        for piece in segment(frame, frame.gso_size):
+            assert len(piece) <= 1514
+            ip = ipv4_wire.parse(memoryview(piece)[14:])
+            assert ip.dont_fragment
+            tcp_wire.parse(ip.payload, ip.src, ip.dst)  # each wire segment verifies
+    assert b.counters["gso_frames_out"] == len(supers)
