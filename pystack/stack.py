@@ -195,6 +195,10 @@ class Stack:
             return
         if pkt.sender_mac[0] & 1:
             raise WireError("arp.bad_sender_mac")
+        sip = pkt.sender_ip
+        if sip == LIMITED_BROADCAST or (sip >> 28) == 0xE or (sip >> 24) == 127 or (
+                sip == self.broadcast and us is not None):
+            raise WireError("arp.martian_sender")  # as IPv4 refuses these sources (Linux: arp_process)
         for_us = us is not None and pkt.target_ip == us
         # RFC 826 "merge": refresh a known sender; add it when the packet is addressed to us.
         if pkt.sender_ip:
@@ -207,6 +211,8 @@ class Stack:
                 self._emit(pkt.sender_mac, _ETH_ARP, reply)
             else:
                 self.counters["arp.requests_ignored"] += 1
+        elif not for_us:
+            self.counters["arp.replies_ignored"] += 1  # a reply for another host (or gratuitous)
 
     def _receive_ipv4(self, data: memoryview, now: float) -> None:
         pkt = ipv4.parse(data)
@@ -254,8 +260,12 @@ class Stack:
             if pkt.dst != self.address and self.config.icmp_echo_ignore_broadcasts:
                 self.counters.drop("icmp.broadcast_echo_ignored")
                 return
+            try:
+                self.send_ip(pkt.src, ipv4.PROTO_ICMP, icmp_wire.echo_reply_from_request(payload), now, tos=pkt.tos)
+            except OSError:
+                self.counters.drop("icmp.echo_unroutable")  # e.g. an off-link source and no gateway
+                return
             self.counters["icmp.echo_replies_sent"] += 1
-            self.send_ip(pkt.src, ipv4.PROTO_ICMP, icmp_wire.echo_reply_from_request(payload), now, tos=pkt.tos)
         elif mtype == icmp_wire.TYPE_ECHO_REPLY:
             self.counters["icmp.echo_replies_received"] += 1
             if self.echo_reply_handler is not None:

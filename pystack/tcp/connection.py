@@ -484,9 +484,17 @@ class Connection:
         )
         self._layer.counters["tcp.out_segments"] += 1
         if len(payload) > self._smss:
-            self._layer.emit(self.local_ip, self.remote_ip, seg, self._smss)
+            self._layer.emit(self.local_ip, self.remote_ip, seg, self._mss_now())
         else:
             self._layer.emit(self.local_ip, self.remote_ip, seg)
+
+    def _mss_now(self) -> int:
+        """Data bytes that fit one segment now: Eff.snd.MSS less the SACK blocks we are about to send
+        (RFC 9293 3.7.1, RFC 6691: options come out of the data, so the datagram still fits the MTU)."""
+        if not (self._ooo and self._sack_ok):
+            return self._smss
+        blocks = min(len(self._ooo.ranges(4)), _MAX_SACK_BLOCKS_TS if self._ts_ok else 4)
+        return max(self._smss - (4 + 8 * blocks if blocks else 0), self._cfg.min_mss)
 
     def _sack_option(self, prefix: bytes) -> bytes:
         """NOP NOP SACK with the held out-of-order blocks, converted back to sequence numbers."""
@@ -519,7 +527,7 @@ class Connection:
             return
         buf = self._sndbuf
         buflen = len(buf)
-        smss = self._smss
+        smss = self._mss_now()
         # With segmentation offload a segment may carry many MSS; the link cuts it on the wire.
         gso_max = self._layer.gso_max
         seg_max = (gso_max // smss) * smss if gso_max > smss else smss
@@ -590,7 +598,7 @@ class Connection:
         """Retransmit the first unacknowledged segment (fast retransmit / partial ACK / SACK entry)."""
         buf = self._sndbuf
         inflight = (self.snd_max - self.snd_una) & MASK  # never more than was sent before
-        n = min(self._smss, len(buf), inflight) if length is None else length
+        n = min(self._mss_now(), len(buf), inflight) if length is None else length
         self._rtt_seq = None  # Karn: never time a retransmitted segment
         self._rtx_ts = self._ts_clock(now)
         if n > 0:
@@ -651,7 +659,7 @@ class Connection:
 
     def _output_sack_recovery(self, now: float) -> None:
         buf = self._sndbuf
-        smss = self._smss
+        smss = self._mss_now()
         cc = self.cc
         sent = False
         top = self._sacked[-1][1] if self._sacked else 0
@@ -1302,7 +1310,7 @@ class Connection:
             return
         # Window open but too small for SWS avoidance: send what fits now (the override timeout).
         self._persist = False
-        n = min(self.snd_wnd - off, len(buf) - off, self._smss)
+        n = min(self.snd_wnd - off, len(buf) - off, self._mss_now())
         if n > 0:
             end = off + n
             flags = ACK | PSH if end == len(buf) else ACK
