@@ -71,7 +71,7 @@ class Connection:
         "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
-        "_user_closed", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts",
+        "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts",
         "_probe_end", "_oow_ack_at",
     )
 
@@ -142,6 +142,7 @@ class Connection:
         self._sacked_bytes = 0
         self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
 
+        self._sched = INF  # the layer's current timer hint for this connection
         self._delack_at = INF
         self._tw_at = INF
         self._ka_at = INF
@@ -193,6 +194,7 @@ class Connection:
     @keepalive.setter
     def keepalive(self, value: bool) -> None:
         self._keepalive = bool(value)
+        self._layer._touched.add(self)
         if value and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self._ka_at = self._layer.now + self._cfg.keepalive_idle
             self._ka_probes = 0
@@ -223,6 +225,7 @@ class Connection:
         Data written before the handshake completes is held and sent once it does (RFC 9293 3.10.2).
         Raises the connection's error as OSError, BrokenPipeError after shutdown_write/close.
         """
+        self._layer._touched.add(self)
         if self.error is not None:
             raise OSError(self.error, errno.errorcode.get(self.error, "error"))
         if self._fin_queued or self._st not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
@@ -239,6 +242,7 @@ class Connection:
     def recv(self, max_bytes: int, now: float | None = None) -> bytes:
         """Up to ``max_bytes`` of in-order data; b"" at EOF. Raises BlockingIOError when there is
         nothing yet, or the connection's error (ECONNRESET ...) as OSError once the data is drained."""
+        self._layer._touched.add(self)
         buf = self._rcvbuf
         if buf:
             if max_bytes >= len(buf):
@@ -259,6 +263,7 @@ class Connection:
 
     def shutdown_write(self, now: float) -> None:
         """Send FIN after the queued data (half-close); receiving goes on (RFC 9293 3.10.4)."""
+        self._layer._touched.add(self)
         st = self._st
         if self._fin_queued or st in (CLOSED, LISTEN):
             return
@@ -277,6 +282,7 @@ class Connection:
     def close(self, now: float) -> None:
         """Done with the connection. Unread data makes it an abort (RST, RFC 2525 2.17, as Linux);
         otherwise a graceful FIN, and data arriving afterwards is answered with RST (as Linux)."""
+        self._layer._touched.add(self)
         if self._st in (CLOSED, LISTEN):
             self._user_closed = True
             return
@@ -291,6 +297,7 @@ class Connection:
 
     def abort(self, now: float) -> None:
         """Drop the connection at once, telling the peer with RST when synchronized (RFC 9293 3.10.5)."""
+        self._layer._touched.add(self)
         self._user_closed = True
         if self._st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
             self._emit(self.snd_max, RST | ACK, b"", now)
@@ -1209,7 +1216,6 @@ class Connection:
 
     def _restart_time_wait(self, now: float) -> None:
         self._tw_at = now + self._cfg.time_wait
-        self._layer._time_wait_add(self)
 
     def _window_update(self, now: float) -> None:
         """After the user reads: tell a peer facing a small window that it opened (as Linux's

@@ -126,7 +126,6 @@ def test_many_time_wait_connections_expire_in_order() -> None:
         net.run(for_=0.5)
         assert c.state == State.TIME_WAIT
         clients.append((c, net.now - 0.5 + 0.01))  # entered TIME-WAIT when the server's FIN arrived
-    assert not net.a._timed  # TIME-WAIT connections wait in the ordered queue, not the scan set
     assert net.a.get_timer() == pytest.approx(clients[0][1] + 10.0)
     for c, entered in clients:
         net.run(until=entered + 10.0 - 0.001)
@@ -134,3 +133,30 @@ def test_many_time_wait_connections_expire_in_order() -> None:
         net.run(until=entered + 10.0 + 0.001)
         assert c.state == State.CLOSED
     assert net.a.get_timer() is None and not net.a.connections
+
+
+def test_get_timer_does_not_scan_idle_connections(monkeypatch) -> None:
+    """With many idle connections, finding the next deadline looks at a handful, not all of them."""
+    from pystack.tcp.connection import Connection
+
+    net = Net(TcpConfig(), TcpConfig())
+    lst = net.b.listen(IP_B, 80, 512)
+    for _ in range(300):
+        net.a.connect(IP_A, IP_B, 80, net.now)
+    net.run(for_=1.0)
+    while lst.accept() is not None:
+        pass
+    net.run(for_=5.0)  # everything acknowledged: idle
+    calls = 0
+    real = Connection.deadline
+
+    def counting(self):
+        nonlocal calls
+        calls += 1
+        return real(self)
+
+    monkeypatch.setattr(Connection, "deadline", counting)
+    for _ in range(100):
+        net.a.get_timer()
+        net.b.get_timer()
+    assert calls < 50, f"{calls} deadline() calls for 200 get_timer() over 600 idle connections"
