@@ -85,6 +85,8 @@ class Query:
     errors: dict[int, int] = field(default_factory=dict)
     """server -> rcode of the failures heard this round."""
     started: float = 0.0
+    via_tcp: bool = False
+    """Asked again over TCP after a truncated answer (see :meth:`Resolver.tcp_query`)."""
 
     @property
     def done(self) -> bool:
@@ -208,6 +210,64 @@ class Resolver:
     def cancel(self, q: Query) -> None:
         if not q.done:
             self._finish(q, error=DnsError("cancelled", f"{q.name}: cancelled"))
+
+    # ------------------------------------------------------------------ the TCP retry
+
+    def tcp_query(self, q: Query, now: float) -> tuple[int, bytes]:
+        """Ask ``q`` again over TCP after a truncated answer (RFC 7766 section 5).
+
+        Returns the server to connect to (port 53) and the query message, with a fresh ID; frame it with
+        :func:`pystack.dns.tcp.frame`. The caller owns the TCP timeout: it ends the attempt with
+        :meth:`receive_tcp` or :meth:`tcp_failed`.
+        """
+        if q.status is not Status.NEEDS_TCP or q.server is None:
+            raise ValueError("tcp_query is for a query whose UDP answer was truncated")
+        ident = self._new_id()
+        q.status = Status.PENDING
+        q.error = None
+        q.via_tcp = True
+        q.outstanding = {ident: q.server}
+        self._by_id[ident] = q
+        q.wire_query = wire.build_query(ident, q.current, q.qtype)
+        q.deadline = None
+        self._pending.append(q)
+        self.counters["dns.tcp_queries_sent"] += 1
+        return q.server, q.wire_query
+
+    def receive_tcp(self, q: Query, message: bytes | memoryview, now: float) -> list[DnsDatagram]:
+        """The answer read from the TCP stream (without its length prefix). If it leads on to a CNAME
+        target the server did not resolve, the datagrams to send for that are returned."""
+        try:
+            msg = wire.parse(message)
+        except WireError as exc:
+            self.counters.drop(exc.reason)
+            self.tcp_failed(q, "malformed answer", now)
+            return []
+        if q.done or not q.via_tcp or q.outstanding.get(msg.id) is None:
+            self.counters.drop("dns.unknown_id")
+            self.tcp_failed(q, "answer with the wrong ID", now)
+            return []
+        server = q.outstanding[msg.id]
+        if (not msg.is_response or len(msg.questions) != 1 or msg.questions[0].qtype != q.qtype
+                or wire.name_key(msg.questions[0].name) != q.current):
+            self.counters.drop("dns.wrong_question")
+            self.tcp_failed(q, "answer to another question", now)
+            return []
+        self.counters["dns.tcp_answers"] += 1
+        if msg.truncated:
+            self._finish(q, error=DnsError("truncated", f"{q.name}: answer truncated even over TCP "
+                                                        f"(from {_ip(server)})"))
+            return []
+        q.via_tcp = False
+        q.deadline = None
+        return self._answer(q, server, msg, now)
+
+    def tcp_failed(self, q: Query, reason: str, now: float) -> None:
+        """The TCP retry did not produce an answer: the query fails with ``reason``."""
+        if not q.done or q.status is Status.NEEDS_TCP:
+            server = _ip(q.server) if q.server is not None else "the server"
+            self._finish(q, error=DnsError("truncated", f"{q.name}: answer truncated over UDP, and the TCP "
+                                                        f"retry to {server} failed: {reason}"))
 
     # ------------------------------------------------------------------ sending
 
