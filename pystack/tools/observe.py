@@ -1,0 +1,495 @@
+"""Watching the wire for the narration: a link wrapper that sees every frame both ways, and a decoder that
+turns frames into narrated steps and ladder arrows.
+
+:class:`ObservedLink` wraps the TAP link handed to the Runtime (which takes any object with
+``fd``/``read``/``write``/``close``), so the stack itself needs no hook. The Runtime reads and writes
+under its lock, so the watcher's calls are already serialised.
+
+:class:`WireNarration` tells DHCP, ARP, DNS, ICMP and TCP. For TCP it narrates what the reader of a
+capture looks for -- the handshake, the first data segment each way, FINs, RSTs and the ACKs of FINs --
+and counts the rest (data and pure ACKs), which it summarises in one line before the next narrated
+segment. Sequence numbers are absolute in SYNs and relative to the ISNs after, as tcpdump prints them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pystack.tools.narrator import BROADCAST, US, Narrator, ip
+from pystack.wire import WireError
+from pystack.wire import arp as arp_wire
+from pystack.wire import dhcp as dhcp_wire
+from pystack.wire import dns as dns_wire
+from pystack.wire import ethernet
+from pystack.wire import icmp as icmp_wire
+from pystack.wire import ipv4
+from pystack.wire import tcp as tcp_wire
+from pystack.wire import udp as udp_wire
+
+log = logging.getLogger("pystack")
+
+OUT = "out"
+IN = "in"
+_ARROW = {OUT: "->", IN: "<-"}
+_LIMITED_BROADCAST = 0xFFFFFFFF
+_MASK32 = 0xFFFFFFFF
+
+
+class ObservedLink:
+    """A Link that reports each frame read and each frame written (after the kernel took it).
+
+    ``before_read`` runs before every read: the Runtime has handled the previous frame by then, so a
+    watcher can report what that frame changed (a TCP state) before the next one is told.
+    """
+
+    def __init__(self, link: Any, on_frame: Callable[[str, bytes], None],
+                 before_read: Callable[[], None] | None = None) -> None:
+        self.inner = link
+        self.fd = link.fd
+        self.on_frame = on_frame
+        self.before_read = before_read
+        self._failed = False
+
+    def __getattr__(self, name: str) -> Any:  # name, kernel_mac, ... of the wrapped link
+        return getattr(self.inner, name)
+
+    def read(self) -> bytes | None:
+        self._safely(self.before_read)
+        frame = self.inner.read()
+        if frame is not None:
+            self._safely(self.on_frame, IN, frame)
+        return frame
+
+    def write(self, frame: bytes) -> bool:
+        ok = self.inner.write(frame)
+        if ok:
+            self._safely(self.on_frame, OUT, frame)
+        return ok
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _safely(self, fn: Callable[..., None] | None, *args: Any) -> None:
+        """The narration must never stop the stack: a bug in it is logged once and narration goes on."""
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception:
+            if not self._failed:
+                self._failed = True
+                log.exception("internal error in the narration (please report it)")
+
+
+class StateWatcher:
+    """Reports the RFC 9293 state changes of the connections it was given, as they happen."""
+
+    def __init__(self, narrator: Narrator) -> None:
+        self.narrator = narrator
+        self._watched: list[tuple[str, Callable[[], Any], list[Any]]] = []
+
+    def watch(self, label: str, state: Callable[[], Any]) -> None:
+        self._watched.append((label, state, [state()]))
+
+    def check(self, _now: float | None = None) -> None:
+        for label, state, last in self._watched:
+            now_state = state()
+            if now_state != last[0]:
+                self.narrator.say(f"   {label}: {_state_name(last[0])} -> {_state_name(now_state)}")
+                last[0] = now_state
+
+
+def _state_name(state: Any) -> str:
+    return getattr(state, "name", str(state))
+
+
+def _both(value: Any) -> Callable[[], dict[str, Any]]:
+    return lambda: {OUT: value, IN: value}
+
+
+@dataclass
+class _Conn:
+    """What the narration remembers of one TCP connection, per direction (OUT: ours, IN: the peer's)."""
+
+    isn: dict[str, int | None] = field(default_factory=_both(None))
+    fin: dict[str, int | None] = field(default_factory=_both(None))
+    """Sequence number of each side's FIN."""
+    fin_acked: dict[str, bool] = field(default_factory=_both(False))
+    first_data: dict[str, bool] = field(default_factory=_both(False))
+    data_segments: dict[str, int] = field(default_factory=_both(0))
+    data_bytes: dict[str, int] = field(default_factory=_both(0))
+    acks: dict[str, int] = field(default_factory=_both(0))
+    syn_sender: str | None = None
+    synack_seen: bool = False
+    handshake_acked: bool = False
+
+    def pending(self) -> bool:
+        return any(self.data_segments.values()) or any(self.acks.values())
+
+
+class WireNarration:
+    """Decodes frames seen on the link into narrated lines and ladder arrows."""
+
+    def __init__(self, narrator: Narrator, mac: bytes, clock: Callable[[], float]) -> None:
+        self.n = narrator
+        self.mac = mac
+        self.clock = clock
+        self.address: int | None = None
+        """Our IPv4 address once we have one (tells our ARP announcements from requests)."""
+        self.netmask = 0
+        self.echo = True
+        """Narrate ICMP echo line by line (off for ``pystack ping``, which prints its own lines)."""
+        self._conns: dict[tuple[int, int, int], _Conn] = {}
+
+    # ------------------------------------------------------------------ entry point
+
+    def frame(self, direction: str, frame: bytes) -> None:
+        t = self.clock()
+        try:
+            dst, src, ethertype, payload = ethernet.parse(frame)
+        except WireError:
+            return
+        if direction == IN and dst != self.mac and dst != ethernet.BROADCAST:
+            return
+        try:
+            if ethertype == ethernet.ETHERTYPE_ARP:
+                self._arp(direction, arp_wire.parse(payload), dst, t)
+            elif ethertype == ethernet.ETHERTYPE_IPV4:
+                self._ipv4(direction, ipv4.parse(payload), t)
+        except WireError:
+            pass  # the stack counts what it drops; the narration only tells what makes sense
+
+    def flush(self) -> None:
+        """Summarise the data and ACKs not told yet (at the end of the session)."""
+        for key, conn in self._conns.items():
+            if conn.pending():
+                self._summary(key, conn)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _peer(self, addr: int) -> str:
+        if addr == _LIMITED_BROADCAST:
+            return BROADCAST
+        if self.address is not None and self.netmask and addr == (self.address & self.netmask) | (~self.netmask & _MASK32):
+            return BROADCAST
+        return ip(addr)
+
+    def _ends(self, direction: str, peer: str) -> tuple[str, str]:
+        return (US, peer) if direction == OUT else (peer, US)
+
+    def _tell(self, direction: str, text: str, t: float) -> None:
+        self.n.say(f"{_ARROW[direction]} {text}", t)
+
+    def _role(self, addr: int) -> str:
+        roles = self.n.roles_of(ip(addr))
+        return f" ({', '.join(roles)})" if roles else ""
+
+    # ------------------------------------------------------------------ ARP
+
+    def _arp(self, direction: str, pkt: arp_wire.ArpPacket, dst_mac: bytes, t: float) -> None:
+        if direction == OUT:
+            to = BROADCAST if dst_mac == ethernet.BROADCAST else ip(pkt.target_ip)
+            if pkt.op == arp_wire.OP_REQUEST and pkt.sender_ip == 0:
+                self._tell(OUT, f"ARP probe: is {ip(pkt.target_ip)} in use? (RFC 5227, sender 0.0.0.0)", t)
+                self.n.arrow(US, to, f"ARP probe {ip(pkt.target_ip)}?", t, bulk=f"ARP probe {ip(pkt.target_ip)}?")
+            elif pkt.op == arp_wire.OP_REQUEST and pkt.sender_ip == pkt.target_ip:
+                self._tell(OUT, f"ARP announcement: {ip(pkt.sender_ip)} is at {ethernet.mac_to_str(pkt.sender_mac)} "
+                                "(RFC 5227)", t)
+                self.n.arrow(US, to, f"ARP announce {ip(pkt.sender_ip)}", t, bulk=f"ARP announce {ip(pkt.sender_ip)}")
+            elif pkt.op == arp_wire.OP_REQUEST:
+                self._tell(OUT, f"ARP request: who has {ip(pkt.target_ip)}{self._role(pkt.target_ip)}? "
+                                f"tell {ip(pkt.sender_ip)}", t)
+                self.n.arrow(US, to, f"ARP who-has {ip(pkt.target_ip)}", t)
+            else:
+                self._tell(OUT, f"ARP reply: {ip(pkt.sender_ip)} is at {ethernet.mac_to_str(pkt.sender_mac)}", t)
+                self.n.arrow(US, ip(pkt.target_ip), f"ARP {ip(pkt.sender_ip)} is-at", t)
+            return
+        sender = ip(pkt.sender_ip)
+        if pkt.op == arp_wire.OP_REPLY:
+            self._tell(IN, f"ARP reply: {sender}{self._role(pkt.sender_ip)} is at "
+                           f"{ethernet.mac_to_str(pkt.sender_mac)}", t)
+            self.n.arrow(sender, US, f"ARP {sender} is-at {ethernet.mac_to_str(pkt.sender_mac)}", t)
+        elif self.address is not None and pkt.target_ip == self.address and pkt.sender_ip != pkt.target_ip:
+            self._tell(IN, f"ARP request from {sender}: who has {ip(pkt.target_ip)}?", t)
+            self.n.arrow(sender, BROADCAST if dst_mac == ethernet.BROADCAST else US,
+                         f"ARP who-has {ip(pkt.target_ip)}", t)
+        elif pkt.sender_ip == 0 or pkt.sender_ip == pkt.target_ip:
+            pass  # someone else's probe or announcement
+        # other requests are not about us
+
+    # ------------------------------------------------------------------ IPv4
+
+    def _ipv4(self, direction: str, pkt: ipv4.IPv4Packet, t: float) -> None:
+        if pkt.fragment_offset:
+            return  # told with the first fragment
+        peer_addr = pkt.dst if direction == OUT else pkt.src
+        peer = self._peer(peer_addr)
+        if pkt.protocol == ipv4.PROTO_UDP:
+            if pkt.more_fragments:
+                return
+            sport, dport, data = udp_wire.parse(pkt.payload, pkt.src, pkt.dst)
+            if {sport, dport} == {dhcp_wire.SERVER_PORT, dhcp_wire.CLIENT_PORT}:
+                self._dhcp(direction, dhcp_wire.parse(data), peer, t)
+            elif (dport if direction == OUT else sport) == dns_wire.PORT:
+                self._dns(direction, dns_wire.parse(data), peer, sport, dport, t)
+            else:
+                self._tell(direction, f"UDP {ip(pkt.src)}:{sport} > {ip(pkt.dst)}:{dport}, {len(data)} bytes", t)
+                self.n.arrow(*self._ends(direction, peer), f"UDP {len(data)} bytes", t)
+        elif pkt.protocol == ipv4.PROTO_TCP:
+            if pkt.more_fragments:
+                return
+            seg = tcp_wire.parse(pkt.payload, pkt.src, pkt.dst, verify_checksum=False)
+            self._tcp(direction, pkt, seg, peer, t)
+        elif pkt.protocol == ipv4.PROTO_ICMP:
+            self._icmp(direction, pkt, peer, t)
+
+    # ------------------------------------------------------------------ DHCP
+
+    def _dhcp(self, direction: str, msg: dhcp_wire.DhcpMessage, peer: str, t: float) -> None:
+        if msg.chaddr != self.mac:
+            return
+        name = dhcp_wire.MESSAGE_TYPE_NAMES.get(msg.message_type or 0, "BOOTP")
+        to = " (broadcast)" if peer == BROADCAST else f" to {peer}"
+        if direction == OUT:
+            if msg.message_type == dhcp_wire.DISCOVER:
+                text = f"{name}{to}, xid {msg.xid:#010x}"
+                label = name
+            elif msg.message_type == dhcp_wire.REQUEST:
+                wanted = msg.requested_ip or msg.ciaddr
+                sid = f", server {ip(msg.server_id)}" if msg.server_id is not None else ""
+                why = " (renewing)" if msg.ciaddr and peer != BROADCAST else " (rebinding)" if msg.ciaddr else ""
+                text = f"{name} for {ip(wanted)}{sid}{why}{to}"
+                label = f"{name} {ip(wanted)}"
+            elif msg.message_type in (dhcp_wire.RELEASE, dhcp_wire.DECLINE):
+                what = msg.ciaddr or msg.requested_ip or 0
+                text = f"{name} of {ip(what)}{to}"
+                label = f"{name} {ip(what)}"
+            else:
+                text, label = f"{name}{to}", name
+            self._tell(OUT, text, t)
+            self.n.arrow(US, peer, label, t)
+            return
+        server = msg.server_id
+        sender = ip(server) if server is not None else peer
+        if msg.message_type in (dhcp_wire.OFFER, dhcp_wire.ACK):
+            details = []
+            if msg.subnet_mask is not None:
+                details.append(f"mask {ip(msg.subnet_mask)}")
+            if msg.routers:
+                details.append("router " + ", ".join(ip(r) for r in msg.routers))
+            if msg.dns_servers:
+                details.append("DNS " + ", ".join(ip(d) for d in msg.dns_servers))
+            if msg.lease_time is not None:
+                details.append(f"lease {msg.lease_time} s")
+            text = f"{name} {ip(msg.yiaddr)} from {sender}" + (f": {', '.join(details)}" if details else "")
+            label = f"{name} {ip(msg.yiaddr)}"
+        elif msg.message_type == dhcp_wire.NAK:
+            text = f"{name} from {sender}" + (f": {msg.server_message}" if msg.server_message else "")
+            label = name
+        else:
+            text, label = f"{name} from {sender}", name
+        self._tell(IN, text, t)
+        # The reply comes from the server (its source address), whatever it was addressed to.
+        self.n.arrow(sender, US, label, t)
+
+    # ------------------------------------------------------------------ DNS
+
+    def _dns(self, direction: str, msg: dns_wire.DnsMessage, peer: str, sport: int, dport: int,
+             t: float) -> None:
+        q = msg.questions[0] if msg.questions else None
+        qtext = f"{_type(q.qtype)} {q.name}?" if q is not None else "?"
+        if direction == OUT:
+            self._tell(OUT, f"DNS query id {msg.id:#06x}: {qtext} to {peer}:{dport} from port {sport}", t)
+            self.n.arrow(US, peer, f"DNS {qtext}", t)
+            return
+        rcode = dns_wire.RCODE_NAMES.get(msg.rcode, f"RCODE {msg.rcode}")
+        answers = _answers(msg.answers)
+        tc = ", truncated (TC set: the answer did not fit)" if msg.truncated else ""
+        body = answers if answers else "no records"
+        self._tell(IN, f"DNS answer id {msg.id:#06x} from {peer}: {rcode}, {body}{tc}", t)
+        short = _answers(msg.answers, short=True) or rcode
+        self.n.arrow(peer, US, f"DNS {short}{' TC' if msg.truncated else ''}", t)
+
+    # ------------------------------------------------------------------ ICMP
+
+    def _icmp(self, direction: str, pkt: ipv4.IPv4Packet, peer: str, t: float) -> None:
+        if pkt.more_fragments:
+            kind = None
+            if len(pkt.payload) >= 1:
+                kind = pkt.payload[0]
+            if kind not in (icmp_wire.TYPE_ECHO_REQUEST, icmp_wire.TYPE_ECHO_REPLY):
+                return
+            mtype, code, rest = kind, 0, int.from_bytes(pkt.payload[4:8], "big")
+        else:
+            msg = icmp_wire.parse(pkt.payload)
+            mtype, code, rest = msg.type, msg.code, msg.rest
+        ends = self._ends(direction, peer)
+        if mtype in (icmp_wire.TYPE_ECHO_REQUEST, icmp_wire.TYPE_ECHO_REPLY):
+            name = "echo request" if mtype == icmp_wire.TYPE_ECHO_REQUEST else "echo reply"
+            if self.echo:
+                self._tell(direction, f"ICMP {name} {ip(pkt.src)} > {ip(pkt.dst)}, id {rest >> 16} "
+                                      f"seq {rest & 0xFFFF}", t)
+            self.n.arrow(*ends, f"ICMP {name}", t, bulk=f"ICMP {name}")
+            return
+        names = {icmp_wire.TYPE_DEST_UNREACHABLE: "destination unreachable",
+                 icmp_wire.TYPE_TIME_EXCEEDED: "time exceeded", icmp_wire.TYPE_PARAMETER_PROBLEM: "parameter problem"}
+        name = names.get(mtype, f"type {mtype}")
+        self._tell(direction, f"ICMP {name} (code {code}) {ip(pkt.src)} > {ip(pkt.dst)}", t)
+        self.n.arrow(*ends, f"ICMP {name}", t)
+
+    # ------------------------------------------------------------------ TCP
+
+    def _tcp(self, direction: str, pkt: ipv4.IPv4Packet, seg: tcp_wire.TcpSegment, peer: str, t: float) -> None:
+        if direction == OUT:
+            key = (seg.src_port, pkt.dst, seg.dst_port)
+        else:
+            key = (seg.dst_port, pkt.src, seg.src_port)
+        flags = seg.flags
+        conn = self._conns.get(key)
+        if conn is None or (flags & tcp_wire.SYN and not flags & tcp_wire.ACK and direction == OUT
+                            and conn.isn[OUT] not in (None, seg.seq)):
+            conn = self._conns[key] = _Conn()
+        other = IN if direction == OUT else OUT
+        size = len(seg.payload)
+        syn, fin, rst, ack = (flags & tcp_wire.SYN, flags & tcp_wire.FIN, flags & tcp_wire.RST,
+                              flags & tcp_wire.ACK)
+        tell = None
+        if syn:
+            conn.isn[direction] = seg.seq
+            if ack:
+                conn.synack_seen = True
+            else:
+                conn.syn_sender = direction
+            tell = "handshake"
+        elif rst or fin:
+            tell = "close"
+        elif size:
+            if not conn.first_data[direction]:
+                conn.first_data[direction] = True
+                tell = "first data"
+        else:
+            fin_other = conn.fin[other]
+            if conn.synack_seen and not conn.handshake_acked and direction == conn.syn_sender:
+                conn.handshake_acked = True
+                tell = "handshake"
+            elif fin_other is not None and not conn.fin_acked[other] and seg.ack == (fin_other + 1) & _MASK32:
+                conn.fin_acked[other] = True
+                tell = "ack of FIN"
+        if fin:
+            conn.fin[direction] = (seg.seq + size + (1 if syn else 0)) & _MASK32
+            if ack and conn.fin[other] is not None and seg.ack == (conn.fin[other] + 1) & _MASK32:
+                conn.fin_acked[other] = True
+        if tell is None:
+            if size:
+                conn.data_segments[direction] += 1
+                conn.data_bytes[direction] += size
+                self.n.arrow(*self._ends(direction, peer), "data", t, bulk="data", size=size)
+            else:
+                conn.acks[direction] += 1
+                self.n.arrow(*self._ends(direction, peer), "ACK", t, bulk="ACK")
+            return
+        if conn.pending():
+            self._summary(key, conn)
+        src = f"{ip(pkt.src)}:{seg.src_port}"
+        dst = f"{ip(pkt.dst)}:{seg.dst_port}"
+        names = _flag_names(flags)
+        seq_text = self._seq_text(conn, direction, seg)
+        extra = ""
+        if syn:
+            extra = " " + _options(seg)
+        if size:
+            extra += f", {size} bytes" + _peek(seg.payload)
+        if tell == "handshake" and not syn:
+            extra += " (handshake complete)"
+        elif tell == "ack of FIN":
+            extra += " (acknowledges the FIN)"
+        self._tell(direction, f"TCP {src} > {dst} [{names}] {seq_text} win {seg.window}{extra}", t)
+        label = names if not size else f"{names} {size} bytes"
+        if syn:
+            label += f" seq {seg.seq}"
+        self.n.arrow(*self._ends(direction, peer), label, t)
+
+    def _seq_text(self, conn: _Conn, direction: str, seg: tcp_wire.TcpSegment) -> str:
+        other = IN if direction == OUT else OUT
+        if seg.flags & tcp_wire.SYN:
+            text = f"seq {seg.seq}"
+            if seg.flags & tcp_wire.ACK:
+                text += f" ack {seg.ack}"
+            return text
+        base = conn.isn[direction]
+        seq = (seg.seq - base) & _MASK32 if base is not None else seg.seq
+        text = f"seq {seq}"
+        if seg.flags & tcp_wire.ACK:
+            obase = conn.isn[other]
+            text += f" ack {(seg.ack - obase) & _MASK32 if obase is not None else seg.ack}"
+        return text
+
+    def _summary(self, key: tuple[int, int, int], conn: _Conn) -> None:
+        parts = []
+        for direction, word in ((IN, "in"), (OUT, "out")):
+            if conn.data_segments[direction]:
+                count = conn.data_segments[direction]
+                parts.append(f"{count} more data segment{'s' if count > 1 else ''} {word} "
+                             f"({conn.data_bytes[direction]:,} bytes)")
+        for direction, word in ((OUT, "out"), (IN, "in")):
+            count = conn.acks[direction]
+            if count:
+                parts.append(f"{count} ACK{'s' if count > 1 else ''} {word}")
+        self.n.say(f"   ... {', '.join(parts)} (port {key[0]} <-> {ip(key[1])}:{key[2]})")
+        for d in (IN, OUT):
+            conn.data_segments[d] = conn.data_bytes[d] = conn.acks[d] = 0
+
+
+def _flag_names(flags: int) -> str:
+    names = [n for bit, n in ((tcp_wire.SYN, "SYN"), (tcp_wire.FIN, "FIN"), (tcp_wire.RST, "RST"),
+                              (tcp_wire.PSH, "PSH"), (tcp_wire.ACK, "ACK"), (tcp_wire.URG, "URG"))
+             if flags & bit]
+    return ",".join(names) or "none"
+
+
+def _options(seg: tcp_wire.TcpSegment) -> str:
+    opts = []
+    if seg.mss is not None:
+        opts.append(f"mss {seg.mss}")
+    if seg.wscale is not None:
+        opts.append(f"wscale {seg.wscale}")
+    if seg.sack_permitted:
+        opts.append("sackOK")
+    if seg.ts_val is not None:
+        opts.append(f"TS {seg.ts_val}/{seg.ts_ecr}")
+    return "<" + ", ".join(opts) + ">" if opts else "<no options>"
+
+
+def _peek(payload: memoryview) -> str:
+    """The first line of a text payload ("GET /file HTTP/1.1"), when there is one."""
+    head = bytes(payload[:120])
+    line = head.split(b"\r\n", 1)[0]
+    if line and all(32 <= c < 127 for c in line):
+        return f": {line.decode('ascii')!r}"
+    return ""
+
+
+def _type(qtype: int) -> str:
+    return {dns_wire.TYPE_A: "A", dns_wire.TYPE_AAAA: "AAAA", dns_wire.TYPE_CNAME: "CNAME",
+            dns_wire.TYPE_SOA: "SOA", dns_wire.TYPE_NS: "NS", dns_wire.TYPE_PTR: "PTR",
+            dns_wire.TYPE_MX: "MX", dns_wire.TYPE_TXT: "TXT"}.get(qtype, f"TYPE{qtype}")
+
+
+def _answers(records: list[dns_wire.Record], short: bool = False) -> str:
+    parts = []
+    for r in records:
+        if r.rtype == dns_wire.TYPE_A and isinstance(r.rdata, int):
+            data = ip(r.rdata)
+        elif isinstance(r.rdata, str):
+            data = r.rdata
+        else:
+            data = f"({len(r.rdata) if isinstance(r.rdata, bytes) else '?'} bytes)"
+        parts.append(f"{_type(r.rtype)} {data}" if short else f"{r.name} {_type(r.rtype)} {data} (ttl {r.ttl})")
+    if short and len(parts) > 2:
+        return f"{len(parts)} records"
+    if len(parts) > 4:
+        return f"{', '.join(parts[:4])}, ... ({len(parts)} records)"
+    return ", ".join(parts)
