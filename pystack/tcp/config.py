@@ -29,7 +29,9 @@ class TcpConfig:
     max_backlog: int = 4096
     """Ceiling on a listener's accept queue, whatever ``listen()`` asks for (Linux somaxconn)."""
     syn_backlog: int = 256
-    """Half-open (SYN-RECEIVED) connections per listener; further SYNs are dropped and counted."""
+    """Half-open (SYN-RECEIVED) connections per listener; beyond it SYNs get cookies (or are dropped)."""
+    syncookies: bool = True
+    """Answer SYNs with SYN cookies while the half-open queue is full (RFC 4987 3.6; Linux tcp_syncookies=1)."""
     time_wait: float = 60.0
     """TIME-WAIT duration, 2*MSL (RFC 9293 3.4.2; Linux uses 60 s)."""
     max_time_wait: int = 4096

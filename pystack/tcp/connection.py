@@ -355,6 +355,25 @@ class Connection:
         self._rtx_at = now + self.rtt.rto
         self._layer.counters["tcp.passive_opens"] += 1
 
+    def _open_from_cookie(self, seg: TcpSegment, mss: int, now: float) -> None:
+        """The final ACK of a handshake answered with a SYN cookie: ESTABLISHED at once, with the MSS the
+        cookie carried and no other option (they were not remembered), then the ACK itself is processed."""
+        self.irs = (seg.seq - 1) & MASK
+        self.rcv_nxt = seg.seq
+        self.iss = (seg.ack - 1) & MASK
+        self.snd_una = self.snd_nxt = self.snd_max = seg.ack
+        self._recover = self.iss
+        self._peer_mss = mss
+        self.snd_wnd = self.max_snd_wnd = seg.window
+        self.snd_wl1 = seg.seq
+        self.snd_wl2 = seg.ack
+        self.rcv_adv = (self.rcv_nxt + min(self._rcv_cap, 0xFFFF)) & MASK
+        self._layer.counters["tcp.passive_opens"] += 1
+        self._established(now)
+        if seg.payload or seg.flags & FIN:
+            self._input(seg, now)
+        self._flush_event()
+
     def _negotiate(self, seg: TcpSegment, now: float) -> None:
         """Adopt the options of the peer's SYN that we also offer (as Linux: each needs both sides)."""
         cfg = self._cfg

@@ -6,6 +6,7 @@ and aggregates the connections' timers. Sans-I/O in the shape of aioquic: the IP
 from __future__ import annotations
 
 import errno
+import os
 import heapq
 import itertools
 import random
@@ -14,6 +15,7 @@ from typing import Callable
 from pystack.counters import Counters
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
+from pystack.tcp import syncookie
 from pystack.tcp.isn import IsnGenerator
 from pystack.tcp.listener import Listener
 from pystack.tcp.seq import MASK, seq_in
@@ -50,7 +52,9 @@ class TcpLayer:
         self.emit = emit
         self.mtu = mtu
         self.rng = rng if rng is not None else random.Random()
-        self.isn = IsnGenerator(config.isn_secret)
+        secret = config.isn_secret if config.isn_secret is not None else os.urandom(16)
+        self.isn = IsnGenerator(secret)
+        self.cookies = syncookie.SynCookies(secret)
         self.now = 0.0
         self.gso_max = 0
         """Largest segment payload to build when the link segments for us (TSO); 0 = one MSS."""
@@ -137,6 +141,8 @@ class TcpLayer:
             self.counters.drop("tcp.listen_rst")
             return
         if flags & ACK:
+            if not flags & SYN and self._cookie_ack(listener, seg, src_ip, dst_ip, now):
+                return
             self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST)
             self.counters.drop("tcp.listen_ack")
             return
@@ -144,6 +150,9 @@ class TcpLayer:
             self.counters.drop("tcp.listen_no_syn")
             return
         if not listener._can_take_syn():
+            if self.config.syncookies and listener._has_room():
+                self._send_cookie(listener, seg, src_ip, dst_ip, now)
+                return
             self.counters.drop("tcp.listen_queue_full")
             return
         conn = Connection(self, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
@@ -151,6 +160,37 @@ class TcpLayer:
         self._touched.add(conn)
         listener._half_open.add(conn)
         conn._open_passive(seg, now)
+
+    def _send_cookie(self, listener: Listener, seg: wire.TcpSegment, src_ip: int, dst_ip: int, now: float) -> None:
+        """The half-open queue is full: answer with a SYN cookie and keep nothing (RFC 4987 3.6)."""
+        listener._cookie_time = now
+        cookie, mss = self.cookies.make(dst_ip, seg.dst_port, src_ip, seg.src_port, seg.seq,
+                                        seg.mss if seg.mss is not None else self.config.default_mss, now)
+        mss = min(mss, self.mtu - 40)
+        self.counters["tcp.syncookies_sent"] += 1
+        self.counters["tcp.out_segments"] += 1
+        window = min(self.config.recv_buffer, 0xFFFF)
+        self.emit(dst_ip, src_ip, wire.build(dst_ip, src_ip, seg.dst_port, seg.src_port, cookie,
+                                             (seg.seq + 1) & MASK, SYN | ACK, window, wire.build_options(mss=mss)))
+
+    def _cookie_ack(self, listener: Listener, seg: wire.TcpSegment, src_ip: int, dst_ip: int, now: float) -> bool:
+        """An ACK to a listener that recently sent cookies: if it carries a valid one, the connection
+        is born ESTABLISHED from it. Cookies are only checked within two ticks of the last one sent."""
+        if listener._cookie_time is None or now - listener._cookie_time > 2 * syncookie.TICK:
+            return False
+        if not listener._has_room():
+            return False
+        peer_isn = (seg.seq - 1) & MASK
+        mss = self.cookies.check(dst_ip, seg.dst_port, src_ip, seg.src_port, peer_isn, (seg.ack - 1) & MASK, now)
+        if mss is None:
+            self.counters.drop("tcp.syncookie_invalid")
+            return False
+        self.counters["tcp.syncookies_accepted"] += 1
+        conn = Connection(self, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
+        self.connections[conn._key] = conn
+        self._touched.add(conn)
+        conn._open_from_cookie(seg, mss, now)
+        return True
 
     def _closed_input(self, seg: wire.TcpSegment, src_ip: int, dst_ip: int) -> None:
         """RFC 9293 3.10.7.1: no connection: answer anything but a RST with a RST."""

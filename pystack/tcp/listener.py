@@ -20,7 +20,8 @@ class Listener:
     ignored while the accept queue is full, so the SYN-ACK is repeated later.
     """
 
-    __slots__ = ("_layer", "local_ip", "local_port", "backlog", "_accept_queue", "_half_open", "on_event", "_closed")
+    __slots__ = ("_layer", "local_ip", "local_port", "backlog", "_accept_queue", "_half_open", "on_event", "_closed",
+                 "_cookie_time")
 
     def __init__(self, layer: TcpLayer, local_ip: int, local_port: int, backlog: int) -> None:
         self._layer = layer
@@ -31,6 +32,8 @@ class Listener:
         self._half_open: set[Connection] = set()
         self.on_event: Callable[[], None] | None = None
         self._closed = False
+        self._cookie_time: float | None = None
+        """When this listener last answered with a SYN cookie (cookies are checked only after that)."""
 
     @property
     def state(self) -> State:

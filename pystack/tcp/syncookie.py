@@ -1,0 +1,61 @@
+"""SYN cookies (RFC 4987 section 3.6, in the shape Linux uses): answer a SYN without keeping state when
+the half-open queue is full, and rebuild the connection from the final ACK.
+
+The cookie is our ISN: a keyed hash of the 4-tuple and the peer's ISN, plus a 64-second counter in the
+top 8 bits and, under a second hash of that counter, the index of the MSS we grant (a small table, as
+only 2 bits are spare). A cookie is valid for two counter ticks. Options other than the MSS are not
+remembered: a connection born from a cookie has no window scaling, SACK or timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+MSS_TABLE = (536, 1300, 1440, 1460)
+"""MSS values a cookie can carry (Linux's msstab for IPv4)."""
+TICK = 64.0
+"""Seconds per counter tick."""
+MAX_AGE = 2
+"""Ticks a cookie stays valid."""
+
+_MASK = 0xFFFFFFFF
+_TUPLE = struct.Struct("!IHIHI")
+
+
+class SynCookies:
+    __slots__ = ("_key1", "_key2")
+
+    def __init__(self, secret: bytes) -> None:
+        self._key1 = hashlib.blake2s(secret + b"cookie-1").digest()
+        self._key2 = hashlib.blake2s(secret + b"cookie-2").digest()
+
+    @staticmethod
+    def _hash(key: bytes, data: bytes) -> int:
+        return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
+
+    def make(self, local_ip: int, local_port: int, remote_ip: int, remote_port: int, peer_isn: int,
+             peer_mss: int, now: float) -> tuple[int, int]:
+        """(our ISN, the MSS it encodes: the largest table entry not above the peer's)."""
+        index = 0
+        for i, mss in enumerate(MSS_TABLE):
+            if mss <= peer_mss:
+                index = i
+        count = int(now / TICK) & 0xFF
+        tuple_bytes = _TUPLE.pack(local_ip, local_port, remote_ip, remote_port, 0)
+        h1 = self._hash(self._key1, tuple_bytes)
+        h2 = self._hash(self._key2, tuple_bytes[:-4] + struct.pack("!I", count))
+        cookie = (h1 + peer_isn + (count << 24) + ((h2 + index) & 0xFFFFFF)) & _MASK
+        return cookie, MSS_TABLE[index]
+
+    def check(self, local_ip: int, local_port: int, remote_ip: int, remote_port: int, peer_isn: int,
+              cookie: int, now: float) -> int | None:
+        """The MSS a valid cookie encodes, or None for a forged or expired one."""
+        tuple_bytes = _TUPLE.pack(local_ip, local_port, remote_ip, remote_port, 0)
+        value = (cookie - self._hash(self._key1, tuple_bytes) - peer_isn) & _MASK
+        count = value >> 24
+        if ((int(now / TICK) - count) & 0xFF) >= MAX_AGE:
+            return None
+        h2 = self._hash(self._key2, tuple_bytes[:-4] + struct.pack("!I", count))
+        index = (value - h2) & 0xFFFFFF
+        return MSS_TABLE[index] if index < len(MSS_TABLE) else None
