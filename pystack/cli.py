@@ -1,4 +1,5 @@
-"""The ``pystack`` command: ``pystack run`` is the daemon on a TAP device."""
+"""The ``pystack`` command: ``pystack run`` is the daemon on a TAP device; ``fetch``, ``resolve`` and
+``ping`` are clients on pystack's own stack that narrate every step (pystack/tools/)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ import os
 import random
 import signal
 import sys
-from typing import NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from pystack import __version__
+from pystack.tools.errors import CommandError, SetupError
+
+if TYPE_CHECKING:
+    from pystack.dhcp import Bound
+    from pystack.tools.session import Setup
 
 log = logging.getLogger("pystack")
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
@@ -69,6 +76,43 @@ def _mac(text: str) -> bytes:
     return mac
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400 * 365:
+        raise argparse.ArgumentTypeError(f"must be between 0 and a year of seconds, not {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100000, not {value}")
+    return value
+
+
+def _payload_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 65507:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65507 (the largest ICMP payload), not {value}")
+    return value
+
+
 def _http_spec(text: str) -> tuple[str, int]:
     directory, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit():
@@ -96,13 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run pystack on a TAP device until SIGINT/SIGTERM, then print its counters. "
                     "Needs root (CAP_NET_ADMIN) and /dev/net/tun.",
         epilog="example: pystack run --tap pst0 --address 192.0.2.2/24 --host-address 192.0.2.1/24 --echo\n"
-               "then, from the kernel side: ping 192.0.2.2",
+               "then, from the kernel side: ping 192.0.2.2\n"
+               "or, on a LAN with a DHCP server: pystack run --tap pst0 --dhcp --http /srv/www",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--tap", required=True, metavar="NAME",
                      help="TAP device to create, or a persistent one to attach to (e.g. pst0)")
-    run.add_argument("--address", required=True, type=_ipv4_interface, metavar="CIDR",
+    how = run.add_mutually_exclusive_group(required=True)
+    how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
                      help="pystack's IPv4 address and prefix, e.g. 192.0.2.2/24")
+    how.add_argument("--dhcp", action="store_true",
+                     help="lease an address with DHCP and keep it (renew, rebind) while running; "
+                          "release it on SIGINT/SIGTERM")
+    run.add_argument("--dhcp-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                     help="with --dhcp: give up (exit status 1) when no lease came within this time "
+                          "(default 60; 0 keeps trying)")
     run.add_argument("--gateway", type=_ipv4_address, metavar="IP",
                      help="default router for destinations off the local network")
     run.add_argument("--host-address", type=_ipv4_interface, metavar="CIDR",
@@ -118,7 +170,71 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stats-json", metavar="FILE", help="write the counters as JSON to FILE on exit")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="logging detail on stderr (default info)")
+    _client_commands(sub)
     return parser
+
+
+def _setup_flags(p: argparse.ArgumentParser) -> None:
+    """The set-up flags of the client commands: the TAP and how pystack gets its address."""
+    g = p.add_argument_group("set-up (default: --tap pst0 --dhcp)")
+    g.add_argument("--tap", default="pst0", metavar="NAME",
+                   help="TAP device to create, or a persistent one to attach to (default pst0)")
+    how = g.add_mutually_exclusive_group()
+    how.add_argument("--dhcp", action="store_true", help="lease an address with DHCP (the default)")
+    how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
+                     help="a static address instead of DHCP, e.g. 192.0.2.2/24 (with --gateway, --dns)")
+    g.add_argument("--gateway", type=_ipv4_address, metavar="IP", help="with --address: the default router")
+    g.add_argument("--dns", type=_ipv4_address, action="append", default=[], metavar="IP",
+                   help="DNS server to ask (repeatable); overrides the servers the DHCP lease names")
+    g.add_argument("--dhcp-timeout", type=_positive_seconds, default=60.0, metavar="SECONDS",
+                   help="give up when no DHCP lease came within this time (default 60)")
+    g.add_argument("--release", action="store_true",
+                   help="give the DHCP lease back on exit (default: leave it to run out)")
+    g.add_argument("--host-address", type=_ipv4_interface, metavar="CIDR",
+                   help="also configure the kernel's side of the TAP with this address and bring it up")
+    g.add_argument("--mtu", type=_mtu, default=1500, help="link MTU (default 1500)")
+    g.add_argument("--mac", type=_mac, help="pystack's MAC address (default: random, locally administered)")
+    g.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
+                   help="TCP connect timeout, and longest silence while waiting for data (default 30)")
+    g.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="no narration: only the result (the body, the addresses) and errors")
+    g.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                   help="logging detail on stderr besides the narration (default warning)")
+
+
+def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    fetch = sub.add_parser(
+        "fetch", help="get a URL over pystack's own TCP, narrating every step (root)",
+        description="Fetch an http:// URL with pystack's own stack: lease an address (DHCP), find the "
+                    "router's MAC (ARP), resolve the name (DNS over UDP, TCP when truncated), open TCP, "
+                    "GET, close. Each step goes to stderr as it happens, then a ladder diagram of the "
+                    "exchange; the body goes to stdout or -o FILE.",
+        epilog="example: pystack fetch http://www.example.test/file --tap pst0 --dhcp -o file")
+    fetch.add_argument("url", metavar="URL", help="http://HOST[:PORT]/PATH (HOST a name or an IPv4 address)")
+    fetch.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE instead of stdout")
+    _setup_flags(fetch)
+
+    resolve = sub.add_parser(
+        "resolve", help="resolve a name to IPv4 addresses over pystack's own UDP (root)",
+        description="Resolve NAME (A records, following CNAMEs) with pystack's stub resolver. The addresses "
+                    "go to stdout, one per line; the narration to stderr.",
+        epilog="example: pystack resolve web.example.test --tap pst0 --dhcp")
+    resolve.add_argument("name", metavar="NAME")
+    _setup_flags(resolve)
+
+    ping = sub.add_parser(
+        "ping", help="ICMP echo from pystack to a host (root)",
+        description="Send ICMP echo requests from pystack and print the replies like ping(8).",
+        epilog="example: pystack ping www.example.test -c 3 --tap pst0 --dhcp")
+    ping.add_argument("host", metavar="HOST", help="a name or an IPv4 address")
+    ping.add_argument("-c", "--count", type=_count, default=4, help="echo requests to send (default 4)")
+    ping.add_argument("-i", "--interval", type=_positive_seconds, default=1.0, metavar="SECONDS",
+                      help="between requests (default 1)")
+    ping.add_argument("-s", "--size", type=_payload_size, default=56, help="payload bytes (default 56)")
+    ping.add_argument("-W", "--wait", type=_positive_seconds, default=2.0, metavar="SECONDS",
+                      help="for the last reply (default 2)")
+    _setup_flags(ping)
 
 
 def _random_mac() -> bytes:
@@ -126,12 +242,20 @@ def _random_mac() -> bytes:
     return bytes([0x02]) + random.randbytes(5)
 
 
-def _check_run(args: argparse.Namespace) -> None:
+def _check_root(command: str) -> None:
     if os.geteuid() != 0:
-        raise UsageError("pystack run needs root (CAP_NET_ADMIN) to open a TAP device")
+        raise UsageError(f"pystack {command} needs root (CAP_NET_ADMIN) to open a TAP device")
     if not os.path.exists("/dev/net/tun"):
         raise UsageError("/dev/net/tun is missing: this kernel or container has no TUN/TAP device")
+
+
+def _check_addressing(args: argparse.Namespace) -> None:
+    """--address with --gateway and --host-address, or DHCP (where the lease names the router)."""
     addr = args.address
+    if addr is None:
+        if args.gateway is not None:
+            raise UsageError("--gateway goes with --address; with DHCP the lease names the router")
+        return
     if args.host_address is not None:
         if args.host_address.ip == addr.ip:
             raise UsageError(f"--host-address {args.host_address.ip} is the same as --address")
@@ -141,6 +265,11 @@ def _check_run(args: argparse.Namespace) -> None:
         raise UsageError(f"--gateway {args.gateway} is not on the local network {addr.network}")
     if addr.ip in (addr.network.network_address, addr.network.broadcast_address) and addr.network.prefixlen < 31:
         raise UsageError(f"--address {addr.ip} is the network or broadcast address of {addr.network}")
+
+
+def _check_run(args: argparse.Namespace) -> None:
+    _check_addressing(args)
+    _check_root("run")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -174,8 +303,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     stack = Stack(mac, StackConfig(mtu=args.mtu))
     runtime = Runtime(stack, link, pcap)
     now = runtime.now()
-    gateway = int(args.gateway) if args.gateway else None
-    stack.configure(int(args.address.ip), args.address.network.prefixlen, gateway, now)
+    if args.address is not None:
+        gateway = int(args.gateway) if args.gateway else None
+        stack.configure(int(args.address.ip), args.address.network.prefixlen, gateway, now)
     services = []
     if args.echo:
         UdpEcho(stack, runtime.now)
@@ -189,16 +319,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         StreamServer(stack, runtime.now, port, lambda: HttpSession(root))
         services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
 
+    serving = f"; serving {', '.join(services)}" if services else ""
+
+    def ready(address: str, gateway: str | None, extra: str = "") -> None:
+        # The ready line is printed at every log level: scripts wait for it.
+        print(f"pystack: ready on {link.name}: mac {mac_to_str(mac)}, address {address}{extra}"
+              f"{f', gateway {gateway}' if gateway else ''}, mtu {args.mtu}{serving}", file=sys.stderr, flush=True)
+
+    keeper = None
+    if args.dhcp:
+        from pystack.tools.lease_keeper import LeaseKeeper
+        from pystack.tools.narrator import ip, seconds
+
+        def on_lease(lease: Bound) -> None:
+            ready(f"{ip(lease.address)}/{lease.prefix}", ip(lease.router) if lease.router is not None else None,
+                  f" (DHCP lease {seconds(lease.lease)} from {ip(lease.server)})")
+
+        keeper = LeaseKeeper(stack, runtime, args.dhcp_timeout or None, on_lease)
+    stops = 0
+
     def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stops
+        stops += 1
         log.info("%s received, shutting down", signal.Signals(signum).name)
-        runtime.stop()
+        if keeper is not None and stops == 1:
+            keeper.shutdown()  # DHCPRELEASE first; a second signal stops at once
+        else:
+            runtime.stop()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    # The ready line is printed at every log level: scripts wait for it.
-    print(f"pystack: ready on {link.name}: mac {mac_to_str(mac)}, address {args.address}"
-          f"{f', gateway {args.gateway}' if args.gateway else ''}, mtu {args.mtu}"
-          f"{'; serving ' + ', '.join(services) if services else ''}", file=sys.stderr, flush=True)
+    if keeper is None:
+        ready(str(args.address), str(args.gateway) if args.gateway else None)
+    else:
+        timeout = f"giving up after {args.dhcp_timeout:g} s" if args.dhcp_timeout else "no time limit"
+        print(f"pystack: started on {link.name}: mac {mac_to_str(mac)}, asking for a DHCP lease ({timeout})",
+              file=sys.stderr, flush=True)
+        keeper.start()
     try:
         runtime.run()
     finally:
@@ -208,7 +365,64 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.stats_json:
             with open(args.stats_json, "w") as fh:
                 json.dump(counters, fh, indent=1)
+    if keeper is not None and keeper.failure is not None:
+        raise CommandError(f"no DHCP lease: {keeper.failure}")
     return 0
+
+
+def _setup(args: argparse.Namespace) -> Setup:
+    """The client commands' set-up flags, checked together."""
+    from pystack.tools.session import Setup
+
+    _check_addressing(args)
+    if args.address is not None and args.release:
+        raise UsageError("--release goes with DHCP, not with --address")
+    _check_root(args.command)
+    return Setup(tap=args.tap, mac=args.mac or _random_mac(), mtu=args.mtu, address=args.address,
+                 gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
+                 dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from pystack.tools.commands import fetch
+    from pystack.tools.http import UrlError, parse_url
+    from pystack.tools.narrator import Narrator
+
+    try:
+        url = parse_url(args.url)
+    except UrlError as exc:
+        raise UsageError(str(exc)) from None
+    setup = _setup(args)
+    narrator = Narrator(enabled=not args.quiet)
+    if args.output:
+        try:
+            out = open(args.output, "wb")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        with out:
+            return fetch(setup, url, out, narrator)
+    return fetch(setup, url, sys.stdout.buffer, narrator)
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from pystack.tools.commands import resolve
+    from pystack.tools.narrator import Narrator
+
+    try:
+        from pystack.wire.dns import name_key
+
+        name_key(args.name)
+    except ValueError as exc:
+        raise UsageError(f"not a DNS name: {args.name!r} ({exc})") from None
+    return resolve(_setup(args), args.name, sys.stdout, Narrator(enabled=not args.quiet))
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    from pystack.tools.commands import ping
+    from pystack.tools.narrator import Narrator
+
+    return ping(_setup(args), args.host, args.count, args.interval, args.size, args.wait, sys.stdout,
+                Narrator(enabled=not args.quiet))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,12 +430,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s pystack: %(message)s", stream=sys.stderr)
+    commands = {"run": cmd_run, "fetch": cmd_fetch, "resolve": cmd_resolve, "ping": cmd_ping}
+    if args.command not in commands:
+        parser.error(f"unknown command {args.command}")
     try:
-        if args.command == "run":
-            return cmd_run(args)
-    except UsageError as exc:
+        return commands[args.command](args)
+    except (UsageError, SetupError) as exc:
         print(f"pystack: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandError as exc:
+        print(f"pystack: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
-    parser.error(f"unknown command {args.command}")
+    except BrokenPipeError:
+        # stdout went away (``pystack fetch URL | head``): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE

@@ -89,7 +89,11 @@ def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator) -> int:
     assert response is not None
     took = time.monotonic() - (first_byte or sent)
     n.say(f"body complete: {human_bytes(reader.body_bytes)} in {ms(took)} ({rate(reader.body_bytes, took)})")
-    n.say("closing: pystack sends its FIN first, so its side goes through FIN_WAIT to TIME_WAIT")
+    if sock.state == State.CLOSE_WAIT:
+        n.say("closing: the server closed first, so pystack's FIN ends it (LAST_ACK); "
+              "the TIME_WAIT is on the server's side")
+    else:
+        n.say("closing: pystack sends its FIN first, so its side goes through FIN_WAIT to TIME_WAIT")
     sock.close()
     state = session.wait_closed(sock, CLOSE_WAIT_LIMIT)
     if state == State.TIME_WAIT:

@@ -1,0 +1,265 @@
+"""The campus and web lab (shared/lab.md, shape 2) for the web-flow tests (test_web_*.py).
+
+``…-lan`` holds the persistent TAP ``pst0`` (192.0.2.1/24, the router), dnsmasq bound to it for DHCP and
+DNS, and IPv4 forwarding; a veth pair joins it to ``…-web`` (198.51.100.1 <-> 198.51.100.80/24), where the
+kernel's ``python3 -m http.server`` serves a directory of files. pystack is run inside ``…-lan`` with no
+address of its own: it leases one, resolves names at dnsmasq and fetches through the router.
+
+Everything is made with pyroute2 in namespaces with a random suffix, and removed in a ``finally``;
+dnsmasq and the web server are started by PID (scripts/lab.py) and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+import lab  # noqa: E402
+from pyroute2 import netns  # noqa: E402
+
+TAP = "pst0"
+ROUTER_IP = "192.0.2.1"
+ROUTER = f"{ROUTER_IP}/24"
+POOL = ("192.0.2.100", "192.0.2.199")
+WAN_ROUTER = "198.51.100.1/24"
+WEB_IP = "198.51.100.80"
+WEB = f"{WEB_IP}/24"
+WWW = "www.example.test"
+ALIAS = "web.example.test"
+MANY = "many.example.test"
+MANY_COUNT = 40
+"""A name with this many A records: its answer (40 x 16 bytes) does not fit 512 bytes of UDP, so dnsmasq
+sets TC and the client must ask again over TCP."""
+LOCAL_TTL = 600
+
+slow = pytest.mark.slow
+
+
+def run_slow() -> bool:
+    """``make test-slow`` sets PYSTACK_SLOW=1; without it the tests marked slow are skipped."""
+    return os.environ.get("PYSTACK_SLOW") == "1"
+
+
+def slow_test(fn: Any) -> Any:
+    """Mark a test slow and skip it unless PYSTACK_SLOW=1 (the main ``make test`` stays short)."""
+    return slow(pytest.mark.skipif(not run_slow(), reason="slow: run with make test-slow")(fn))
+
+
+def missing_prerequisites() -> str | None:
+    return lab.missing_prerequisites(("ip", "dnsmasq"))
+
+
+def random_mac() -> str:
+    """Locally administered unicast, so the test knows what dnsmasq must record."""
+    return "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
+
+
+def many_addresses() -> list[str]:
+    return [f"198.51.100.{100 + i}" for i in range(MANY_COUNT)]
+
+
+@dataclass
+class CampusLab:
+    lan: lab.Namespace
+    web: lab.Namespace
+    workdir: Path
+    www: Path
+    lease_file: Path
+    dnsmasq: subprocess.Popen[Any] | None = None
+    dnsmasq_log: Path | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    """Served file name -> SHA-256 hex."""
+
+    def pystack(self, *argv: str) -> list[str]:
+        """The argv that runs ``pystack ARGV`` inside the lan namespace."""
+        return self.lan.cmd([*lab.pystack_command(), *argv])
+
+    def run_pystack(self, *argv: str, timeout: float = 90.0) -> subprocess.CompletedProcess[bytes]:
+        """Run a pystack command in the lan namespace to completion (bytes out: bodies may be binary)."""
+        try:
+            return self.lan.run([*lab.pystack_command(), *argv], timeout=timeout, text=False)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"pystack {' '.join(argv)} did not finish within {timeout} s")
+
+    def leases(self) -> str:
+        try:
+            return self.lease_file.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def dnsmasq_output(self) -> str:
+        if self.dnsmasq_log is None:
+            return ""
+        try:
+            return self.dnsmasq_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_lease(self, mac: str, present: bool = True, timeout: float = 10.0) -> str:
+        """Poll dnsmasq's lease file until ``mac`` is (or is no longer) in it; return the file."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.leases()
+            if (mac.lower() in text.lower()) == present:
+                return text
+            if time.monotonic() > deadline:
+                return text
+            time.sleep(0.1)
+
+
+def _persistent_tap(ns: lab.Namespace, name: str) -> None:
+    with ns.ipr() as ipr:
+        ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+
+
+def _wait_listening(ns: lab.Namespace, kind: int, addr: tuple[str, int], proc: subprocess.Popen[Any],
+                    what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise lab.LabError(f"{what} exited with status {proc.returncode}")
+        if kind == socket.SOCK_STREAM:
+            sock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(1)
+                sock.connect(addr)
+                return
+            except OSError:
+                pass
+            finally:
+                sock.close()
+        else:
+            if _dns_answers(ns, addr):
+                return
+        if time.monotonic() > deadline:
+            raise lab.LabError(f"{what} did not listen on {addr} within {timeout} s")
+        time.sleep(0.1)
+
+
+def _dns_answers(ns: lab.Namespace, addr: tuple[str, int]) -> bool:
+    from pystack.wire import dns as dns_wire
+
+    sock = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(0.5)
+        sock.sendto(dns_wire.build_query(0x1234, WWW), addr)
+        data = sock.recv(4096)
+        return dns_wire.parse(data).answers != []
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True) -> list[str]:
+    argv = [
+        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+        "--port", "53", "--bind-interfaces", f"--interface={TAP}", "--user=root", "--group=root",
+        f"--pid-file={workdir / 'dnsmasq.pid'}", "--log-facility=-", "--log-queries", "--log-dhcp",
+        # --local: dnsmasq answers NXDOMAIN itself for unknown names in the zone (it has no upstream).
+        "--local=/example.test/",
+        f"--host-record={WWW},{WEB_IP}", f"--cname={ALIAS},{WWW}", f"--local-ttl={LOCAL_TTL}",
+        *[f"--host-record={MANY},{ip}" for ip in many_addresses()],
+    ]
+    if dhcp:
+        argv += [f"--dhcp-range={POOL[0]},{POOL[1]},255.255.255.0,{lease_time}", "--no-ping",
+                 f"--dhcp-leasefile={workdir / 'leases'}"]
+    return argv
+
+
+@contextlib.contextmanager
+def campus_lab(files: dict[str, int] | None = None, *, dhcp: bool = True, lease_time: str = "1h",
+               http: bool = True) -> Iterator[CampusLab]:
+    """Build the lab; ``files`` (name -> size) are random files the web server serves.
+
+    ``dhcp=False`` runs dnsmasq for DNS only (no DHCP server on the LAN).
+    """
+    suffix = secrets.token_hex(4)
+    made: list[lab.Namespace] = []
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pystack-web-")))
+        try:
+            for role in ("lan", "web"):
+                name = f"pst-{suffix}-{role}"
+                netns.create(name)
+                ns = lab.Namespace(name)
+                made.append(ns)
+                ns.link_up("lo")
+            lan, web = made
+            www = workdir / "www"
+            www.mkdir()
+            campus = CampusLab(lan, web, workdir, www, workdir / "leases")
+            for name, size in (files or {}).items():
+                data = os.urandom(size)
+                (www / name).write_bytes(data)
+                campus.files[name] = hashlib.sha256(data).hexdigest()
+
+            _persistent_tap(lan, TAP)
+            lan.add_address(TAP, ROUTER)
+            lan.link_up(TAP)
+            lan.disable_ipv6(TAP)
+            lan.write_proc("/proc/sys/net/ipv4/ip_forward", "1")
+            lab.veth(lan, "wan0", web, "eth0")
+            lan.add_address("wan0", WAN_ROUTER)
+            lan.link_up("wan0")
+            web.add_address("eth0", WEB)
+            web.link_up("eth0")
+            web.add_route("default", WAN_ROUTER.split("/")[0])
+
+            campus.dnsmasq_log = workdir / "dnsmasq.log"
+            log_fh = stack.enter_context(open(campus.dnsmasq_log, "wb"))
+            campus.dnsmasq = lan.spawn(dnsmasq_argv(workdir, lease_time, dhcp), stdout=log_fh,
+                                       stderr=subprocess.STDOUT)
+            _wait_listening(lan, socket.SOCK_DGRAM, (ROUTER_IP, 53), campus.dnsmasq, "dnsmasq")
+            if http:
+                server = web.spawn([shutil.which("python3") or "python3", "-m", "http.server", "--bind", WEB_IP,
+                                    "--protocol", "HTTP/1.1", "--directory", str(www), "80"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                _wait_listening(web, socket.SOCK_STREAM, (WEB_IP, 80), server, "the web server")
+            yield campus
+        finally:
+            errors = []
+            for ns in reversed(made):
+                try:
+                    ns.close()
+                except Exception as exc:  # keep removing the others
+                    errors.append(str(exc))
+            if errors:
+                raise lab.LabError("; ".join(errors))
+
+
+def narration_lines(stderr: bytes | str) -> list[str]:
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    return text.splitlines()
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[bytes], *needles: str) -> str:
+    """Exit status 1, no traceback, and the error is one line naming the problem."""
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("pystack: error:")]
+    assert len(errors) == 1, err
+    for needle in needles:
+        assert needle in errors[0], err
+    return errors[0]
+
+
+def argv_common(mac: str, *extra: str) -> Sequence[str]:
+    return ("--tap", TAP, "--mac", mac, *extra)
