@@ -41,9 +41,8 @@ class Narrator:
         """One step, stamped with the seconds since the start."""
         if not self.enabled:
             return
-        line = f"[{self.elapsed(t):8.3f}] {text}"
-        with self._lock:
-            print(line, file=self.stream, flush=True)
+        with self._lock:  # stamped under the lock, so the lines' times never go backwards
+            print(f"[{self.elapsed(t):8.3f}] {text}", file=self.stream, flush=True)
 
     def note(self, text: str) -> None:
         """A line without a time stamp (headings, the ladder)."""

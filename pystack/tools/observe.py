@@ -41,29 +41,31 @@ _MASK32 = 0xFFFFFFFF
 class ObservedLink:
     """A Link that reports each frame read and each frame written (after the kernel took it).
 
-    ``before_read`` runs before every read: the Runtime has handled the previous frame by then, so a
-    watcher can report what that frame changed (a TCP state) before the next one is told.
+    ``settle`` runs before every read and every write: by then the Runtime has handled the previous
+    frame (or a socket call has changed a connection), so a watcher can report what changed -- a TCP
+    state -- before the next frame is told, in the order it happened.
     """
 
     def __init__(self, link: Any, on_frame: Callable[[str, bytes], None],
-                 before_read: Callable[[], None] | None = None) -> None:
+                 settle: Callable[[], None] | None = None) -> None:
         self.inner = link
         self.fd = link.fd
         self.on_frame = on_frame
-        self.before_read = before_read
+        self.settle = settle
         self._failed = False
 
     def __getattr__(self, name: str) -> Any:  # name, kernel_mac, ... of the wrapped link
         return getattr(self.inner, name)
 
     def read(self) -> bytes | None:
-        self._safely(self.before_read)
+        self._safely(self.settle)
         frame = self.inner.read()
         if frame is not None:
             self._safely(self.on_frame, IN, frame)
         return frame
 
     def write(self, frame: bytes) -> bool:
+        self._safely(self.settle)
         ok = self.inner.write(frame)
         if ok:
             self._safely(self.on_frame, OUT, frame)
@@ -180,8 +182,10 @@ class WireNarration:
     def _ends(self, direction: str, peer: str) -> tuple[str, str]:
         return (US, peer) if direction == OUT else (peer, US)
 
-    def _tell(self, direction: str, text: str, t: float) -> None:
-        self.n.say(f"{_ARROW[direction]} {text}", t)
+    def _tell(self, direction: str, text: str, _t: float) -> None:
+        # Stamped when printed (the arrow keeps the frame's own time): lines stay in time order even
+        # when the loop thread and the command's thread both have something to say.
+        self.n.say(f"{_ARROW[direction]} {text}")
 
     def _role(self, addr: int) -> str:
         roles = self.n.roles_of(ip(addr))

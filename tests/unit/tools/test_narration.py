@@ -305,15 +305,15 @@ class FakeLink:
 def test_observed_link_reports_both_ways_and_survives_a_broken_observer() -> None:
     inner = FakeLink()
     seen: list[tuple[str, bytes]] = []
-    reads: list[int] = []
-    link = ObservedLink(inner, lambda d, f: seen.append((d, f)), lambda: reads.append(1))
+    settled: list[int] = []
+    link = ObservedLink(inner, lambda d, f: seen.append((d, f)), lambda: settled.append(1))
     assert link.fd == 7 and link.name == "pst9"
     assert link.read() == b"frame-in" and link.read() is None
     assert link.write(b"frame-out")
     inner.accept = False
     assert not link.write(b"refused")
     assert seen == [(IN, b"frame-in"), (OUT, b"frame-out")]
-    assert len(reads) == 2
+    assert len(settled) == 4  # before each read and each write
 
     def broken(_d: str, _f: bytes) -> None:
         raise RuntimeError("bug in the narration")
