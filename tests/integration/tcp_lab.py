@@ -110,6 +110,22 @@ def ss_state(ns: lab.Namespace, local: tuple[str, int], peer: tuple[str, int]) -
     return None
 
 
+# --- the kernel's own TCP/IP counters ----------------------------------------------------------
+
+
+def kernel_mib(ns: lab.Namespace) -> dict[str, int]:
+    """The namespace's SNMP and extended counters (/proc/net/snmp and /proc/net/netstat, per netns)
+    as {"Tcp.InErrs": n, "TcpExt.PAWSEstab": n, "Ip.InHdrErrors": n, ...}. A fresh namespace starts at 0."""
+    proc = ns.run(["cat", "/proc/net/snmp", "/proc/net/netstat"], timeout=15, check=True)
+    mib: dict[str, int] = {}
+    lines = proc.stdout.splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        group, _, keys = names.partition(":")
+        for key, value in zip(keys.split(), values.partition(":")[2].split()):
+            mib[f"{group}.{key}"] = int(value)
+    return mib
+
+
 # --- nftables loss ------------------------------------------------------------------------------
 
 NFT_TABLE = "pstloss"
