@@ -253,8 +253,8 @@ class HttpSession:
         data = bytes(self._out[:limit])
         del self._out[:limit]
         if not self._out and self._file is None and not self.closing:
-            if self._keep_alive:
-                self._process()  # the next pipelined request may start now
+            if self._keep_alive or self._hasher is not None:
+                self._process()  # the body still to come (after 100 Continue), or the next request
             else:
                 self.closing = True
         return data

@@ -105,13 +105,6 @@ def test_curl_upload_gets_100_continue(http_stack: lab.Daemon) -> None:
 
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pystack bug (pystack/apps/http_session.py HttpSession.pull): with 'Connection: close' the "
-           "session closes as soon as its output drains, and after the interim '100 Continue' it does, "
-           "while the request body is still to come: pystack sends 100 Continue, then FIN, then RST "
-           "(drop.tcp.data_after_close) to the body; curl fails with (55) Send failure: Broken pipe",
-)
 def test_curl_upload_with_connection_close(http_stack: lab.Daemon, tmp_path: Path) -> None:
     """An upload over 1 MiB (so curl sends ``Expect: 100-continue``) on a connection the client
     wants closed after the response: the digest comes back, then pystack closes."""

@@ -157,3 +157,14 @@ def test_expect_100_continue_gets_the_interim_response_before_the_body(root):
     s.data_received(b"abc")
     [(status, _h, answer)] = _responses(_drain(s), ["POST"])
     assert status == 200 and answer.strip().decode() == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_connection_close_with_100_continue_waits_for_the_body(root):
+    s = HttpSession(root)
+    s.data_received(b"POST /sha256 HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
+                    b"Connection: close\r\n\r\n")
+    assert s.pull(1000) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert not s.closing
+    s.data_received(b"abc")
+    [(status, _h, answer)] = _responses(_drain(s), ["POST"])
+    assert status == 200 and answer.strip().decode() == hashlib.sha256(b"abc").hexdigest() and s.closing
