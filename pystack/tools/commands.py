@@ -180,7 +180,8 @@ def _ping(session: ClientSession, host: str, count: int, interval: float, size: 
         for seq in range(1, count + 1):
             with rt.lock:
                 now = rt.now()
-                payload = struct.pack("!d", time.time())[:min(size, 8)] + bytes(i & 0xFF for i in range(max(0, size - 8)))
+                # Like ping(8): a time stamp, then a byte pattern, ``size`` bytes in all.
+                payload = (struct.pack("!d", time.time()) + bytes(i & 0xFF for i in range(max(0, size - 8))))[:size]
                 message = icmp_wire.build(icmp_wire.TYPE_ECHO_REQUEST, 0, (ident << 16) | seq, payload)
                 sent_at[seq] = now
                 try:

@@ -175,8 +175,9 @@ class WireNarration:
     def _peer(self, addr: int) -> str:
         if addr == _LIMITED_BROADCAST:
             return BROADCAST
-        if self.address is not None and self.netmask and addr == (self.address & self.netmask) | (~self.netmask & _MASK32):
-            return BROADCAST
+        if self.address is not None and self.netmask:
+            if addr == (self.address & self.netmask) | (~self.netmask & _MASK32):
+                return BROADCAST
         return ip(addr)
 
     def _ends(self, direction: str, peer: str) -> tuple[str, str]:

@@ -192,7 +192,9 @@ class ClientSession:
         assert lease is not None
         self.dns_servers = list(s.dns) or list(lease.dns)
         self.n.set_us(f"{ip(lease.address)}/{lease.prefix}")
-        self.n.say(f"lease after {ms(time.monotonic() - started)}: {describe_lease(lease.address, lease.prefix, lease.router, lease.dns, lease.lease, lease.t1, lease.t2, lease.server, lease.domain)}")
+        text = describe_lease(lease.address, lease.prefix, lease.router, lease.dns, lease.lease, lease.t1,
+                              lease.t2, lease.server, lease.domain)
+        self.n.say(f"lease after {ms(time.monotonic() - started)}: {text}")
 
     def _on_dhcp_event(self, event: Event) -> None:
         """Called in the loop thread, under the runtime's lock."""

@@ -29,9 +29,7 @@ SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 
 @pytest.fixture
 def campus(daemon_ready: None) -> Iterator[CampusLab]:
-    reason = web_lab.missing_prerequisites()
-    if reason:
-        pytest.skip(reason)
+    web_lab.require_lab()
     with web_lab.campus_lab(dhcp=False, http=False) as built:
         built.lan.add_address(TAP, f"{FAKE_DNS}/24")
         yield built

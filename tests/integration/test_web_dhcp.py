@@ -20,9 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(autouse=True)
 def _prerequisites(daemon_ready: None) -> None:
-    reason = web_lab.missing_prerequisites()
-    if reason:
-        pytest.skip(reason)
+    web_lab.require_lab()
 
 
 def test_no_dhcp_server_gives_up_with_a_clear_message() -> None:

@@ -28,9 +28,7 @@ STATIC = ("--address", "192.0.2.50/24", "--gateway", ROUTER_IP, "--dns", ROUTER_
 
 @pytest.fixture(scope="module")
 def campus(daemon_ready: None) -> Iterator[CampusLab]:
-    reason = web_lab.missing_prerequisites()
-    if reason:
-        pytest.skip(reason)
+    web_lab.require_lab()
     with web_lab.campus_lab(FILES) as built:
         yield built
 

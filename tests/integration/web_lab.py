@@ -65,6 +65,15 @@ def missing_prerequisites() -> str | None:
     return lab.missing_prerequisites(("ip", "dnsmasq"))
 
 
+def require_lab() -> None:
+    """Skip without dnsmasq (or root); under CI (CI=true) fail instead, as the other lab tests do."""
+    reason = missing_prerequisites()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"integration prerequisite missing under CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
 def random_mac() -> str:
     """Locally administered unicast, so the test knows what dnsmasq must record."""
     return "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
