@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,19 @@ import bench_tcp  # noqa: E402
 import lab  # noqa: E402
 
 SIZES = (56, 1472)
+BUSY_SHARE = 0.10
+"""Share of the machine's CPU time used by other programs during the bench above which it warns."""
+
+
+def cpu_seconds_machine_and_ours() -> tuple[float, float]:
+    """Busy CPU seconds of the whole machine (user, nice, system in /proc/stat), and of this process and its
+    reaped children (the daemons, curl, clients): their difference is other people's work on these cores."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]]
+    ours = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        ours += usage.ru_utime + usage.ru_stime
+    return sum(fields) / os.sysconf("SC_CLK_TCK"), ours
 
 
 @contextlib.contextmanager
@@ -255,6 +269,8 @@ def main() -> int:
         print(f"bench: {reason}", file=sys.stderr)
         return 2
     started = time.monotonic()
+    load_before = os.getloadavg()
+    machine_before, ours_before = cpu_seconds_machine_and_ours()
     rows = [measure(name, args.count, args.flood_count, args.flood_deadline)
             for name in args.targets.split(",") if name]
     plan = bench_tcp.Plan(runs=args.tcp_runs, serial=args.serial, concurrent=args.concurrent,
@@ -265,11 +281,23 @@ def main() -> int:
         print(f"making a {args.tcp_mib} MiB random file ...", flush=True)
         with bench_tcp.bench_files(args.tcp_mib) as files:
             tcp_rows = [bench_tcp.measure(name, files, plan) for name in tcp_names]
+    load_after = os.getloadavg()
+    machine_after, ours_after = cpu_seconds_machine_and_ours()
+    wall = time.monotonic() - started
+    others = max(0.0, (machine_after - machine_before) - (ours_after - ours_before))
+    others_share = others / (wall * (os.cpu_count() or 1))
     print()
     print(table(rows, tcp_rows, {"mib": str(args.tcp_mib), "conc": str(args.concurrency)}))
+    if others_share > BUSY_SHARE:
+        print(f"note: other programs used {100 * others_share:.0f}% of this machine's CPU during the bench "
+              f"({others:.0f} CPU-s in {wall:.0f} s): the figures are lower and noisier than on a quiet machine")
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+                    "loadavg_before": [round(x, 2) for x in load_before],
+                    "loadavg_after": [round(x, 2) for x in load_after],
+                    "other_programs_cpu_seconds": round(others, 1),
+                    "other_programs_cpu_share": round(others_share, 3)},
         "source": source_version(),
         "sysctl": {"net.ipv4.tcp_congestion_control": Path("/proc/sys/net/ipv4/tcp_congestion_control")
                    .read_text().strip()},

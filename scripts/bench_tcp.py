@@ -93,7 +93,8 @@ def pystack_target(files: Files) -> Iterator[Target]:
     with lab.namespace() as ns, lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
                                                    "--discard") as daemon:
         target = Target(ns, lab.STACK_IP, daemon.pid,
-                        {"tcp_congestion_control": {"client (kernel curl)": congestion_control(ns)}})
+                        {"tcp_congestion_control": {"client (kernel curl)": congestion_control(ns)},
+                         "ready_line": next((x for x in daemon.lines if "ready" in x), None)})
         yield target
         target.info["tap_kernel_side"] = {k: v for k, v in ns.link_stats(lab.TAP).items()
                                           if k in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")}
