@@ -96,6 +96,7 @@ class Runtime:
                 now = clock()
                 for fd, _ev in events:
                     if fd == link_fd:
+                        stack.begin_batch()
                         for _ in range(READ_BATCH):
                             frame = link.read()
                             if frame is None:
@@ -103,6 +104,7 @@ class Runtime:
                             if pcap is not None:
                                 pcap.write(frame)
                             stack.receive_frame(frame, now)
+                        stack.end_batch(now)
                     elif fd == wake_fd:
                         try:
                             os.eventfd_read(wake_fd)

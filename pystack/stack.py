@@ -125,6 +125,13 @@ class Stack:
         except OSError:
             self.counters.drop("tcp.unroutable")
 
+    def begin_batch(self) -> None:
+        """Frames read together follow: TCP may answer them with one ACK at :meth:`end_batch`."""
+        self.tcp.begin_batch()
+
+    def end_batch(self, now: float) -> None:
+        self.tcp.end_batch(now)
+
     def enable_segmentation_offload(self, max_segment: int = 65535 - 20 - 60) -> None:
         """The link cuts TCP segments for us (TSO): let TCP build segments of up to ``max_segment``
         payload bytes, sent as GsoFrames instead of MTU-sized frames."""

@@ -1192,7 +1192,12 @@ class Connection:
             if fin_now:
                 self._fin_received(now)
             elif not self._cfg.delayed_ack or ((self.rcv_nxt - self._last_ack_sent) & MASK) >= 2 * self._rcv_mss:
-                self._ack_now = True  # RFC 5681 4.2: at least every second full-sized segment
+                # RFC 5681 4.2: at least every second full-sized segment. While the link hands over a
+                # batch of frames, one ACK at the end covers them all (a stretch ACK, as GRO gives Linux).
+                if self._layer.batching:
+                    self._layer._ack_soon[self] = None
+                else:
+                    self._ack_now = True
         else:
             pos = self._rcv_pos + ((seq - self.rcv_nxt) & MASK)
             if plen and not ooo.add(pos, payload):

@@ -56,6 +56,9 @@ class TcpLayer:
         self.isn = IsnGenerator(secret)
         self.cookies = syncookie.SynCookies(secret)
         self.now = 0.0
+        self.batching = False
+        """True while the IP layer delivers a batch of frames read at once (see end_batch)."""
+        self._ack_soon: dict[Connection, None] = {}
         self.gso_max = 0
         """Largest segment payload to build when the link segments for us (TSO); 0 = one MSS."""
         self.connections: dict[tuple[int, int, int, int], Connection] = {}
@@ -243,6 +246,19 @@ class TcpLayer:
             conn._icmp_error(errno.EHOSTUNREACH if icmp_type == 11 else errno.EPROTO, False, now)
 
     # ------------------------------------------------------------------ timers
+
+    def begin_batch(self) -> None:
+        self.batching = True
+
+    def end_batch(self, now: float) -> None:
+        """Send the ACKs that the batch's in-order data earned (one per connection)."""
+        self.batching = False
+        if not self._ack_soon:
+            return
+        pending, self._ack_soon = self._ack_soon, {}
+        for conn in pending:
+            if conn._st != State.CLOSED and conn._last_ack_sent != conn.rcv_nxt:
+                conn._send_ack(now)
 
     def _schedule_touched(self) -> None:
         heap = self._heap
