@@ -76,3 +76,38 @@ def test_segmentation_offload_sends_super_frames_that_cut_into_wire_segments():
             assert ip.dont_fragment
             tcp_wire.parse(ip.payload, ip.src, ip.dst)  # each wire segment verifies
     assert b.counters["gso_frames_out"] == len(supers)
+
+
+def test_a_batch_of_in_order_segments_is_acknowledged_once():
+    from pystack.wire import ipv4 as ipv4_wire
+    from pystack.wire import tcp as tcp_wire
+
+    def acks(frames):
+        out = []
+        for f in frames:
+            ip = ipv4_wire.parse(memoryview(f)[14:])
+            if ip.protocol == 6:
+                seg = tcp_wire.parse(ip.payload, ip.src, ip.dst)
+                if not seg.payload:
+                    out.append(seg)
+        return out
+
+    for batched in (False, True):
+        a, b, wire = make_pair()
+        listener = b.tcp.listen(0, 80, 8)
+        client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
+        wire.run(until=lambda: listener.readable)
+        server = listener.accept()
+        wire.run(duration=1)
+        server.send(bytes(10 * 1448), wire.clock.now)
+        data_frames = b.frames_to_send()
+        assert len(data_frames) == 10
+        if batched:
+            a.begin_batch()
+        for f in data_frames:
+            a.receive_frame(f, wire.clock.now)
+        if batched:
+            a.end_batch(wire.clock.now)
+        got = acks(a.frames_to_send())
+        assert len(got) == (1 if batched else 5)
+        assert got[-1].ack == server.snd_nxt  # the last ACK covers everything
