@@ -7,7 +7,7 @@ APT_TOOLS := iputils-ping curl dnsmasq tcpdump iproute2 nftables netcat-openbsd
 STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
 
-.PHONY: install demo test test-unit test-integration test-slow bench clean
+.PHONY: install demo test test-unit test-integration test-slow bench clean soak
 
 install: $(STAMP_APT) $(STAMP_PIP)
 
@@ -45,3 +45,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Minutes of mixed traffic against the daemon; fails if memory keeps growing or a table passes its bound.
+MINUTES ?= 10
+soak: install
+	$(PY) scripts/soak.py --minutes $(MINUTES)

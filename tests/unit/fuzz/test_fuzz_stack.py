@@ -46,8 +46,9 @@ def fuzz_target(gateway: bool = True) -> tuple[Stack, object]:
 def held_state(stack: Stack) -> tuple:
     """What the stack holds that a frame may change without a counter (accepted, not dropped)."""
     r = stack.reassembler
+    partial = tuple((key, len(dg.starts), dg.total) for key, dg in r.datagrams.items())
     arp = tuple((ip, e.mac, e.expires) for ip, e in stack.arp.entries.items())
-    return r.bytes_held, len(r.datagrams), arp, len(stack.arp.pending), len(stack.tcp.connections)
+    return r.bytes_held, partial, arp, len(stack.arp.pending), len(stack.tcp.connections)
 
 
 def is_arp_reply_for_us(frame: bytes) -> bool:
@@ -239,3 +240,23 @@ def test_echo_request_from_off_subnet_without_gateway_is_dropped_and_counted() -
     struct.pack_into("!H", ip, 10, checksum(ip))  # from 198.51.100.7
     stack.receive_frame(A_MAC + B_MAC + b"\x08\x00" + ip + echo, clock.now)
     assert stack.counters["drop.internal_error"] == 0, dict(stack.counters.drops())
+
+
+@pytest.mark.xfail(strict=True, reason="TCP segments addressed to a broadcast address (192.0.2.255 or 255.255.255.255) "
+                                       "are processed: a closed port answers RST and a listener answers SYN-ACK (and "
+                                       "keeps a half-open connection) from the broadcast address as source; RFC 1122 "
+                                       "4.2.3.10 says discard them, 3.2.1.3 forbids a broadcast source (Linux: "
+                                       "tcp_v4_rcv drops pkt_type != PACKET_HOST)")
+@pytest.mark.parametrize("dst", [0xC00002FF, 0xFFFFFFFF], ids=["subnet_broadcast", "limited_broadcast"])
+@pytest.mark.parametrize("flags,port", [(0x10, 81), (0x02, 81), (0x02, 80)], ids=["ack_closed", "syn_closed", "syn_listen"])
+def test_tcp_to_a_broadcast_address_is_dropped(dst: int, flags: int, port: int) -> None:
+    stack, clock = fuzz_target()
+    stack.arp.update(B_IP, B_MAC, clock.now, create=True)  # so any answer would go out at once
+    segment = struct.pack("!HHIIBBHHH", 40000, port, 1000, 5000, 5 << 4, flags, 65535, 0, 0)
+    pseudo = struct.pack("!IIBBH", B_IP, dst, 0, 6, len(segment))
+    segment = segment[:16] + struct.pack("!H", checksum(pseudo + segment)) + segment[18:]
+    ip = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(segment), 1, 0, 64, 6, 0, B_IP, dst))
+    struct.pack_into("!H", ip, 10, checksum(ip))
+    stack.receive_frame(b"\xff" * 6 + B_MAC + b"\x08\x00" + ip + segment, clock.now)
+    answers = stack.frames_to_send()
+    assert not answers and not stack.tcp.connections, [sent_problems(a) for a in answers]
