@@ -281,27 +281,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pystack.apps.stream_server import DiscardSession, EchoSession, StreamServer
     from pystack.apps.udp_echo import UdpEcho
     from pystack.config import StackConfig
-    from pystack.hostside import HostSideError, configure_host_side
-    from pystack.link.pcap import PcapWriter
-    from pystack.link.tap import TapError, TapLink
+    from pystack.link.setup import LinkSetupError, open_link
     from pystack.runtime import Runtime
     from pystack.stack import Stack
     from pystack.wire.ethernet import mac_to_str
 
     try:
-        pcap = PcapWriter(args.pcap) if args.pcap else None
-    except OSError as exc:
-        raise UsageError(f"cannot write pcap file {args.pcap}: {exc.strerror}") from None
-    try:
-        link = TapLink(args.tap, args.mtu, offload=not args.no_offload)
-    except TapError as exc:
+        link, pcap = open_link(args.tap, args.mtu, offload=not args.no_offload, pcap=args.pcap,
+                               host_address=args.host_address)
+    except LinkSetupError as exc:
         raise UsageError(str(exc)) from None
-    if args.host_address is not None:
-        try:
-            configure_host_side(link.name, args.host_address, args.mtu)
-        except HostSideError as exc:
-            link.close()
-            raise UsageError(str(exc)) from None
     mac = args.mac or _random_mac()
     stack = Stack(mac, StackConfig(mtu=args.mtu))
     runtime = Runtime(stack, link, pcap)

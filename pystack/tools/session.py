@@ -81,25 +81,13 @@ class ClientSession:
     # ------------------------------------------------------------------ the link and the loop
 
     def open(self) -> None:
-        from pystack.hostside import HostSideError, configure_host_side
-        from pystack.link.pcap import PcapWriter
-        from pystack.link.tap import TapError, TapLink
+        from pystack.link.setup import LinkSetupError, open_link
 
         s = self.setup
         try:
-            pcap = PcapWriter(s.pcap) if s.pcap else None
-        except OSError as exc:
-            raise SetupError(f"cannot write pcap file {s.pcap}: {exc.strerror}") from None
-        try:
-            link = TapLink(s.tap, s.mtu)
-        except TapError as exc:
+            link, pcap = open_link(s.tap, s.mtu, pcap=s.pcap, host_address=s.host_address)
+        except LinkSetupError as exc:
             raise SetupError(str(exc)) from None
-        if s.host_address is not None:
-            try:
-                configure_host_side(link.name, s.host_address, s.mtu)
-            except HostSideError as exc:
-                link.close()
-                raise SetupError(str(exc)) from None
         self.stack = stack = Stack(s.mac, StackConfig(mtu=s.mtu))
         self.wire = WireNarration(self.n, s.mac, time.monotonic)
         observed = ObservedLink(link, self.wire.frame, self.states.check)
