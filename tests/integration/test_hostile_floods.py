@@ -94,6 +94,7 @@ def test_arp_flood_keeps_the_cache_bounded(daemon: hl.Observed) -> None:
         t0 = time.monotonic()
         wire.send(frames[:4000])
         mid = daemon.check_bounds()
+        peak = daemon.rss_mib()
         wire.send(frames[4000:])
         elapsed = time.monotonic() - t0
         end = daemon.check_bounds()
@@ -105,7 +106,7 @@ def test_arp_flood_keeps_the_cache_bounded(daemon: hl.Observed) -> None:
     print(f"ARP flood: {len(frames)} frames in {elapsed:.1f} s; cache {mid['sizes']['arp_entries']} / "
           f"{end['sizes']['arp_entries']} entries (bound {bound}); evicted {c.get('arp.entry_evicted', 0)}, "
           f"replies sent {c.get('arp.replies_sent', 0)}; ping during {during['received']}/{during['transmitted']}")
-    hl.report_rss("ARP flood", rss_before, rss_after)
+    hl.report_rss("ARP flood", rss_before, rss_after, peak)
     assert (after["transmitted"], after["received"]) == (5, 5), after["output"]
     assert during["received"] > 0, during["output"]
     assert c.get("arp.entry_evicted", 0) >= 6000 - bound, c
@@ -139,6 +140,7 @@ def test_fragment_flood_holds_the_reassembly_bounds(daemon: hl.Observed) -> None
         snaps = [daemon.check_bounds()]
         wire.send(big)
         snaps.append(daemon.check_bounds())
+        peak = daemon.rss_mib()  # the most the table ever holds
         wire.send(firsts[10_000:])
         snaps.append(daemon.check_bounds())
         elapsed = time.monotonic() - t0
@@ -153,7 +155,7 @@ def test_fragment_flood_holds_the_reassembly_bounds(daemon: hl.Observed) -> None
           f"(bounds {bounds['reassembly_datagrams']}, {bounds['reassembly_bytes'] / MiB:.0f} MiB); "
           f"table_full {c.get('drop.ipv4.frag_table_full', 0)}, no_memory {c.get('drop.ipv4.frag_no_memory', 0)}; "
           f"ping -s 4000 during {during['received']}/{during['transmitted']}")
-    hl.report_rss("fragment flood", rss_before, rss_after)
+    hl.report_rss("fragment flood", rss_before, rss_after, peak)
     assert (after["transmitted"], after["received"]) == (5, 5), after["output"]
     assert during["received"] > 0, during["output"]
     assert c.get("drop.ipv4.frag_table_full", 0) >= 20_000 - bounds["reassembly_datagrams"], c
@@ -214,6 +216,7 @@ def test_out_of_order_segments_fill_a_receive_queue(daemon: hl.Observed) -> None
             overlapping.append(segment(off, rng.randint(1, step // 2)))
         wire.send(separate + overlapping)
         during = daemon.check_bounds()
+        peak = daemon.rss_mib()
         sock.sendall(body[first:])
         answer = b""
         while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < 64:
@@ -228,7 +231,7 @@ def test_out_of_order_segments_fill_a_receive_queue(daemon: hl.Observed) -> None
     digest = answer.partition(b"\r\n\r\n")[2].strip()[:64].decode()
     print(f"OOO flood: 3000 forged segments; {during['sizes']['tcp_ooo_blocks_max']} blocks held (bound {bound}); "
           f"out_of_order {c.get('tcp.out_of_order', 0)}, ooo_queue_full {c.get('drop.tcp.ooo_queue_full', 0)}")
-    hl.report_rss("OOO flood", rss_before, rss_after)
+    hl.report_rss("OOO flood", rss_before, rss_after, peak)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert digest == hashlib.sha256(body).hexdigest(), "the body pystack reassembled is not the body sent"
     assert during["sizes"]["tcp_ooo_blocks_max"] == bound, during["sizes"]
@@ -272,11 +275,13 @@ def test_syn_flood_leaves_an_established_download_intact(daemon: hl.Observed, ww
         while daemon.snapshot()["sizes"]["tcp_established"] < 1:
             assert time.monotonic() < deadline and curl.poll() is None, "the download did not start"
         samples: list[dict] = []
+        rss: list[float] = []
         stop = threading.Event()
 
         def watch() -> None:
             while not stop.is_set():
                 samples.append(daemon.snapshot())
+                rss.append(daemon.rss_mib())
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -296,7 +301,7 @@ def test_syn_flood_leaves_an_established_download_intact(daemon: hl.Observed, ww
           f"{half_open} (bound {bound}); cookies {c.get('tcp.syncookies_sent', 0)}, dropped "
           f"{c.get('drop.tcp.listen_queue_full', 0)}; most connections {max(s['sizes']['tcp_connections'] for s in samples)}; "
           f"download still running when the flood ended: {still_running}")
-    hl.report_rss("SYN flood", rss_before, rss_after)
+    hl.report_rss("SYN flood", rss_before, rss_after, max(rss, default=0.0))
     for snap in samples:
         assert not hl.soak.check_bounds(snap), hl.soak.check_bounds(snap)
     assert code == 0, f"curl failed ({code}): {err}"
