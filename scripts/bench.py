@@ -1,17 +1,22 @@
 """``make bench``: how far pystack is from the kernel, and from the least a Python program can do.
 
-Three targets answer the kernel's ping, each in its own throwaway namespace (shared/lab.md):
-  pystack  the daemon on its TAP (single-namespace lab shape);
-  kernel   the Linux stack itself, over a veth pair between two namespaces (the ceiling);
-  floor    scripts/floor.py, a bare Python loop that swaps fields of ARP and echo requests on a TAP.
-For each: RTT median and p99 at 56 and 1472 bytes from per-reply times of ``ping -i 0.002``, then a
-flood ping (``ping -f``) for packets/s and loss.
-Then the TCP rows (scripts/bench_tcp.py), pystack against the kernel over a veth pair with the same client
-commands: curl download and upload MB/s of a 200 MiB file (SHA-256 checked), new HTTP connections per
-second (serial and 50 concurrent), and pystack's CPU time per MB moved.
+Every row is measured in the same run for each system, each in its own throwaway namespaces (shared/lab.md):
+  pystack  the daemon on its TAP (single-namespace lab shape), its servers: echo, discard, HTTP;
+  kernel   the Linux stack itself, over a veth pair between two namespaces (the ceiling), with Python servers;
+  floor    scripts/floor.py, a bare Python loop that swaps fields of ARP and echo requests on a TAP (ping only);
+  pytcp    PyTCP 3.0.9's daemon (ping only), when PYTCP_PYTHON names an interpreter that runs it.
+Rows:
+  ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``), flood ping packets/s and loss;
+  TCP      (scripts/bench_tcp.py) curl download and upload MB/s of a 200 MiB file, SHA-256 checked, TAP offload
+           on and again at plain MTU 1500 frames with offloads off; new HTTP connections per second (serial and
+           50 concurrent); pystack's CPU seconds per GB moved;
+  UDP      (scripts/bench_udp.py) echoed datagrams per second, 1 and 32 in flight;
+  idle     (scripts/bench_idle.py) 10,000 idle TCP connections held, and memory per connection;
+  wire     (scripts/bench_matrix.py) a 20 MiB download through the impaired wire at 0/1/5% loss and +0/20 ms RTT.
 Prints one table, a line per figure with pystack / kernel, and writes every figure to bench-results.json.
-Each row is bounded in time; one that fails prints "failed: why" and the others go on. A measurement, never
-an assertion: the exit status only says whether everything could be measured.
+Each row is bounded in time; one that fails prints "failed: why" and the others go on. ``--quick`` skips the
+slow rows (plain frames, the matrix) and measures the rest more briefly. A measurement, never an assertion:
+the exit status only says whether everything could be measured.
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_idle  # noqa: E402
+import bench_matrix  # noqa: E402
+import bench_pytcp  # noqa: E402
+import bench_table  # noqa: E402
 import bench_tcp  # noqa: E402
+import bench_udp  # noqa: E402
 import lab  # noqa: E402
 
 SIZES = (56, 1472)
@@ -89,6 +99,7 @@ TARGETS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[lab.Name
     "kernel": kernel_target,
     "pystack": pystack_target,
     "floor": floor_target,
+    "pytcp": bench_pytcp.pytcp_target,
 }
 
 
@@ -133,107 +144,6 @@ def measure(name: str, count: int, flood_count: int, flood_deadline: int) -> dic
     return row
 
 
-def fmt(value: float | None, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    if not a or not b:
-        return "-"
-    r = a / b
-    return f"{r:.1f}x" if r >= 1 else f"{r:.3f}x" if r < 0.01 else f"{r:.2f}x"
-
-
-Cell = tuple[float | None, str | None]
-"""A figure, or None with the reason it is missing (None, None: not measured for this target)."""
-
-
-def _ping_cells(row: dict[str, Any] | None) -> dict[str, Cell]:
-    if row is None:
-        return {}
-    if "error" in row:
-        why = [w for w in row["error"].splitlines() if w.strip()][-1].strip()
-        return {key: (None, why) for key, *_ in PING_METRICS}
-    cells: dict[str, Cell] = {}
-    for key, _label, _spec, get in PING_METRICS:
-        cells[key] = (get(row), None)
-    return cells
-
-
-def _tcp_cells(row: dict[str, Any] | None) -> dict[str, Cell]:
-    if row is None:
-        return {}
-    cells: dict[str, Cell] = {}
-    for key, _label, _spec, step, field in TCP_METRICS:
-        part = row if "error" in row else row.get(step, {"error": "not run"})
-        if "error" in part:
-            cells[key] = (None, part["error"])
-        else:
-            cells[key] = (part.get(field), None if field in part else "n/a")
-    return cells
-
-
-PING_METRICS: list[tuple[str, str, str, Callable[[dict[str, Any]], float | None]]] = [
-    ("rtt56", "ping 56 B RTT median (ms)", ".3f", lambda r: r["rtt"][0]["median_ms"]),
-    ("rtt56p99", "ping 56 B RTT p99 (ms)", ".3f", lambda r: r["rtt"][0]["p99_ms"]),
-    ("rtt1472", "ping 1472 B RTT median (ms)", ".3f", lambda r: r["rtt"][1]["median_ms"]),
-    ("rtt1472p99", "ping 1472 B RTT p99 (ms)", ".3f", lambda r: r["rtt"][1]["p99_ms"]),
-    ("flood", "ping -f, 56 B (pkt/s)", "d", lambda r: r["flood"]["pps"]),
-    ("floodloss", "ping -f loss (%)", ".2f", lambda r: r["flood"]["loss_pct"]),
-]
-TCP_METRICS: list[tuple[str, str, str, str, str]] = [
-    ("down", "TCP download {mib} MiB (MB/s)", ".1f", "download", "mb_per_s"),
-    ("up", "TCP upload {mib} MiB (MB/s)", ".1f", "upload", "mb_per_s"),
-    ("serial", "HTTP new conn/s, serial", ".0f", "conn_serial", "per_second"),
-    ("concurrent", "HTTP new conn/s, {conc} concurrent", ".0f", "conn_concurrent", "per_second"),
-    ("cpudown", "CPU per MB, download (ms)", ".1f", "download", "cpu_ms_per_mb"),
-    ("cpuup", "CPU per MB, upload (ms)", ".1f", "upload", "cpu_ms_per_mb"),
-]
-NO_RATIO = {"floodloss"}
-
-
-def table(ping_rows: list[dict[str, Any]], tcp_rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
-    """One table: a line per figure, a column per target, and pystack / kernel."""
-    names = list(dict.fromkeys([r["target"] for r in ping_rows] + [r["target"] for r in tcp_rows]))
-    names = [n for n in ("kernel", "pystack", "floor") if n in names] + \
-        [n for n in names if n not in ("kernel", "pystack", "floor")]
-    cells = {n: {**_ping_cells(next((r for r in ping_rows if r["target"] == n), None)),
-                 **_tcp_cells(next((r for r in tcp_rows if r["target"] == n), None))} for n in names}
-    metrics = [(k, label, spec) for k, label, spec, _ in PING_METRICS] + \
-        [(k, label.format(**labels), spec) for k, label, spec, *_ in TCP_METRICS]
-    head = f"{'':<34}" + "".join(f"{n:>10}" for n in names) + f"{'pystack/kernel':>16}"
-    lines = [head, "-" * len(head)]
-    for key, label, spec in metrics:
-        if not any(key in cells[n] for n in names):
-            continue
-        line, whys = f"{label:<34}", []
-        for n in names:
-            if key not in cells[n]:  # not a figure of this target (the floor has no TCP)
-                line += f"{'':>10}"
-                continue
-            value, why = cells[n][key]
-            if value is not None:
-                line += f"{fmt(value, spec):>10}"
-            elif why == "n/a":
-                line += f"{'n/a':>10}"
-            elif why is not None:
-                line += f"{'failed':>10}"
-                whys.append(f"{n}: {why.splitlines()[0][:90]}")
-            else:
-                line += f"{'-':>10}"
-        k, p = cells.get("kernel", {}).get(key, (None, None)), cells.get("pystack", {}).get(key, (None, None))
-        line += f"{'' if key in NO_RATIO else ratio(p[0], k[0]):>16}"
-        if whys:
-            line += "   failed: " + "; ".join(whys)
-        lines.append(line)
-    for row in tcp_rows:
-        if row.get("note"):
-            lines.append(f"note, {row['target']}: {row['note']}")
-    lines.append("pystack/kernel: lower is better for RTT and CPU, higher for pkt/s, MB/s and conn/s. "
-                 "MB = 10^6 bytes.")
-    return "\n".join(lines)
-
-
 def source_version() -> dict[str, str | None]:
     """What was measured: the repository's commit (``-dirty`` when uncommitted changes were measured too)
     and where the daemon's interpreter imports pystack from (the checkout, unless PYTHONPATH says otherwise)."""
@@ -249,21 +159,39 @@ def source_version() -> dict[str, str | None]:
     return found
 
 
+def _skipped(names: list[str], why: str = "skipped") -> list[dict[str, Any]]:
+    return [{"target": n, "skipped": why} for n in names]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000, help="pings per size for the RTT figures")
-    parser.add_argument("--flood-count", type=int, default=10000)
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the slow rows (plain frames, the loss x delay matrix); fewer pings and runs")
+    parser.add_argument("--count", type=int, default=None, help="pings per size for the RTT figures (1000)")
+    parser.add_argument("--flood-count", type=int, default=None, help="flood pings (10000)")
     parser.add_argument("--flood-deadline", type=int, default=30, help="seconds a flood may last at most")
-    parser.add_argument("--targets", default="kernel,pystack,floor", help="ping targets ('' for none)")
+    parser.add_argument("--targets", default="kernel,pystack,floor",
+                        help="ping targets ('' for none); pytcp is added when PYTCP_PYTHON is set")
     parser.add_argument("--tcp-targets", default="kernel,pystack", help="TCP targets ('' for none)")
     parser.add_argument("--tcp-mib", type=int, default=200, help="size of the file downloaded and uploaded")
-    parser.add_argument("--tcp-runs", type=int, default=3,
-                        help="timed transfers per direction (median; fewer when one takes long)")
+    parser.add_argument("--tcp-runs", type=int, default=None,
+                        help="timed transfers per direction (median; fewer when one takes long; 3)")
     parser.add_argument("--serial", type=int, default=500, help="requests of the serial connection test")
     parser.add_argument("--concurrent", type=int, default=2000, help="requests of the concurrent test")
     parser.add_argument("--concurrency", type=int, default=50, help="client threads of the concurrent test")
+    parser.add_argument("--udp-targets", default="kernel,pystack", help="UDP echo targets ('' for none)")
+    parser.add_argument("--udp-seconds", type=float, default=3.0, help="seconds per UDP echo figure")
+    parser.add_argument("--idle-targets", default="kernel,pystack", help="idle-connection targets ('' for none)")
+    parser.add_argument("--idle", type=int, default=10_000, help="idle TCP connections to hold")
+    parser.add_argument("--wire-targets", default="kernel,cubic,pystack",
+                        help="loss x delay matrix targets ('' for none)")
+    parser.add_argument("--wire-mib", type=int, default=20, help="size of the matrix's download")
+    parser.add_argument("--wire-max-time", type=float, default=15.0, help="seconds per matrix cell at most")
     parser.add_argument("--output", type=Path, default=lab.REPO / "bench-results.json")
     args = parser.parse_args()
+    count = args.count or (300 if args.quick else 1000)
+    flood_count = args.flood_count or (3000 if args.quick else 10000)
+    tcp_runs = args.tcp_runs or (1 if args.quick else 3)
     reason = lab.missing_prerequisites(("ip", "ping", "curl"))
     if reason:
         print(f"bench: {reason}", file=sys.stderr)
@@ -271,28 +199,72 @@ def main() -> int:
     started = time.monotonic()
     load_before = os.getloadavg()
     machine_before, ours_before = cpu_seconds_machine_and_ours()
-    rows = [measure(name, args.count, args.flood_count, args.flood_deadline)
-            for name in args.targets.split(",") if name]
-    plan = bench_tcp.Plan(runs=args.tcp_runs, serial=args.serial, concurrent=args.concurrent,
+    names = [n for n in args.targets.split(",") if n]
+    pytcp_python = bench_pytcp.interpreter()
+    if pytcp_python and "pytcp" not in names and names:
+        names.append("pytcp")
+    rows = [measure(name, count, flood_count, args.flood_deadline) for name in names]
+
+    plan = bench_tcp.Plan(runs=tcp_runs, serial=args.serial, concurrent=args.concurrent,
                           concurrency=args.concurrency)
     tcp_rows: list[dict[str, Any]] = []
     tcp_names = [n for n in args.tcp_targets.split(",") if n]
     if tcp_names:
         print(f"making a {args.tcp_mib} MiB random file ...", flush=True)
         with bench_tcp.bench_files(args.tcp_mib) as files:
-            tcp_rows = [bench_tcp.measure(name, files, plan) for name in tcp_names]
+            tcp_rows = [bench_tcp.measure(name, files, plan, plain=not args.quick) for name in tcp_names]
+        if args.quick:
+            for row in tcp_rows:
+                row.update({k: {"skipped": "--quick"} for k in bench_tcp.PLAIN_ROWS})
+
+    udp_rows = [bench_udp.measure(n, seconds=args.udp_seconds) for n in args.udp_targets.split(",") if n]
+    idle_rows = [bench_idle.measure(n, count=args.idle) for n in args.idle_targets.split(",") if n]
+    wire_names = [n for n in args.wire_targets.split(",") if n]
+    wire_rows: list[dict[str, Any]] = []
+    if args.quick:
+        wire_rows = _skipped(wire_names, "--quick")
+    elif wire_names:
+        with bench_matrix.wire_file(args.wire_mib) as (root, size):
+            wire_rows = [bench_matrix.measure(n, root, size, args.wire_max_time) for n in wire_names]
+
     load_after = os.getloadavg()
     machine_after, ours_after = cpu_seconds_machine_and_ours()
     wall = time.monotonic() - started
     others = max(0.0, (machine_after - machine_before) - (ours_after - ours_before))
     others_share = others / (wall * (os.cpu_count() or 1))
+
+    lines = bench_table.ping_lines(rows)
+    lines += bench_table.tcp_lines(tcp_rows, args.tcp_mib, args.concurrency)
+    lines += bench_table.udp_lines(udp_rows, bench_udp.WINDOWS, bench_udp.SIZE)
+    lines += bench_table.idle_lines(idle_rows, bench_idle.kernel_bytes_per_conn(idle_rows))
+    lines += bench_table.matrix_lines([r for r in wire_rows if not r.get("skipped")], args.wire_mib,
+                                      bench_matrix.LOSSES, bench_matrix.RTTS, bench_matrix.cell_key)
+    notes = []
+    for row in tcp_rows + idle_rows:
+        if row.get("note"):
+            notes.append(f"note, {row['target']}: {row['note']}")
+    if args.quick:
+        notes.append("--quick: plain-frame TCP rows and the loss x delay matrix skipped; 1 run per transfer")
+    if not pytcp_python:
+        notes.append(f"pytcp: {bench_pytcp.NOT_RUN}")
+    elif "pytcp" in names:
+        notes.append("pytcp: ping rows only (its daemon has no servers; TCP and UDP rows need an app)")
+    if any(not r.get("skipped") for r in wire_rows):
+        notes.append(f"wire: through scripts/impaired_wire.py (a Python relay, the same for every column), loss "
+                     f"each way, delay half each way, one download each, cut at {args.wire_max_time:g} s (*); "
+                     "kernel = its default congestion control, cubic = the kernel with cubic")
+    notes.append("idle memory: pystack = growth of the daemon's VmRSS; kernel = slab growth of its run minus "
+                 "pystack's run (same client sockets) plus its Python server's RSS growth")
+    notes.append("pystack/kernel: lower is better for RTT, CPU and memory, higher for the rest. "
+                 "MB = 10^6 bytes, GB = 10^9.")
     print()
-    print(table(rows, tcp_rows, {"mib": str(args.tcp_mib), "conc": str(args.concurrency)}))
+    print(bench_table.render(lines, notes))
     if others_share > BUSY_SHARE:
         print(f"note: other programs used {100 * others_share:.0f}% of this machine's CPU during the bench "
               f"({others:.0f} CPU-s in {wall:.0f} s): the figures are lower and noisier than on a quiet machine")
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": args.quick,
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
                     "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in load_after],
@@ -302,31 +274,49 @@ def main() -> int:
         "sysctl": {"net.ipv4.tcp_congestion_control": Path("/proc/sys/net/ipv4/tcp_congestion_control")
                    .read_text().strip()},
         "method": {
-            "rtt": f"ping -c {args.count} -i 0.002 -s SIZE; median and nearest-rank p99 of per-reply time=",
-            "flood": f"ping -f -q -c {args.flood_count} -s 56 -w {args.flood_deadline}; pkt/s = received / "
+            "rtt": f"ping -c {count} -i 0.002 -s SIZE; median and nearest-rank p99 of per-reply time=",
+            "flood": f"ping -f -q -c {flood_count} -s 56 -w {args.flood_deadline}; pkt/s = received / "
                      "ping's reported time",
             "tcp_servers": "pystack: pystack run --http DIR --echo --discard on its TAP; kernel: "
                            "scripts/bench_kernel_server.py (http.server, HTTP/1.1, backlog 1024, POST /sha256) "
                            "across a veth pair; clients in the namespace of the kernel side",
             "download": f"curl -o /dev/null -w %{{speed_download}} of a {args.tcp_mib} MiB random file, up to "
-                        f"{args.tcp_runs} runs, median; one untimed download first, its SHA-256 checked",
+                        f"{tcp_runs} runs, median; one untimed download first, its SHA-256 checked",
             "upload": f"curl --data-binary @FILE http://IP/sha256 ({args.tcp_mib} MiB), %{{speed_upload}}, up to "
-                      f"{args.tcp_runs} runs, median; every answer checked against the file's SHA-256",
+                      f"{tcp_runs} runs, median; every answer checked against the file's SHA-256",
+            "plain": "download and upload again in a second lab: pystack run --no-offload (plain frames on the "
+                     "TAP); the kernel's veth pair with TSO/GSO/GRO/checksum offloads off on both ends",
             "connections": f"scripts/bench_http_client.py in the client namespace: GET of a 1 KiB file, a new "
                            f"http.client connection each, {args.serial} serial and {args.concurrent} from "
                            f"{args.concurrency} threads, {plan.conn_rounds} rounds each, median round; "
                            "the clock starts after 5 warm-up requests",
-            "cpu": "pystack daemon utime+stime from /proc/PID/stat around the timed transfers, ms per MB moved; "
-                   "the kernel's CPU is not measured (n/a)",
+            "cpu": "pystack daemon utime+stime from /proc/PID/stat around the timed transfers, s per GB moved "
+                   "(= ms per MB); the kernel's CPU is not measured (n/a)",
+            "udp": f"scripts/bench_udp.py client in the client namespace: {bench_udp.SIZE} B datagrams with "
+                   f"N in flight for {args.udp_seconds:g} s, each checked by sequence number; pystack run --echo, "
+                   "kernel: a recvfrom/sendto loop (bench_udp.py server)",
+            "idle": f"scripts/bench_idle.py client: {args.idle} connections to port 9 in batches of 250, checked "
+                    "ESTABLISHED (TCP_INFO); pystack run --discard: growth of its VmRSS; kernel: "
+                    "bench_idle.py server (selectors), slab growth minus pystack run's, plus its RSS growth",
+            "wire": f"scripts/bench_matrix.py: curl of a {args.wire_mib} MiB file through the impaired wire "
+                    f"(relay queue 10,000 frames), loss both ways, RTT added half each way, max "
+                    f"{args.wire_max_time:g} s per cell; pystack run --no-offload; kernel: bench_kernel_server.py "
+                    "with the default congestion control and with cubic",
         },
         "seconds": round(time.monotonic() - started, 1),
         "targets": rows,
         "tcp": tcp_rows,
+        "udp": udp_rows,
+        "idle": idle_rows,
+        "wire": wire_rows,
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nfigures written to {args.output} ({results['seconds']} s)")
-    tcp_failed = any("error" in r or any("error" in r.get(k, {}) for k in bench_tcp.ROWS) for r in tcp_rows)
-    return 1 if tcp_failed or any("error" in r for r in rows) else 0
+    failed = any("error" in r for r in rows + udp_rows + idle_rows + wire_rows + tcp_rows)
+    failed = failed or any("error" in r.get(k, {}) for r in tcp_rows for k in bench_tcp.ROWS)
+    failed = failed or any("error" in r.get(k, {}) for r in udp_rows for k in r if k.startswith("window"))
+    failed = failed or any("error" in c for r in wire_rows for c in r.get("cells", {}).values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import signal
+import socket
 import sys
 from functools import partial
+from typing import Any
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 READ_CHUNK = 1 << 20
@@ -55,6 +57,15 @@ class Handler(SimpleHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     request_queue_size = 1024
+    congestion: bytes | None = None
+    """With ``--congestion``: TCP_CONGESTION of every accepted socket. Per socket, because in a namespace other
+    than the first the sysctl accepts only net.ipv4.tcp_allowed_congestion_control, a machine-wide setting."""
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        if self.congestion is not None:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, self.congestion)
+        return conn, addr
 
 
 def main() -> int:
@@ -62,9 +73,13 @@ def main() -> int:
     parser.add_argument("--bind", required=True)
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--directory", required=True)
+    parser.add_argument("--congestion", help="TCP congestion control of the connections (e.g. cubic)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Server((args.bind, args.port), partial(Handler, directory=args.directory)) as server:
+        if args.congestion:
+            server.congestion = args.congestion.encode()
+            server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, server.congestion)  # fail early
         print(f"ready on {args.bind}:{args.port}", file=sys.stderr, flush=True)
         server.serve_forever()
     return 0

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_lab  # noqa: E402
 import lab  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -89,9 +90,10 @@ def congestion_control(ns: lab.Namespace) -> str:
 
 
 @contextlib.contextmanager
-def pystack_target(files: Files) -> Iterator[Target]:
+def pystack_target(files: Files, offload: bool = True) -> Iterator[Target]:
+    flags = () if offload else ("--no-offload",)
     with lab.namespace() as ns, lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
-                                                   "--discard") as daemon:
+                                                   "--discard", *flags) as daemon:
         target = Target(ns, lab.STACK_IP, daemon.pid,
                         {"tcp_congestion_control": {"client (kernel curl)": congestion_control(ns)},
                          "ready_line": next((x for x in daemon.lines if "ready" in x), None)})
@@ -103,13 +105,11 @@ def pystack_target(files: Files) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def kernel_target(files: Files) -> Iterator[Target]:
-    with lab.namespace() as near, lab.namespace() as far:
-        lab.veth(near, "veth0", far, "veth1")
-        for ns, ifname, address in ((near, "veth0", lab.HOST_ADDRESS), (far, "veth1", lab.STACK_ADDRESS)):
-            ns.disable_ipv6(ifname)
-            ns.add_address(ifname, address)
-            ns.link_up(ifname)
+def kernel_target(files: Files, offload: bool = True) -> Iterator[Target]:
+    """With ``offload`` False the veth pair carries plain frames: TSO/GSO, GRO and checksum offload off on both
+    ends (bench_lab.kernel_pair), so the kernel cuts and acknowledges MTU-sized segments itself."""
+    with bench_lab.kernel_pair(offload) as pair:
+        near, far = pair.near, pair.far
         proc = far.spawn([sys.executable, str(SCRIPTS / "bench_kernel_server.py"), "--bind", lab.STACK_IP,
                           "--port", str(PORT), "--directory", str(files.root)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -119,10 +119,10 @@ def kernel_target(files: Files) -> Iterator[Target]:
         if "ready" not in line:
             raise lab.LabError(f"kernel HTTP server did not start: {line.strip() or 'no ready line in 15 s'}")
         yield Target(near, lab.STACK_IP, None, {"tcp_congestion_control": {
-            "client (curl)": congestion_control(near), "server": congestion_control(far)}})
+            "client (curl)": congestion_control(near), "server": congestion_control(far)}, **pair.info})
 
 
-TARGETS: dict[str, Callable[[Files], contextlib.AbstractContextManager[Target]]] = {
+TARGETS: dict[str, Callable[[Files, bool], contextlib.AbstractContextManager[Target]]] = {
     "kernel": kernel_target,
     "pystack": pystack_target,
 }
@@ -185,6 +185,7 @@ def _transfer_runs(target: Target, runs: int, budget: float,
     wall = sum(r["seconds"] for r in done)
     result: dict[str, Any] = {
         "mb_per_s": round(statistics.median(r["mb_per_s"] for r in done), 2),
+        "bytes_timed": moved,
         "runs": done,
     }
     if cpu is not None:
@@ -289,48 +290,82 @@ class Plan:
     conn_deadline: float = 30.0
 
 
-ROWS = ("download", "upload", "conn_serial", "conn_concurrent")
+ROWS = ("download", "upload", "conn_serial", "conn_concurrent", "download_plain", "upload_plain")
+PLAIN_ROWS = ("download_plain", "upload_plain")
+"""Measured in a lab of their own with offloads off: pystack --no-offload, the veth pair without TSO/GSO/GRO."""
 
 
-def measure(name: str, files: Files, plan: Plan) -> dict[str, Any]:
-    """Every TCP row for one target; a row that fails records its why and the others still run."""
+def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str, Any]:
+    """Every TCP row for one target; a row that fails records its why and the others still run.
+
+    The default rows run in one lab (TAP offload on, as ``pystack run`` starts); with ``plain`` the download
+    and upload are measured again in a second lab at plain MTU-sized frames, beside them.
+    """
     print(f"[{name}] TCP: building the lab and measuring ...", flush=True)
     row: dict[str, Any] = {"target": name}
+
+    def transfer(kind: Callable[..., dict[str, Any]]) -> Callable[[Target], dict[str, Any]]:
+        return lambda t: kind(t, files, plan.runs, plan.transfer_max_time, plan.transfer_budget)
+
     steps: dict[str, Callable[[Target], dict[str, Any]]] = {
-        "download": lambda t: download(t, files, plan.runs, plan.transfer_max_time, plan.transfer_budget),
-        "upload": lambda t: upload(t, files, plan.runs, plan.transfer_max_time, plan.transfer_budget),
+        "download": transfer(download),
+        "upload": transfer(upload),
         "conn_serial": lambda t: connections(t, files, plan.serial, 1, plan.conn_rounds,
                                             plan.conn_deadline),
         "conn_concurrent": lambda t: connections(t, files, plan.concurrent, plan.concurrency,
                                                 plan.conn_rounds, plan.conn_deadline),
     }
     try:
-        with TARGETS[name](files) as target:
-            lab.ping(target.client, target.ip, count=3, interval=0.05)  # ARP resolved before anything is timed
-            try:
-                answers(target, files)
-            except Failed as exc:  # every row fails at once; the lab is still torn down normally (counters)
-                row["error"] = str(exc)
-                steps = {}
-            for key, step in steps.items():
-                started = time.monotonic()
-                try:
-                    row[key] = step(target)
-                except Exception as exc:  # a measurement: say why, go on with the next row
-                    row[key] = {"error": _why(exc)}
-                    print(f"[{name}] {key} failed: {row[key]['error']}", file=sys.stderr, flush=True)
-                row[key]["wall_seconds"] = round(time.monotonic() - started, 1)
-                if target.pid is not None and not _alive(target.pid):
-                    raise Failed(f"the pystack daemon died during {key}")
-        row.update(target.info)
+        row.update(_in_lab(name, files, True, steps))
+        if "error" in row:
+            print(f"[{name}] TCP could not be measured: {row['error']}", file=sys.stderr, flush=True)
         internal = row.get("counters", {}).get("drop.internal_error")
         if internal:
             row["note"] = f"pystack counted {internal} internal errors (drop.internal_error)"
     except Exception as exc:
         row["error"] = _why(exc)
-    if "error" in row:
         print(f"[{name}] TCP could not be measured: {row['error']}", file=sys.stderr, flush=True)
+    if plain:
+        print(f"[{name}] TCP, plain frames (offloads off): building the lab and measuring ...", flush=True)
+        try:
+            got = _in_lab(name, files, False, {"download_plain": transfer(download),
+                                                "upload_plain": transfer(upload)})
+            row["plain_lab"] = {k: v for k, v in got.items() if k not in PLAIN_ROWS}
+            for key in PLAIN_ROWS:
+                row[key] = got[key] if key in got else {"error": got.get("error", "not run")}
+            internal = got.get("counters", {}).get("drop.internal_error")
+            if internal:
+                row["note"] = f"pystack counted {internal} internal errors (drop.internal_error), plain frames"
+        except Exception as exc:  # the lab itself failed: both plain rows say why
+            for key in PLAIN_ROWS:
+                row.setdefault(key, {"error": _why(exc)})
+            print(f"[{name}] TCP plain frames could not be measured: {_why(exc)}", file=sys.stderr, flush=True)
     return row
+
+
+def _in_lab(name: str, files: Files, offload: bool,
+            steps: dict[str, Callable[[Target], dict[str, Any]]]) -> dict[str, Any]:
+    """Build one lab, run ``steps`` in it (each failing on its own), tear it down; the rows and the lab's info."""
+    out: dict[str, Any] = {}
+    with TARGETS[name](files, offload) as target:
+        lab.ping(target.client, target.ip, count=3, interval=0.05)  # ARP resolved before anything is timed
+        try:
+            answers(target, files)
+        except Failed as exc:  # every row of this lab fails at once; the lab is still torn down (counters)
+            out["error"] = str(exc)
+            steps = {}
+        for key, step in steps.items():
+            started = time.monotonic()
+            try:
+                out[key] = step(target)
+            except Exception as exc:  # a measurement: say why, go on with the next row
+                out[key] = {"error": _why(exc)}
+                print(f"[{name}] {key} failed: {out[key]['error']}", file=sys.stderr, flush=True)
+            out[key]["wall_seconds"] = round(time.monotonic() - started, 1)
+            if target.pid is not None and not _alive(target.pid):
+                raise Failed(f"the pystack daemon died during {key}")
+    out.update(target.info)
+    return out
 
 
 def _why(exc: Exception) -> str:
