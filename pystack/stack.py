@@ -254,6 +254,10 @@ class Stack:
         else:
             layer = self.transports.get(proto)
             if layer is not None:
+                if pkt.dst != self.address:
+                    # TCP is unicast only: RFC 1122 4.2.3.10 (and never answer from a broadcast, 3.2.1.3).
+                    self.counters.drop("ipv4.transport_not_unicast")
+                    return
                 layer.receive(pkt.src, pkt.dst, payload, now)
                 return
             self.counters.drop("ipv4.unknown_protocol")

@@ -170,10 +170,6 @@ def hl_flags(flags: int) -> str:
     return "".join(n for bit, n in names if flags & bit) or "-"
 
 
-@pytest.mark.xfail(strict=True, reason="TCP to a broadcast address is answered, from the broadcast address: a SYN "
-                                       "to 192.0.2.255:80 gets a SYN-ACK (and a half-open connection) and an ACK to "
-                                       "192.0.2.255:81 a RST, both with source 192.0.2.255 (RFC 1122 4.2.3.10, "
-                                       "3.2.1.3); see tests/unit/fuzz/test_fuzz_stack.py for the unit reproduction")
 def test_tcp_to_the_broadcast_address_gets_no_answer(daemon: hl.Observed) -> None:
     ns = daemon.ns
     bcast = hl.ip_int("192.0.2.255")

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from pystack.apps.udp_echo import UdpEcho
 from pystack.stack import Stack
 
-from .corpus import A_IP, A_MAC, B_IP, B_MAC, corpus, examples, make_pair, record_session, tcp_transfer
+from .corpus import A_IP, A_MAC, B_IP, B_MAC, corpus, examples, make_pair, record_session
 from .mutate import ETH_LEN, checksum, ip_layout, mutate, ones_complement_sum
 from .strategies import ethernet_frames
 
@@ -242,11 +242,6 @@ def test_echo_request_from_off_subnet_without_gateway_is_dropped_and_counted() -
     assert stack.counters["drop.internal_error"] == 0, dict(stack.counters.drops())
 
 
-@pytest.mark.xfail(strict=True, reason="TCP segments addressed to a broadcast address (192.0.2.255 or 255.255.255.255) "
-                                       "are processed: a closed port answers RST and a listener answers SYN-ACK (and "
-                                       "keeps a half-open connection) from the broadcast address as source; RFC 1122 "
-                                       "4.2.3.10 says discard them, 3.2.1.3 forbids a broadcast source (Linux: "
-                                       "tcp_v4_rcv drops pkt_type != PACKET_HOST)")
 @pytest.mark.parametrize("dst", [0xC00002FF, 0xFFFFFFFF], ids=["subnet_broadcast", "limited_broadcast"])
 @pytest.mark.parametrize("flags,port", [(0x10, 81), (0x02, 81), (0x02, 80)], ids=["ack_closed", "syn_closed", "syn_listen"])
 def test_tcp_to_a_broadcast_address_is_dropped(dst: int, flags: int, port: int) -> None:
