@@ -110,6 +110,66 @@ def ss_state(ns: lab.Namespace, local: tuple[str, int], peer: tuple[str, int]) -
     return None
 
 
+def wait_state(ns: lab.Namespace, local: tuple[str, int], peer: tuple[str, int], want: str | None,
+               timeout: float = 5.0) -> str | None:
+    """Poll ``ss`` until the connection is in state ``want`` (None: gone), bounded in time; return the
+    last state seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = ss_state(ns, local, peer)
+        if state == want or time.monotonic() > deadline:
+            return state
+        time.sleep(0.02)
+
+
+# --- tcpdump: an independent reading of the wire -------------------------------------------------
+
+
+@contextlib.contextmanager
+def capture(ns: lab.Namespace, ifname: str, path: Path, snaplen: int = 128) -> Iterator[Path]:
+    """tcpdump on ``ifname`` in ``ns`` (headers only) writing ``path``; stopped by PID on the way out,
+    after which the file is complete."""
+    proc = ns.spawn(["tcpdump", "-i", ifname, "-U", "-n", "-s", str(snaplen), "-w", str(path), "tcp"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # "listening on pst0, ..." once the capture runs
+        if "listening on" not in line:
+            raise lab.LabError(f"tcpdump did not start: {line.strip()}")
+        yield path
+    finally:
+        lab.stop_process(proc)
+
+
+def tsval_regressions(pcap: Path, src_ip: str) -> list[tuple[int, int, int]]:
+    """Per TCP connection from ``src_ip``, every segment whose TSval is below one sent before it on that
+    connection (RFC 7323 5.4: the timestamp clock must not go backwards): (port, highest, tsval)."""
+    import ipaddress
+
+    import dpkt
+
+    src = ipaddress.IPv4Address(src_ip).packed
+    highest: dict[tuple[int, int], int] = {}
+    found = []
+    with open(pcap, "rb") as fh:
+        for _ts, buf in dpkt.pcap.Reader(fh):
+            ip = dpkt.ethernet.Ethernet(buf).data
+            if not isinstance(ip, dpkt.ip.IP) or ip.src != src or not isinstance(ip.data, dpkt.tcp.TCP):
+                continue
+            seg = ip.data
+            tsval = next((int.from_bytes(v[:4], "big") for k, v in dpkt.tcp.parse_opts(seg.opts)
+                          if k == dpkt.tcp.TCP_OPT_TIMESTAMP), None)
+            if tsval is None:
+                continue
+            key = (seg.sport, seg.dport)
+            top = highest.get(key)
+            if top is not None and (top - tsval) & 0xFFFFFFFF and ((top - tsval) & 0xFFFFFFFF) < 0x80000000:
+                found.append((seg.dport, top, tsval))
+            else:
+                highest[key] = tsval
+    return found
+
+
 # --- the kernel's own TCP/IP counters ----------------------------------------------------------
 
 
@@ -124,6 +184,28 @@ def kernel_mib(ns: lab.Namespace) -> dict[str, int]:
         for key, value in zip(keys.split(), values.partition(":")[2].split()):
             mib[f"{group}.{key}"] = int(value)
     return mib
+
+
+# What the kernel counts when a peer sends something it does not accept (or when it resets or gives up
+# on a connection). Retransmission counters are not here: they follow the machine's load.
+DISTRUST = (
+    "Ip.InHdrErrors", "Ip.InAddrErrors", "Ip.InUnknownProtos", "Ip.InDiscards", "Ip.ReasmFails",
+    "Tcp.InErrs", "Tcp.InCsumErrors", "Tcp.OutRsts", "Tcp.AttemptFails", "Tcp.EstabResets",
+    "TcpExt.PAWSActive", "TcpExt.OutOfWindowIcmps",
+    "TcpExt.TCPChallengeACK", "TcpExt.TCPSYNChallenge",
+    "TcpExt.TCPACKSkippedSynRecv", "TcpExt.TCPACKSkippedSeq",
+    "TcpExt.TCPACKSkippedFinWait2", "TcpExt.TCPACKSkippedTimeWait", "TcpExt.TCPACKSkippedChallenge",
+    "TcpExt.TCPAbortOnData", "TcpExt.TCPAbortOnClose", "TcpExt.TCPAbortOnTimeout", "TcpExt.TCPAbortFailed",
+    "TcpExt.TCPZeroWindowDrop", "TcpExt.TCPRcvQDrop", "TcpExt.TCPBacklogDrop", "TcpExt.ListenDrops",
+)
+PAWS = ("TcpExt.PAWSEstab", "TcpExt.TCPACKSkippedPAWS")
+"""Segments the kernel dropped because their timestamp went backwards (RFC 7323 5.3). Kept apart
+from DISTRUST: test_tcp_trust.py checks them on their own (see the xfail there)."""
+
+
+def kernel_distrust(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The DISTRUST counters that grew between two :func:`kernel_mib` readings, with how much."""
+    return {k: after.get(k, 0) - before.get(k, 0) for k in DISTRUST if after.get(k, 0) != before.get(k, 0)}
 
 
 # --- nftables loss ------------------------------------------------------------------------------
@@ -207,7 +289,8 @@ def relay_lab(*daemon_args: str, impairment: Any, seed: int, workdir: Path) -> I
             iw.disable_offloads(ifname, ns.name)
             ns.link_up(ifname)
         p.add_address(PEER_VETH, lab.HOST_ADDRESS)
-        with lab.pystack_daemon(r, *daemon_args, host_address=None, workdir=workdir) as daemon:
+        # --no-offload: a wire carries MTU-sized frames; the relay cannot pass TSO super-frames.
+        with lab.pystack_daemon(r, "--no-offload", *daemon_args, host_address=None, workdir=workdir) as daemon:
             iw.disable_offloads(lab.TAP, r.name)
             wire = iw.ImpairedWire(lab.TAP, RELAY_VETH, impairment, impairment, seed=seed, netns=r.name)
             wire.start()
@@ -341,12 +424,16 @@ def _client_main(argv: Sequence[str]) -> int:
         length = int(headers["content-length"])
         digest = hashlib.sha256(body)
         got = len(body)
+        time.sleep(req.get("stall", 0.0))  # a reader that stops: pystack's window closes to zero
+        pause = req.get("pause", 0.0)  # a slow reader: pystack's receive window fills and reopens
         while got < length:
-            chunk = sock.recv(min(65536, length - got))
+            chunk = sock.recv(min(req.get("chunk", 65536), length - got))
             if not chunk:
                 break
             digest.update(chunk)
             got += len(chunk)
+            if pause:
+                time.sleep(pause)
         sock.close()  # pystack closes first: FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT (RFC 9293 3.6)
         deadline = time.monotonic() + 10
         while sock.state.name not in ("TIME_WAIT", "CLOSED") and time.monotonic() < deadline:

@@ -104,7 +104,6 @@ def test_curl_upload_gets_100_continue(http_stack: lab.Daemon) -> None:
     assert digest == hashlib.sha256(body).hexdigest().encode() + b"\n"
 
 
-
 def test_curl_upload_with_connection_close(http_stack: lab.Daemon, tmp_path: Path) -> None:
     """An upload over 1 MiB (so curl sends ``Expect: 100-continue``) on a connection the client
     wants closed after the response: the digest comes back, then pystack closes."""

@@ -8,14 +8,13 @@ import hashlib
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import lab
-from tcp_lab import MiB, random_file, sha256_file, ss_state, ss_tcp
+from tcp_lab import MiB, random_file, sha256_file, ss_tcp, wait_state
 
 pytestmark = pytest.mark.integration
 
@@ -48,18 +47,6 @@ def _recv_all(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         parts.append(chunk)
     return b"".join(parts)
-
-
-def _wait_state(ns: lab.Namespace, local: tuple[str, int], peer: tuple[str, int], want: str | None,
-                timeout: float = 5.0) -> str | None:
-    """Poll ``ss`` until the connection is in state ``want`` (None: gone), bounded in time; return the
-    last state seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = ss_state(ns, local, peer)
-        if state == want or time.monotonic() > deadline:
-            return state
-        time.sleep(0.02)
 
 
 # --- half-close ---------------------------------------------------------------------------------
@@ -142,10 +129,10 @@ def test_kernel_closes_first_fin_wait_2_then_time_wait(tcp_stack: lab.Daemon, ww
         local, peer = sock.getsockname(), sock.getpeername()
         sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 192.0.2.2\r\n\r\n")
         sock.shutdown(socket.SHUT_WR)
-        state = _wait_state(tcp_stack.ns, local, peer, "FIN-WAIT-2")
+        state = wait_state(tcp_stack.ns, local, peer, "FIN-WAIT-2")
         assert state == "FIN-WAIT-2", state
         response = _recv_all(sock)
-        state = _wait_state(tcp_stack.ns, local, peer, "TIME-WAIT")
+        state = wait_state(tcp_stack.ns, local, peer, "TIME-WAIT")
         assert state == "TIME-WAIT", state
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head
@@ -165,14 +152,14 @@ def test_pystack_closes_first_close_wait_then_time_wait(tcp_stack: lab.Daemon, w
         local, peer = sock.getsockname(), sock.getpeername()
         sock.sendall(b"GET /small.bin HTTP/1.1\r\nHost: 192.0.2.2\r\nConnection: close\r\n\r\n")
         response = _recv_all(sock)  # ends with pystack's FIN
-        state = _wait_state(tcp_stack.ns, local, peer, "CLOSE-WAIT")
+        state = wait_state(tcp_stack.ns, local, peer, "CLOSE-WAIT")
         assert state == "CLOSE-WAIT", state
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head
     assert b"connection: close" in head.lower()
     assert hashlib.sha256(body).hexdigest() == want
     # The kernel's LAST-ACK ends with pystack's ACK: no trace of the connection remains on its side.
-    state = _wait_state(tcp_stack.ns, local, peer, None)
+    state = wait_state(tcp_stack.ns, local, peer, None)
     assert state is None, state
     counters = tcp_stack.stop()
     for st in ("FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"):
@@ -191,7 +178,7 @@ def test_curl_closes_first_kernel_keeps_time_wait(tcp_stack: lab.Daemon, www: Pa
     assert sha256_file(out) == want
     rows = [r for r in ss_tcp(tcp_stack.ns) if r.peer == (lab.STACK_IP, 80)]
     assert len(rows) == 1, rows  # one connection, curl's, already closed by curl
-    state = _wait_state(tcp_stack.ns, rows[0].local, rows[0].peer, "TIME-WAIT")
+    state = wait_state(tcp_stack.ns, rows[0].local, rows[0].peer, "TIME-WAIT")
     assert state == "TIME-WAIT", state
     counters = tcp_stack.stop()
     assert counters.get("tcp.state.LAST_ACK", 0) == 1 and counters.get("tcp.state.TIME_WAIT", 0) == 0, counters

@@ -4,7 +4,8 @@ namespace show no segment it refused, rate-limited, reset or found broken, and p
 of the kernel's that it refused.
 
 Counters of retransmission (RetransSegs, TCPTimeouts, ...) are left out on purpose: they depend on
-scheduling on a loaded machine, not on whether a segment was acceptable.
+scheduling on a loaded machine, not on whether a segment was acceptable. PAWS drops (a timestamp that
+went backwards) have their own test, read from the wire as well.
 """
 
 from __future__ import annotations
@@ -18,23 +19,10 @@ from pathlib import Path
 import pytest
 
 import lab
-from tcp_lab import HTTP_URL, MiB, curl, kernel_mib, random_file, sha256_file
+from tcp_lab import (DISTRUST, HTTP_URL, PAWS, MiB, capture, curl, kernel_distrust, kernel_mib, random_file,
+                     sha256_file, tsval_regressions)
 
 pytestmark = pytest.mark.integration
-
-# What the kernel counts when a peer sends something it does not accept.
-DISTRUST = (
-    "Ip.InHdrErrors", "Ip.InAddrErrors", "Ip.InUnknownProtos", "Ip.InDiscards", "Ip.ReasmFails",
-    "Tcp.InErrs", "Tcp.InCsumErrors", "Tcp.OutRsts", "Tcp.AttemptFails", "Tcp.EstabResets",
-    "TcpExt.PAWSActive", "TcpExt.PAWSEstab", "TcpExt.OutOfWindowIcmps",
-    "TcpExt.TCPChallengeACK", "TcpExt.TCPSYNChallenge",
-    "TcpExt.TCPACKSkippedSynRecv", "TcpExt.TCPACKSkippedPAWS", "TcpExt.TCPACKSkippedSeq",
-    "TcpExt.TCPACKSkippedFinWait2", "TcpExt.TCPACKSkippedTimeWait", "TcpExt.TCPACKSkippedChallenge",
-    "TcpExt.TCPAbortOnData", "TcpExt.TCPAbortOnClose", "TcpExt.TCPAbortOnTimeout", "TcpExt.TCPAbortFailed",
-    "TcpExt.TCPZeroWindowDrop", "TcpExt.TCPRcvQDrop", "TcpExt.TCPBacklogDrop", "TcpExt.ListenDrops",
-    "TcpExt.TCPWinProbe",
-)
-
 
 def test_kernel_and_pystack_refuse_nothing_of_each_other(start_stack: Callable[..., lab.Daemon],
                                                         tmp_path: Path) -> None:
@@ -67,11 +55,49 @@ def test_kernel_and_pystack_refuse_nothing_of_each_other(start_stack: Callable[.
     after = kernel_mib(ns)
     missing = [k for k in DISTRUST if k not in after]
     assert not missing, f"this kernel has no counter {missing}"
-    grew = {k: after[k] - before.get(k, 0) for k in DISTRUST if after[k] != before.get(k, 0)}
+    grew = kernel_distrust(before, after)
     assert not grew, f"the kernel refused or reset segments from pystack: {grew}"
-    assert after["Tcp.InSegs"] - before["Tcp.InSegs"] > 20 * MiB // 1460  # the exchange did happen
+    # The exchange did happen through this kernel: 20 MiB in, 20 MiB out (bytes: segments may be TSO'd).
+    assert after["IpExt.InOctets"] - before["IpExt.InOctets"] > 20 * MiB
+    assert after["IpExt.OutOctets"] - before["IpExt.OutOctets"] > 20 * MiB
 
     counters = daemon.stop()
-    refused = {k: v for k, v in counters.items() if k.startswith(("drop.ipv4.", "drop.tcp.", "drop.arp."))}
+    # An old duplicate (the kernel retransmitted what pystack had) is answered with an ACK and counted
+    # as out_of_window, as RFC 9293 3.10.7.4 wants: a retransmission, not a refused segment.
+    answered = ("drop.tcp.out_of_window", "drop.tcp.oow_ack_limited")
+    refused = {k: v for k, v in counters.items()
+               if k.startswith(("drop.ipv4.", "drop.tcp.", "drop.arp.")) and k not in answered}
     assert not refused, f"pystack refused segments from the kernel: {refused}"
     assert counters.get("tcp.passive_opens") == 3, counters
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pystack bug: TSval goes backwards within a connection (RFC 7323 5.4 wants a monotonic "
+           "timestamp clock). pystack/runtime.py Runtime.run feeds a whole read batch with the `now` taken "
+           "once at the top of the loop iteration, while pystack/apps/stream_server.py _pump sends with the "
+           "live clock (self.server.clock()); a segment sent for an ACK later in the same batch carries an "
+           "older TSval. With TAP offload on (the default) iterations last long enough for 2 ms steps back: "
+           "the kernel drops those segments as PAWS (TcpExtPAWSEstab ~10-40 per 20 MiB down+up; none seen "
+           "with --no-offload)",
+)
+def test_tsval_never_goes_backwards(start_stack: Callable[..., lab.Daemon], tmp_path: Path) -> None:
+    """pystack's timestamps, read by tcpdump on the TAP as the kernel receives them, never decrease on
+    a connection, and the kernel drops none of its segments as old duplicates (PAWS)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    daemon = start_stack("--http", str(www))
+    ns = daemon.ns
+    want = random_file(www / "f.bin", 20 * MiB)
+    before = kernel_mib(ns)
+    with capture(ns, lab.TAP, tmp_path / "tap.pcap") as pcap:
+        got = tmp_path / "got.bin"
+        curl(ns, "-o", str(got), f"{HTTP_URL}/f.bin")
+        assert sha256_file(got) == want
+        proc = curl(ns, "--data-binary", f"@{www / 'f.bin'}", f"{HTTP_URL}/sha256")
+        assert proc.stdout == want + "\n"
+    after = kernel_mib(ns)
+    regressions = tsval_regressions(pcap, lab.STACK_IP)
+    assert not regressions, f"{len(regressions)} segments with an older TSval, e.g. {regressions[:5]}"
+    paws = {k: after[k] - before.get(k, 0) for k in PAWS if after[k] != before.get(k, 0)}
+    assert not paws, f"the kernel dropped pystack segments as PAWS: {paws}"
