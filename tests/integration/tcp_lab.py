@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -128,17 +129,25 @@ def wait_state(ns: lab.Namespace, local: tuple[str, int], peer: tuple[str, int],
 @contextlib.contextmanager
 def capture(ns: lab.Namespace, ifname: str, path: Path, snaplen: int = 128) -> Iterator[Path]:
     """tcpdump on ``ifname`` in ``ns`` (headers only) writing ``path``; stopped by PID on the way out,
-    after which the file is complete."""
-    proc = ns.spawn(["tcpdump", "-i", ifname, "-U", "-n", "-s", str(snaplen), "-w", str(path), "tcp"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    after which the file is complete (tcpdump's own count of what it captured must match what its
+    filter received, or the reading would be partial)."""
+    proc = ns.spawn(["tcpdump", "-i", ifname, "--immediate-mode", "-U", "-n", "-B", "32768", "-s", str(snaplen),
+                     "-w", str(path), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()  # "listening on pst0, ..." once the capture runs
         if "listening on" not in line:
             raise lab.LabError(f"tcpdump did not start: {line.strip()}")
         yield path
+        time.sleep(0.5)  # let it write what is still in its buffer before it is stopped
     finally:
         lab.stop_process(proc)
+    assert proc.stderr is not None
+    summary = proc.stderr.read()
+    captured = re.search(r"(\d+) packets? captured", summary)
+    received = re.search(r"(\d+) packets? received by filter", summary)
+    if not captured or not received or captured.group(1) != received.group(1):
+        raise lab.LabError(f"tcpdump missed packets: {summary.strip()}")
 
 
 def tsval_regressions(pcap: Path, src_ip: str) -> list[tuple[int, int, int]]:
