@@ -471,7 +471,8 @@ def _soak(lab: Any, ns: Any, daemon: Any, snap_path: Path, www: Path, files: dic
     for name, value in sorted(worst.items()):
         print(f"  {name:<24} {value:>8} / {bounds.get(name, '-')}")
     drops = sorted(((k, v) for k, v in counters.items() if k.startswith("drop.")), key=lambda kv: -kv[1])
-    print(f"frames in {counters.get('frames_in', 0)}, out {counters.get('frames_out', 0)}; drops by reason: "
+    print(f"internal errors: {internal}; frames in {counters.get('frames_in', 0)}, out "
+          f"{counters.get('frames_out', 0)}; drops by reason: "
           + (", ".join(f"{k[5:]} {v}" for k, v in drops) or "none"))
     if problems:
         print("SOAK FAILED:\n  " + "\n  ".join(problems))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -179,7 +180,7 @@ def test_out_of_order_segments_fill_a_receive_queue(daemon: hl.Observed) -> None
         rss_before = daemon.rss_mib()
         start = daemon.counters()
         bound = daemon.snapshot()["bounds"]["tcp_ooo_blocks_max"]
-        sock = ns.socket(hl.socket.AF_INET, hl.socket.SOCK_STREAM)
+        sock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.settimeout(60)
         sock.connect((lab.STACK_IP, 80))
         head = (f"POST /sha256 HTTP/1.1\r\nHost: {lab.STACK_IP}\r\nContent-Length: {len(body)}\r\n"
