@@ -241,6 +241,49 @@ def test_out_of_order_segments_fill_a_receive_queue(daemon: hl.Observed) -> None
     assert daemon.counters().get("drop.internal_error", 0) == 0
 
 
+def test_connection_flood_of_idle_established_connections(daemon: hl.Observed) -> None:
+    """10,000 real connections from the kernel to the discard service, held open and idle: there is no
+    global bound on established connections (as on Linux, where the server's descriptors bound them),
+    so this measures their cost and holds the memory ceiling; closing them all empties the table and
+    service goes on."""
+    import resource
+
+    ns = daemon.ns
+    count = 10_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < count + 500:
+        pytest.skip(f"needs {count + 500} file descriptors, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 500), hard))
+    rss_before = daemon.rss_mib()
+    socks: list[socket.socket] = []
+    try:
+        t0 = time.monotonic()
+        for _ in range(count):
+            sock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.settimeout(15)
+            sock.connect((lab.STACK_IP, 9))
+        elapsed = time.monotonic() - t0
+        held = daemon.check_bounds()
+        peak = daemon.rss_mib()
+    finally:
+        for sock in socks:
+            sock.close()
+    deadline = time.monotonic() + 30
+    while (snap := daemon.snapshot())["sizes"]["tcp_connections"] > 0:
+        assert time.monotonic() < deadline, f"connections left after every close: {snap['sizes']}"
+        time.sleep(0.5)
+    rss_after = daemon.rss_mib()
+    per_conn = (peak - rss_before) * 1024 / count
+    print(f"connection flood: {count} connections in {elapsed:.1f} s, {held['sizes']['tcp_established']} "
+          f"established at once, about {per_conn:.1f} KiB each")
+    hl.report_rss("connection flood", rss_before, rss_after, peak)
+    assert held["sizes"]["tcp_established"] == count
+    after = lab.ping(ns, lab.STACK_IP, count=3, interval=0.2)
+    assert after["received"] == 3, after["output"]
+    assert daemon.counters().get("drop.internal_error", 0) == 0
+
+
 # --- SYN floods --------------------------------------------------------------------------------------
 
 SYN_FLOOD = 50_000
