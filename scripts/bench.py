@@ -253,8 +253,9 @@ def main() -> int:
         notes.append(f"wire: through scripts/impaired_wire.py (a Python relay, the same for every column), loss "
                      f"each way, delay half each way, one download each, cut at {args.wire_max_time:g} s (*); "
                      "kernel = its default congestion control, cubic = the kernel with cubic")
-    notes.append("idle memory: pystack = growth of the daemon's VmRSS; kernel = slab growth of its run minus "
-                 "pystack's run (same client sockets) plus its Python server's RSS growth")
+    if idle_rows:
+        notes.append("idle memory: pystack = growth of the daemon's VmRSS; kernel = slab growth of its run minus "
+                     "pystack's run (same client sockets) plus its Python server's RSS growth")
     notes.append("pystack/kernel: lower is better for RTT, CPU and memory, higher for the rest. "
                  "MB = 10^6 bytes, GB = 10^9.")
     print()

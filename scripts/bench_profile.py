@@ -31,19 +31,22 @@ import lab  # noqa: E402
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
-def frame_name(frame: str) -> str:
-    """``func (path/to/file.py:123)`` -> ``file.py:func`` (the line dropped: one row per function)."""
+def frame_name(frame: str, with_line: bool = False) -> str:
+    """``func (path/to/file.py:123)`` -> ``dir/file.py:func`` (one row per function), or ``...:func:123``."""
     m = FRAME.match(frame.strip())
     if not m:
         return frame.strip()
     path = m.group("file")
     short = "/".join(Path(path).parts[-2:]) if "pystack" in path else Path(path).name
-    return f"{short}:{m.group('func')}"
+    line = f":{m.group('line')}" if with_line and m.group("line") else ""
+    return f"{short}:{m.group('func')}{line}"
 
 
-def fold(raw: str) -> tuple[Counter[str], Counter[str], int]:
-    """Self and total samples per function from py-spy's raw (collapsed stack) output."""
+def fold(raw: str) -> tuple[Counter[str], Counter[str], Counter[str], int]:
+    """Self samples per function and per line, and total samples per function, from py-spy's raw (collapsed
+    stack) output; and the number of samples."""
     self_time: Counter[str] = Counter()
+    self_lines: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
     for line in raw.splitlines():
@@ -51,14 +54,16 @@ def fold(raw: str) -> tuple[Counter[str], Counter[str], int]:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [frame_name(f) for f in stack.split(";")[1:]]  # the first entry names the thread
-        if not frames:
+        raw_frames = stack.split(";")[1:]  # the first entry names the thread
+        if not raw_frames:
             continue
+        frames = [frame_name(f) for f in raw_frames]
         samples += n
         self_time[frames[-1]] += n
+        self_lines[frame_name(raw_frames[-1], with_line=True)] += n
         for name in set(frames):
             total[name] += n
-    return self_time, total, samples
+    return self_time, self_lines, total, samples
 
 
 def profile(files: bench_tcp.Files, offload: bool, direction: str, out: Path, rate: int) -> dict[str, Any]:
@@ -88,10 +93,11 @@ def profile(files: bench_tcp.Files, offload: bool, direction: str, out: Path, ra
             assert spy.stderr is not None
             raise RuntimeError(f"py-spy wrote nothing: {spy.stderr.read().strip()[-300:]}")
     raw = raw_path.read_text() if raw_path.exists() else ""
-    self_time, total, samples = fold(raw)
+    self_time, self_lines, total, samples = fold(raw)
     return {"direction": direction, "offload": offload, "mb_per_s_under_py_spy": result["mb_per_s"],
             "wall_seconds": round(wall, 1), "samples": samples, "raw": str(raw_path),
-            "self": self_time.most_common(40), "total": total.most_common(40)}
+            "self": self_time.most_common(40), "self_lines": self_lines.most_common(40),
+            "total": total.most_common(40)}
 
 
 def main() -> int:
@@ -122,6 +128,8 @@ def main() -> int:
         print(f"  {'self %':>7} {'total %':>8}  function")
         for name, n in run["self"][:args.top]:
             print(f"  {100 * n / run['samples']:7.1f} {100 * totals.get(name, 0) / run['samples']:8.1f}  {name}")
+        print("  top lines by self time: " + ", ".join(f"{name} {100 * n / run['samples']:.1f}%"
+                                                       for name, n in run["self_lines"][:5]))
     return 0
 
 

@@ -46,10 +46,16 @@ def pytcp_target(ready_timeout: float = 30.0) -> Iterator[tuple[lab.Namespace, d
             log.seek(0)
             return log.read()[-300:]
 
-        try:
-            ns.wait_for_link(lab.TAP, 15)
-        except lab.LabError:
-            raise lab.LabError(f"PyTCP made no TAP {lab.TAP} in 15 s (status {proc.poll()}): {tail()}") from None
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                ns.wait_for_link(lab.TAP, 0.5)
+                break
+            except lab.LabError:
+                if proc.poll() is not None:
+                    raise lab.LabError(f"PyTCP exited with status {proc.returncode}: {tail()}") from None
+                if time.monotonic() > deadline:
+                    raise lab.LabError(f"PyTCP made no TAP {lab.TAP} in 15 s: {tail()}") from None
         ns.disable_ipv6(lab.TAP)
         ns.add_address(lab.TAP, lab.HOST_ADDRESS)
         ns.link_up(lab.TAP)
