@@ -171,6 +171,8 @@ def hl_flags(flags: int) -> str:
 
 
 def test_tcp_to_the_broadcast_address_gets_no_answer(daemon: hl.Observed) -> None:
+    """A SYN to 192.0.2.255:80 and an ACK to 192.0.2.255:81 are discarded (RFC 1122 4.2.3.10): no SYN-ACK,
+    no RST, from any source address."""
     ns = daemon.ns
     bcast = hl.ip_int("192.0.2.255")
     with hl.sniffer(ns) as sn, hl.raw_wire(ns) as wire:

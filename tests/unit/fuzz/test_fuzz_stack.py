@@ -193,7 +193,7 @@ def test_frames_of_every_size(size: int) -> None:
     feed(stack, clock, [frame])
 
 
-# --- regressions: bugs the fuzzer found (fixed in dafed79) ----------------------------------------
+# --- regressions: bugs the fuzzer found (fixed in dafed79 and 701970e) -----------------------------
 
 
 def test_arp_reply_for_another_host_is_counted() -> None:
@@ -245,6 +245,8 @@ def test_echo_request_from_off_subnet_without_gateway_is_dropped_and_counted() -
 @pytest.mark.parametrize("dst", [0xC00002FF, 0xFFFFFFFF], ids=["subnet_broadcast", "limited_broadcast"])
 @pytest.mark.parametrize("flags,port", [(0x10, 81), (0x02, 81), (0x02, 80)], ids=["ack_closed", "syn_closed", "syn_listen"])
 def test_tcp_to_a_broadcast_address_is_dropped(dst: int, flags: int, port: int) -> None:
+    """RFC 1122 4.2.3.10: TCP to a broadcast address is discarded; no RST, no SYN-ACK, no half-open
+    connection, and never a segment from the broadcast address as source (3.2.1.3)."""
     stack, clock = fuzz_target()
     stack.arp.update(B_IP, B_MAC, clock.now, create=True)  # so any answer would go out at once
     segment = struct.pack("!HHIIBBHHH", 40000, port, 1000, 5000, 5 << 4, flags, 65535, 0, 0)
