@@ -300,15 +300,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack.configure(int(args.address.ip), args.address.network.prefixlen, gateway, now)
     services = []
     if args.echo:
-        UdpEcho(stack, runtime.now)
-        StreamServer(stack, runtime.now, 7, EchoSession)
+        UdpEcho(stack)
+        StreamServer(stack, 7, EchoSession)
         services.append("echo on udp/tcp port 7")
     if args.discard:
-        StreamServer(stack, runtime.now, 9, DiscardSession)
+        StreamServer(stack, 9, DiscardSession)
         services.append("discard on tcp port 9")
     if args.http:
         root, port = args.http
-        StreamServer(stack, runtime.now, port, lambda: HttpSession(root))
+        StreamServer(stack, port, lambda: HttpSession(root))
         services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
 
     serving = f"; serving {', '.join(services)}" if services else ""

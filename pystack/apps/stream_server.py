@@ -32,10 +32,9 @@ class StreamSession(Protocol):
 class StreamServer:
     """Listens on ``port`` and runs one session per accepted connection."""
 
-    def __init__(self, stack: Stack, clock: Callable[[], float], port: int,
-                 session_factory: Callable[[], StreamSession], backlog: int = 1024) -> None:
+    def __init__(self, stack: Stack, port: int, session_factory: Callable[[], StreamSession],
+                 backlog: int = 1024) -> None:
         self.stack = stack
-        self.clock = clock
         self.factory = session_factory
         self.listener = stack.tcp.listen(0, port, backlog)
         self.listener.on_event = self._on_accept
@@ -77,7 +76,7 @@ class _ServedConnection:
 
     def _pump(self) -> None:
         conn, session = self.conn, self.session
-        now = self.server.clock()
+        now = self.server.stack.now  # the time of the event being handled: TCP's clock must not go back
         if conn.error is not None:
             self._finish(abort=False)
             return
@@ -107,7 +106,7 @@ class _ServedConnection:
         if self.done:
             return
         self.done = True
-        now = self.server.clock()
+        now = self.server.stack.now
         self.session.close()
         if abort:
             self.conn.abort(now)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 from pystack.stack import Stack
 from pystack.udp.endpoint import UdpEndpoint
 
@@ -11,14 +9,13 @@ ECHO_PORT = 7
 
 
 class UdpEcho:
-    def __init__(self, stack: Stack, clock: Callable[[], float], port: int = ECHO_PORT) -> None:
+    def __init__(self, stack: Stack, port: int = ECHO_PORT) -> None:
         self.stack = stack
-        self.clock = clock
         self.endpoint = stack.udp.bind(0, port)
         self.endpoint.on_event = self._on_event
 
     def _on_event(self, endpoint: UdpEndpoint) -> None:
-        now = self.clock()
+        now = self.stack.now
         while True:
             try:
                 got = endpoint.recvfrom()

@@ -71,7 +71,7 @@ class Connection:
         "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
-        "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts",
+        "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts", "_ts_last",
         "_probe_end", "_oow_ack_at",
     )
 
@@ -122,6 +122,7 @@ class Connection:
         self._snd_wscale = 0
         self._rcv_wscale = 0
         self._ts_ok = False
+        self._ts_last = 0
         self._ts_offset = layer.rng.getrandbits(32)  # RFC 7323 5.4: a random offset per connection
         self._ts_recent = 0
         self._ts_recent_age = 0.0
@@ -460,8 +461,13 @@ class Connection:
                 cb()
 
     def _ts_clock(self, now: float) -> int:
-        """TSval: a millisecond clock with a per-connection offset (RFC 7323 5.4)."""
-        return (int(now * 1000) + self._ts_offset) & MASK
+        """TSval: a millisecond clock with a per-connection offset (RFC 7323 5.4). Never goes back, even
+        if callers hand in times out of order (a batch's time after a live clock's)."""
+        value = int(now * 1000)
+        if value < self._ts_last:
+            value = self._ts_last
+        self._ts_last = value
+        return (value + self._ts_offset) & MASK
 
     def deadline(self) -> float:
         return min(self._rtx_at, self._delack_at, self._tw_at, self._ka_at)
@@ -566,6 +572,10 @@ class Connection:
             if avail > 0:
                 wnd = self.snd_wnd
                 cwnd = self.cc.cwnd
+                if self._dupacks and not self._in_recovery:
+                    # RFC 3042 limited transmit: a new segment for each of the first two duplicate ACKs,
+                    # so a small window still produces the third one that triggers fast retransmit.
+                    cwnd += min(self._dupacks, 2) * smss
                 usable = (wnd if wnd < cwnd else cwnd) - off
                 n = seg_max if seg_max < avail else avail
                 if usable < n:
@@ -882,12 +892,18 @@ class Connection:
         plen = len(payload)
         counters = self._layer.counters
 
-        # RFC 7323 5.3 PAWS: a timestamp older than ts_recent marks an old duplicate.
+        # RFC 7323 5.3 PAWS: a timestamp older than ts_recent marks an old duplicate...
         if self._ts_ok and seg.ts_val is not None and not flags & RST:
-            if ((seg.ts_val - self._ts_recent) & MASK) >= 0x80000000 and now - self._ts_recent_age < _TS_IDLE_LIMIT:
-                counters.drop("tcp.paws")
-                self._ack_now = True
-                return False
+            behind = (self._ts_recent - seg.ts_val) & MASK
+            if 0 < behind < 0x80000000 and now - self._ts_recent_age < _TS_IDLE_LIMIT:
+                # ...except a duplicate ACK merely overtaken by a newer segment, which still carries SACK
+                # news: accepted, as Linux's tcp_disordered_ack does, when it is no older than an RTO.
+                disordered = (flags == ACK and not plen and seq == self.rcv_nxt and seg.ack == self.snd_una
+                              and behind <= self.rtt.rto * 1000)
+                if not disordered:
+                    counters.drop("tcp.paws")
+                    self._ack_now = True
+                    return False
 
         if flags & SYN and st != SYN_RECEIVED:
             if st == TIME_WAIT and not flags & ACK and seq_gt(seq, self.rcv_nxt):

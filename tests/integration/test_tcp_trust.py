@@ -71,16 +71,6 @@ def test_kernel_and_pystack_refuse_nothing_of_each_other(start_stack: Callable[.
     assert counters.get("tcp.passive_opens") == 3, counters
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pystack bug: with TAP offload on (the default) pystack's TSval goes backwards within a "
-           "connection (RFC 7323 5.4: the timestamp clock must be monotonic). tcpdump on pst0 reads ~30-80 "
-           "segments per 20 MiB down+up with a TSval 1-2 ms below an earlier one, and the kernel drops those "
-           "2 ms behind as PAWS (TcpExtPAWSEstab 3-40 per run); with --no-offload none. Likely cause: "
-           "pystack/runtime.py Runtime.run hands a whole read batch the `now` read once per loop iteration, "
-           "while pystack/apps/stream_server.py _pump sends with the live clock (self.server.clock()), so "
-           "data sent for an ACK later in the batch carries an older TSval; offload makes iterations longer",
-)
 def test_tsval_never_goes_backwards(start_stack: Callable[..., lab.Daemon], tmp_path: Path) -> None:
     """pystack's timestamps, read by tcpdump on the TAP as the kernel receives them, never decrease on
     a connection, and the kernel drops none of its segments as old duplicates (PAWS)."""

@@ -116,7 +116,7 @@ def record_session(seed: int = 7) -> list[bytes]:
     refused with RST, and an abort."""
     a, b, wire = make_pair(seed=seed)
     rng = random.Random(seed)
-    UdpEcho(a, wire.clock)
+    UdpEcho(a)
     now = wire.clock.now
     for size in (56, 1472, 4000):
         b.send_ip(A_IP, ipv4.PROTO_ICMP, icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x1234_0001, bytes(size)), now)

@@ -37,7 +37,7 @@ def fuzz_target(gateway: bool = True) -> tuple[Stack, object]:
     a, _b, wire = make_pair()
     if not gateway:
         a.gateway = None
-    UdpEcho(a, wire.clock)
+    UdpEcho(a)
     a.tcp.listen(0, 80, 64)
     a.frames_to_send()
     return a, wire.clock

@@ -33,7 +33,7 @@ def stack_a():
     a, _b, wire = make_pair()
     from pystack.apps.udp_echo import UdpEcho
 
-    UdpEcho(a, wire.clock)
+    UdpEcho(a)
     a.frames_to_send()
     return a, wire.clock.now
 

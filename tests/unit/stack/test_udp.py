@@ -64,7 +64,7 @@ def test_icmp_errors_are_rate_limited_per_destination(pair):
 
 def test_echo_service_returns_each_datagram(pair):
     a, b, wire = pair
-    UdpEcho(b, wire.clock)
+    UdpEcho(b)
     client = a.udp.bind(0, 0)
     for i in range(5):
         client.sendto(b"ping %d" % i, (B_IP, 7), wire.clock.now)
