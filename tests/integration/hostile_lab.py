@@ -452,3 +452,112 @@ def spawn_curl(ns: lab.Namespace, *args: str, timeout: float = 120.0) -> subproc
 def finish(proc: subprocess.Popen[str], timeout: float = 150.0) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
+
+
+# --- transfers that stay open as long as a test needs them -------------------------------------------
+
+
+class HeldTransfer(threading.Thread):
+    """An HTTP transfer from a kernel socket that keeps the connection busy, then holds its last part
+    until :meth:`release`: a test's attack is sure to meet a live connection, whatever the speeds.
+
+    ``kind="download"``: GET ``path``, read at about ``rate`` bytes/s, hash the body.
+    ``kind="upload"``: POST ``body`` to /sha256 at about ``rate`` bytes/s; ``result`` is pystack's digest.
+    """
+
+    def __init__(self, ns: lab.Namespace, kind: str, *, path: str = "", body: bytes = b"", rate: int = 3 * MiB,
+                 hold: int = 2 * MiB, timeout: float = 120.0) -> None:
+        super().__init__(name=f"held-{kind}", daemon=True)
+        self.kind, self.path, self.body, self.rate, self.hold = kind, path, body, rate, hold
+        self.sock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.released = threading.Event()
+        self.holding = threading.Event()
+        self.result: str | None = None
+        self.length = 0
+        self.error: BaseException | None = None
+
+    def release(self) -> None:
+        self.released.set()
+
+    def finish(self, timeout: float = 120.0) -> str:
+        """Release, wait, and return the digest (download: of the body read; upload: pystack's answer)."""
+        self.release()
+        self.join(timeout)
+        assert not self.is_alive(), f"the {self.kind} did not finish within {timeout} s"
+        if self.error is not None:
+            raise AssertionError(f"the {self.kind} failed: {self.error!r}")
+        assert self.result is not None
+        return self.result
+
+    def run(self) -> None:
+        try:
+            self.sock.connect((lab.STACK_IP, 80))
+            if self.kind == "download":
+                self._download()
+            else:
+                self._upload()
+        except BaseException as exc:  # handed to finish()
+            self.error = exc
+        finally:
+            self.sock.close()
+
+    def _pace(self, done: int, start: float) -> None:
+        ahead = done / self.rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+
+    def _head(self, buf: bytes) -> tuple[dict[str, str], bytes]:
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed inside the response header: {buf[:200]!r}")
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/1.1 200"):
+            raise ConnectionError(f"answer {lines[0]!r}")
+        return {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}, rest
+
+    def _download(self) -> None:
+        import hashlib
+
+        self.sock.sendall(f"GET {self.path} HTTP/1.1\r\nHost: {lab.STACK_IP}\r\n\r\n".encode())
+        headers, body = self._head(b"")
+        total = int(headers["content-length"])
+        digest = hashlib.sha256(body)
+        got, start = len(body), time.monotonic()
+        while got < total:
+            if total - got <= self.hold and not self.released.is_set():
+                self.holding.set()
+                self.released.wait()
+            chunk = self.sock.recv(min(65536, total - got))
+            if not chunk:
+                raise ConnectionError(f"closed after {got} of {total} bytes")
+            digest.update(chunk)
+            got += len(chunk)
+            self._pace(got, start)
+        self.length = got
+        self.result = digest.hexdigest()
+
+    def _upload(self) -> None:
+        body = self.body
+        self.sock.sendall(f"POST /sha256 HTTP/1.1\r\nHost: {lab.STACK_IP}\r\nContent-Length: {len(body)}\r\n"
+                          f"Content-Type: application/octet-stream\r\n\r\n".encode())
+        sent, start = 0, time.monotonic()
+        while sent < len(body):
+            if len(body) - sent <= self.hold and not self.released.is_set():
+                self.holding.set()
+                self.released.wait()
+            n = min(65536, len(body) - sent)
+            self.sock.sendall(body[sent:sent + n])
+            sent += n
+            self._pace(sent, start)
+        self.length = sent
+        _headers, rest = self._head(b"")
+        while len(rest) < 64:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        self.result = rest[:64].decode()

@@ -2,8 +2,8 @@
 
 An off-path attacker knows the 4-tuple (here: the kernel's port, read from the wire) but not the
 sequence numbers. Forged RSTs, SYNs and data, with correct checksums and no timestamp option (a blind
-attacker cannot know one), are written raw into the TAP while curl downloads from or uploads to
-pystack. The rules (RFC 5961):
+attacker cannot know one), are written raw into the TAP while a kernel socket downloads from or uploads
+to pystack. The rules (RFC 5961):
 
 - a RST outside the window is dropped silently (3.2); inside it but not exactly RCV.NXT, it earns a
   challenge ACK and changes nothing;
@@ -28,7 +28,7 @@ import pytest
 
 import hostile_lab as hl
 import lab
-from tcp_lab import HTTP_URL, MiB, random_file
+from tcp_lab import MiB, random_file
 
 pytestmark = pytest.mark.integration
 
@@ -90,12 +90,14 @@ def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 def test_blind_attacks_on_a_download(daemon: hl.Observed, www: Path, tmp_path: Path) -> None:
+    """A kernel socket downloads 12 MiB (paced, its last part held until the attack is over) while every
+    kind of blind forgery arrives; the SHA-256 of what it read must be the file's."""
     ns = daemon.ns
     rng = random.Random(secrets.randbits(32))
     digest = random_file(www / "file.bin", 12 * MiB)
-    out = tmp_path / "got.bin"
     with hl.sniffer(ns) as sn, hl.raw_wire(ns) as wire:
-        curl = hl.spawn_curl(ns, "--limit-rate", "1500K", "-o", str(out), f"{HTTP_URL}/file.bin", timeout=120)
+        download = hl.HeldTransfer(ns, "download", path="/file.bin", rate=2 * MiB, hold=4 * MiB)
+        download.start()
         conn = sn.connection(80)
         deadline = time.monotonic() + 10
         while sn.view(conn).stack.segments < 20:  # the response is flowing
@@ -128,15 +130,12 @@ def test_blind_attacks_on_a_download(daemon: hl.Observed, www: Path, tmp_path: P
                 wire.send(group[i:i + PACED])
                 time.sleep(0.25)
         after = daemon.counters()
-        still_running = curl.poll() is None
-        code, _o, err = hl.finish(curl)
+        got = download.finish()
         acks_seen = len(sn.view(conn).stack_pure_acks) - acks_before
         assert wire.tx_dropped() == 0
     c = delta(after, before)
     print(f"blind attacks on a download: {dict(sorted(c.items()))}\npure ACKs from pystack on the wire: {acks_seen}")
-    assert code == 0, f"curl {code}: {err}"
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
-    assert still_running, "the download ended before the attack did: slow it down"
+    assert got == digest, "the download is not the file"
     assert c.get("tcp.rst_received", 0) == 0, c
     assert c.get("drop.tcp.rst_out_of_window", 0) >= 1000, c
     assert c.get("drop.tcp.out_of_window", 0) >= 500, c
@@ -156,15 +155,16 @@ def test_blind_attacks_on_a_download(daemon: hl.Observed, www: Path, tmp_path: P
 
 
 def test_blind_attacks_on_an_upload(daemon: hl.Observed, www: Path, tmp_path: Path) -> None:
-    """curl -T uploads 12 MiB to POST /sha256 while forged data, RSTs and SYNs arrive: pystack's digest of
-    what it received is the file's, so not one forged byte got into the stream."""
+    """A kernel socket uploads 12 MiB to POST /sha256 (paced, its last part held until the attack is over)
+    while forged data, RSTs and SYNs arrive: pystack's digest of what it received is the body's, so not
+    one forged byte got into the stream."""
     ns = daemon.ns
     rng = random.Random(secrets.randbits(32))
-    src = tmp_path / "up.bin"
-    digest = random_file(src, 12 * MiB)
+    body = rng.randbytes(12 * MiB)
+    digest = hashlib.sha256(body).hexdigest()
     with hl.sniffer(ns) as sn, hl.raw_wire(ns) as wire:
-        curl = hl.spawn_curl(ns, "--limit-rate", "1M", "-T", str(src), "-X", "POST", f"{HTTP_URL}/sha256",
-                             timeout=120)
+        upload = hl.HeldTransfer(ns, "upload", body=body, rate=2 * MiB, hold=2 * MiB)
+        upload.start()
         conn = sn.connection(80)
         deadline = time.monotonic() + 10
         while sn.view(conn).kernel.segments < 50:
@@ -194,14 +194,11 @@ def test_blind_attacks_on_an_upload(daemon: hl.Observed, www: Path, tmp_path: Pa
             wire.send(frames)
             time.sleep(0.3)
         after = daemon.counters()
-        still_running = curl.poll() is None
-        code, out, err = hl.finish(curl)
+        answer = upload.finish()
         assert wire.tx_dropped() == 0
     c = delta(after, before)
     print(f"blind attacks on an upload, sent {sent}: {dict(sorted(c.items()))}")
-    assert code == 0, f"curl {code}: {err}"
-    assert out.strip() == digest, "pystack's SHA-256 of the upload is not the file's: forged bytes got in"
-    assert still_running, "the upload ended before the attack did: slow it down"
+    assert answer == digest, "pystack's SHA-256 of the upload is not the body's: forged bytes got in"
     assert c.get("tcp.rst_received", 0) == 0, c
     assert c.get("drop.tcp.rst_out_of_window", 0) >= sent["rst"], c
     assert c.get("drop.tcp.syn_in_synchronized", 0) >= sent["syn"], c
