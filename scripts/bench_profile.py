@@ -2,7 +2,7 @@
 
 For each mode (TAP offload on, as ``pystack run`` starts, and ``--no-offload``) and each direction, a fresh
 single-namespace lab runs ``pystack run --http DIR``; ``py-spy record --format raw`` samples the daemon while
-the kernel's curl moves a random file (GET, then ``POST /sha256``). The raw output is folded stacks with a
+the kernel's curl moves a random file ``--runs`` times (GET, then ``POST /sha256``). The raw output is folded stacks with a
 count each; the innermost frame of a stack is where the sample was taken, so summing counts by innermost
 function gives self time, and by every function on the stack (once per stack) total time. Prints the top
 functions by self time per run, and writes the raw files and a JSON summary next to ``--out``.
@@ -66,7 +66,8 @@ def fold(raw: str) -> tuple[Counter[str], Counter[str], Counter[str], int]:
     return self_time, self_lines, total, samples
 
 
-def profile(files: bench_tcp.Files, offload: bool, direction: str, out: Path, rate: int) -> dict[str, Any]:
+def profile(files: bench_tcp.Files, offload: bool, direction: str, out: Path, rate: int,
+            runs: int) -> dict[str, Any]:
     flags = () if offload else ("--no-offload",)
     raw_path = out / f"pyspy-{direction}-{'offload' if offload else 'plain'}.txt"
     with lab.namespace() as ns, lab.pystack_daemon(ns, "--http", f"{files.root}:80", *flags) as daemon:
@@ -80,9 +81,9 @@ def profile(files: bench_tcp.Files, offload: bool, direction: str, out: Path, ra
         time.sleep(1.0)  # py-spy attached before the transfer starts
         started = time.monotonic()
         if direction == "download":
-            result = bench_tcp.download(target, files, 1, 120, 0)
+            result = bench_tcp.download(target, files, runs, 120, 300)
         else:
-            result = bench_tcp.upload(target, files, 1, 120, 0)
+            result = bench_tcp.upload(target, files, runs, 120, 300)
         wall = time.monotonic() - started
         spy.send_signal(signal.SIGINT)  # as Ctrl-C: py-spy writes what it sampled and exits (SIGTERM would not)
         try:
@@ -104,6 +105,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=200)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--runs", type=int, default=3, help="transfers per direction and mode (more samples)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path("/tmp/pystack-profile"))
     args = parser.parse_args()
@@ -114,7 +116,7 @@ def main() -> int:
             for direction in ("download", "upload"):
                 print(f"profiling {direction}, offload {'on' if offload else 'off'} ...", flush=True)
                 try:
-                    runs.append(profile(files, offload, direction, args.out, args.rate))
+                    runs.append(profile(files, offload, direction, args.out, args.rate, args.runs))
                 except Exception as exc:
                     runs.append({"direction": direction, "offload": offload, "error": f"{type(exc).__name__}: {exc}"})
                     print(f"  failed: {runs[-1]['error']}", file=sys.stderr)
