@@ -104,7 +104,7 @@ def profile(files: bench_tcp.Files, offload: bool, direction: str, out: Path, ra
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=200)
-    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
     parser.add_argument("--runs", type=int, default=3, help="transfers per direction and mode (more samples)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path("/tmp/pystack-profile"))
