@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pystack.stack import Stack
+from pystack.wire.gso import GsoFrame, segment
 
 Fault = Callable[[int, bytes], list[bytes]]
 """(sender index, frame) -> frames actually delivered (empty to drop)."""
@@ -42,7 +43,9 @@ class MemoryWire:
         for i, stack in enumerate(self.stacks):
             for frame in stack.frames_to_send():
                 self.log.append((now, i, frame))
-                delivered = self.fault(i, frame) if self.fault else [frame]
+                # A segmentation-offload frame is cut into wire segments, as the kernel does on a TAP.
+                pieces = segment(frame, frame.gso_size) if type(frame) is GsoFrame else [frame]
+                delivered = [f for p in pieces for f in self.fault(i, p)] if self.fault else pieces
                 for f in delivered:
                     self._seq += 1
                     self.in_flight.append((now + self.latency, self._seq, i, f))

@@ -510,12 +510,13 @@ class Connection:
             self._last_ack_sent = rcv_nxt
             self._ack_now = False
             self._delack_at = INF
+        gso = len(payload) > self._smss  # the link cuts it and fills in each piece's checksum
         seg = wire.build(
             self.local_ip, self.remote_ip, self.local_port, self.remote_port, seq, ack, flags, field,
-            options, payload,
+            options, payload, checksum=not gso,
         )
         self._layer.counters["tcp.out_segments"] += 1
-        if len(payload) > self._smss:
+        if gso:
             self._layer.emit(self.local_ip, self.remote_ip, seg, self._mss_now())
         else:
             self._layer.emit(self.local_ip, self.remote_ip, seg)

@@ -191,11 +191,13 @@ def timestamp_option(ts_val: int, ts_ecr: int) -> bytes:
 def build(
     src: int, dst: int, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
     options: bytes = b"", payload: bytes | bytearray | memoryview = b"", urgent: int = 0,
+    checksum: bool = True,
 ) -> bytes:
     """A finished segment with its checksum. ``options`` must already be padded (see build_options).
 
     The checksum is summed from the header fields as integers plus the options and payload, so the
-    payload is copied exactly once, into the result.
+    payload is copied exactly once, into the result. ``checksum=False`` leaves the field zero, for a
+    segment the link will cut and checksum itself (segmentation offload).
     """
     olen = len(options)
     if olen & 3 or olen > MAX_HEADER_LEN - HEADER_LEN:
@@ -208,9 +210,12 @@ def build(
         + src_port + dst_port + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
         + off_flags + window + urgent
     )
-    if olen:
-        total += ones_sum(options)
-    csum = internet_checksum(payload, total)
+    if not checksum:
+        csum = 0
+    else:
+        if olen:
+            total += ones_sum(options)
+        csum = internet_checksum(payload, total)
     header = _HEADER.pack(src_port, dst_port, seq, ack, off_flags >> 8, flags, window, csum, urgent)
     if olen:
         return b"".join((header, options, payload))
