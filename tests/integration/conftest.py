@@ -69,3 +69,11 @@ def start_stack(daemon_ready: None, ns: lab.Namespace, tmp_path: Path) -> Iterat
 def stack(start_stack: StartStack) -> lab.Daemon:
     """pystack at 192.0.2.2 with its UDP echo service on port 7."""
     return start_stack("--echo")
+
+
+@pytest.fixture
+def www(tmp_path: Path) -> Path:
+    """An empty document root for pystack's --http service, filled by the test."""
+    root = tmp_path / "www"
+    root.mkdir()
+    return root

@@ -36,13 +36,6 @@ def spoofed(i: int) -> int:
 
 
 @pytest.fixture
-def www(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def daemon(ns: lab.Namespace, tmp_path: Path, www: Path, daemon_ready: None):
     with hl.observed_daemon(ns, "--echo", "--discard", "--http", str(www), "--gateway", lab.HOST_IP,
                             workdir=tmp_path) as observed:

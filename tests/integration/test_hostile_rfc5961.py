@@ -38,13 +38,6 @@ PACED = 20
 
 
 @pytest.fixture
-def www(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def daemon(ns: lab.Namespace, tmp_path: Path, www: Path, daemon_ready: None):
     with hl.observed_daemon(ns, "--http", str(www), "--echo", "--pcap", str(tmp_path / "pystack.pcap"),
                             workdir=tmp_path) as observed:

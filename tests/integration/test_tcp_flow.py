@@ -20,13 +20,6 @@ from tcp_lab import HTTP_URL, MiB, curl, kernel_distrust, kernel_mib, random_fil
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def www(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir()
-    return root
-
-
 def _get(ns: lab.Namespace, path: str, source_port: int = 0, close: bool = True) -> bytes:
     """GET ``path`` from pystack over a kernel socket (optionally from a fixed port); return the body."""
     sock = ns.socket(socket.AF_INET, socket.SOCK_STREAM)

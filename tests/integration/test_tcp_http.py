@@ -22,13 +22,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def www(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def got(tmp_path: Path) -> Path:
     """Where curl writes what it downloaded."""
     path = tmp_path / "got"

@@ -20,13 +20,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def www(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def tcp_stack(start_stack: Callable[..., lab.Daemon], www: Path) -> lab.Daemon:
     return start_stack("--echo", "--discard", "--http", str(www))
 
