@@ -355,7 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime.close()
         if link.offload:
             stack.counters["link.super_frames_in"] += link.super_frames
-            stack.counters["link.checksums_completed"] += link.checksums_completed
+            stack.counters["link.partial_checksum_frames_in"] += link.partial_checksum_frames
         counters = dict(sorted(stack.counters.items()))
         print("pystack counters:\n" + stack.counters.report(), file=sys.stderr)
         if args.stats_json:

@@ -31,6 +31,7 @@ from pystack.wire import icmp as icmp_wire
 from pystack.wire import ipv4
 from pystack.wire import udp as udp_wire
 from pystack.wire.gso import GsoFrame, segment
+from pystack.wire.virtio import PartialChecksumFrame
 
 log = logging.getLogger("pystack")
 
@@ -44,7 +45,8 @@ _ETH_IPV6 = ethernet.ETHERTYPE_IPV6
 class TransportLayer(Protocol):
     """What the stack needs of a transport it hands datagrams to (TCP is attached this way)."""
 
-    def receive(self, src: int, dst: int, segment: memoryview, now: float) -> None: ...
+    def receive(self, src: int, dst: int, segment: memoryview, now: float,
+                checksum_trusted: bool = False) -> None: ...
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
 
@@ -92,6 +94,9 @@ class Stack:
         self._ident = random.randrange(0x10000)
         self._announce: list[float] = []
         self._internal_errors = 0
+        self._checksum_trusted = False
+        """True while handling a frame whose transport checksum the kernel left partial (see
+        pystack.wire.virtio.PartialChecksumFrame): it was never on a wire, so it is not verified."""
 
     # ------------------------------------------------------------------ configuration
 
@@ -162,6 +167,7 @@ class Stack:
 
     def receive_frame(self, frame: bytes | memoryview, now: float) -> None:
         self.now = now
+        self._checksum_trusted = type(frame) is PartialChecksumFrame
         self.counters["frames_in"] += 1
         try:
             self._receive_frame(frame, now)
@@ -258,7 +264,7 @@ class Stack:
                     # TCP is unicast only: RFC 1122 4.2.3.10 (and never answer from a broadcast, 3.2.1.3).
                     self.counters.drop("ipv4.transport_not_unicast")
                     return
-                layer.receive(pkt.src, pkt.dst, payload, now)
+                layer.receive(pkt.src, pkt.dst, payload, now, self._checksum_trusted)
                 return
             self.counters.drop("ipv4.unknown_protocol")
             self._send_icmp_error(pkt, header, payload, icmp_wire.TYPE_DEST_UNREACHABLE,
@@ -314,7 +320,7 @@ class Stack:
                 layer.icmp_error(msg.type, msg.code, quoted_src, quoted_dst, quote[ihl:], now, next_hop_mtu=mtu)
 
     def _receive_udp(self, pkt: ipv4.IPv4Packet, header: memoryview, payload: memoryview, now: float) -> None:
-        sport, dport, data = udp_wire.parse(payload, pkt.src, pkt.dst)
+        sport, dport, data = udp_wire.parse(payload, pkt.src, pkt.dst, not self._checksum_trusted)
         endpoint = self.udp.lookup(pkt.dst, dport)
         if endpoint is None:
             self.counters.drop("udp.port_closed")

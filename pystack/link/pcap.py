@@ -7,6 +7,7 @@ import time
 from typing import BinaryIO
 
 from pystack.wire.gso import GsoFrame, segment
+from pystack.wire.virtio import PartialChecksumFrame, complete_checksum
 
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
@@ -29,6 +30,8 @@ class PcapWriter:
             for piece in segment(frame, frame.gso_size):  # record what the wire carries, not the super-frame
                 self._record(piece, ts)
             return
+        if type(frame) is PartialChecksumFrame:
+            frame = complete_checksum(frame)  # record a frame Wireshark verifies, as it was meant
         self._record(frame, ts)
 
     def _record(self, frame: bytes | memoryview, ts: int) -> None:

@@ -16,9 +16,10 @@ import struct
 
 import pytun
 
-from pystack.wire.checksum import internet_checksum, pseudo_header_sum
+from pystack.wire.checksum import pseudo_header_sum
 from pystack.wire.gso import GsoFrame, header_lengths
-from pystack.wire.virtio import GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, build_header, parse_header
+from pystack.wire.virtio import (GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, PartialChecksumFrame,
+                                 build_header, parse_header)
 
 MAX_FRAME = 65535 + 14
 TUNSETOFFLOAD = 0x400454D0
@@ -50,7 +51,7 @@ class TapLink:
             except OSError:
                 pass  # the header stays, with nothing offloaded: every frame is whole
         self.vnet = offload
-        self.checksums_completed = 0
+        self.partial_checksum_frames = 0
         self.super_frames = 0
         self.name = self.dev.name
         try:
@@ -73,24 +74,17 @@ class TapLink:
             return data
         return self._from_vnet(data)
 
-    def _from_vnet(self, data: bytes) -> bytes | bytearray:
+    def _from_vnet(self, data: bytes) -> bytes:
         flags, gso_type, _hdr_len, _gso_size, csum_start, csum_offset = parse_header(data)
         if gso_type != GSO_NONE:
             self.super_frames += 1
+        frame = memoryview(data)[VNET_HDR_LEN:]
         if not flags & NEEDS_CSUM:
-            return data[VNET_HDR_LEN:]
-        # The kernel left the transport checksum partial (the pseudo-header sum is in the field):
-        # finish it over csum_start.. (virtio 1.1, 5.1.6.2), so the frame verifies like any other.
-        frame = bytearray(memoryview(data)[VNET_HDR_LEN:])
-        field = csum_start + csum_offset
-        if field + 2 > len(frame):
-            return frame  # nonsense from the kernel: let the parsers drop it
-        csum = internet_checksum(memoryview(frame)[csum_start:])
-        if frame[23] == 17 and csum == 0:
-            csum = 0xFFFF  # RFC 768: UDP sends a computed zero as all ones
-        struct.pack_into("!H", frame, field, csum)
-        self.checksums_completed += 1
-        return frame
+            return bytes(frame)
+        if csum_start + csum_offset + 2 > len(frame):
+            return bytes(frame)  # nonsense from the kernel: the parsers verify and drop it
+        self.partial_checksum_frames += 1
+        return PartialChecksumFrame(frame, csum_start, csum_offset)
 
     def write(self, frame: bytes) -> bool:
         """Write one frame. False when the kernel refused it (queue full is counted by the caller)."""

@@ -115,12 +115,14 @@ class TcpLayer:
 
     # ------------------------------------------------------------------ IP side
 
-    def receive(self, src_ip: int, dst_ip: int, segment: bytes | memoryview, now: float) -> None:
-        """One IPv4 payload of protocol 6. Bad segments are dropped and counted, never raised."""
+    def receive(self, src_ip: int, dst_ip: int, segment: bytes | memoryview, now: float,
+                checksum_trusted: bool = False) -> None:
+        """One IPv4 payload of protocol 6. Bad segments are dropped and counted, never raised.
+        ``checksum_trusted``: the kernel built it in memory (a partial-checksum TAP frame)."""
         self.now = now
         counters = self.counters
         try:
-            seg = wire.parse(segment, src_ip, dst_ip)
+            seg = wire.parse(segment, src_ip, dst_ip, not checksum_trusted)
         except WireError as exc:
             counters.drop(exc.reason)
             return

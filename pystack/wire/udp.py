@@ -20,7 +20,7 @@ class UdpDatagram(NamedTuple):
     payload: memoryview
 
 
-def parse(data: bytes | memoryview, src: int, dst: int) -> UdpDatagram:
+def parse(data: bytes | memoryview, src: int, dst: int, verify_checksum: bool = True) -> UdpDatagram:
     """Validate length and checksum (a zero checksum means none was sent, RFC 768)."""
     if len(data) < HEADER_LEN:
         raise WireError("udp.truncated")
@@ -28,7 +28,7 @@ def parse(data: bytes | memoryview, src: int, dst: int) -> UdpDatagram:
     if length < HEADER_LEN or length > len(data):
         raise WireError("udp.bad_length")
     view = memoryview(data)[:length]
-    if csum and ones_sum(view, pseudo_header_sum(src, dst, PROTO_UDP, length)) != 0xFFFF:
+    if csum and verify_checksum and ones_sum(view, pseudo_header_sum(src, dst, PROTO_UDP, length)) != 0xFFFF:
         raise WireError("udp.bad_checksum")
     if dport == 0:
         raise WireError("udp.port_zero")

@@ -1,5 +1,6 @@
-"""Frames read from a TAP with a virtio-net header: partial checksums are completed, so the stack's
-parsers verify them like any other frame (no device needed: the header handling is pure)."""
+"""Frames read from a TAP with a virtio-net header: partial-checksum frames are marked (the stack
+trusts them; the pcap completes them), and completing one gives a frame every parser verifies (no
+device needed: the header handling is pure)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from pystack.link.tap import TapLink
 from pystack.wire import ethernet, ipv4, tcp, udp
 from pystack.wire.checksum import pseudo_header_sum
-from pystack.wire.virtio import GSO_TCPV4, NEEDS_CSUM, build_header
+from pystack.wire.virtio import GSO_TCPV4, NEEDS_CSUM, PartialChecksumFrame, build_header, complete_checksum
 
 SRC, DST = ipv4.addr_to_int("192.0.2.1"), ipv4.addr_to_int("192.0.2.2")
 
@@ -16,7 +17,7 @@ SRC, DST = ipv4.addr_to_int("192.0.2.1"), ipv4.addr_to_int("192.0.2.2")
 def _link() -> TapLink:
     link = object.__new__(TapLink)
     link.vnet = True
-    link.checksums_completed = 0
+    link.partial_checksum_frames = 0
     link.super_frames = 0
     return link
 
@@ -36,7 +37,9 @@ def test_partial_tcp_checksum_is_completed_and_verifies(size):
     seg = _partial(bytes(good[:16]) + b"\0\0" + bytes(good[18:]), 6, 16)
     frame = ethernet.build(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4.build(SRC, DST, 6, seg))
     hdr = build_header(NEEDS_CSUM, GSO_TCPV4 if size > 1448 else 0, 54, 1448, 34, 16)
-    out = _link()._from_vnet(hdr + frame)
+    marked = _link()._from_vnet(hdr + frame)
+    assert type(marked) is PartialChecksumFrame and bytes(marked) == frame
+    out = complete_checksum(marked)
     ip = ipv4.parse(memoryview(out)[14:])
     parsed = tcp.parse(ip.payload, ip.src, ip.dst)
     assert bytes(parsed.payload) == b"\xab" * size
@@ -47,7 +50,7 @@ def test_partial_udp_checksum_is_completed_and_verifies():
     good = udp.build(SRC, DST, 5000, 7, b"hello")
     seg = _partial(good[:6] + b"\0\0" + good[8:], 17, 6)
     frame = ethernet.build(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4.build(SRC, DST, 17, seg))
-    out = _link()._from_vnet(build_header(NEEDS_CSUM, 0, 0, 0, 34, 6) + frame)
+    out = complete_checksum(_link()._from_vnet(build_header(NEEDS_CSUM, 0, 0, 0, 34, 6) + frame))
     ip = ipv4.parse(memoryview(out)[14:])
     assert bytes(udp.parse(ip.payload, ip.src, ip.dst).payload) == b"hello"
 
@@ -60,3 +63,19 @@ def test_frame_without_offload_flags_passes_unchanged():
 def test_nonsense_checksum_offsets_do_not_raise():
     frame = ethernet.build(b"\x02" * 6, b"\x04" * 6, 0x0800, bytes(20))
     assert bytes(_link()._from_vnet(build_header(NEEDS_CSUM, 0, 0, 0, 60000, 16) + frame)) == frame
+
+
+def test_stack_accepts_a_partial_checksum_frame_and_rejects_the_same_bytes_as_a_plain_frame():
+    """The kernel's partial checksum only passes when the link says it came from the kernel."""
+    from pystack.stack import Stack
+
+    stack = Stack(b"\x02" * 6)
+    stack.configure(DST, 24, None, 0.0)
+    listener = stack.tcp.listen(0, 80, 4)
+    syn = tcp.build(SRC, DST, 40000, 80, 1000, 0, tcp.SYN, 65535, options=tcp.build_options(mss=1460))
+    seg = _partial(bytes(syn[:16]) + b"\0\0" + bytes(syn[18:]), 6, 16)
+    frame = ethernet.build(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4.build(SRC, DST, 6, seg))
+    stack.receive_frame(frame, 1.0)
+    assert stack.counters["drop.tcp.bad_checksum"] == 1
+    stack.receive_frame(PartialChecksumFrame(frame, 34, 16), 1.0)
+    assert listener.half_open == 1
