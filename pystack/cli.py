@@ -54,14 +54,19 @@ def _ipv4_address(text: str) -> ipaddress.IPv4Address:
         raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
 
 
-def _mtu(text: str) -> int:
+def _int_between(text: str, low: int, high: int, why: str = "") -> int:
+    """A whole number within [low, high], or one clear argparse error."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 576 <= value <= 65521:
-        raise argparse.ArgumentTypeError(f"MTU must be between 576 and 65521 (RFC 791 minimum; TAP maximum), not {value}")
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}{why}, not {value}")
     return value
+
+
+def _mtu(text: str) -> int:
+    return _int_between(text, 576, 65521, " (RFC 791 minimum; TAP maximum)")
 
 
 def _mac(text: str) -> bytes:
@@ -94,23 +99,11 @@ def _positive_seconds(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= 100000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 100000, not {value}")
-    return value
+    return _int_between(text, 1, 100000)
 
 
 def _payload_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 65507:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65507 (the largest ICMP payload), not {value}")
-    return value
+    return _int_between(text, 0, 65507, " (the largest ICMP payload)")
 
 
 def _http_spec(text: str) -> tuple[str, int]:
