@@ -10,12 +10,17 @@ from pystack.tcp.state import State
 from .conftest import A_IP, B_IP, make_pair
 
 
-def test_connection_over_ip_moves_bytes_both_ways_and_closes():
-    a, b, wire = make_pair()
+def _connected(a, b, wire):
+    """A client on ``a`` connected to a listener on ``b`` port 80: (client, accepted server side)."""
     listener = b.tcp.listen(0, 80, 8)
     client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
     wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    return client, listener.accept()
+
+
+def test_connection_over_ip_moves_bytes_both_ways_and_closes():
+    a, b, wire = make_pair()
+    client, server = _connected(a, b, wire)
     assert server is not None and client.state == State.ESTABLISHED
     data = random.Random(1).randbytes(300_000)
     sent = 0
@@ -53,10 +58,7 @@ def test_segmentation_offload_sends_super_frames_that_cut_into_wire_segments():
 
     a, b, wire = make_pair()
     b.enable_segmentation_offload()
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    client, server = _connected(a, b, wire)
     data = random.Random(2).randbytes(200_000)
     sent = 0
     got = bytearray()
@@ -94,10 +96,7 @@ def test_a_batch_of_in_order_segments_is_acknowledged_once():
 
     for batched in (False, True):
         a, b, wire = make_pair()
-        listener = b.tcp.listen(0, 80, 8)
-        client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-        wire.run(until=lambda: listener.readable)
-        server = listener.accept()
+        client, server = _connected(a, b, wire)
         wire.run(duration=1)
         server.send(bytes(10 * 1448), wire.clock.now)
         data_frames = b.frames_to_send()
