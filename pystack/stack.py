@@ -72,6 +72,7 @@ class Stack:
         self.address: int | None = None
         self.netmask = 0
         self.gateway: int | None = None
+        self._broadcast: int | None = None
         self.multicast_macs: set[bytes] = set()
         self._out: list[bytes] = []
         self.arp = ArpCache(self.config, self.counters)
@@ -105,6 +106,7 @@ class Stack:
         self.address = address
         self.netmask = (0xFFFFFFFF << (32 - prefix_len)) & 0xFFFFFFFF if prefix_len else 0
         self.gateway = gateway
+        self._broadcast = None if self.netmask == 0xFFFFFFFF else (address & self.netmask) | (~self.netmask & 0xFFFFFFFF)
         cfg = self.config
         self._announce = [now + i * cfg.arp_announce_interval for i in range(cfg.arp_announcements)]
 
@@ -112,13 +114,13 @@ class Stack:
         self.address = None
         self.netmask = 0
         self.gateway = None
+        self._broadcast = None
         self._announce = []
 
     @property
     def broadcast(self) -> int | None:
-        if self.address is None or self.netmask == 0xFFFFFFFF:
-            return None
-        return (self.address & self.netmask) | (~self.netmask & 0xFFFFFFFF)
+        """The directed broadcast address of our subnet (None without an address, or for a /32)."""
+        return self._broadcast
 
     def attach_transport(self, protocol: int, layer: TransportLayer) -> None:
         self.transports[protocol] = layer
@@ -126,7 +128,13 @@ class Stack:
     def _emit_tcp(self, src: int, dst: int, segment: bytes, gso_size: int = 0) -> None:
         """TCP's way out. Routing errors are counted, not raised: TCP retransmits on its own timers."""
         try:
-            self.send_ip(dst, ipv4.PROTO_TCP, segment, self.tcp.now, src=src, gso_size=gso_size)
+            if gso_size:
+                self._send_gso(dst, segment, self.tcp.now, src, gso_size)
+            elif len(segment) + ipv4.MIN_HEADER_LEN <= self.config.mtu and dst != self.address:
+                self._send_datagram(src, dst, ipv4.PROTO_TCP, segment, self.tcp.now, self.config.default_ttl,
+                                    0, ipv4.FLAG_DF)
+            else:
+                self.send_ip(dst, ipv4.PROTO_TCP, segment, self.tcp.now, src=src)
         except OSError:
             self.counters.drop("tcp.unroutable")
 
@@ -144,19 +152,33 @@ class Stack:
 
     # ------------------------------------------------------------------ the sans-I/O interface
 
+    def has_output(self) -> bool:
+        """True when :meth:`frames_to_send` has something (a cheap check for the loop's fast path)."""
+        return bool(self._out)
+
     def frames_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
         return out
 
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self.arp.next_deadline(), self.reassembler.next_deadline()) if d is not None]
+        """The earliest deadline of every timer (called once per loop pass: kept free of allocations)."""
+        best = self.arp.next_deadline()
+        d = self.reassembler.next_deadline()
+        if d is not None and (best is None or d < best):
+            best = d
         if self._announce:
-            deadlines.append(self._announce[0])
-        for source in (*self.transports.values(), *self.timer_sources):
+            d = self._announce[0]
+            if best is None or d < best:
+                best = d
+        for source in self.transports.values():
             d = source.get_timer()
-            if d is not None:
-                deadlines.append(d)
-        return min(deadlines) if deadlines else None
+            if d is not None and (best is None or d < best):
+                best = d
+        for source in self.timer_sources:
+            d = source.get_timer()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
 
     def handle_timer(self, now: float) -> None:
         self.now = now
@@ -185,7 +207,7 @@ class Stack:
     # ------------------------------------------------------------------ receive path
 
     def _receive_frame(self, frame: bytes | memoryview, now: float) -> None:
-        dst, src, ethertype, payload = ethernet.parse(frame)
+        dst, src, ethertype, payload = ethernet.parse_fields(frame)
         if ethertype == _ETH_IPV6:
             raise WireError("ethernet.ipv6_unsupported")
         if dst != self.mac and dst != ethernet.BROADCAST and dst not in self.multicast_macs:
@@ -210,7 +232,7 @@ class Stack:
             raise WireError("arp.bad_sender_mac")
         sip = pkt.sender_ip
         if sip == LIMITED_BROADCAST or (sip >> 28) == 0xE or (sip >> 24) == 127 or (
-                sip == self.broadcast and us is not None):
+                sip == self._broadcast and us is not None):
             raise WireError("arp.martian_sender")  # as IPv4 refuses these sources (Linux: arp_process)
         for_us = us is not None and pkt.target_ip == us
         # RFC 826 "merge": refresh a known sender; add it when the packet is addressed to us.
@@ -232,7 +254,7 @@ class Stack:
         dst = pkt.dst
         us = self.address
         if dst != us:
-            if dst == LIMITED_BROADCAST or (dst == self.broadcast and us is not None):
+            if dst == LIMITED_BROADCAST or (dst == self._broadcast and us is not None):
                 pass
             elif (dst >> 28) == 0xE and self.multicast_macs:
                 pass
@@ -241,15 +263,15 @@ class Stack:
         src = pkt.src
         if src == LIMITED_BROADCAST or (src >> 28) == 0xE or (src >> 24) == 127:
             raise WireError("ipv4.martian_source")
-        header = data[: pkt.header_len]
         if pkt.flags_offset & 0x3FFF:  # MF or a fragment offset
-            whole = self.reassembler.add(pkt, header, now)
+            whole = self.reassembler.add(pkt, data[: pkt.header_len], now)
             if whole is None:
                 return
-            header, payload = memoryview(whole.header), memoryview(whole.payload)
+            self._deliver(pkt, memoryview(whole.header), memoryview(whole.payload), now)
+        elif pkt.protocol == ipv4.PROTO_TCP and dst == us and self.transports[ipv4.PROTO_TCP] is self.tcp:
+            self.tcp.receive(src, dst, pkt.payload, now, self._checksum_trusted)  # the common case, directly
         else:
-            payload = pkt.payload
-        self._deliver(pkt, header, payload, now)
+            self._deliver(pkt, data[: pkt.header_len], pkt.payload, now)
 
     def _deliver(self, pkt: ipv4.IPv4Packet, header: memoryview, payload: memoryview, now: float) -> None:
         proto = pkt.protocol
@@ -359,10 +381,14 @@ class Stack:
         if dst == self.address and dst is not None:
             self._loopback(src, dst, protocol, payload, now)
             return
+        ttl = ttl or self.config.default_ttl
+        if ipv4.MIN_HEADER_LEN + len(payload) <= self.config.mtu:
+            self._send_datagram(src, dst, protocol, payload, now, ttl, tos, ipv4.FLAG_DF if dont_fragment else 0)
+            return
         next_hop, mac = self._route(dst)
         try:
             packets = ipv4.fragment(src, dst, protocol, payload, self.config.mtu, ident=self.next_ident(),
-                                    ttl=ttl or self.config.default_ttl, tos=tos, dont_fragment=dont_fragment)
+                                    ttl=ttl, tos=tos, dont_fragment=dont_fragment)
         except ValueError as exc:
             raise OSError(errno.EMSGSIZE, str(exc)) from None
         if mac is None:
@@ -379,6 +405,26 @@ class Stack:
         for packet in packets:
             out.append(head + packet)
         self.counters["frames_out"] += len(packets)
+
+    def _send_datagram(self, src: int, dst: int, protocol: int, payload: bytes | memoryview, now: float,
+                       ttl: int, tos: int, flags_offset: int) -> None:
+        """One datagram that fits the MTU, on the way every TCP segment and echo reply takes: the
+        Ethernet and IPv4 headers are packed in one piece (raises OSError ENETUNREACH like send_ip)."""
+        next_hop, mac = self._route(dst)
+        if mac is None:
+            mac, ask = self.arp.lookup(next_hop, now)
+            if mac is None:
+                packet = ipv4.build(src, dst, protocol, payload, ident=self.next_ident(), ttl=ttl, tos=tos,
+                                    flags_offset=flags_offset)
+                if self.arp.enqueue(next_hop, packet, now):
+                    self._send_arp_request(next_hop, None)
+                return
+            if ask:
+                self._send_arp_request(next_hop, mac)
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        self._out.append(ipv4.frame_header(mac, self.mac, tos, len(payload), ident, flags_offset, ttl, protocol,
+                                           src, dst) + payload)
+        self.counters["frames_out"] += 1
 
     def _send_gso(self, dst: int, segment_bytes: bytes | memoryview, now: float, src: int, gso_size: int) -> None:
         next_hop, mac = self._route(dst)
@@ -400,7 +446,7 @@ class Stack:
 
     def _route(self, dst: int) -> tuple[int, bytes | None]:
         """(next hop, MAC if known without ARP). RFC 1122 3.3.1: on-link or via the default gateway."""
-        if dst == LIMITED_BROADCAST or dst == self.broadcast:
+        if dst == LIMITED_BROADCAST or dst == self._broadcast:
             return dst, ethernet.BROADCAST
         if (dst >> 28) == 0xE:
             # RFC 1112 6.4: 01:00:5e + low 23 bits of the group.

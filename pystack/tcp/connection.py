@@ -806,6 +806,19 @@ class Connection:
         else:
             if self._input_synchronized(seg, now):
                 return True
+        if self._st != CLOSED and self._layer.batching:
+            # More frames of the same read follow: send, ACK and tell the user once, at the end of the
+            # batch (TcpLayer.end_batch), not once per segment. ACKs due at once still go now: duplicate
+            # ACKs and hole-filling ACKs are signals to the sender (RFC 5681 4.2).
+            if self._ack_now:
+                self._send_ack(now)
+            self._layer._deferred[self] = None
+            return False
+        self._after_input(now)
+        return False
+
+    def _after_input(self, now: float) -> None:
+        """What follows received segments: send what the windows now allow, ACK, and tell the user."""
         if self._st != CLOSED:
             self._output(now)
             if self._ack_now:
@@ -813,7 +826,6 @@ class Connection:
             elif self._delack_at == INF and self._last_ack_sent != self.rcv_nxt and self._st != SYN_SENT:
                 self._delack_at = now + self._cfg.ack_delay
         self._flush_event()
-        return False
 
     def _input_syn_sent(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.3."""

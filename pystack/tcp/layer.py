@@ -59,6 +59,8 @@ class TcpLayer:
         self.batching = False
         """True while the IP layer delivers a batch of frames read at once (see end_batch)."""
         self._ack_soon: dict[Connection, None] = {}
+        self._deferred: dict[Connection, None] = {}
+        """Connections that took segments in this batch; they send and notify at end_batch."""
         self.gso_max = 0
         """Largest segment payload to build when the link segments for us (TSO); 0 = one MSS."""
         self.connections: dict[tuple[int, int, int, int], Connection] = {}
@@ -253,8 +255,13 @@ class TcpLayer:
         self.batching = True
 
     def end_batch(self, now: float) -> None:
-        """Send the ACKs that the batch's in-order data earned (one per connection)."""
+        """Let each connection that took segments send what they allow and tell its user, once for the
+        whole batch; then send the ACKs that the batch's in-order data earned (one per connection)."""
         self.batching = False
+        if self._deferred:
+            deferred, self._deferred = self._deferred, {}
+            for conn in deferred:
+                conn._after_input(now)
         if not self._ack_soon:
             return
         pending, self._ack_soon = self._ack_soon, {}

@@ -25,13 +25,18 @@ class EthernetFrame(NamedTuple):
 
 def parse(frame: bytes | memoryview) -> EthernetFrame:
     """Split a frame into header fields and payload (a zero-copy view). The FCS is not present on a TAP."""
+    return EthernetFrame(*parse_fields(frame))
+
+
+def parse_fields(frame: bytes | memoryview) -> tuple[bytes, bytes, int, memoryview]:
+    """:func:`parse` as a plain tuple (dst, src, ethertype, payload): the receive path's per-frame form."""
     if len(frame) < HEADER_LEN:
         raise WireError("ethernet.truncated")
     dst, src, ethertype = _HEADER.unpack_from(frame)
     if ethertype < 0x0600:
         # An 802.3 length field, not an EtherType: LLC/SNAP frames, which IP hosts do not use.
         raise WireError("ethernet.not_ethernet_ii")
-    return EthernetFrame(dst, src, ethertype, memoryview(frame)[HEADER_LEN:])
+    return dst, src, ethertype, memoryview(frame)[HEADER_LEN:]
 
 
 def build(dst: bytes, src: bytes, ethertype: int, payload: bytes | memoryview = b"") -> bytes:
