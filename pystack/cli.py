@@ -65,6 +65,10 @@ def _int_between(text: str, low: int, high: int, why: str = "") -> int:
     return value
 
 
+def _cpu(text: str) -> int:
+    return _int_between(text, 0, (os.cpu_count() or 1) - 1, " (a CPU number of this machine)")
+
+
 def _mtu(text: str) -> int:
     return _int_between(text, 576, 65521, " (RFC 791 minimum; TAP maximum)")
 
@@ -157,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-offload", action="store_true",
                      help="plain frames only: no virtio-net header, so no TCP segmentation or checksum offload "
                           "(by default the TAP carries TCP segments of up to 64 KiB, cut to the MTU by the kernel)")
+    run.add_argument("--cpu", type=_cpu, metavar="N",
+                     help="run pystack on CPU N only, and have the kernel process the frames pystack writes on "
+                          "the other CPUs (RPS on the TAP) instead of inside pystack's writes: about 1.4x the "
+                          "plain-frame TCP throughput on 2 cores (default: no pinning, no steering)")
     run.add_argument("--echo", action="store_true", help="serve echo (RFC 862) on port 7, UDP and TCP")
     run.add_argument("--discard", action="store_true", help="serve TCP discard (RFC 863) on port 9")
     run.add_argument("--http", type=_http_spec, metavar="DIR[:PORT]",
@@ -284,6 +292,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                                host_address=args.host_address)
     except LinkSetupError as exc:
         raise UsageError(str(exc)) from None
+    steered = ""
+    if args.cpu is not None:
+        from pystack.link.steering import SteeringError, pin_and_steer
+
+        try:
+            others = pin_and_steer(link.name, args.cpu)
+        except SteeringError as exc:
+            link.close()
+            raise UsageError(str(exc)) from None
+        steered = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
     stack = Stack(mac, StackConfig(mtu=args.mtu))
     runtime = Runtime(stack, link, pcap)
@@ -309,7 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def ready(address: str, gateway: str | None, extra: str = "") -> None:
         # The ready line is printed at every log level: scripts wait for it.
         print(f"pystack: ready on {link.name}: mac {mac_to_str(mac)}, address {address}{extra}"
-              f"{f', gateway {gateway}' if gateway else ''}, mtu {args.mtu}, offload {'on' if link.offload else 'off'}"
+              f"{f', gateway {gateway}' if gateway else ''}, mtu {args.mtu}, offload {'on' if link.offload else 'off'}{steered}"
               f"{serving}", file=sys.stderr, flush=True)
 
     keeper = None

@@ -215,7 +215,7 @@ def main() -> int:
             tcp_rows = [bench_tcp.measure(name, files, plan, plain=not args.quick) for name in tcp_names]
         if args.quick:
             for row in tcp_rows:
-                row.update({k: {"skipped": "--quick"} for k in bench_tcp.PLAIN_ROWS})
+                row.update({k: {"skipped": "--quick"} for k in (*bench_tcp.PLAIN_ROWS, *bench_tcp.PINNED_ROWS)})
 
     udp_rows = [bench_udp.measure(n, seconds=args.udp_seconds) for n in args.udp_targets.split(",") if n]
     idle_rows = [bench_idle.measure(n, count=args.idle) for n in args.idle_targets.split(",") if n]

@@ -82,7 +82,7 @@ def _cpu_per_gb(*parts: dict[str, Any]) -> float | None:
 
 def tcp_lines(rows: list[dict[str, Any]], mib: int, concurrency: int) -> list[Line]:
     def step(row: dict[str, Any], *keys: str) -> dict[str, Any] | None:
-        if "error" in row and not all(k.endswith("_plain") for k in keys):
+        if "error" in row and not all("_plain" in k for k in keys):
             return {"error": row["error"]}  # the default lab failed; the plain lab has its own whys
         parts = [row.get(k) for k in keys]
         if any(p is None for p in parts):
@@ -99,6 +99,10 @@ def tcp_lines(rows: list[dict[str, Any]], mib: int, concurrency: int) -> list[Li
         ("TCP download, MTU 1500, no offload (MB/s)", ".1f", ("download_plain",),
          lambda p: p["parts"][0]["mb_per_s"]),
         ("TCP upload, MTU 1500, no offload (MB/s)", ".1f", ("upload_plain",), lambda p: p["parts"][0]["mb_per_s"]),
+        ("TCP download, no offload, --cpu 0 (MB/s)", ".1f", ("download_plain_cpu",),
+         lambda p: p["parts"][0]["mb_per_s"]),
+        ("TCP upload, no offload, --cpu 0 (MB/s)", ".1f", ("upload_plain_cpu",),
+         lambda p: p["parts"][0]["mb_per_s"]),
         ("HTTP new conn/s, serial", ".0f", ("conn_serial",), lambda p: p["parts"][0]["per_second"]),
         (f"HTTP new conn/s, {concurrency} concurrent", ".0f", ("conn_concurrent",),
          lambda p: p["parts"][0]["per_second"]),

@@ -90,8 +90,8 @@ def congestion_control(ns: lab.Namespace) -> str:
 
 
 @contextlib.contextmanager
-def pystack_target(files: Files, offload: bool = True) -> Iterator[Target]:
-    flags = () if offload else ("--no-offload",)
+def pystack_target(files: Files, offload: bool = True, cpu: int | None = None) -> Iterator[Target]:
+    flags = (() if offload else ("--no-offload",)) + (() if cpu is None else ("--cpu", str(cpu)))
     with lab.namespace() as ns, lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
                                                    "--discard", *flags) as daemon:
         target = Target(ns, lab.STACK_IP, daemon.pid,
@@ -122,7 +122,7 @@ def kernel_target(files: Files, offload: bool = True) -> Iterator[Target]:
             "client (curl)": congestion_control(near), "server": congestion_control(far)}, **pair.info})
 
 
-TARGETS: dict[str, Callable[[Files, bool], contextlib.AbstractContextManager[Target]]] = {
+TARGETS: dict[str, Callable[..., contextlib.AbstractContextManager[Target]]] = {
     "kernel": kernel_target,
     "pystack": pystack_target,
 }
@@ -290,9 +290,13 @@ class Plan:
     conn_deadline: float = 30.0
 
 
-ROWS = ("download", "upload", "conn_serial", "conn_concurrent", "download_plain", "upload_plain")
+ROWS = ("download", "upload", "conn_serial", "conn_concurrent", "download_plain", "upload_plain",
+        "download_plain_cpu", "upload_plain_cpu")
 PLAIN_ROWS = ("download_plain", "upload_plain")
 """Measured in a lab of their own with offloads off: pystack --no-offload, the veth pair without TSO/GSO/GRO."""
+PINNED_ROWS = ("download_plain_cpu", "upload_plain_cpu")
+"""pystack only, plain frames again in a third lab with ``--cpu 0``: pystack on CPU 0, the kernel's processing
+of the frames it writes steered to the other CPUs (RPS). Needs at least 2 CPUs."""
 
 
 def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str, Any]:
@@ -340,14 +344,26 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
             for key in PLAIN_ROWS:
                 row.setdefault(key, {"error": _why(exc)})
             print(f"[{name}] TCP plain frames could not be measured: {_why(exc)}", file=sys.stderr, flush=True)
+    if plain and name == "pystack" and len(os.sched_getaffinity(0)) >= 2:
+        print(f"[{name}] TCP, plain frames, --cpu 0: building the lab and measuring ...", flush=True)
+        try:
+            got = _in_lab(name, files, False, {"download_plain_cpu": transfer(download),
+                                                "upload_plain_cpu": transfer(upload)}, cpu=0)
+            for key in PINNED_ROWS:
+                row[key] = got[key] if key in got else {"error": got.get("error", "not run")}
+        except Exception as exc:
+            for key in PINNED_ROWS:
+                row.setdefault(key, {"error": _why(exc)})
+            print(f"[{name}] TCP plain frames --cpu 0 could not be measured: {_why(exc)}", file=sys.stderr, flush=True)
     return row
 
 
 def _in_lab(name: str, files: Files, offload: bool,
-            steps: dict[str, Callable[[Target], dict[str, Any]]]) -> dict[str, Any]:
-    """Build one lab, run ``steps`` in it (each failing on its own), tear it down; the rows and the lab's info."""
+            steps: dict[str, Callable[[Target], dict[str, Any]]], cpu: int | None = None) -> dict[str, Any]:
+    """Build one lab, run ``steps`` in it (each failing on its own), tear it down; the rows and the lab's info.
+    ``cpu``: pystack runs with ``--cpu`` (pinned, kernel work steered away)."""
     out: dict[str, Any] = {}
-    with TARGETS[name](files, offload) as target:
+    with TARGETS[name](files, offload, **({} if cpu is None else {"cpu": cpu})) as target:
         lab.ping(target.client, target.ip, count=3, interval=0.05)  # ARP resolved before anything is timed
         try:
             answers(target, files)

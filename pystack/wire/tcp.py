@@ -211,12 +211,10 @@ def build(
         + off_flags + window + urgent
     )
     if not checksum:
-        csum = 0
-    else:
-        if olen:
-            total += ones_sum(options)
-        csum = internet_checksum(payload, total)
-    header = _HEADER.pack(src_port, dst_port, seq, ack, off_flags >> 8, flags, window, csum, urgent)
-    if olen:
+        header = _HEADER.pack(src_port, dst_port, seq, ack, off_flags >> 8, flags, window, 0, urgent)
         return b"".join((header, options, payload))
+    if olen:
+        payload = options + payload  # options are whole 32-bit words: one sum covers both
+    csum = internet_checksum(payload, total)
+    header = _HEADER.pack(src_port, dst_port, seq, ack, off_flags >> 8, flags, window, csum, urgent)
     return header + payload if payload else header
