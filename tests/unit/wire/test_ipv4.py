@@ -1,20 +1,22 @@
-"""IPv4 (RFC 791): round trips, dpkt both ways, fragmentation, and every malformed header."""
+"""IPv4 (RFC 791): round trips, dpkt both ways, fragmentation, every malformed header, and the send
+path's one-piece Ethernet+IPv4 header with its checksum summed from the fields."""
 
 from __future__ import annotations
 
 import ipaddress
+import struct
 
 import dpkt
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pystack.wire import ethernet, ipv4
-from pystack.wire.checksum import is_valid
+from pystack.wire.checksum import internet_checksum, is_valid
 from pystack.wire.ipv4 import FLAG_DF, MIN_HEADER_LEN
 
 from .reference import (
-    FUZZ, PROPERTY, flip_bit, ipv4_addrs, ipv4_options, parses_or_rejects, payloads, ref_checksum, ref_ones_sum,
+    FUZZ, PROPERTY, flip_bit, ipv4_addrs, ipv4_options, macs, parses_or_rejects, payloads, ref_checksum, ref_ones_sum,
     refix_ipv4_checksum, rejects, u8, u16, with_word,
 )
 
@@ -377,3 +379,102 @@ def test_address_text_round_trip(addr: int) -> None:
 def test_addr_to_int_refuses_bad_text(text: str) -> None:
     with pytest.raises(ValueError):
         ipv4.addr_to_int(text)
+
+
+# --- the send path's header pieces: header_checksum and frame_header --------------------------------
+# The per-frame send path sums the header checksum from the fields as integers and packs the Ethernet
+# and IPv4 headers in one struct (pystack.wire.ipv4.header_checksum / frame_header). Both are checked
+# against checksums computed over packed bytes, and against dpkt parsing or building the same header.
+
+_PACKED_HEADER = struct.Struct("!BBHHHBBHII")  # RFC 791 figure 4, checksum field included
+_ALL_ONES = (0xFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFF, 0xFF, 0xFFFFFFFF, 0xFFFFFFFF)
+_ALL_ZERO = (0, 0, 0, 0, 0, 0, 0, 0)
+# 0x4500 + 0xBAFF = 0xFFFF: a one's complement sum of all ones, whose checksum field is 0x0000.
+_SUM_ALL_ONES = (0, 0, 0xBAFF, 0, 0, 0, 0, 0)
+# 0x4500 + 0xFFFF + 0xBB00 = 0x1FFFF: the first carry fold gives 0x10000, so a second fold is needed.
+_TWO_FOLDS = (0, 0xFFFF, 0xBB00, 0, 0, 0, 0, 0)
+
+
+def _packed_header(tos: int, total: int, ident: int, flags_offset: int, ttl: int, protocol: int,
+                   src: int, dst: int, checksum: int = 0) -> bytes:
+    """The 20-byte option-less header packed field by field, independently of pystack."""
+    return _PACKED_HEADER.pack(0x45, tos, total, ident, flags_offset, ttl, protocol, checksum, src, dst)
+
+
+@given(u8, u16, u16, u16, u8, u8, ipv4_addrs, ipv4_addrs)  # flags_offset as any 16 bits
+@example(*_ALL_ZERO)
+@example(*_ALL_ONES)
+@example(*_SUM_ALL_ONES)
+@example(*_TWO_FOLDS)
+@example(0xFF, 0xFFFF, 0, 0, 0xFF, 0xFF, 0, 0xFFFFFFFF)
+@PROPERTY
+def test_header_checksum_from_fields_equals_rfc1071_over_the_packed_header(
+    tos: int, total: int, ident: int, fo: int, ttl: int, proto: int, src: int, dst: int
+) -> None:
+    """Summing the fields as integers must give, bit for bit, the RFC 1071 checksum of the packed
+    header: a wrong word (TTL/protocol order, the 0x45 byte) or a missing carry fold would not."""
+    packed = _packed_header(tos, total, ident, fo, ttl, proto, src, dst)
+    got = ipv4.header_checksum(tos, total, ident, fo, ttl, proto, src, dst)
+    assert got == ref_checksum(packed) == internet_checksum(packed) == dpkt.in_cksum(packed)
+    assert ref_ones_sum(_packed_header(tos, total, ident, fo, ttl, proto, src, dst, got)) == 0xFFFF
+
+
+def test_header_checksum_extremes_have_known_values() -> None:
+    """Hand-worked values, so the property above cannot pass by its oracles sharing a mistake."""
+    # All zero: the only non-zero word is 0x4500, so the checksum is ~0x4500.
+    assert ipv4.header_checksum(*_ALL_ZERO) == 0xBAFF
+    # Sum exactly 0xFFFF: the field is 0x0000 (RFC 1071 does not map it to 0xFFFF).
+    assert ipv4.header_checksum(*_SUM_ALL_ONES) == 0x0000
+    # 0x1FFFF folds to 0x10000 and again to 0x0001: the checksum is 0xFFFE (one fold would give 0xFFFF).
+    assert ipv4.header_checksum(*_TWO_FOLDS) == 0xFFFE
+    # All ones: 0x45FF + 8 * 0xFFFF = 0x845F7, folded: 0x45F7 + 0x8 = 0x45FF, so the checksum is 0xBA00.
+    assert ipv4.header_checksum(*_ALL_ONES) == 0xBA00
+
+
+@given(macs, macs, u8, payloads, u16, flags_offsets, u8, raw_protocols, ipv4_addrs, ipv4_addrs)
+@example(bytes(6), bytes(6), 0, b"", 0, 0, 0, 0, 0, 0)
+@example(b"\xff" * 6, b"\xff" * 6, 0xFF, b"\xff" * 1480, 0xFFFF, 0x7FFF, 0xFF, 0xFF, 0xFFFFFFFF, 0xFFFFFFFF)
+@PROPERTY
+def test_frame_header_plus_payload_is_a_frame_dpkt_reads_right(
+    dst_mac: bytes, src_mac: bytes, tos: int, payload: bytes, ident: int, fo: int, ttl: int, proto: int,
+    src: int, dst: int,
+) -> None:
+    """The one-piece Ethernet+IPv4 header is what every TCP segment and echo reply goes out with: an
+    independent decoder must find each field where RFC 791 puts it, the total length and a valid checksum."""
+    head = ipv4.frame_header(dst_mac, src_mac, tos, len(payload), ident, fo, ttl, proto, src, dst)
+    assert len(head) == ethernet.HEADER_LEN + MIN_HEADER_LEN
+    frame = head + payload
+    eth = dpkt.ethernet.Ethernet(frame)
+    assert (eth.dst, eth.src, eth.type) == (dst_mac, src_mac, dpkt.ethernet.ETH_TYPE_IP)
+    ip = eth.data
+    assert isinstance(ip, dpkt.ip.IP)
+    assert (ip.v, ip.hl, ip.tos, ip.len, ip.id, ip.ttl, ip.p) == (4, 5, tos, MIN_HEADER_LEN + len(payload), ident,
+                                                                  ttl, proto)
+    assert (ip.rf, ip.df, ip.mf, ip.offset) == (0, (fo >> 14) & 1, (fo >> 13) & 1, fo & 0x1FFF)
+    assert (ip.src, ip.dst) == (src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
+    assert (ip.opts, ip.data) == (b"", payload)
+    ip_header = frame[ethernet.HEADER_LEN:ethernet.HEADER_LEN + MIN_HEADER_LEN]
+    assert ip.sum == dpkt.in_cksum(with_word(ip_header, 10, 0))
+    assert ref_ones_sum(ip_header) == 0xFFFF
+    # Our own receive path accepts it too, and it is byte for byte the slow path's frame.
+    assert bytes(ipv4.parse(memoryview(frame)[ethernet.HEADER_LEN:]).payload) == payload
+    assert head == ethernet.header(dst_mac, src_mac, ethernet.ETHERTYPE_IPV4) + ipv4.build_header(
+        src, dst, proto, len(payload), ident=ident, ttl=ttl, tos=tos, flags_offset=fo)
+
+
+@given(ipv4_addrs, ipv4_addrs, raw_protocols, payloads, u16, u8, u8, flags_offsets)
+@example(0, 0, 0, b"", 0, 0, 0, 0)
+@example(0xFFFFFFFF, 0xFFFFFFFF, 0xFF, b"\xff" * 1480, 0xFFFF, 0xFF, 0xFF, 0x7FFF)
+@PROPERTY
+def test_build_header_without_options_equals_dpkts_header(
+    src: int, dst: int, proto: int, payload: bytes, ident: int, ttl: int, tos: int, fo: int
+) -> None:
+    """build_header takes a shortcut when there are no options (checksum summed from the fields):
+    the 20 bytes must still be exactly those dpkt builds for the same datagram."""
+    ip = dpkt.ip.IP(src=src.to_bytes(4, "big"), dst=dst.to_bytes(4, "big"), p=proto, id=ident, ttl=ttl, tos=tos,
+                    data=payload)
+    ip.df, ip.mf, ip.offset = (fo >> 14) & 1, (fo >> 13) & 1, fo & 0x1FFF
+    theirs = bytes(ip)
+    ours = ipv4.build_header(src, dst, proto, len(payload), ident=ident, ttl=ttl, tos=tos, flags_offset=fo)
+    assert ours == theirs[:MIN_HEADER_LEN]
+    assert ipv4.build(src, dst, proto, payload, ident=ident, ttl=ttl, tos=tos, flags_offset=fo) == theirs

@@ -1,0 +1,230 @@
+"""pystack.runtime.Runtime: the epoll loop that drives a real Stack, here over a fake link.
+
+The fake link is an eventfd (readable while frames are queued, so epoll works) with a queue of frames
+behind it; it records every read and write in one log, so the order of the loop's I/O can be checked.
+The loop always runs in a thread that is stopped and joined with a timeout: no test can hang.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import dpkt
+
+from pystack.config import StackConfig
+from pystack.runtime import Runtime
+from pystack.stack import Stack
+from pystack.wire import ipv4
+
+US_IP = ipv4.addr_to_int("192.0.2.1")
+PEER_IP = ipv4.addr_to_int("192.0.2.2")
+US_MAC = bytes.fromhex("020000000001")
+PEER_MAC = bytes.fromhex("020000000002")
+TIMEOUT = 5.0
+"""Seconds any wait on the loop thread may take before the test fails instead of hanging."""
+
+LogEntry = tuple[str, bytes | None]
+
+
+class FakeLink:
+    """A link for Runtime: ``feed`` queues frames and makes ``fd`` readable; ``read`` hands them out
+    one by one, then None; ``write`` records. Every call lands in ``log`` in the order it happened."""
+
+    def __init__(self) -> None:
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._queue: deque[bytes] = deque()
+        self._mutex = threading.Lock()
+        self.log: list[LogEntry] = []
+        self.written: list[bytes] = []
+        self._want_writes = 0
+        self.wrote_enough = threading.Event()
+        self.closed = False
+
+    def feed(self, *frames: bytes) -> None:
+        with self._mutex:
+            self._queue.extend(frames)
+        os.eventfd_write(self.fd, 1)
+
+    def expect_writes(self, count: int) -> None:
+        """Set ``wrote_enough`` once ``count`` frames have been written."""
+        self._want_writes = count
+
+    def read(self) -> bytes | None:
+        try:
+            os.eventfd_read(self.fd)  # drain first: a feed after this leaves the fd readable again
+        except BlockingIOError:
+            pass
+        with self._mutex:
+            frame = self._queue.popleft() if self._queue else None
+            self.log.append(("read", frame))
+        return frame
+
+    def write(self, frame: bytes) -> bool:
+        with self._mutex:
+            self.log.append(("write", bytes(frame)))
+            self.written.append(bytes(frame))
+            if self._want_writes and len(self.written) >= self._want_writes:
+                self.wrote_enough.set()
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        os.close(self.fd)
+
+    def note(self, kind: str) -> None:
+        """Log something that is not I/O (the stack's batch boundaries) between the reads and writes."""
+        with self._mutex:
+            self.log.append((kind, None))
+
+    def snapshot(self) -> list[LogEntry]:
+        with self._mutex:
+            return list(self.log)
+
+
+def _stack() -> Stack:
+    """192.0.2.1/24 with the peer's MAC already known (no ARP exchange) and no timers pending: without
+    announcements the loop's only wake-ups are the link and stop()."""
+    now = time.monotonic()  # the Runtime's clock: the ARP entry stays fresh for the whole test
+    stack = Stack(US_MAC, StackConfig(arp_announcements=0))
+    stack.configure(US_IP, 24, None, now)
+    stack.arp.update(PEER_IP, PEER_MAC, now, create=True)
+    assert stack.get_timer() is None
+    return stack
+
+
+def _echo_request(ident: int, seq: int, payload: bytes) -> bytes:
+    """An Ethernet/IPv4/ICMP echo request from the peer to us, built by dpkt (not by pystack)."""
+    icmp = dpkt.icmp.ICMP(type=dpkt.icmp.ICMP_ECHO, code=0,
+                          data=dpkt.icmp.ICMP.Echo(id=ident, seq=seq, data=payload))
+    ip = dpkt.ip.IP(src=PEER_IP.to_bytes(4, "big"), dst=US_IP.to_bytes(4, "big"), p=dpkt.ip.IP_PROTO_ICMP,
+                    ttl=64, id=seq, data=icmp)
+    return bytes(dpkt.ethernet.Ethernet(dst=US_MAC, src=PEER_MAC, type=dpkt.ethernet.ETH_TYPE_IP, data=ip))
+
+
+def _assert_echo_reply(frame: bytes, ident: int, seq: int, payload: bytes) -> None:
+    eth = dpkt.ethernet.Ethernet(frame)
+    assert (eth.dst, eth.src, eth.type) == (PEER_MAC, US_MAC, dpkt.ethernet.ETH_TYPE_IP)
+    ip = eth.data
+    assert (ip.src, ip.dst, ip.p) == (US_IP.to_bytes(4, "big"), PEER_IP.to_bytes(4, "big"), dpkt.ip.IP_PROTO_ICMP)
+    assert ip.sum == dpkt.in_cksum(frame[14:24] + b"\x00\x00" + frame[26:34])
+    icmp = ip.data
+    assert (icmp.type, icmp.code) == (dpkt.icmp.ICMP_ECHOREPLY, 0)
+    assert icmp.sum == dpkt.in_cksum(bytes(frame[34:36]) + b"\x00\x00" + bytes(frame[38:]))
+    assert (icmp.data.id, icmp.data.seq, icmp.data.data) == (ident, seq, payload)
+
+
+def _record_batches(stack: Stack, link: FakeLink) -> None:
+    """Log begin_batch/end_batch into the link's log (the real methods still run)."""
+    begin, end = stack.begin_batch, stack.end_batch
+
+    def logged_begin() -> None:
+        link.note("begin_batch")
+        begin()
+
+    def logged_end(now: float) -> None:
+        link.note("end_batch")
+        end(now)
+
+    stack.begin_batch = logged_begin  # type: ignore[method-assign]
+    stack.end_batch = logged_end  # type: ignore[method-assign]
+
+
+def _epoll_fds() -> int:
+    """epoll instances this process holds open (Runtime.run makes one per call)."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[eventpoll]":
+                count += 1
+        except OSError:
+            pass  # the listing's own fd, gone already
+    return count
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; fail (never hang) after TIMEOUT."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+@contextmanager
+def _running(runtime: Runtime) -> Iterator[threading.Thread]:
+    """Run the loop in a thread; on exit stop it and require that it ended, within TIMEOUT, without
+    raising. The runtime's fds are closed only once the thread is gone."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            runtime.run()
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="test-runtime-loop", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        runtime.stop()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive(), "the loop did not stop within the timeout after stop()"
+    assert errors == [], f"the loop raised: {errors!r}"
+    runtime.close()
+
+
+def test_echo_reply_to_a_frame_is_written_before_the_next_frame_of_the_batch_is_read() -> None:
+    """Frames of one read batch used to be answered only after the whole batch (up to 64 frames) was
+    read; the loop now flushes after each frame that produced output, so the reply to the first echo
+    request is on the link before the second request is read, both inside the same batch."""
+    stack = _stack()
+    link = FakeLink()
+    runtime = Runtime(stack, link)
+    _record_batches(stack, link)
+    first, second = _echo_request(0x1234, 1, b"first ping"), _echo_request(0x1234, 2, b"second ping")
+    link.feed(first, second)  # queued before the loop starts: both come out of one read batch
+    link.expect_writes(2)
+    with _running(runtime):
+        assert link.wrote_enough.wait(TIMEOUT), f"no two replies written; log: {link.snapshot()!r}"
+    log = link.snapshot()
+    assert [kind for kind, _ in log] == ["begin_batch", "read", "write", "read", "write", "read", "end_batch"]
+    assert (log[1][1], log[3][1], log[5][1]) == (first, second, None)
+    _assert_echo_reply(log[2][1], 0x1234, 1, b"first ping")
+    _assert_echo_reply(log[4][1], 0x1234, 2, b"second ping")
+    assert stack.counters["icmp.echo_replies_sent"] == 2
+    assert link.closed
+
+
+def test_loop_stops_on_stop_while_blocked_without_a_deadline() -> None:
+    """With no frame and no timer the loop waits on epoll without a timeout: stop() must still end it
+    (through the wake eventfd), run() must return normally and give back its epoll fd."""
+    stack = _stack()
+    link = FakeLink()
+    runtime = Runtime(stack, link)
+    before = _epoll_fds()
+    with _running(runtime) as thread:
+        _wait_for(lambda: _epoll_fds() == before + 1, "the loop's epoll instance")
+        time.sleep(0.05)  # let it reach the wait
+        assert thread.is_alive(), "the loop returned before stop()"
+    assert _epoll_fds() == before  # the poller was closed (run's finally)
+    assert link.snapshot() == []  # nothing was read or written: the wake fd alone woke it
+
+
+def test_loop_answers_frames_fed_while_it_runs_and_then_stops() -> None:
+    """A frame that arrives while the loop waits wakes it (the link fd is polled), is answered, and a
+    later stop() still ends the loop: serving does not leave it unable to stop."""
+    stack = _stack()
+    link = FakeLink()
+    runtime = Runtime(stack, link)
+    link.expect_writes(1)
+    with _running(runtime):
+        time.sleep(0.05)
+        link.feed(_echo_request(7, 9, b"late"))
+        assert link.wrote_enough.wait(TIMEOUT), f"no reply written; log: {link.snapshot()!r}"
+    _assert_echo_reply(link.written[0], 7, 9, b"late")
+    assert len(link.written) == 1
