@@ -106,16 +106,18 @@ class Runtime:
                     for fd, _ev in events:
                         if fd == link_fd:
                             stack.begin_batch()
-                            for _ in range(READ_BATCH):
-                                frame = read()
-                                if frame is None:
-                                    break
-                                if pcap is not None:
-                                    pcap.write(frame)
-                                receive(frame, now)
-                                if stack.has_output():
-                                    self.flush()  # an echo reply or ARP answer leaves before the next read
-                            stack.end_batch(now)
+                            try:
+                                for _ in range(READ_BATCH):
+                                    frame = read()
+                                    if frame is None:
+                                        break
+                                    if pcap is not None:
+                                        pcap.write(frame)
+                                    receive(frame, now)
+                                    if stack.has_output():
+                                        self.flush()  # an echo reply or ARP answer leaves before the next read
+                            finally:
+                                stack.end_batch(now)  # even if the link failed: no connection is left waiting
                         elif fd == wake_fd:
                             try:
                                 os.eventfd_read(wake_fd)

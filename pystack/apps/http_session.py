@@ -8,9 +8,11 @@ chunks, and ``POST /sha256`` hashes the body as it arrives, so memory does not g
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import mimetypes
 import os
+import time
 import urllib.parse
 from pathlib import Path
 from typing import BinaryIO
@@ -31,7 +33,8 @@ class HttpSession:
     """Serves files under ``root`` and ``POST /sha256``. One request at a time, in order."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).resolve()
+        self.root = _resolved(os.fspath(root))
+        self._root_prefix = os.path.join(self.root, "")
         self._in = bytearray()
         self._out = bytearray()
         self._file: BinaryIO | None = None
@@ -190,19 +193,21 @@ class HttpSession:
     # ---------------------------------------------------------------- responses
 
     def _serve_file(self, path: str, head_only: bool) -> None:
-        rel = path.lstrip("/")
+        # Symbolic links are followed, but what they lead to must lie under the root (as with "..").
         try:
-            target = (self.root / rel).resolve()
-            if target != self.root and self.root not in target.parents:
+            target = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
+            if target != self.root and not target.startswith(self._root_prefix):
                 raise FileNotFoundError
-            if target.is_dir():
-                target = target / "index.html"
-            fh = open(target, "rb")
+            try:
+                fh = open(target, "rb")
+            except IsADirectoryError:
+                target = os.path.join(target, "index.html")
+                fh = open(target, "rb")
         except (OSError, ValueError):
             self._error(404, "not found")
             return
         size = os.fstat(fh.fileno()).st_size
-        ctype = (mimetypes.guess_type(target.name)[0] or "application/octet-stream").encode()
+        ctype = (mimetypes.guess_type(os.path.basename(target))[0] or "application/octet-stream").encode()
         self._out += self._head(200, size, ctype)
         if head_only or size == 0:
             fh.close()
@@ -223,7 +228,7 @@ class HttpSession:
     def _head(self, status: int, length: int, ctype: bytes, extra: bytes = b"") -> bytes:
         return (
             f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
-            f"Server: {SERVER}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Server: {SERVER}\r\nDate: {_http_date(int(time.time()))}\r\n"
             f"Content-Type: {ctype.decode()}\r\nContent-Length: {length}\r\n"
             f"Connection: {'keep-alive' if self._keep_alive else 'close'}\r\n"
         ).encode() + extra + b"\r\n"
@@ -267,6 +272,18 @@ class HttpSession:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(root: str) -> str:
+    """The document root with its links resolved, once per root rather than once per connection."""
+    return str(Path(root).resolve())
+
+
+@functools.lru_cache(maxsize=2)
+def _http_date(second: int) -> str:
+    """The Date header value (RFC 9110 6.6.1), made once per second."""
+    return email.utils.formatdate(second, usegmt=True)
 
 
 class _ChunkedDecoder:
