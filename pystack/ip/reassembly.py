@@ -3,7 +3,7 @@
 Overlapping fragments discard the whole datagram, as RFC 5722 prescribes for IPv6 and Linux does for
 IPv4 since the FragmentSmack fix; exact duplicates are dropped without harm. Partial datagrams expire
 after ``reassembly_timeout``; the number of datagrams and of bytes held are bounded, the oldest going
-first.
+first. A last fragment that carries no data discards its datagram, as Linux does.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ class Reassembler:
         more = pkt.more_fragments
         if more and (len(data) == 0 or len(data) & 7):
             self.counters.drop("ipv4.frag_bad_length")  # RFC 791: all but the last carry 8-byte multiples
+            return None
+        if not data:
+            # A last fragment with no data (MF clear, offset > 0) carries nothing to place and would
+            # complete a datagram by its offset alone. Linux's ip_frag_queue takes ``end == offset`` as
+            # invalid and kills the whole queue (discard_qp); so do we.
+            key = (pkt.src, pkt.dst, pkt.protocol, pkt.ident)
+            if key in self.datagrams:
+                self._discard(key, "ipv4.empty_fragment")
+            else:
+                self.counters.drop("ipv4.empty_fragment")
             return None
         if end > MAX_DATAGRAM - pkt.header_len:
             self.counters.drop("ipv4.frag_too_big")

@@ -138,3 +138,68 @@ def test_65535_byte_datagram_reassembles(order):
         frags.reverse()
     got = _feed(Reassembler(StackConfig(), Counters()), frags)
     assert got is not None and len(got.payload) == 65515 and got.payload == payload
+
+
+def _split_with_empty_tail(payload: bytes, ident: int = 7) -> list[bytes]:
+    """``payload`` (a multiple of 8 bytes, over 1480) in 1480-byte fragments all with MF set, then a
+    last fragment (MF clear) at the end offset that carries no data."""
+    assert len(payload) % 8 == 0
+    frags = [ipv4.build(SRC, DST, ipv4.PROTO_UDP, payload[off:off + 1480], ident=ident,
+                        flags_offset=ipv4.FLAG_MF | (off >> 3)) for off in range(0, len(payload), 1480)]
+    frags.append(ipv4.build(SRC, DST, ipv4.PROTO_UDP, b"", ident=ident, flags_offset=len(payload) >> 3))
+    return frags
+
+
+@pytest.mark.parametrize("order", ["empty_last", "empty_first", "empty_between"])
+def test_zero_length_last_fragment_drops_the_datagram(order):
+    """Linux's ip_frag_queue takes a fragment with no data (end == offset) as invalid and discards
+    the datagram; before, pystack completed the datagram from the empty fragment's offset alone."""
+    payload = bytes(range(256)) * 11 + bytes(144)  # 2960 bytes: two full fragments, then the empty one
+    frags = _split_with_empty_tail(payload)
+    empty = frags.pop()
+    feed = {"empty_last": frags + [empty], "empty_first": [empty] + frags,
+            "empty_between": [frags[0], empty, frags[1]]}[order]
+    c = Counters()
+    r = Reassembler(StackConfig(), c)
+    assert _feed(r, feed) is None
+    assert c["drop.ipv4.empty_fragment"] == 1
+    assert c["ipv4.reassembled"] == 0
+    if order == "empty_last":  # the partial datagram went with it
+        assert not r.datagrams and r.bytes_held == 0
+    assert r.bytes_held == sum(len(p) for dg in r.datagrams.values() for p in dg.parts)
+
+
+def test_last_fragment_with_data_still_reassembles():
+    """The same shape, but the last fragment carries its bytes (even a single one): reassembled."""
+    for tail in (1, 8, 1480):
+        payload = bytes(range(256)) * 11 + bytes(144) + b"\x5a" * tail
+        frags = [ipv4.build(SRC, DST, ipv4.PROTO_UDP, payload[off:off + 1480], ident=9,
+                            flags_offset=(ipv4.FLAG_MF if off + 1480 < len(payload) else 0) | (off >> 3))
+                 for off in range(0, len(payload), 1480)]
+        assert len(frags) == 3 and len(ipv4.parse(frags[-1]).payload) == tail
+        c = Counters()
+        got = _feed(Reassembler(StackConfig(), c), frags)
+        assert got is not None and got.payload == payload
+        assert c.total_drops() == 0
+
+
+def test_stack_counts_zero_length_last_fragment_and_delivers_nothing():
+    """Through the stack: a UDP datagram closed by an empty last fragment reaches no socket, is
+    counted, and raises nothing (no internal error); the next whole datagram still arrives."""
+    from pystack.wire import ethernet
+
+    from .conftest import A_MAC, B_MAC, make_pair
+
+    a, b, wire = make_pair()  # SRC is B (192.0.2.1), DST is A (192.0.2.2)
+    server = a.udp.bind(0, 4000)
+    seg = udp.build(SRC, DST, 1000, 4000, bytes(2952))  # 2960 bytes with the header
+    for raw in _split_with_empty_tail(seg, ident=1234):
+        a.receive_frame(ethernet.build(A_MAC, B_MAC, ethernet.ETHERTYPE_IPV4, raw), wire.clock.now)
+    wire.run()
+    assert server.recvfrom() is None
+    assert a.counters["drop.ipv4.empty_fragment"] == 1
+    assert a.counters.get("drop.internal_error", 0) == 0
+    assert not a.reassembler.datagrams
+    b.udp.bind(0, 1000).sendto(bytes(4000), (DST, 4000), wire.clock.now)
+    wire.run()
+    assert server.recvfrom() == (bytes(4000), (SRC, 1000))
