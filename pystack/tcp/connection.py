@@ -63,7 +63,7 @@ class Connection:
         "_sndbuf", "_snd_cap", "_fin_queued", "_smss", "_peer_mss", "_mtu",
         # receive sequence space
         "irs", "rcv_nxt", "rcv_adv", "_rcvbuf", "_rcv_cap", "_ooo", "_rcv_pos", "_eof", "_rcv_mss",
-        "_last_ack_sent", "_ack_now",
+        "_last_ack_sent", "_ack_now", "_ack_at_once", "_dispatching",
         # options
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
@@ -118,6 +118,10 @@ class Connection:
         self._rcv_mss = min(self._adv_mss(), 536)
         self._last_ack_sent = 0
         self._ack_now = False
+        self._ack_at_once = False
+        """An ACK that must not wait for the end of a batch: a duplicate ACK or one for a filled hole."""
+        self._dispatching = False
+        """True while on_event runs: an ACK the user's reads earn waits for its reply, to ride on it."""
 
         self._snd_wscale = 0
         self._rcv_wscale = 0
@@ -458,7 +462,13 @@ class Connection:
             self._event = False
             cb = self.on_event
             if cb is not None:
-                cb()
+                self._dispatching = True
+                try:
+                    cb()
+                finally:
+                    self._dispatching = False
+                if self._ack_now and self._st not in (CLOSED, SYN_SENT):
+                    self._send_ack(self._layer.now)  # owed and not carried by a reply (see _window_update)
 
     def _ts_clock(self, now: float) -> int:
         """TSval: a millisecond clock with a per-connection offset (RFC 7323 5.4). Never goes back, even
@@ -509,6 +519,7 @@ class Connection:
             ack = rcv_nxt
             self._last_ack_sent = rcv_nxt
             self._ack_now = False
+            self._ack_at_once = False
             self._delack_at = INF
         gso = len(payload) > self._smss  # the link cuts it and fills in each piece's checksum
         seg = wire.build(
@@ -808,9 +819,9 @@ class Connection:
                 return True
         if self._st != CLOSED and self._layer.batching:
             # More frames of the same read follow: send, ACK and tell the user once, at the end of the
-            # batch (TcpLayer.end_batch), not once per segment. ACKs due at once still go now: duplicate
-            # ACKs and hole-filling ACKs are signals to the sender (RFC 5681 4.2).
-            if self._ack_now:
+            # batch (TcpLayer.end_batch), not once per segment. Duplicate ACKs and hole-filling ACKs
+            # still go now: they are signals to the sender, one per segment (RFC 5681 4.2).
+            if self._ack_at_once:
                 self._send_ack(now)
             self._layer._deferred[self] = None
             return False
@@ -818,14 +829,15 @@ class Connection:
         return False
 
     def _after_input(self, now: float) -> None:
-        """What follows received segments: send what the windows now allow, ACK, and tell the user."""
+        """What follows received segments: tell the user, then send what the windows allow and ACK.
+        The user goes first so that its reply (or its FIN, after the peer's) carries the ACK."""
+        self._flush_event()
         if self._st != CLOSED:
             self._output(now)
             if self._ack_now:
                 self._send_ack(now)
             elif self._delack_at == INF and self._last_ack_sent != self.rcv_nxt and self._st != SYN_SENT:
                 self._delack_at = now + self._cfg.ack_delay
-        self._flush_event()
 
     def _input_syn_sent(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.3."""
@@ -1215,7 +1227,7 @@ class Connection:
                     self._rcvbuf += more
                     self.rcv_nxt = (self.rcv_nxt + len(more)) & MASK
                     self._rcv_pos += len(more)
-                self._ack_now = True  # RFC 5681 4.2: ACK at once when a hole is (partly) filled
+                self._ack_now = self._ack_at_once = True  # RFC 5681 4.2: ACK at once when a hole is (partly) filled
             if ooo.fin_pos is not None and ooo.fin_pos == self._rcv_pos and not ooo:
                 fin_now = True
             if fin_now:
@@ -1234,7 +1246,7 @@ class Connection:
             if fin:
                 ooo.fin_pos = pos + plen
             self._layer.counters["tcp.out_of_order"] += 1
-            self._ack_now = True  # RFC 5681 4.2: immediate duplicate ACK for out-of-order data
+            self._ack_now = self._ack_at_once = True  # RFC 5681 4.2: immediate duplicate ACK for out-of-order data
 
     def _fin_received(self, now: float) -> None:
         """RFC 9293 3.10.7.4 eighth step."""
@@ -1279,7 +1291,10 @@ class Connection:
         wmax = min(self._rcv_cap, 0xFFFF << self._rcv_wscale)
         free = min(self._rcv_cap - len(self._rcvbuf), wmax)
         if cur * 2 <= wmax and free >= 2 * cur and free - cur >= min(wmax >> 1, self._smss):
-            self._send_ack(now)
+            if self._dispatching:
+                self._ack_now = True  # sent when the user's handler returns, on its reply if it makes one
+            else:
+                self._send_ack(now)
 
     # ------------------------------------------------------------------ timers
 
