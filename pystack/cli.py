@@ -17,6 +17,7 @@ from pystack import __version__
 from pystack.tools.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
+    from pystack.config import StackConfig
     from pystack.dhcp import Bound
     from pystack.tools.session import Setup
 
@@ -73,6 +74,10 @@ def _mtu(text: str) -> int:
     return _int_between(text, 576, 65521, " (RFC 791 minimum; TAP maximum)")
 
 
+def _tcp_retries(text: str) -> int:
+    return _int_between(text, 1, 255, " retransmissions")
+
+
 def _mac(text: str) -> bytes:
     from pystack.wire.ethernet import mac_from_str
 
@@ -124,6 +129,8 @@ def _http_spec(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pystack.tcp.config import TcpConfig
+
     parser = _Parser(
         prog="pystack",
         description="A userspace TCP/IP stack in Python. It owns a TAP device and speaks Ethernet, ARP, "
@@ -165,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run pystack on CPU N only, and have the kernel process the frames pystack writes on "
                           "the other CPUs (RPS on the TAP) instead of inside pystack's writes: about 1.4x the "
                           "plain-frame TCP throughput on 2 cores (default: no pinning, no steering)")
+    run.add_argument("--tcp-max-retries", type=_tcp_retries, default=TcpConfig().max_retries, metavar="N",
+                     help="retransmissions of unacknowledged data (or unanswered zero-window probes) before "
+                          "a connection gives up with ETIMEDOUT (RFC 1122 4.2.3.5 R2); each waits twice as "
+                          "long as the one before, up to 120 s (default %(default)s, like Linux's tcp_retries2: "
+                          "about 15 minutes; 3 gives up within seconds on a LAN). SYN retries are not affected")
     run.add_argument("--echo", action="store_true", help="serve echo (RFC 862) on port 7, UDP and TCP")
     run.add_argument("--discard", action="store_true", help="serve TCP discard (RFC 863) on port 9")
     run.add_argument("--http", type=_http_spec, metavar="DIR[:PORT]",
@@ -276,12 +288,19 @@ def _check_run(args: argparse.Namespace) -> None:
     _check_root("run")
 
 
+def _stack_config(args: argparse.Namespace) -> StackConfig:
+    """The daemon's StackConfig: the defaults, with what ``pystack run``'s flags set."""
+    from pystack.config import StackConfig
+    from pystack.tcp.config import TcpConfig
+
+    return StackConfig(mtu=args.mtu, tcp=TcpConfig(max_retries=args.tcp_max_retries))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _check_run(args)
     from pystack.apps.http_session import HttpSession
     from pystack.apps.stream_server import DiscardSession, EchoSession, StreamServer
     from pystack.apps.udp_echo import UdpEcho
-    from pystack.config import StackConfig
     from pystack.link.setup import LinkSetupError, open_link
     from pystack.runtime import Runtime
     from pystack.stack import Stack
@@ -303,7 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         steered = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
-    stack = Stack(mac, StackConfig(mtu=args.mtu))
+    stack = Stack(mac, _stack_config(args))
     runtime = Runtime(stack, link, pcap)
     now = runtime.now()
     if args.address is not None:

@@ -40,6 +40,7 @@ def _assert_usage_error(proc: subprocess.CompletedProcess[str]) -> None:
     pytest.param(["run", *GOOD, "--gateway", "192.0.2"], id="bad-gateway"),
     pytest.param(["run", *GOOD, "--host-address", "192.0.2.1"], id="host-address-without-prefix"),
     pytest.param(["run", *GOOD, "--mtu", "lots"], id="bad-mtu"),
+    pytest.param(["run", *GOOD, "--tcp-max-retries", "0"], id="bad-tcp-max-retries"),
     pytest.param(["run", *GOOD, "--log-level", "loud"], id="bad-log-level"),
     pytest.param(["fly"], id="unknown-command"),
     pytest.param([], id="no-command"),

@@ -9,10 +9,9 @@ wire to the kernel in namespace P):
   ``--max-time``, either with the right SHA-256 or with a curl error that says why;
 - a path cut mid-download (the relay stopped): curl fails with its timeout, and pystack gives up
   on the connection with ETIMEDOUT after its retransmissions (RFC 9293 3.8.3, RFC 1122 4.2.3.5 R2).
-  The daemon has no flag for ``TcpConfig.max_retries`` (15, minutes of backoff, like Linux), so
-  this test runs the real daemon through a launcher (this file run as a program) that builds its
-  StackConfig with ``max_retries=3``, observed by scripts/soak.py ``observe``; everything else is
-  the daemon's own code path.
+  The default (15 retransmissions, minutes of backoff, like Linux) is shortened with the daemon's
+  own ``--tcp-max-retries 3``; the daemon runs under scripts/soak.py ``observe`` so that the test
+  sees its counters and connections while it runs.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import pytest
 
 import hostile_lab as hl
 import lab
+import soak
 from tcp_lab import HTTP_URL, impaired_wire_module, random_file, relay_lab, sha256_file
 
 pytestmark = pytest.mark.integration
@@ -96,9 +96,9 @@ def test_bad_path_transfers_are_intact_or_fail_cleanly(daemon_ready: None, tmp_p
     assert counters.get("drop.internal_error", 0) == 0, counters
 
 
-def short_retries_command(snapshot: Path) -> list[str]:
-    """The daemon started through this file's launcher: ``max_retries`` shortened, observed."""
-    return [sys.executable, str(Path(__file__).resolve()), "short-retries", str(SHORT_RETRIES),
+def observed_command(snapshot: Path) -> list[str]:
+    """The daemon run through scripts/soak.py ``observe`` (snapshots of counters and tables)."""
+    return [sys.executable, str(Path(soak.__file__).resolve()), "observe",
             "--snapshot", str(snapshot), "--interval", "0.25", "--"]
 
 
@@ -114,8 +114,9 @@ def test_cut_path_curl_times_out_and_pystack_gives_up(daemon_ready: None, tmp_pa
     random_file(www / "big.bin", size)
     got = tmp_path / "got.bin"
     snapshot_path = tmp_path / "snapshot.json"
-    monkeypatch.setattr(lab, "pystack_command", lambda: short_retries_command(snapshot_path))
-    with relay_lab("--http", str(www), impairment=iw.Impairment(), seed=5, workdir=tmp_path) as rl:
+    monkeypatch.setattr(lab, "pystack_command", lambda: observed_command(snapshot_path))
+    with relay_lab("--http", str(www), "--tcp-max-retries", str(SHORT_RETRIES), impairment=iw.Impairment(),
+                   seed=5, workdir=tmp_path) as rl:
         observed = hl.Observed(rl.daemon, snapshot_path)
         curl = hl.spawn_curl(rl.p, "-o", str(got), "--limit-rate", "1M", f"{HTTP_URL}/big.bin", timeout=20)
         deadline = time.monotonic() + 15
@@ -149,26 +150,3 @@ def test_cut_path_curl_times_out_and_pystack_gives_up(daemon_ready: None, tmp_pa
     assert counters["tcp.error.ETIMEDOUT"] == 1, counters
     assert counters.get("tcp.timeouts", 0) > SHORT_RETRIES, counters
     assert counters.get("drop.internal_error", 0) == 0, counters
-
-
-def _short_retries_main(argv: list[str]) -> int:
-    """``short-retries N OBSERVE-ARGS``: the daemon (scripts/soak.py observe, then pystack.cli.main)
-    with ``TcpConfig.max_retries = N`` in the StackConfig that ``pystack run`` builds."""
-    import pystack.config
-    import soak
-    from pystack.tcp.config import TcpConfig
-
-    retries = int(argv[0])
-    base = pystack.config.StackConfig
-
-    def short(**kw: Any) -> Any:
-        return base(**kw, tcp=TcpConfig(max_retries=retries))
-
-    pystack.config.StackConfig = short  # type: ignore[misc]  # cmd_run imports it when it starts
-    return soak.observe_main(argv[1:])
-
-
-if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "short-retries":
-        sys.exit(_short_retries_main(sys.argv[2:]))
-    sys.exit("usage: test_hostile_path.py short-retries N --snapshot FILE [--interval S] -- run ...")

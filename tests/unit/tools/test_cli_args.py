@@ -53,3 +53,32 @@ def test_client_commands_need_root(capsys: pytest.CaptureFixture[str], monkeypat
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "needs root" in err[0], err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "256", "lots", "2.5", ""])
+def test_run_tcp_max_retries_refuses_a_bad_value(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--tap", "pst0", "--address", "192.0.2.2/24", "--tcp-max-retries", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --tcp-max-retries:" in err[0] and "Traceback" not in err[0], err
+
+
+def test_run_tcp_max_retries_reaches_the_stack_config() -> None:
+    from pystack.cli import _stack_config, build_parser
+    from pystack.tcp.config import TcpConfig
+
+    base = ["run", "--tap", "pst0", "--address", "192.0.2.2/24", "--mtu", "9000"]
+    config = _stack_config(build_parser().parse_args([*base, "--tcp-max-retries", "3"]))
+    assert config.tcp.max_retries == 3 and config.mtu == 9000
+    assert config.tcp.syn_retries == TcpConfig().syn_retries  # only that one changed
+    default = _stack_config(build_parser().parse_args(base))
+    assert default.tcp.max_retries == TcpConfig().max_retries == 15
+
+
+def test_run_help_explains_tcp_max_retries(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--tcp-max-retries N" in out and "ETIMEDOUT" in out and "(default 15," in out
