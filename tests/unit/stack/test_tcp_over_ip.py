@@ -110,3 +110,85 @@ def test_a_batch_of_in_order_segments_is_acknowledged_once():
         got = acks(a.frames_to_send())
         assert len(got) == (1 if batched else 5)
         assert got[-1].ack == server.snd_nxt  # the last ACK covers everything
+
+
+def _ipv4_frames(wire, sender, protocol):
+    """(IPv4 packet, frame) of every frame ``sender`` put on the wire carrying ``protocol``."""
+    from pystack.wire import ethernet
+    from pystack.wire import ipv4 as ipv4_wire
+
+    out = []
+    for _t, s, frame in wire.log:
+        if s != sender or frame[12:14] != ethernet.ETHERTYPE_IPV4.to_bytes(2, "big"):
+            continue
+        ip = ipv4_wire.parse(memoryview(frame)[14:])
+        if ip.protocol == protocol:
+            out.append(ip)
+    return out
+
+
+def test_tcp_segments_carry_dont_fragment_both_data_and_pure_acks():
+    """Like Linux (path MTU discovery, RFC 1191 / RFC 9293 3.7.2), every TCP segment pystack sends
+    has DF set and is never a fragment: handshake, data segments, pure ACKs and FINs, both ways."""
+    from pystack.wire import tcp as tcp_wire
+
+    a, b, wire = make_pair()
+    client, server = _connected(a, b, wire)
+    data = random.Random(3).randbytes(20_000)
+    sent = 0
+    got = bytearray()
+    while len(got) < len(data):
+        if sent < len(data):
+            sent += client.send(data[sent:], wire.clock.now)
+        wire.run(until=lambda: server.readable)
+        while server.recv_available:
+            got += server.recv(1 << 20, wire.clock.now)
+    server.send(b"reply", wire.clock.now)
+    wire.run(until=lambda: client.readable)
+    assert client.recv(100, wire.clock.now) == b"reply"  # unread data would make close() send a RST
+    client.close(wire.clock.now)
+    wire.run(duration=1)
+    assert bytes(got) == data
+    kinds = {0: set(), 1: set()}
+    for sender in (0, 1):
+        packets = _ipv4_frames(wire, sender, 6)
+        assert packets
+        for ip in packets:
+            seg = tcp_wire.parse(ip.payload, ip.src, ip.dst)
+            kind = ("syn" if seg.flags & 0x02 else "fin" if seg.flags & 0x01 else "rst" if seg.flags & 0x04
+                    else "data" if seg.payload else "ack")
+            kinds[sender].add(kind)
+            assert ip.dont_fragment, f"{kind} segment from stack {sender} without DF: flags_offset {ip.flags_offset:#x}"
+            assert not ip.more_fragments and ip.fragment_offset == 0
+    # a (the client) sent data and b (the receiver) pure ACKs; both sent a SYN, a its FIN
+    assert {"syn", "data", "fin"} <= kinds[0] and {"syn", "ack", "data"} <= kinds[1], kinds
+
+
+def test_udp_and_echo_reply_that_fit_the_mtu_do_not_set_dont_fragment_unless_asked():
+    from pystack.wire import icmp as icmp_wire
+    from pystack.wire import ipv4 as ipv4_wire
+    from pystack.wire import udp as udp_wire
+
+    a, b, wire = make_pair()
+    server = b.udp.bind(0, 4000)
+    a.udp.bind(0, 0).sendto(bytes(1000), (B_IP, 4000), wire.clock.now)
+    wire.run()
+    assert server.recvfrom() is not None
+    (udp_ip,) = _ipv4_frames(wire, 0, 17)
+    assert not udp_ip.dont_fragment and not udp_ip.is_fragment
+
+    request = icmp_wire.build(icmp_wire.TYPE_ECHO_REQUEST, 0, 0x12340001, bytes(1400))
+    a.send_ip(B_IP, ipv4_wire.PROTO_ICMP, request, wire.clock.now)
+    wire.run()
+    assert b.counters["icmp.echo_replies_sent"] == 1
+    (reply_ip,) = _ipv4_frames(wire, 1, 1)
+    assert icmp_wire.parse(reply_ip.payload).type == icmp_wire.TYPE_ECHO_REPLY
+    assert not reply_ip.dont_fragment and not reply_ip.is_fragment
+
+    # asked for: send_ip(dont_fragment=True) sets it on a datagram that fits
+    segment = udp_wire.build(A_IP, B_IP, 5000, 4000, b"df please")
+    a.send_ip(B_IP, udp_wire.PROTO_UDP, segment, wire.clock.now, dont_fragment=True)
+    wire.run()
+    assert server.recvfrom() == (b"df please", (A_IP, 5000))
+    asked = _ipv4_frames(wire, 0, 17)[-1]
+    assert asked.dont_fragment and not asked.is_fragment
