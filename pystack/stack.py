@@ -134,7 +134,7 @@ class Stack:
                 self._send_datagram(src, dst, ipv4.PROTO_TCP, segment, self.tcp.now, self.config.default_ttl,
                                     0, ipv4.FLAG_DF)
             else:
-                self.send_ip(dst, ipv4.PROTO_TCP, segment, self.tcp.now, src=src)
+                self.send_ip(dst, ipv4.PROTO_TCP, segment, self.tcp.now, src=src, dont_fragment=True)
         except OSError:
             self.counters.drop("tcp.unroutable")
 
