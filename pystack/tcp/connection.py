@@ -119,7 +119,8 @@ class Connection:
         self._last_ack_sent = 0
         self._ack_now = False
         self._ack_at_once = False
-        """An ACK that must not wait for the end of a batch: a duplicate ACK or one for a filled hole."""
+        """An ACK that must not wait for the end of a batch: one per segment that was out of order, filled a
+        hole, or was unacceptable (old, outside the window, PAWS): each is a signal to the sender."""
         self._dispatching = False
         """True while on_event runs: an ACK the user's reads earn waits for its reply, to ride on it."""
 
@@ -819,8 +820,8 @@ class Connection:
                 return True
         if self._st != CLOSED and self._layer.batching:
             # More frames of the same read follow: send, ACK and tell the user once, at the end of the
-            # batch (TcpLayer.end_batch), not once per segment. Duplicate ACKs and hole-filling ACKs
-            # still go now: they are signals to the sender, one per segment (RFC 5681 4.2).
+            # batch (TcpLayer.end_batch), not once per segment. The ACKs of _ack_at_once still go now:
+            # duplicate ACKs are signals to the sender, one per segment (RFC 5681 4.2, RFC 9293 3.10.7.4).
             if self._ack_at_once:
                 self._send_ack(now)
             self._layer._deferred[self] = None
@@ -927,7 +928,7 @@ class Connection:
                               and behind <= self.rtt.rto * 1000)
                 if not disordered:
                     counters.drop("tcp.paws")
-                    self._ack_now = True
+                    self._ack_now = self._ack_at_once = True
                     return False
 
         if flags & SYN and st != SYN_RECEIVED:
@@ -963,7 +964,7 @@ class Connection:
                 payload = payload[:0]
                 plen = 0
                 flags &= ~(FIN | SYN | PSH)
-                self._ack_now = True
+                self._ack_now = self._ack_at_once = True
             else:
                 counters.drop("tcp.out_of_window")
                 if st == TIME_WAIT and flags & FIN:
@@ -972,7 +973,7 @@ class Connection:
                     # Answer, but a pure ACK at most every oow_ack_interval: two ends that each find
                     # the other's ACKs unacceptable would otherwise ACK each other forever (as Linux).
                     self._oow_ack_at = now
-                    self._ack_now = True
+                    self._ack_now = self._ack_at_once = True
                 else:
                     counters.drop("tcp.oow_ack_limited")
                 return False
@@ -1060,7 +1061,7 @@ class Connection:
                     return False
                 self._receive(seq, payload, flags & FIN, now)
             elif flags & FIN and st == TIME_WAIT:
-                self._ack_now = True
+                self._ack_now = self._ack_at_once = True
                 self._restart_time_wait(now)
         if self._keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
             self._ka_at = now + self._cfg.keepalive_idle
@@ -1077,7 +1078,7 @@ class Connection:
             self.snd_max = ack  # the peer took our zero-window probe byte
         if seq_gt(ack, self.snd_max):
             counters.drop("tcp.ack_unsent")
-            self._ack_now = True  # RFC 9293: ACK something not yet sent -> send ACK, drop
+            self._ack_now = self._ack_at_once = True  # RFC 9293: ACK something not yet sent -> send ACK, drop
             return False
         if seq_lt(ack, (una - self.max_snd_wnd) & MASK):
             counters.drop("tcp.ack_too_old")

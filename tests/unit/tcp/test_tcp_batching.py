@@ -127,6 +127,23 @@ def test_out_of_order_segments_in_a_batch_are_dup_acked_at_once() -> None:
     assert _read_all(est.conn) == b"".join(_chunk(i) for i in range(4))
 
 
+def test_old_duplicates_in_a_batch_are_each_acked_at_once() -> None:
+    """Segments we already have (a sender retransmitting what arrived) are unacceptable and answered with
+    an ACK each (RFC 9293 3.10.7.4); those ACKs are the sender's signals too, so a batch must not fold
+    them into one."""
+    est = _established()
+    solo = est.solo
+    for i in range(2):
+        _deliver(est, i)
+    solo.take()
+    with _batch(solo):
+        for i in (0, 1, 0):
+            _deliver(est, i)
+            dup = solo.one()
+            assert (dup.flags, dup.ack, len(dup.payload)) == (ACK, est.peer + 2 * MSS, 0)
+    solo.none()
+
+
 def test_without_a_batch_each_segment_is_handled_on_its_own() -> None:
     """Plain receive calls keep the per-segment behaviour: an event per segment, and an ACK after every
     second full segment the moment it arrives."""
