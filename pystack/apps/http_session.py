@@ -241,28 +241,34 @@ class HttpSession:
 
     def pull(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of response, read from disk only as needed."""
-        if len(self._out) < limit and self._file is not None:
-            want = min(max(limit - len(self._out), FILE_CHUNK), self._file_left)
-            chunk = self._file.read(want)
-            if not chunk:
-                chunk = b""
-                self._file_left = 0  # the file shrank under us; the connection must close
-                self._keep_alive = False
-                self.closing = True
-            self._out += chunk
-            self._file_left -= len(chunk)
-            if self._file_left <= 0:
-                self._file.close()
-                self._file = None
-                self._finish()
-        data = bytes(self._out[:limit])
-        del self._out[:limit]
+        if self._file is not None and not self._out:
+            data = self._read_file(min(limit, self._file_left))  # the body's bulk: one copy, from the file
+        else:
+            if len(self._out) < limit and self._file is not None:
+                self._out += self._read_file(min(max(limit - len(self._out), FILE_CHUNK), self._file_left))
+            data = bytes(self._out[:limit])
+            del self._out[:limit]
         if not self._out and self._file is None and not self.closing:
             if self._keep_alive or self._hasher is not None:
                 self._process()  # the body still to come (after 100 Continue), or the next request
             else:
                 self.closing = True
         return data
+
+    def _read_file(self, want: int) -> bytes:
+        assert self._file is not None
+        chunk = self._file.read(want)
+        if not chunk:
+            chunk = b""
+            self._file_left = 0  # the file shrank under us; the connection must close
+            self._keep_alive = False
+            self.closing = True
+        self._file_left -= len(chunk)
+        if self._file_left <= 0:
+            self._file.close()
+            self._file = None
+            self._finish()
+        return chunk
 
     @property
     def has_output(self) -> bool:

@@ -89,7 +89,7 @@ class _ServedConnection:
             space = conn.send_space
             if space <= 0:
                 break
-            chunk = session.pull(space)
+            chunk = session.pull(space if space < READ_CHUNK else READ_CHUNK)  # 64 KiB pieces stay off mmap
             if not chunk:
                 break
             try:
