@@ -18,19 +18,25 @@ def _connected(a, b, wire):
     return client, listener.accept()
 
 
+def _transfer(sender, receiver, wire, data: bytes) -> bytes:
+    """Send ``data`` from ``sender`` and read it all at ``receiver``, running the wire in between."""
+    sent = 0
+    got = bytearray()
+    while len(got) < len(data):
+        if sent < len(data):
+            sent += sender.send(data[sent:], wire.clock.now)
+        wire.run(until=lambda: receiver.readable)
+        while receiver.recv_available:
+            got += receiver.recv(1 << 20, wire.clock.now)
+    return bytes(got)
+
+
 def test_connection_over_ip_moves_bytes_both_ways_and_closes():
     a, b, wire = make_pair()
     client, server = _connected(a, b, wire)
     assert server is not None and client.state == State.ESTABLISHED
     data = random.Random(1).randbytes(300_000)
-    sent = 0
-    got = bytearray()
-    while len(got) < len(data):
-        if sent < len(data):
-            sent += client.send(data[sent:], wire.clock.now)
-        wire.run(until=lambda: server.readable)
-        while server.recv_available:
-            got += server.recv(1 << 20, wire.clock.now)
+    got = _transfer(client, server, wire, data)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     server.send(b"thanks", wire.clock.now)
     wire.run(until=lambda: client.readable)
@@ -60,14 +66,7 @@ def test_segmentation_offload_sends_super_frames_that_cut_into_wire_segments():
     b.enable_segmentation_offload()
     client, server = _connected(a, b, wire)
     data = random.Random(2).randbytes(200_000)
-    sent = 0
-    got = bytearray()
-    while len(got) < len(data):
-        if sent < len(data):
-            sent += server.send(data[sent:], wire.clock.now)
-        wire.run(until=lambda: client.readable)
-        while client.recv_available:
-            got += client.recv(1 << 20, wire.clock.now)
+    got = _transfer(server, client, wire, data)
     assert bytes(got) == data
     supers = [f for _t, s, f in wire.log if s == 1 and type(f) is GsoFrame]
     assert supers and max(len(f) for f in supers) > 1514
@@ -135,14 +134,7 @@ def test_tcp_segments_carry_dont_fragment_both_data_and_pure_acks():
     a, b, wire = make_pair()
     client, server = _connected(a, b, wire)
     data = random.Random(3).randbytes(20_000)
-    sent = 0
-    got = bytearray()
-    while len(got) < len(data):
-        if sent < len(data):
-            sent += client.send(data[sent:], wire.clock.now)
-        wire.run(until=lambda: server.readable)
-        while server.recv_available:
-            got += server.recv(1 << 20, wire.clock.now)
+    got = _transfer(client, server, wire, data)
     server.send(b"reply", wire.clock.now)
     wire.run(until=lambda: client.readable)
     assert client.recv(100, wire.clock.now) == b"reply"  # unread data would make close() send a RST

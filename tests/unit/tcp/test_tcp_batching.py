@@ -13,14 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from tcp_harness import IP_A, IP_B, Solo
-from tcp_helpers import PEER_ISS, passive
+from tcp_harness import Solo
+from tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
-from pystack.config import StackConfig
-from pystack.stack import Stack
 from pystack.tcp import TcpConfig
 from pystack.tcp.connection import Connection
-from pystack.wire import ipv4
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK
 
@@ -228,47 +225,12 @@ def test_batched_acks_release_as_much_data_as_the_same_acks_one_by_one() -> None
 # --- through the Stack: Ethernet frames, receive_frame, stack.begin_batch/end_batch ------------------
 
 
-def _stack_pair(now: float) -> tuple[Stack, Stack]:
-    """Client A (IP_A) and server B (IP_B) on one /24, each with the other's MAC already in its ARP cache."""
-    a_mac, b_mac = bytes.fromhex("02000000000a"), bytes.fromhex("02000000000b")
-    a = Stack(a_mac, StackConfig())
-    b = Stack(b_mac, StackConfig())
-    a.configure(IP_A, 24, None, now)
-    b.configure(IP_B, 24, None, now)
-    a.arp.update(IP_B, b_mac, now, create=True)
-    b.arp.update(IP_A, a_mac, now, create=True)
-    return a, b
-
-
-def _shuttle(a: Stack, b: Stack, now: float) -> None:
-    """Carry frames both ways, one receive_frame each, until both are quiet."""
-    for _ in range(100):
-        moved = False
-        for src, dst in ((a, b), (b, a)):
-            for frame in src.frames_to_send():
-                dst.receive_frame(frame, now)
-                moved = True
-        if not moved:
-            return
-    raise AssertionError("the stacks kept talking")
-
-
-def _tcp_of(frame: bytes) -> wire.TcpSegment:
-    ip = ipv4.parse(memoryview(frame)[14:])
-    assert ip.protocol == ipv4.PROTO_TCP
-    return wire.parse(ip.payload, ip.src, ip.dst)
-
-
 @pytest.mark.parametrize(("batched", "events", "acks"), [(True, 1, 1), (False, 4, 2)], ids=["batch", "plain"])
 def test_stack_batch_answers_frames_once_and_plain_frames_one_by_one(batched: bool, events: int, acks: int) -> None:
     """The stack hands TCP frames straight to the TCP layer; stack.begin_batch/end_batch must reach it:
     one application event and one ACK per batch, and per frame without one."""
     now = 1000.0
-    a, b = _stack_pair(now)
-    listener = b.tcp.listen(0, 80, 4)
-    client = a.tcp.connect(IP_A, IP_B, 80, now)
-    _shuttle(a, b, now)
-    server = listener.accept()
+    a, b, client, server = connected_stacks(now)
     assert server is not None
     told: list[int] = []
     client.on_event = lambda: told.append(client.recv_available)
@@ -285,8 +247,8 @@ def test_stack_batch_answers_frames_once_and_plain_frames_one_by_one(batched: bo
     if batched:
         assert told == [] and not a.has_output()
         a.end_batch(now)
-    answers = [_tcp_of(f) for f in a.frames_to_send()]
+    answers = [tcp_of(f) for f in a.frames_to_send()]
     assert len(told) == events and told[-1] == client.recv_available
     assert [s.flags for s in answers] == [ACK] * acks
-    assert answers[-1].ack == _tcp_of(frames[-1]).seq + len(_tcp_of(frames[-1]).payload)
-    assert client.recv(1 << 20) == data[:sum(len(_tcp_of(f).payload) for f in frames)]
+    assert answers[-1].ack == tcp_of(frames[-1]).seq + len(tcp_of(frames[-1]).payload)
+    assert client.recv(1 << 20) == data[:sum(len(tcp_of(f).payload) for f in frames)]

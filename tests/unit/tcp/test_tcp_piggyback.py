@@ -16,14 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from tcp_harness import IP_A, IP_B, Solo
-from tcp_helpers import PEER_ISS, passive
+from tcp_harness import Solo
+from tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
-from pystack.config import StackConfig
-from pystack.stack import Stack
 from pystack.tcp import State, TcpConfig
 from pystack.tcp.connection import Connection
-from pystack.wire import ipv4
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH
 
@@ -154,35 +151,6 @@ def test_request_answered_without_a_reply_is_acked_as_before(batched: bool) -> N
     _no_delayed_ack_left(solo)
 
 
-def _stack_pair(now: float) -> tuple[Stack, Stack]:
-    """Client A (IP_A) and server B (IP_B) on one /24, each with the other's MAC in its ARP cache."""
-    a_mac, b_mac = bytes.fromhex("02000000000a"), bytes.fromhex("02000000000b")
-    a, b = Stack(a_mac, StackConfig()), Stack(b_mac, StackConfig())
-    a.configure(IP_A, 24, None, now)
-    b.configure(IP_B, 24, None, now)
-    a.arp.update(IP_B, b_mac, now, create=True)
-    b.arp.update(IP_A, a_mac, now, create=True)
-    return a, b
-
-
-def _shuttle(a: Stack, b: Stack, now: float) -> None:
-    for _ in range(100):
-        moved = False
-        for src, dst in ((a, b), (b, a)):
-            for frame in src.frames_to_send():
-                dst.receive_frame(frame, now)
-                moved = True
-        if not moved:
-            return
-    raise AssertionError("the stacks kept talking")
-
-
-def _tcp_of(frame: bytes) -> wire.TcpSegment:
-    ip = ipv4.parse(memoryview(frame)[14:])
-    assert ip.protocol == ipv4.PROTO_TCP
-    return wire.parse(ip.payload, ip.src, ip.dst)
-
-
 @BATCH
 def test_stack_server_answers_a_request_frame_with_one_segment(batched: bool) -> None:
     """Through whole stacks (receive_frame, and stack.begin_batch/end_batch as the runtime calls them),
@@ -190,24 +158,20 @@ def test_stack_server_answers_a_request_frame_with_one_segment(batched: bool) ->
     handler answers at once costs the server one frame, its reply acking the request (the first read's
     window update held for it: _window_update while _dispatching)."""
     now = 1000.0
-    a, b = _stack_pair(now)
-    listener = b.tcp.listen(0, 80, 4)
-    client = a.tcp.connect(IP_A, IP_B, 80, now)
-    _shuttle(a, b, now)
-    server = listener.accept()
+    a, b, client, server = connected_stacks(now)
     assert server is not None and client.state == State.ESTABLISHED
     App(server, lambda: now, reply=REPLY)
     client.send(REQUEST, now)
     frames = a.frames_to_send()
     assert len(frames) == 1
-    request = _tcp_of(frames[0])
+    request = tcp_of(frames[0])
     if batched:
         b.begin_batch()
     b.receive_frame(frames[0], now)
     if batched:
         assert not b.has_output()
         b.end_batch(now)
-    answers = [_tcp_of(f) for f in b.frames_to_send()]
+    answers = [tcp_of(f) for f in b.frames_to_send()]
     assert [(s.flags, s.ack, bytes(s.payload)) for s in answers] == \
         [(ACK | PSH, request.seq + len(REQUEST), REPLY)]
     b.handle_timer(now + 0.1)  # past the delayed-ACK time, before the RTO: no ACK left to repeat
