@@ -128,7 +128,7 @@ class Connection:
         self._rcv_wscale = 0
         self._ts_ok = False
         self._ts_last = 0
-        self._ts_offset = layer.rng.getrandbits(32)  # RFC 7323 5.4: a random offset per connection
+        self._ts_offset = layer.isn.ts_offset(local_ip, remote_ip)  # RFC 7323 5.4, per host pair
         self._ts_recent = 0
         self._ts_recent_age = 0.0
         self._sack_ok = False

@@ -11,6 +11,7 @@ import os
 import struct
 
 _TUPLE = struct.Struct("!IHIH")
+_PAIR = struct.Struct("!II")
 
 
 class IsnGenerator:
@@ -24,3 +25,11 @@ class IsnGenerator:
             _TUPLE.pack(local_ip, local_port, remote_ip, remote_port), key=self._secret, digest_size=4
         ).digest()
         return (int(now * 250_000) + int.from_bytes(digest, "big")) & 0xFFFFFFFF
+
+    def ts_offset(self, local_ip: int, remote_ip: int) -> int:
+        """The TSval clock's offset (RFC 7323 5.4), keyed per pair of hosts rather than per connection, as
+        Linux since 4.13: a new connection to the same host then starts above what an old incarnation
+        sent, so a server in TIME-WAIT takes its SYN (RFC 6191) instead of dropping it under PAWS."""
+        digest = hashlib.blake2s(_PAIR.pack(local_ip, remote_ip), key=self._secret, digest_size=4,
+                                 person=b"tsoffset").digest()
+        return int.from_bytes(digest, "big")
