@@ -48,6 +48,8 @@ TIME_WAIT = State.TIME_WAIT
 INF = math.inf
 _SENDING_STATES = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
 _RECEIVING_STATES = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
+_STATE_COUNTERS = {st: "tcp.state." + st.name for st in State}
+"""Counter names made once: an Enum's .name is a property lookup, and states change on every connection."""
 _TS_IDLE_LIMIT = 24 * 24 * 3600.0  # RFC 7323 5.5: ts_recent is invalid after 24 days of idleness
 _MAX_SACK_BLOCKS_TS = 3  # with the 12-byte timestamp block, 3 SACK blocks fill the 40 option bytes
 
@@ -437,7 +439,7 @@ class Connection:
         self._st = st
         self._event = True
         layer = self._layer
-        layer.counters["tcp.state." + st.name] += 1
+        layer.counters[_STATE_COUNTERS[st]] += 1
         if st == TIME_WAIT:
             layer._time_wait_count += 1
         if old == TIME_WAIT:
