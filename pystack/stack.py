@@ -428,19 +428,20 @@ class Stack:
 
     def _send_gso(self, dst: int, segment_bytes: bytes | memoryview, now: float, src: int, gso_size: int) -> None:
         next_hop, mac = self._route(dst)
-        packet = ipv4.build(src, dst, ipv4.PROTO_TCP, segment_bytes, ident=self.next_ident(),
-                            ttl=self.config.default_ttl, flags_offset=ipv4.FLAG_DF)
         if mac is None:
             mac, ask = self.arp.lookup(next_hop, now)
             if ask and mac is not None:
                 self._send_arp_request(next_hop, mac)
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        head = ipv4.frame_header(mac or _ZERO_MAC, self.mac, 0, len(segment_bytes), ident, ipv4.FLAG_DF,
+                                 self.config.default_ttl, ipv4.PROTO_TCP, src, dst)
         if mac is None:
             # Rare: the neighbour is not resolved. Queue real wire segments; the queue keeps plain frames.
-            for piece in segment(ethernet.header(_ZERO_MAC, self.mac, _ETH_IPV4) + packet, gso_size):
+            for piece in segment(head + segment_bytes, gso_size):
                 if self.arp.enqueue(next_hop, piece[14:], now):
                     self._send_arp_request(next_hop, None)
             return
-        self._out.append(GsoFrame(ethernet.header(mac, self.mac, _ETH_IPV4) + packet, gso_size))
+        self._out.append(GsoFrame(head + segment_bytes, gso_size))
         self.counters["frames_out"] += 1
         self.counters["gso_frames_out"] += 1
 

@@ -21,7 +21,6 @@ MAX_HEADER_BYTES = 16384
 """Request line plus headers; beyond this the request is refused (431)."""
 MAX_BUFFERED_INPUT = 65536
 """Input held while a response is still going out (pipelining); the glue stops reading past this."""
-FILE_CHUNK = 65536
 SERVER = "pystack"
 
 _REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
@@ -245,7 +244,9 @@ class HttpSession:
             data = self._read_file(min(limit, self._file_left))  # the body's bulk: one copy, from the file
         else:
             if len(self._out) < limit and self._file is not None:
-                self._out += self._read_file(min(max(limit - len(self._out), FILE_CHUNK), self._file_left))
+                # Just what tops the headers up to ``limit``: the buffer then empties, and the next pull
+                # reads the body straight from the file.
+                self._out += self._read_file(min(limit - len(self._out), self._file_left))
             data = bytes(self._out[:limit])
             del self._out[:limit]
         if not self._out and self._file is None and not self.closing:
