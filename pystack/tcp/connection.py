@@ -62,7 +62,7 @@ class Connection:
         "_st", "error", "on_event", "_nodelay", "_keepalive", "_event",
         # send sequence space
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
-        "_sndbuf", "_snd_cap", "_fin_queued", "_smss", "_peer_mss", "_mtu",
+        "_sndbuf", "_snd_base", "_snd_cap", "_fin_queued", "_smss", "_peer_mss", "_mtu",
         # receive sequence space
         "irs", "rcv_nxt", "rcv_adv", "_rcvbuf", "_rcv_cap", "_ooo", "_rcv_pos", "_eof", "_rcv_mss",
         "_last_ack_sent", "_ack_now", "_ack_at_once", "_dispatching",
@@ -103,6 +103,9 @@ class Connection:
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self._sndbuf = bytearray()
+        self._snd_base = 0
+        """Where SND.UNA's byte sits in _sndbuf: acknowledged bytes are dropped from the front only when
+        they are more than half of it, so appending does not make the bytearray copy itself each time."""
         self._snd_cap = cfg.send_buffer
         self._fin_queued = False
         self._mtu = layer.mtu
@@ -181,7 +184,7 @@ class Connection:
         """``send`` would accept bytes or fail at once (an error, a shut write side, a dead connection)."""
         if self.error is not None or self._fin_queued or self._st == CLOSED:
             return True
-        return self._st in (ESTABLISHED, CLOSE_WAIT) and len(self._sndbuf) < self._snd_cap
+        return self._st in (ESTABLISHED, CLOSE_WAIT) and len(self._sndbuf) - self._snd_base < self._snd_cap
 
     @property
     def nodelay(self) -> bool:
@@ -215,12 +218,12 @@ class Connection:
 
     @property
     def send_space(self) -> int:
-        return max(self._snd_cap - len(self._sndbuf), 0)
+        return max(self._snd_cap - len(self._sndbuf) + self._snd_base, 0)
 
     @property
     def unsent(self) -> int:
         """Bytes in the send buffer not yet acknowledged (sent or not)."""
-        return len(self._sndbuf)
+        return len(self._sndbuf) - self._snd_base
 
     @property
     def at_eof(self) -> bool:
@@ -238,7 +241,7 @@ class Connection:
             raise OSError(self.error, errno.errorcode.get(self.error, "error"))
         if self._fin_queued or self._st not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
             raise BrokenPipeError(errno.EPIPE, "connection closed for sending")
-        n = min(len(data), self._snd_cap - len(self._sndbuf))
+        n = min(len(data), self._snd_cap - len(self._sndbuf) + self._snd_base)
         if n <= 0:
             return 0
         self._sndbuf += data[:n] if n < len(data) else data
@@ -535,6 +538,11 @@ class Connection:
         else:
             self._layer.emit(self.local_ip, self.remote_ip, seg)
 
+    def _unacked(self) -> memoryview:
+        """The send buffer from SND.UNA on, without copying (slices of it are copied into segments).
+        Callers keep it only while they build segments: _sndbuf cannot change size while it lives."""
+        return memoryview(self._sndbuf)[self._snd_base:]
+
     def _mss_now(self) -> int:
         """Data bytes that fit one segment now: Eff.snd.MSS less the SACK blocks we are about to send
         (RFC 9293 3.7.1, RFC 6691: options come out of the data, so the datagram still fits the MTU)."""
@@ -572,7 +580,7 @@ class Connection:
         if self._in_recovery and self._sack_ok:
             self._output_sack_recovery(now)
             return
-        buf = self._sndbuf
+        buf = self._unacked()
         buflen = len(buf)
         smss = self._mss_now()
         # With segmentation offload a segment may carry many MSS; the link cuts it on the wire.
@@ -647,7 +655,7 @@ class Connection:
 
     def _retransmit_head(self, now: float, length: int | None = None) -> int:
         """Retransmit the first unacknowledged segment (fast retransmit / partial ACK / SACK entry)."""
-        buf = self._sndbuf
+        buf = self._unacked()
         inflight = (self.snd_max - self.snd_una) & MASK  # never more than was sent before
         n = min(self._mss_now(), len(buf), inflight) if length is None else length
         self._rtt_seq = None  # Karn: never time a retransmitted segment
@@ -709,7 +717,7 @@ class Connection:
         return pos, end
 
     def _output_sack_recovery(self, now: float) -> None:
-        buf = self._sndbuf
+        buf = self._unacked()
         smss = self._mss_now()
         cc = self.cc
         sent = False
@@ -756,7 +764,7 @@ class Connection:
     def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
         """Merge the peer's SACK blocks (RFC 2018) into the scoreboard; True if any was new."""
         una = self.snd_una
-        max_off = min((self.snd_max - una) & MASK, len(self._sndbuf))
+        max_off = min((self.snd_max - una) & MASK, len(self._sndbuf) - self._snd_base)
         board = self._sacked
         changed = False
         for left, right in blocks:
@@ -1132,7 +1140,8 @@ class Connection:
 
     def _ack_new(self, ack: int, acked: int, seg: TcpSegment, now: float) -> None:
         buf = self._sndbuf
-        buflen = len(buf)
+        base = self._snd_base
+        buflen = len(buf) - base
         cc = self.cc
         flight = (self.snd_max - self.snd_una) & MASK
         if acked > buflen:  # our FIN is acknowledged too
@@ -1143,8 +1152,13 @@ class Connection:
         if data_acked:
             if data_acked == buflen:
                 buf.clear()
+                self._snd_base = 0
             else:
-                del buf[:data_acked]
+                base += data_acked
+                if base > buflen - data_acked:  # more acknowledged than left: drop it (amortized O(1))
+                    del buf[:base]
+                    base = 0
+                self._snd_base = base
             self._event = True  # writable again
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
@@ -1367,7 +1381,7 @@ class Connection:
         if self._st not in _SENDING_STATES:
             self._persist = False
             return
-        buf = self._sndbuf
+        buf = self._unacked()
         off = (self.snd_nxt - self.snd_una) & MASK
         if self.snd_wnd == 0:
             self._retries += 1
