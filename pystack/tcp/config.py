@@ -73,6 +73,12 @@ class TcpConfig:
     """Initial congestion window in segments (RFC 6928)."""
     dupack_threshold: int = 3
     """Duplicate ACKs that trigger fast retransmit (RFC 5681 DupThresh)."""
+    tail_loss_probe: bool = True
+    """RFC 8985 section 7: when data in flight gets no ACK for two smoothed RTTs, send one probe segment
+    (new data, or the last segment again) so that the peer's ACK (with SACK) starts fast recovery,
+    instead of waiting for the retransmission timeout (at least ``rto_min``)."""
+    tlp_min: float = 0.01
+    """The least probe timeout in seconds (Linux's TCP_TIMEOUT_MIN is 2 jiffies; RFC 8985 suggests 10 ms)."""
     congestion_control: str = "newreno"
     """Name of the congestion controller (see pystack.tcp.congestion.ALGORITHMS)."""
 

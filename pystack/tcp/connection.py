@@ -48,6 +48,8 @@ TIME_WAIT = State.TIME_WAIT
 INF = math.inf
 _SENDING_STATES = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
 _RECEIVING_STATES = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
+_TLP_DELAYED_ACK = 0.2
+"""WCDelAckT of RFC 8985 7.2: the longest a receiver may delay its ACK of a lone segment."""
 _STATE_COUNTERS = {st: "tcp.state." + st.name for st in State}
 """Counter names made once: an Enum's .name is a property lookup, and states change on every connection."""
 _TS_IDLE_LIMIT = 24 * 24 * 3600.0  # RFC 7323 5.5: ts_recent is invalid after 24 days of idleness
@@ -74,7 +76,7 @@ class Connection:
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts", "_ts_last",
-        "_probe_end", "_oow_ack_at",
+        "_probe_end", "_oow_ack_at", "_tlp_at", "_tlp_out",
     )
 
     def __init__(
@@ -141,6 +143,10 @@ class Connection:
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self.cc = ALGORITHMS[cfg.congestion_control](self._smss, cfg.initial_window_segments)
         self._rtx_at = INF
+        self._tlp_at = INF
+        """When the tail loss probe fires (RFC 8985 7), or INF; always before _rtx_at when armed."""
+        self._tlp_out = False
+        """A probe was sent and SND.UNA has not moved since: one probe per episode (RFC 8985 7.3)."""
         self._persist = False
         self._persist_backoff = 0
         self._retries = 0
@@ -454,7 +460,7 @@ class Connection:
             return
         was_half_open = self._st in (SYN_RECEIVED, SYN_SENT)
         self._set_state(CLOSED)
-        self._rtx_at = self._delack_at = self._tw_at = self._ka_at = INF
+        self._rtx_at = self._delack_at = self._tw_at = self._ka_at = self._tlp_at = INF
         self._layer._forget(self, was_half_open)
 
     def _fail(self, err: int) -> None:
@@ -486,7 +492,7 @@ class Connection:
         return (value + self._ts_offset) & MASK
 
     def deadline(self) -> float:
-        return min(self._rtx_at, self._delack_at, self._tw_at, self._ka_at)
+        return min(self._rtx_at, self._delack_at, self._tw_at, self._ka_at, self._tlp_at)
 
     # ------------------------------------------------------------------ segment output
 
@@ -645,6 +651,8 @@ class Connection:
         elif not sent and self._rtx_at == INF and self.snd_nxt == snd_una:
             if len(buf) or self._fin_queued:
                 self._start_persist(now)
+        if sent:
+            self._schedule_tlp(now)
 
     def _start_persist(self, now: float) -> None:
         """Nothing in flight but data held back by the peer's window: probe later (RFC 9293 3.8.6.1),
@@ -1200,6 +1208,8 @@ class Connection:
             self._persist = False
         elif not self._persist:
             self._rtx_at = now + self.rtt.rto
+        self._tlp_out = False
+        self._schedule_tlp(now)
 
     def _on_dupack(self, now: float) -> None:
         cc = self.cc
@@ -1315,6 +1325,55 @@ class Connection:
 
     # ------------------------------------------------------------------ timers
 
+    def _schedule_tlp(self, now: float) -> None:
+        """RFC 8985 7.2: after new data goes out or an ACK moves SND.UNA, probe in max(2 SRTT, tlp_min)
+        if nothing is heard by then; only while data is in flight, outside recovery, before the RTO."""
+        srtt = self.rtt.srtt
+        if (self._tlp_out or self._in_recovery or self._persist or srtt is None or not self._cfg.tail_loss_probe
+                or self.snd_una == self.snd_max or self._st not in _SENDING_STATES):
+            self._tlp_at = INF
+            return
+        pto = max(2 * srtt, self._cfg.tlp_min)
+        if (self.snd_max - self.snd_una) & MASK <= self._smss:
+            pto += _TLP_DELAYED_ACK  # one segment out: the peer may be holding a delayed ACK (RFC 8985 7.2)
+        at = now + pto
+        self._tlp_at = at if at < self._rtx_at else INF
+
+    def _send_tlp(self, now: float) -> None:
+        """RFC 8985 7.3: one segment of new data if the peer's window takes it (whatever cwnd says), else
+        the last segment sent again; its ACK, with SACK, shows what was lost."""
+        if (self._tlp_out or self._in_recovery or self._persist or self.snd_una == self.snd_max
+                or self._st not in _SENDING_STATES):
+            return
+        buf = self._unacked()
+        smss = self._mss_now()
+        off = (self.snd_nxt - self.snd_una) & MASK
+        avail = len(buf) - off
+        self._tlp_out = True
+        self._layer.counters["tcp.tail_loss_probes"] += 1
+        if avail > 0 and self.snd_nxt == self.snd_max and off + min(avail, smss) <= self.snd_wnd:
+            n = avail if avail < smss else smss
+            end = off + n
+            flags = ACK | PSH if end == len(buf) else ACK
+            if end == len(buf) and self._fin_queued:
+                flags |= FIN
+            self._emit(self.snd_nxt, flags, buf[off:end], now)
+            self.snd_nxt = self.snd_max = (self.snd_nxt + n + (flags & FIN)) & MASK
+            return
+        inflight = (self.snd_max - self.snd_una) & MASK
+        data_end = min(inflight, len(buf))
+        if data_end == 0:
+            return  # only our FIN is out: the RTO retransmits it
+        start = data_end - smss if data_end > smss else 0
+        flags = ACK | PSH
+        if inflight > len(buf) and data_end == len(buf):
+            flags |= FIN  # the FIN went out after these bytes: send it again with them
+        self._rtt_seq = None  # Karn: never time a retransmission
+        self._rtx_ts = self._ts_clock(now)
+        self.stats["retransmits"] += 1
+        self._layer.counters["tcp.retransmits"] += 1
+        self._emit((self.snd_una + start) & MASK, flags, buf[start:data_end], now)
+
     def _on_timer(self, now: float) -> None:
         if self._tw_at <= now:
             self._tw_at = INF
@@ -1326,6 +1385,10 @@ class Connection:
             self._delack_at = INF
             if self._st not in (CLOSED, SYN_SENT):
                 self._send_ack(now)
+        if self._tlp_at <= now:
+            self._tlp_at = INF
+            if self._rtx_at > now:
+                self._send_tlp(now)
         if self._rtx_at <= now:
             self._rtx_at = INF
             if self._persist:
@@ -1363,6 +1426,8 @@ class Connection:
             return
         flight = (self.snd_max - self.snd_una) & MASK
         self.cc.on_timeout(flight, now)
+        self._tlp_at = INF
+        self._tlp_out = True  # no probe until an ACK moves SND.UNA: the RTO already went back to it
         self._recover = self.snd_max  # RFC 6582 4.1
         self._in_recovery = False
         self._dupacks = 0

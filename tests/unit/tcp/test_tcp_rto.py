@@ -99,8 +99,8 @@ def test_timer_restarts_on_ack_and_stops_when_all_acked() -> None:
     assert conn._rtx_at == float("inf")
 
 
-def _bulk(sack: bool, segments: int = 10):
-    cfg = TcpConfig(timestamps=False, sack=sack, rto_min=1.0)
+def _bulk(sack: bool, segments: int = 10, tlp: bool = True):
+    cfg = TcpConfig(timestamps=False, sack=sack, rto_min=1.0, tail_loss_probe=tlp)
     solo, conn, our, peer = _connect(cfg, rtt=0.1, options=OPTS_SACK if sack else OPTS)
     conn.send(b"".join(bytes([65 + i]) * MSS for i in range(segments)), solo.now)
     segs = solo.take()
@@ -158,7 +158,7 @@ def test_sack_recovery_retransmits_only_holes() -> None:
 
 
 def test_rto_collapses_cwnd_and_goes_back_n() -> None:
-    solo, conn, our, peer = _bulk(sack=False, segments=4)
+    solo, conn, our, peer = _bulk(sack=False, segments=4, tlp=False)  # the RTO alone (TLP tests below)
     solo.advance_to_next_timer()
     rtx = solo.one()
     assert rtx.seq == our and conn.cc.cwnd == MSS and conn.cc.ssthresh == 2 * MSS  # RFC 5681 3.1
@@ -203,3 +203,57 @@ def test_rto_is_3s_after_a_retransmitted_syn_without_sample() -> None:
     t0 = solo.now
     solo.advance_to_next_timer()
     assert solo.now - t0 == pytest.approx(3.0) and len(solo.take()) == 1
+
+
+# --- tail loss probe (RFC 8985 section 7) ----------------------------------------------------------------
+
+
+def test_tail_loss_probe_resends_the_last_segment_after_two_srtt_not_the_rto() -> None:
+    """Four segments out and no ACK at all (the tail of a flight lost, or every ACK of it): after
+    max(2 SRTT, 10 ms) one probe goes out, the last segment again, long before the 1 s RTO; the
+    peer's answer to it (here a SACK of the probe) then starts recovery at once."""
+    solo, conn, our, peer = _bulk(sack=True, segments=4)
+    sent_at = solo.now
+    fired = solo.advance_to_next_timer()
+    probe = solo.one()
+    assert probe.seq == our + 3 * MSS and len(probe.payload) == MSS
+    assert fired - sent_at == pytest.approx(2 * conn.rtt.srtt)  # 2 x 0.1 s of handshake RTT
+    assert solo.counters["tcp.tail_loss_probes"] == 1 and solo.counters["tcp.timeouts"] == 0
+    solo.advance(0.1)
+    solo.none()  # one probe per episode: the next timer is the RTO
+    sack = wire.build_options(sack_blocks=[(our + 3 * MSS, our + 4 * MSS)])
+    solo.send(peer, our, ACK, options=sack)
+    solo.send(peer, our, ACK, options=sack)
+    solo.send(peer, our, ACK, options=sack)
+    assert [s.seq - our for s in solo.take()][:1] == [0]  # fast retransmit of the head, no RTO
+    assert solo.counters["tcp.timeouts"] == 0
+
+
+def test_tail_loss_probe_sends_new_data_when_the_window_allows() -> None:
+    """With unsent data the peer's window can take, the probe is the next new segment (RFC 8985 7.3),
+    whatever the congestion window says."""
+    solo, conn, our, peer = _bulk(sack=True, segments=10)
+    conn.send(b"Z" * MSS, solo.now)  # queued beyond the initial window of 10
+    solo.none()
+    solo.advance_to_next_timer()
+    probe = solo.one()
+    assert probe.seq == our + 10 * MSS and bytes(probe.payload) == b"Z" * MSS
+    assert conn.snd_max == our + 11 * MSS
+
+
+def test_no_tail_loss_probe_for_a_lone_segment_before_the_rto() -> None:
+    """One segment in flight may just be waiting on the peer's delayed ACK: the probe time grows by
+    200 ms (RFC 8985 7.2 WCDelAckT), past the RTO here, so the RTO is the next timer."""
+    cfg = TcpConfig(timestamps=False, sack=True, rto_min=0.2)
+    solo, conn, our, peer = _connect(cfg, rtt=0.001, options=OPTS_SACK)
+    conn.send(b"x" * 100, solo.now)
+    solo.one()
+    solo.advance_to_next_timer()
+    assert solo.counters["tcp.timeouts"] == 1 and solo.counters["tcp.tail_loss_probes"] == 0
+
+
+def test_tail_loss_probe_can_be_turned_off() -> None:
+    solo, conn, our, peer = _bulk(sack=True, segments=4, tlp=False)
+    solo.advance_to_next_timer()
+    assert solo.one().seq == our  # the RTO, back to SND.UNA
+    assert solo.counters["tcp.tail_loss_probes"] == 0 and solo.counters["tcp.timeouts"] == 1
