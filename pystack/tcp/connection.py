@@ -72,7 +72,7 @@ class Connection:
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
-        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt",
+        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt", "_rxt_fence",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts", "_ts_last",
@@ -158,6 +158,10 @@ class Connection:
         self._sacked: list[list[int]] = []  # SACK scoreboard: [lo, hi) offsets from SND.UNA, sorted
         self._sacked_bytes = 0
         self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
+        self._rxt_fence = 0
+        """SND.MAX (as an offset from SND.UNA) when the last retransmission went out: data above it was
+        sent later, so SACKs for enough of it while a retransmitted hole stays open say that the
+        retransmission was lost too (RACK's inference, RFC 8985 6.2, made by sequence instead of time)."""
 
         self._sched = INF  # the layer's current timer hint for this connection
         self._delack_at = INF
@@ -761,6 +765,7 @@ class Connection:
             flags = ACK | PSH if lo + n == len(buf) else ACK
             self._emit((self.snd_una + lo) & MASK, flags, buf[lo:lo + n], now)
             self._high_rxt = lo + n
+            self._rxt_fence = max_off
             self._rtt_seq = None
             self._rtx_ts = self._ts_clock(now)
             self.stats["retransmits"] += 1
@@ -804,7 +809,26 @@ class Connection:
                 self._sacked_bytes = total
             board = out
         self._sacked = board
+        if changed and self._in_recovery and self._rxt_fence:
+            self._detect_lost_retransmission()
         return changed
+
+    def _detect_lost_retransmission(self) -> None:
+        """More than (DupThresh-1)*SMSS SACKed above the fence while a hole below HighRxt is still open:
+        its retransmission was lost. HighRxt goes back so that NextSeg (RFC 6675) sends it again now,
+        rather than the RTO."""
+        fence = self._rxt_fence
+        above = 0
+        for lo, hi in self._sacked:
+            if hi > fence:
+                above += hi - (lo if lo > fence else fence)
+        if above <= (self._cfg.dupack_threshold - 1) * self._smss:
+            return
+        if self._next_hole(0, self._high_rxt) is None:
+            return
+        self._high_rxt = 0
+        self._rxt_fence = 0  # once per retransmission: the next one sets it again
+        self._layer.counters["tcp.lost_retransmissions"] += 1
 
     def _shift_scoreboard(self, acked: int) -> None:
         board = []
@@ -824,6 +848,7 @@ class Connection:
         self._sacked = board
         self._sacked_bytes = total
         self._high_rxt = max(self._high_rxt - acked, 0)
+        self._rxt_fence = max(self._rxt_fence - acked, 0)
 
     # ------------------------------------------------------------------ segment input
 
@@ -1230,6 +1255,7 @@ class Connection:
                 cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
             n = self._retransmit_head(now)
             self._high_rxt = n
+            self._rxt_fence = flight
             self.stats["fast_retransmits"] += 1
             self._layer.counters["tcp.fast_retransmits"] += 1
 
@@ -1434,6 +1460,7 @@ class Connection:
         self._sacked = []  # RFC 2018 8: the receiver may have reneged
         self._sacked_bytes = 0
         self._high_rxt = 0
+        self._rxt_fence = 0
         self._rtt_seq = None  # Karn
         self.rtt.backoff()
         self.snd_nxt = self.snd_una

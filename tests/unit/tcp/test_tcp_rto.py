@@ -257,3 +257,29 @@ def test_tail_loss_probe_can_be_turned_off() -> None:
     solo.advance_to_next_timer()
     assert solo.one().seq == our  # the RTO, back to SND.UNA
     assert solo.counters["tcp.tail_loss_probes"] == 0 and solo.counters["tcp.timeouts"] == 1
+
+
+def test_a_lost_fast_retransmission_is_sent_again_without_waiting_for_the_rto() -> None:
+    """The hole at SND.UNA is retransmitted, and that copy is lost too. The peer goes on SACKing data
+    we sent after the retransmission; once more than 2 MSS of it is SACKed with the hole still open,
+    the retransmission counts as lost (RACK's inference, RFC 8985 6.2) and goes out again at once,
+    instead of after the retransmission timeout (1 s here)."""
+    solo, conn, our, peer = _bulk(sack=True, segments=10, tlp=False)
+    conn.send(b"N" * (10 * MSS), solo.now)  # more to send once recovery lets new data out
+    solo.none()
+    highest = our + 10 * MSS
+    head_copies = 0
+    for k in range(2, 20):  # segment 0 is lost (and stays lost); everything else arrives
+        if our + k * MSS > highest:
+            break
+        sack = wire.build_options(sack_blocks=[(our + MSS, our + k * MSS)])
+        solo.send(peer, our, ACK, options=sack)
+        for seg in solo.take():
+            if seg.seq == our:
+                head_copies += 1
+            highest = max(highest, seg.seq + len(seg.payload))
+        if head_copies == 2:
+            break
+    assert head_copies == 2, "the lost retransmission was not sent again"
+    assert highest > our + 12 * MSS  # new data went out after the first retransmission, and was SACKed
+    assert solo.counters["tcp.lost_retransmissions"] == 1 and solo.counters["tcp.timeouts"] == 0
