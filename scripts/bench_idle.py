@@ -203,7 +203,7 @@ def _target(name: str, count: int) -> Iterator[tuple[lab.Namespace, int, dict[st
         with lab.namespace() as ns, lab.pystack_daemon(ns, "--discard") as daemon:
             yield ns, daemon.pid, extra
             counters = daemon.stop()
-            extra["counters"] = {k: v for k, v in counters.items() if k.startswith(("drop", "tcp"))}
+            extra["counters"] = bench_lab.counters_of(counters, "tcp")
     elif name == "kernel":
         with bench_lab.kernel_pair() as pair:
             proc = bench_lab.spawn_ready(pair.far, [sys.executable, __file__, "server", "--bind", lab.STACK_IP,

@@ -26,6 +26,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def counters_of(counters: dict[str, int], layer: str) -> dict[str, int]:
+    """The daemon's drop counters and those of ``layer`` ("tcp", "udp"): what a row keeps in the JSON."""
+    return {k: v for k, v in counters.items() if k.startswith(("drop", layer))}
+
+
 @dataclass
 class Pair:
     """The kernel on both ends: ``near`` (192.0.2.1, where the clients run) and ``far`` (192.0.2.2, servers)."""

@@ -59,12 +59,17 @@ class Wire:
     info: dict[str, Any]
 
 
-def _relay_pair(r: lab.Namespace, p: lab.Namespace) -> None:
-    lab.veth(r, "vr0", p, "vp0")
-    for ns, ifname in ((r, "vr0"), (p, "vp0")):
+def _plain_veth(a: lab.Namespace, a_if: str, b: lab.Namespace, b_if: str) -> None:
+    """A veth pair between two namespaces, up, without IPv6 chatter or offloads (the relay passes wire frames)."""
+    lab.veth(a, a_if, b, b_if)
+    for ns, ifname in ((a, a_if), (b, b_if)):
         ns.disable_ipv6(ifname)
         impaired_wire.disable_offloads(ifname, ns.name)
         ns.link_up(ifname)
+
+
+def _relay_pair(r: lab.Namespace, p: lab.Namespace) -> None:
+    _plain_veth(r, "vr0", p, "vp0")
     p.add_address("vp0", lab.HOST_ADDRESS)
 
 
@@ -77,7 +82,7 @@ def pystack_wire(root: Path) -> Iterator[Wire]:
             wire = Wire(r, p, lab.TAP, "vr0", daemon.pid, {})
             yield wire
             counters = daemon.stop()
-            wire.info["counters"] = {k: v for k, v in counters.items() if k.startswith(("drop", "tcp"))}
+            wire.info["counters"] = bench_lab.counters_of(counters, "tcp")
 
 
 @contextlib.contextmanager
@@ -86,11 +91,7 @@ def kernel_wire(root: Path, congestion: str | None = None) -> Iterator[Wire]:
     else the namespace's default (net.ipv4.tcp_congestion_control)."""
     with lab.namespace("pst-r") as r, lab.namespace("pst-p") as p, lab.namespace("pst-s") as s:
         _relay_pair(r, p)
-        lab.veth(s, "vs0", r, "vx0")
-        for ns, ifname in ((s, "vs0"), (r, "vx0")):
-            ns.disable_ipv6(ifname)
-            impaired_wire.disable_offloads(ifname, ns.name)
-            ns.link_up(ifname)
+        _plain_veth(s, "vs0", r, "vx0")
         s.add_address("vs0", lab.STACK_ADDRESS)
         extra = ["--congestion", congestion] if congestion else []
         bench_lab.spawn_ready(s, [sys.executable, str(SCRIPTS / "bench_kernel_server.py"), "--bind", lab.STACK_IP,

@@ -101,7 +101,7 @@ def pystack_target(files: Files, offload: bool = True, cpu: int | None = None) -
         target.info["tap_kernel_side"] = {k: v for k, v in ns.link_stats(lab.TAP).items()
                                           if k in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")}
         counters = daemon.stop()
-        target.info["counters"] = {k: v for k, v in counters.items() if k.startswith(("drop", "tcp"))}
+        target.info["counters"] = bench_lab.counters_of(counters, "tcp")
 
 
 @contextlib.contextmanager

@@ -110,7 +110,7 @@ def _target(name: str) -> Iterator[tuple[lab.Namespace, int | None, dict[str, An
         with lab.namespace() as ns, lab.pystack_daemon(ns, "--echo") as daemon:
             yield ns, daemon.pid, extra
             counters = daemon.stop()
-            extra["counters"] = {k: v for k, v in counters.items() if k.startswith(("drop", "udp"))}
+            extra["counters"] = bench_lab.counters_of(counters, "udp")
     elif name == "kernel":
         with bench_lab.kernel_pair() as pair:
             bench_lab.spawn_ready(pair.far, [sys.executable, __file__, "server", "--bind", lab.STACK_IP,
