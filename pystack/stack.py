@@ -22,6 +22,7 @@ from pystack.counters import Counters
 from pystack.ip.arp_cache import ArpCache
 from pystack.ip.ratelimit import IcmpRateLimiter
 from pystack.ip.reassembly import Reassembler
+from pystack.ip.tcp_path import TcpPath
 from pystack.tcp.layer import TcpLayer
 from pystack.udp.endpoint import UdpPorts
 from pystack.wire import WireError
@@ -82,6 +83,7 @@ class Stack:
                                             cfg.icmp_global_rate, cfg.icmp_global_burst)
         self.udp = UdpPorts(self)
         self.tcp = TcpLayer(cfg.tcp, self.counters, self._emit_tcp, mtu=cfg.mtu)
+        self.tcp.segment_path = self._tcp_path
         self.transports: dict[int, TransportLayer] = {ipv4.PROTO_TCP: self.tcp}
         """IP protocols above ours by number (6 for TCP)."""
         self.echo_reply_handler: Callable[[int, int, bytes, float], None] | None = None
@@ -425,6 +427,25 @@ class Stack:
         self._out.append(ipv4.frame_header(mac, self.mac, tos, len(payload), ident, flags_offset, ttl, protocol,
                                            src, dst) + payload)
         self.counters["frames_out"] += 1
+
+    def _tcp_path(self, src: int, dst: int, sport: int, dport: int, now: float) -> TcpPath | None:
+        """A one-pack path for a burst of TCP segments to ``dst`` (pystack.ip.tcp_path), or None when each
+        segment must take the layered way: to our own address, no route, or a neighbour ARP has not
+        resolved (the layered path queues behind ARP and counts what it cannot route)."""
+        if dst == self.address:
+            return None
+        try:
+            next_hop, mac = self._route(dst)
+        except OSError:
+            return None
+        if mac is None:
+            mac, ask = self.arp.lookup(next_hop, now)
+            if mac is None:
+                return None
+            if ask:
+                self._send_arp_request(next_hop, mac)  # stale: poll it by unicast, keep using it meanwhile
+        return TcpPath(self._out, self.counters, self.next_ident, mac, self.mac, src, dst, sport, dport,
+                       self.config.default_ttl)
 
     def _send_gso(self, dst: int, segment_bytes: bytes | memoryview, now: float, src: int, gso_size: int) -> None:
         next_hop, mac = self._route(dst)

@@ -29,6 +29,7 @@ from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 if TYPE_CHECKING:
+    from pystack.ip.tcp_path import TcpPath
     from pystack.tcp.layer import TcpLayer
     from pystack.tcp.listener import Listener
     from pystack.wire.tcp import TcpSegment
@@ -502,6 +503,21 @@ class Connection:
 
     def _emit(self, seq: int, flags: int, payload: bytes | bytearray, now: float) -> None:
         """Build and hand one segment to the IP layer, with ACK, window and options filled in."""
+        ack, field, options = self._header_fields(flags, now)
+        gso = len(payload) > self._smss  # the link cuts it and fills in each piece's checksum
+        seg = wire.build(
+            self.local_ip, self.remote_ip, self.local_port, self.remote_port, seq, ack, flags, field,
+            options, payload, checksum=not gso,
+        )
+        self._layer.counters["tcp.out_segments"] += 1
+        if gso:
+            self._layer.emit(self.local_ip, self.remote_ip, seg, self._mss_now())
+        else:
+            self._layer.emit(self.local_ip, self.remote_ip, seg)
+
+    def _header_fields(self, flags: int, now: float) -> tuple[int, int, bytes]:
+        """(ACK number, window field, options) of a segment sent now, with their side effects: the
+        advertised edge moves, and an ACK sent clears the pending ACK state."""
         rcv_nxt = self.rcv_nxt
         ws = self._rcv_wscale
         # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): move the right edge only by a useful amount,
@@ -537,16 +553,7 @@ class Connection:
             self._ack_now = False
             self._ack_at_once = False
             self._delack_at = INF
-        gso = len(payload) > self._smss  # the link cuts it and fills in each piece's checksum
-        seg = wire.build(
-            self.local_ip, self.remote_ip, self.local_port, self.remote_port, seq, ack, flags, field,
-            options, payload, checksum=not gso,
-        )
-        self._layer.counters["tcp.out_segments"] += 1
-        if gso:
-            self._layer.emit(self.local_ip, self.remote_ip, seg, self._mss_now())
-        else:
-            self._layer.emit(self.local_ip, self.remote_ip, seg)
+        return ack, field, options
 
     def _unacked(self) -> memoryview:
         """The send buffer from SND.UNA on, without copying (slices of it are copied into segments).
@@ -598,6 +605,7 @@ class Connection:
         seg_max = (gso_max // smss) * smss if gso_max > smss else smss
         snd_una = self.snd_una
         sent = False
+        burst = None  # (path, ack, window field, options) once the first segment of the pass is due
         while True:
             snd_nxt = self.snd_nxt
             off = (snd_nxt - snd_una) & MASK
@@ -629,7 +637,13 @@ class Connection:
                     flags = ACK | PSH
                     if self._fin_queued:
                         flags = ACK | PSH | FIN
-                self._emit(snd_nxt, flags, buf[off:end], now)
+                if burst is None:
+                    burst = self._open_burst(smss, now)
+                if burst and n <= smss:
+                    path, ack, field, options = burst
+                    path.send(snd_nxt, ack, flags, field, options, buf[off:end])
+                else:
+                    self._emit(snd_nxt, flags, buf[off:end], now)
                 new_nxt = (snd_nxt + n + (flags & FIN)) & MASK
             elif avail == 0 and self._fin_queued:
                 self._emit(snd_nxt, ACK | FIN, b"", now)  # a bare FIN is not held by the window
@@ -649,6 +663,8 @@ class Connection:
                 if seq_gt(new_nxt, self.snd_max):
                     self.snd_max = new_nxt
             self.snd_nxt = new_nxt
+        if burst:
+            self._layer.counters["tcp.out_segments"] += burst[0].finish()
         if sent and (self._rtx_at == INF or self._persist):
             self._persist = False
             self._rtx_at = now + self.rtt.rto  # RFC 6298 5.1
@@ -657,6 +673,21 @@ class Connection:
                 self._start_persist(now)
         if sent:
             self._schedule_tlp(now)
+
+    def _open_burst(self, smss: int, now: float) -> tuple[TcpPath, int, int, bytes] | bool:
+        """The one-pack path (pystack.ip.tcp_path) and the header fields every data segment of this
+        output pass shares, or False when the IP layer wants each segment the layered way (neighbour
+        unresolved or stale, our own address, no IP layer below: the unit tests' bare TCP layer)."""
+        path_for = self._layer.segment_path
+        if path_for is None:
+            return False
+        path = path_for(self.local_ip, self.remote_ip, self.local_port, self.remote_port, now)
+        if path is None:
+            return False
+        ack, field, options = self._header_fields(ACK, now)
+        if 40 + len(options) + smss > self._mtu:
+            return False  # a minimum MSS above what the MTU carries: the layered path copes (EMSGSIZE)
+        return path, ack, field, options
 
     def _start_persist(self, now: float) -> None:
         """Nothing in flight but data held back by the peer's window: probe later (RFC 9293 3.8.6.1),

@@ -10,7 +10,7 @@ import os
 import heapq
 import itertools
 import random
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pystack.counters import Counters
 from pystack.tcp.config import TcpConfig
@@ -24,9 +24,14 @@ from pystack.wire import tcp as wire
 from pystack.wire.errors import WireError
 from pystack.wire.tcp import ACK, RST, SYN
 
+if TYPE_CHECKING:
+    from pystack.ip.tcp_path import TcpPath
+
 Emit = Callable[..., None]
 """``emit(src_ip, dst_ip, segment)``, or ``emit(src_ip, dst_ip, segment, gso_size)`` for a segment
 larger than the MSS that the link is to cut into ``gso_size`` pieces (only when ``gso_max`` is set)."""
+SegmentPathFor = Callable[[int, int, int, int, float], "TcpPath | None"]
+"""``segment_path(src_ip, dst_ip, src_port, dst_port, now)``: a TcpPath, or None for the layered way."""
 _INF = float("inf")
 
 # ICMP destination-unreachable codes (RFC 792) -> errno; codes 2-4 are hard errors (RFC 1122 4.2.3.9)
@@ -50,6 +55,9 @@ class TcpLayer:
         self.config = config
         self.counters = counters
         self.emit = emit
+        self.segment_path: SegmentPathFor | None = None
+        """Set by the IP layer: a one-pack path for a burst of one connection's data segments (see
+        pystack.ip.tcp_path). Without it (a bare TCP layer in tests) every segment goes through ``emit``."""
         self.mtu = mtu
         self.rng = rng if rng is not None else random.Random()
         secret = config.isn_secret if config.isn_secret is not None else os.urandom(16)
