@@ -108,3 +108,104 @@ def test_off_link_destination_goes_to_the_gateway(pair):
     udp_frames = [f for _t, s, f in wire.log if s == 0 and f[12:14] == b"\x08\x00"]
     assert udp_frames[-1][:6] == B_MAC  # the gateway's MAC, the final destination's IP
     assert ipv4.parse(udp_frames[-1][14:]).dst == ipv4.addr_to_int("198.51.100.80")
+
+
+# --- the echo fast path (Stack._answer_echo) ----------------------------------------------------------
+# A plain echo request is answered by one function instead of the layered receive and send paths. Its
+# reply must be the layered path's byte for byte, and everything it declines must still get the layered
+# path's answer or drop.
+
+
+def _echo_request(a, payload: bytes = bytes(range(56))) -> bytes:
+    a.send_ip(B_IP, ipv4.PROTO_ICMP, icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x12340001, payload), 0.0)
+    (frame,) = a.frames_to_send()
+    return frame
+
+
+def _answer(b, frame: bytes, layered: bool) -> list[bytes]:
+    ident = b._ident
+    if layered:
+        b._answer_echo = lambda frame, now: False
+    try:
+        b.receive_frame(frame, 1.0)
+    finally:
+        b.__dict__.pop("_answer_echo", None)
+        b._ident = ident
+    return b.frames_to_send()
+
+
+def _resolved_pair():
+    a, b, wire = make_pair()
+    _ping(a, b, wire, 8)  # both ARP caches hold the other
+    return a, b
+
+
+@pytest.mark.parametrize("size", [0, 1, 56, 1472])
+def test_echo_fast_path_reply_is_the_layered_reply_byte_for_byte(size):
+    a, b = _resolved_pair()
+    frame = _echo_request(a, bytes(i * 7 & 0xFF for i in range(size)))
+    fast, layered = _answer(b, frame, layered=False), _answer(b, frame, layered=True)
+    assert len(fast) == 1 and fast == layered
+
+
+def test_plain_echo_request_skips_the_layered_path():
+    a, b = _resolved_pair()
+
+    def layered(frame, now):
+        raise AssertionError("the layered receive path ran")
+
+    b._receive_frame = layered
+    replies = b.counters["icmp.echo_replies_sent"]
+    b.receive_frame(_echo_request(a), 1.0)
+    assert len(b.frames_to_send()) == 1 and b.counters["icmp.echo_replies_sent"] == replies + 1
+    assert b.counters["drop.internal_error"] == 0
+
+
+def test_ethernet_padding_is_not_echoed():
+    a, b = _resolved_pair()
+    frame = _echo_request(a, b"")  # 42 bytes: a real NIC pads it to 60
+    (reply,) = _answer(b, frame + bytes(18), layered=False)
+    assert len(reply) == len(frame) and reply == _answer(b, frame + bytes(18), layered=True)[0]
+
+
+def _with_bad_icmp_checksum(frame: bytes) -> bytes:
+    return frame[:36] + bytes([frame[36] ^ 0xFF]) + frame[37:]
+
+
+def _with_router_alert(frame: bytes) -> bytes:
+    payload = frame[34:]
+    return frame[:14] + ipv4.build_header(A_IP, B_IP, ipv4.PROTO_ICMP, len(payload), ident=1, ttl=64,
+                                          options=b"\x94\x04\x00\x00") + payload
+
+
+@pytest.mark.parametrize("change, counter", [
+    (_with_bad_icmp_checksum, "drop.icmp.bad_checksum"),
+    (lambda f: f[:24] + bytes([f[24] ^ 0xFF]) + f[25:], "drop.ipv4.bad_checksum"),
+    (lambda f: f[:16] + (len(f) - 14 + 1).to_bytes(2, "big") + f[18:], None),  # IP longer than the frame
+    (lambda f: f[:6] + b"\x03" + f[7:], "drop.ethernet.multicast_source"),
+])
+def test_what_the_fast_path_declines_is_dropped_and_counted_by_the_layered_path(change, counter):
+    a, b = _resolved_pair()
+    frame = change(_echo_request(a))
+    drops = b.counters.total_drops()
+    assert _answer(b, frame, layered=False) == []
+    assert b.counters.total_drops() == drops + 1
+    if counter:
+        assert b.counters[counter] == 1
+
+
+def test_an_echo_request_with_ip_options_is_answered_by_the_layered_path():
+    a, b = _resolved_pair()
+    called = []
+    layered = b._receive_frame
+    b._receive_frame = lambda frame, now: called.append(1) or layered(frame, now)
+    b.receive_frame(_with_router_alert(_echo_request(a)), 1.0)
+    assert called and len(b.frames_to_send()) == 1
+
+
+def test_an_echo_from_an_unknown_neighbour_asks_arp_first():
+    a, b = _resolved_pair()
+    frame = _echo_request(a)
+    del b.arp.entries[A_IP]
+    out = _answer(b, frame, layered=False)
+    assert len(out) == 1 and out[0][12:14] == b"\x08\x06"  # an ARP request; the reply waits for its answer
