@@ -70,6 +70,10 @@ def _cpu(text: str) -> int:
     return _int_between(text, 0, (os.cpu_count() or 1) - 1, " (a CPU number of this machine)")
 
 
+def _busy_poll(text: str) -> int:
+    return _int_between(text, 0, 100_000, " microseconds")
+
+
 def _mtu(text: str) -> int:
     return _int_between(text, 576, 65521, " (RFC 791 minimum; TAP maximum)")
 
@@ -172,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run pystack on CPU N only, and have the kernel process the frames pystack writes on "
                           "the other CPUs (RPS on the TAP) instead of inside pystack's writes: about 1.4x the "
                           "plain-frame TCP throughput on 2 cores (default: no pinning, no steering)")
+    run.add_argument("--busy-poll", type=_busy_poll, default=0, metavar="USEC",
+                     help="after frames arrive, keep polling the TAP for USEC microseconds before sleeping, like "
+                          "Linux's net.core.busy_poll: the next frame of a request/response exchange is then "
+                          "read without a wake-up (more connections/s for serial clients), at the price of up "
+                          "to USEC of CPU after each burst of traffic (default 0: always sleep)")
     run.add_argument("--tcp-max-retries", type=_tcp_retries, default=TcpConfig().max_retries, metavar="N",
                      help="retransmissions of unacknowledged data (or unanswered zero-window probes) before "
                           "a connection gives up with ETIMEDOUT (RFC 1122 4.2.3.5 R2); each waits twice as "
@@ -323,7 +332,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         steered = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
     stack = Stack(mac, _stack_config(args))
-    runtime = Runtime(stack, link, pcap)
+    runtime = Runtime(stack, link, pcap, busy_poll=args.busy_poll / 1e6)
     now = runtime.now()
     if args.address is not None:
         gateway = int(args.gateway) if args.gateway else None
@@ -342,6 +351,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
 
     serving = f"; serving {', '.join(services)}" if services else ""
+    if args.busy_poll:
+        steered += f", busy-poll {args.busy_poll} us"
 
     def ready(address: str, gateway: str | None, extra: str = "") -> None:
         # The ready line is printed at every log level: scripts wait for it.

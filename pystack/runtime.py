@@ -32,8 +32,12 @@ class Link(Protocol):
 
 
 class Runtime:
-    def __init__(self, stack: Stack, link: Link, pcap: PcapWriter | None = None) -> None:
+    def __init__(self, stack: Stack, link: Link, pcap: PcapWriter | None = None, busy_poll: float = 0.0) -> None:
         self.stack = stack
+        self.busy_poll = busy_poll
+        """Seconds to keep polling without sleeping after frames arrived (Linux's busy_poll idea): the
+        next frame of an exchange often follows within tens of microseconds, and a sleep and wake-up
+        cost more than that. 0 (the default) always sleeps; the price of more is CPU while traffic flows."""
         self.link = link
         self.pcap = pcap
         self.lock = threading.RLock()
@@ -92,11 +96,15 @@ class Runtime:
         receive = stack.receive_frame
         hooks = self.tick_hooks
         changed = self.changed
+        busy_poll = self.busy_poll
+        spin_until = 0.0
         with lock:
             deadline = stack.get_timer()
         try:
             while not self._stopping:
-                if deadline is None:
+                if busy_poll and clock() < spin_until:
+                    events = poller.poll(0)  # spinning: no sleep, so no wake-up to pay for
+                elif deadline is None:
                     events = poller.poll()
                 else:
                     timeout = deadline - clock()
@@ -105,6 +113,7 @@ class Runtime:
                     now = clock()
                     for fd, _ev in events:
                         if fd == link_fd:
+                            spin_until = now + busy_poll
                             stack.begin_batch()
                             try:
                                 for _ in range(READ_BATCH):

@@ -8,8 +8,9 @@ Every row is measured in the same run for each system, each in its own throwaway
 Rows:
   ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``), flood ping packets/s and loss;
   TCP      (scripts/bench_tcp.py) curl download and upload MB/s of a 200 MiB file, SHA-256 checked, TAP offload
-           on and again at plain MTU 1500 frames with offloads off; new HTTP connections per second (serial and
-           50 concurrent); pystack's CPU seconds per GB moved;
+           on and again at plain MTU 1500 frames with offloads off (pystack also with ``--cpu 0``); new HTTP
+           connections per second (serial and 50 concurrent; pystack serial also with ``--busy-poll 200``);
+           pystack's CPU seconds per GB moved;
   UDP      (scripts/bench_udp.py) echoed datagrams per second, 1 and 32 in flight;
   idle     (scripts/bench_idle.py) 10,000 idle TCP connections held, and memory per connection;
   wire     (scripts/bench_matrix.py) a 20 MiB download through the impaired wire at 0/1/5% loss and +0/20 ms RTT.
@@ -234,7 +235,7 @@ def main() -> int:
     others_share = others / (wall * (os.cpu_count() or 1))
 
     lines = bench_table.ping_lines(rows)
-    lines += bench_table.tcp_lines(tcp_rows, args.tcp_mib, args.concurrency)
+    lines += bench_table.tcp_lines(tcp_rows, args.tcp_mib, args.concurrency, bench_tcp.BUSY_POLL_US)
     lines += bench_table.udp_lines(udp_rows, bench_udp.WINDOWS, bench_udp.SIZE)
     lines += bench_table.idle_lines(idle_rows, bench_idle.kernel_bytes_per_conn(idle_rows))
     lines += bench_table.matrix_lines([r for r in wire_rows if not r.get("skipped")], args.wire_mib,

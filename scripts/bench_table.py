@@ -80,7 +80,7 @@ def _cpu_per_gb(*parts: dict[str, Any]) -> float | None:
     return cpu / (moved / 1e9) if moved else None
 
 
-def tcp_lines(rows: list[dict[str, Any]], mib: int, concurrency: int) -> list[Line]:
+def tcp_lines(rows: list[dict[str, Any]], mib: int, concurrency: int, busy_poll_us: int) -> list[Line]:
     def step(row: dict[str, Any], *keys: str) -> dict[str, Any] | None:
         if "error" in row and not all("_plain" in k for k in keys):
             return {"error": row["error"]}  # the default lab failed; the plain lab has its own whys
@@ -105,6 +105,8 @@ def tcp_lines(rows: list[dict[str, Any]], mib: int, concurrency: int) -> list[Li
          lambda p: p["parts"][0]["mb_per_s"]),
         ("HTTP new conn/s, serial", ".0f", ("conn_serial",), lambda p: p["parts"][0]["per_second"]),
         (f"HTTP new conn/s, {concurrency} concurrent", ".0f", ("conn_concurrent",),
+         lambda p: p["parts"][0]["per_second"]),
+        (f"HTTP new conn/s, serial, --busy-poll {busy_poll_us}", ".0f", ("conn_serial_busy",),
          lambda p: p["parts"][0]["per_second"]),
         ("CPU s per GB, download", ".2f", ("download",), lambda p: _cpu_per_gb(*p["parts"])),
         ("CPU s per GB, upload", ".2f", ("upload",), lambda p: _cpu_per_gb(*p["parts"])),

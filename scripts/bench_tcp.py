@@ -90,8 +90,10 @@ def congestion_control(ns: lab.Namespace) -> str:
 
 
 @contextlib.contextmanager
-def pystack_target(files: Files, offload: bool = True, cpu: int | None = None) -> Iterator[Target]:
-    flags = (() if offload else ("--no-offload",)) + (() if cpu is None else ("--cpu", str(cpu)))
+def pystack_target(files: Files, offload: bool = True, cpu: int | None = None,
+                   busy_poll: int | None = None) -> Iterator[Target]:
+    flags = ((() if offload else ("--no-offload",)) + (() if cpu is None else ("--cpu", str(cpu)))
+             + (() if busy_poll is None else ("--busy-poll", str(busy_poll))))
     with lab.namespace() as ns, lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
                                                    "--discard", *flags) as daemon:
         target = Target(ns, lab.STACK_IP, daemon.pid,
@@ -291,12 +293,15 @@ class Plan:
 
 
 ROWS = ("download", "upload", "conn_serial", "conn_concurrent", "download_plain", "upload_plain",
-        "download_plain_cpu", "upload_plain_cpu")
+        "download_plain_cpu", "upload_plain_cpu", "conn_serial_busy")
 PLAIN_ROWS = ("download_plain", "upload_plain")
 """Measured in a lab of their own with offloads off: pystack --no-offload, the veth pair without TSO/GSO/GRO."""
 PINNED_ROWS = ("download_plain_cpu", "upload_plain_cpu")
 """pystack only, plain frames again in a third lab with ``--cpu 0``: pystack on CPU 0, the kernel's processing
 of the frames it writes steered to the other CPUs (RPS). Needs at least 2 CPUs."""
+BUSY_POLL_US = 200
+"""``--busy-poll`` of the lab that measures ``conn_serial_busy`` (pystack only): serial clients wait on
+every answer, so a loop that does not sleep between the frames of one exchange saves a wake-up each."""
 
 
 def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str, Any]:
@@ -355,15 +360,25 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
             for key in PINNED_ROWS:
                 row.setdefault(key, {"error": _why(exc)})
             print(f"[{name}] TCP plain frames --cpu 0 could not be measured: {_why(exc)}", file=sys.stderr, flush=True)
+    if name == "pystack":
+        print(f"[{name}] new connections, --busy-poll {BUSY_POLL_US}: building the lab and measuring ...", flush=True)
+        try:
+            got = _in_lab(name, files, True, {"conn_serial_busy": lambda t: connections(
+                t, files, plan.serial, 1, plan.conn_rounds, plan.conn_deadline)}, busy_poll=BUSY_POLL_US)
+            row["conn_serial_busy"] = got.get("conn_serial_busy", {"error": got.get("error", "not run")})
+        except Exception as exc:
+            row["conn_serial_busy"] = {"error": _why(exc)}
+            print(f"[{name}] new connections with --busy-poll could not be measured: {_why(exc)}", file=sys.stderr,
+                  flush=True)
     return row
 
 
 def _in_lab(name: str, files: Files, offload: bool,
-            steps: dict[str, Callable[[Target], dict[str, Any]]], cpu: int | None = None) -> dict[str, Any]:
+            steps: dict[str, Callable[[Target], dict[str, Any]]], **flags: int) -> dict[str, Any]:
     """Build one lab, run ``steps`` in it (each failing on its own), tear it down; the rows and the lab's info.
-    ``cpu``: pystack runs with ``--cpu`` (pinned, kernel work steered away)."""
+    ``flags``: pystack_target's options (``cpu``, ``busy_poll``), for pystack only."""
     out: dict[str, Any] = {}
-    with TARGETS[name](files, offload, **({} if cpu is None else {"cpu": cpu})) as target:
+    with TARGETS[name](files, offload, **flags) as target:
         lab.ping(target.client, target.ip, count=3, interval=0.05)  # ARP resolved before anything is timed
         try:
             answers(target, files)

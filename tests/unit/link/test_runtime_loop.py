@@ -8,6 +8,7 @@ The loop always runs in a thread that is stopped and joined with a timeout: no t
 from __future__ import annotations
 
 import os
+import select
 import threading
 import time
 from collections import deque
@@ -228,3 +229,58 @@ def test_loop_answers_frames_fed_while_it_runs_and_then_stops() -> None:
         assert link.wrote_enough.wait(TIMEOUT), f"no reply written; log: {link.snapshot()!r}"
     _assert_echo_reply(link.written[0], 7, 9, b"late")
     assert len(link.written) == 1
+
+
+_REAL_EPOLL = select.epoll
+
+
+class _RecordingEpoll:
+    """select.epoll with every poll's timeout recorded (None: sleep until an event)."""
+
+    timeouts: list[float | None] = []
+
+    def __init__(self) -> None:
+        self._epoll = _REAL_EPOLL()
+
+    def register(self, fd: int, mask: int) -> None:
+        self._epoll.register(fd, mask)
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        _RecordingEpoll.timeouts.append(timeout)
+        return self._epoll.poll(-1 if timeout is None else timeout)
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+def _timeouts_around_one_echo(monkeypatch, busy_poll: float) -> list[float | None]:
+    import pystack.runtime as runtime_module
+
+    _RecordingEpoll.timeouts = []
+    monkeypatch.setattr(runtime_module.select, "epoll", _RecordingEpoll)
+    stack = _stack()
+    link = FakeLink()
+    runtime = Runtime(stack, link, busy_poll=busy_poll)
+    link.expect_writes(1)
+    with _running(runtime):
+        _wait_for(lambda: bool(_RecordingEpoll.timeouts), "the loop's first wait")
+        link.feed(_echo_request(7, 1, b"spin"))
+        assert link.wrote_enough.wait(TIMEOUT)
+        time.sleep(busy_poll + 0.1)  # the spin is over: the loop must be asleep again
+        return list(_RecordingEpoll.timeouts)
+
+
+def test_busy_poll_keeps_polling_without_sleeping_after_a_frame_then_sleeps(monkeypatch) -> None:
+    """--busy-poll: after frames arrive, the loop polls with a zero timeout for the spin window (the
+    next frame of an exchange is read without a wake-up), then goes back to sleeping: no CPU is burnt
+    while the link is idle."""
+    timeouts = _timeouts_around_one_echo(monkeypatch, busy_poll=0.02)
+    first_spin = timeouts.index(0)
+    assert timeouts[first_spin:].count(0) >= 10  # many polls within 20 ms, none of them a sleep
+    assert timeouts[-1] is None  # asleep again once the window passed (no timers are pending)
+    assert None not in timeouts[first_spin:-1]
+
+
+def test_without_busy_poll_the_loop_sleeps_right_after_a_frame(monkeypatch) -> None:
+    timeouts = _timeouts_around_one_echo(monkeypatch, busy_poll=0.0)
+    assert 0 not in timeouts and set(timeouts) == {None}

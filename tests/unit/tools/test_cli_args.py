@@ -82,3 +82,19 @@ def test_run_help_explains_tcp_max_retries(capsys: pytest.CaptureFixture[str]) -
     assert exc.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "--tcp-max-retries N" in out and "ETIMEDOUT" in out and "(default 15," in out
+
+
+@pytest.mark.parametrize("value", ["-1", "100001", "fast", "2.5"])
+def test_run_busy_poll_refuses_a_bad_value(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--tap", "pst0", "--address", "192.0.2.2/24", "--busy-poll", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --busy-poll:" in err[0], err
+
+
+def test_run_help_explains_busy_poll(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--busy-poll USEC" in out and "(default 0: always sleep)" in out
