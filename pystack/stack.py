@@ -209,13 +209,13 @@ class Stack:
         Ping's round trip is mostly the time from a sleeping process's wake-up to its write, and on a
         cold cache every Python call on the way costs; this path makes the reply with a handful. It
         takes only the common case, checked as fully as the layered path checks it: unicast to our MAC
-        from a unicast source, IPv4 with no options, not a fragment, both checksums right, lengths
-        consistent, a reply that fits the MTU, and a resolved, fresh neighbour to answer. Anything else
-        returns False and takes the layered path (which counts the drops, fragments, and asks ARP).
-        """
+        from a unicast source, IPv4 with no options, not a fragment, the reserved flag clear, both
+        checksums right, lengths consistent, a reply that fits the MTU, and a resolved, fresh neighbour
+        to answer. Anything else returns False and takes the layered path (which counts the drops,
+        fragments, and asks ARP)."""
         us = self.address
         if (frame[0:6] != self.mac or frame[6] & 1 or frame[12:14] != b"\x08\x00" or frame[14] != 0x45
-                or frame[20] & 0x3F or frame[21]):  # options, MF or a fragment offset: the layered path
+                or frame[20] & 0xBF or frame[21]):  # options, reserved flag, MF, offset: the layered path
             return False
         total = (frame[16] << 8) | frame[17]
         if (total < 28 or total + 14 > len(frame) or total > self.config.mtu  # a reply to fragment: layered

@@ -889,7 +889,7 @@ class Connection:
         st = self._st
         if st == SYN_SENT:
             self._input_syn_sent(seg, now)
-        else:
+        elif not (st == ESTABLISHED and self._input_predicted(seg, now)):
             if self._input_synchronized(seg, now):
                 return True
         if self._st != CLOSED and self._layer.batching:
@@ -902,6 +902,59 @@ class Connection:
             return False
         self._after_input(now)
         return False
+
+    def _input_predicted(self, seg: TcpSegment, now: float) -> bool:
+        """Header prediction (Van Jacobson's, as in BSD's tcp_input): the two segments a bulk transfer is
+        made of, in-order data that acknowledges nothing new and a pure ACK of new data, taken in a few
+        tests while nothing unusual is going on. Returns False, having changed nothing, for anything
+        else, and the full RFC 9293 3.10.7.4 processing runs. What it skips cannot apply: the segment is
+        exactly at RCV.NXT and inside the window (no trimming), carries only ACK (and PSH), passes PAWS,
+        is newer than the last window update and opens no zero window, and no recovery, window probing
+        or reassembly is under way."""
+        seq = seg.seq
+        if (seg.flags & ~PSH) != ACK or seq != self.rcv_nxt or seg.sack_blocks or self._ooo \
+                or self.snd_nxt != self.snd_max or self._in_recovery or self._dupacks or self._persist:
+            return False
+        ts = seg.ts_val
+        if self._ts_ok and (ts is None or ((ts - self._ts_recent) & MASK) >= 0x80000000):
+            return False  # no timestamp, or an older one (RFC 7323 5.3 PAWS): the full checks decide
+        payload = seg.payload
+        plen = len(payload)
+        ack = seg.ack
+        una = self.snd_una
+        if plen:
+            if ack != una or self._user_closed:
+                return False
+            wnd = (self.rcv_adv - seq) & MASK
+            if wnd > 0x40000000 or plen > wnd:
+                return False
+            acked = 0
+        else:
+            acked = (ack - una) & MASK
+            if acked == 0 or acked >= 0x80000000 or seq_gt(ack, self.snd_max):
+                return False
+        wl1 = self.snd_wl1
+        if not (seq_lt(wl1, seq) or (wl1 == seq and seq_ge(ack, self.snd_wl2))):
+            return False  # an older segment than the last window update (RFC 9293 3.10.7.4)
+        win = seg.window << self._snd_wscale
+        if win == 0:
+            return False  # a closing window: the full path starts the persist timer's logic
+        if ts is not None and not seq_gt(seq, self._last_ack_sent):  # RFC 7323 4.3
+            self._ts_recent = ts
+            self._ts_recent_age = now
+        self.snd_wnd = win
+        self.snd_wl1 = seq
+        self.snd_wl2 = ack
+        if win > self.max_snd_wnd:
+            self.max_snd_wnd = win
+        if plen:
+            self._receive(seq, payload, 0, now)
+        else:
+            self._ack_new(ack, acked, seg, now)
+        if self._keepalive:
+            self._ka_at = now + self._cfg.keepalive_idle
+            self._ka_probes = 0
+        return True
 
     def _after_input(self, now: float) -> None:
         """What follows received segments: tell the user, then send what the windows allow and ACK.

@@ -6,6 +6,7 @@ import pytest
 
 from pystack.config import StackConfig
 from pystack.wire import ethernet, icmp, ipv4
+from pystack.wire.checksum import internet_checksum
 
 from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
 
@@ -178,7 +179,16 @@ def _with_router_alert(frame: bytes) -> bytes:
                                           options=b"\x94\x04\x00\x00") + payload
 
 
+def _with_reserved_flag(frame: bytes) -> bytes:
+    header = bytearray(frame[14:34])
+    header[6] |= 0x80  # RFC 791: the reserved bit must be zero
+    header[10:12] = b"\x00\x00"
+    header[10:12] = internet_checksum(bytes(header)).to_bytes(2, "big")  # only the flag is wrong
+    return frame[:14] + bytes(header) + frame[34:]
+
+
 @pytest.mark.parametrize("change, counter", [
+    (_with_reserved_flag, "drop.ipv4.reserved_flag"),
     (_with_bad_icmp_checksum, "drop.icmp.bad_checksum"),
     (lambda f: f[:24] + bytes([f[24] ^ 0xFF]) + f[25:], "drop.ipv4.bad_checksum"),
     (lambda f: f[:16] + (len(f) - 14 + 1).to_bytes(2, "big") + f[18:], None),  # IP longer than the frame
