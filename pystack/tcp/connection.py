@@ -637,9 +637,9 @@ class Connection:
                     flags = ACK | PSH
                     if self._fin_queued:
                         flags = ACK | PSH | FIN
-                if burst is None:
-                    burst = self._open_burst(smss, now)
-                if burst and n <= smss:
+                if n <= smss and burst is None:
+                    burst = self._open_burst(smss, now)  # not for the link's 64 KiB segments (GSO)
+                if n <= smss and burst:
                     path, ack, field, options = burst
                     path.send(snd_nxt, ack, flags, field, options, buf[off:end])
                 else:
