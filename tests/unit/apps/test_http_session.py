@@ -168,3 +168,46 @@ def test_connection_close_with_100_continue_waits_for_the_body(root):
     s.data_received(b"abc")
     [(status, _h, answer)] = _responses(_drain(s), ["POST"])
     assert status == 200 and answer.strip().decode() == hashlib.sha256(b"abc").hexdigest() and s.closing
+
+
+# --- symbolic links and "..": followed inward only -----------------------------------------------------
+
+
+@pytest.fixture
+def linked_root(root):
+    """root plus links: to a file inside, to the secret outside, to a directory inside and outside, and an
+    index.html in a directory that is a link to the secret."""
+    (root / "inside.txt").symlink_to(root / "hello.txt")
+    (root / "outside.txt").symlink_to(root.parent / "secret.txt")
+    (root / "subdir-link").symlink_to(root / "sub")
+    (root / "escape").symlink_to(root.parent)
+    (root / "trap").mkdir()
+    (root / "trap" / "index.html").symlink_to(root.parent / "secret.txt")
+    return root
+
+
+@pytest.mark.parametrize("target, status, body", [
+    (b"/inside.txt", 200, b"hello world\n"),
+    (b"/sub/../hello.txt", 200, b"hello world\n"),
+    (b"/./sub/./index.html", 200, b"<p>index</p>"),
+    (b"//hello.txt", 200, b"hello world\n"),
+    (b"/subdir-link/index.html", 200, b"<p>index</p>"),
+    (b"/subdir-link/", 200, b"<p>index</p>"),
+    (b"/subdir-link/../hello.txt", 200, b"hello world\n"),  # the link's parent is the root
+    (b"/outside.txt", 404, None),
+    (b"/escape/secret.txt", 404, None),
+    (b"/escape/" + b"x/../secret.txt", 404, None),
+    (b"/sub/../../secret.txt", 404, None),
+    (b"/trap/", 404, None),  # a directory's index.html that is a link outward
+    (b"/hello.txt/x", 404, None),
+    (b"/nothing/here.txt", 404, None),
+])
+def test_links_and_dot_dot_are_followed_inward_only(linked_root, target, status, body):
+    s = HttpSession(linked_root)
+    s.data_received(b"GET " + target + b" HTTP/1.1\r\n\r\n")
+    [(got, _h, answer)] = _responses(_drain(s), ["GET"])
+    assert got == status
+    if body is not None:
+        assert answer == body
+    else:
+        assert b"do not serve" not in answer
