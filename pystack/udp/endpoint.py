@@ -50,7 +50,10 @@ class UdpEndpoint:
         if src is None:
             raise OSError(errno.ENETUNREACH, "network is unreachable")
         segment = udp_wire.build(src, target[0], self.port, target[1], data)
-        self.stack.send_ip(target[0], udp_wire.PROTO_UDP, segment, now, src=src)
+        # As Linux's default for UDP (IP_PMTUDISC_WANT): DF on a datagram that fits the MTU, so a router
+        # with a smaller MTU says so; a larger one is fragmented here, without DF.
+        fits = 20 + len(segment) <= self.stack.config.mtu
+        self.stack.send_ip(target[0], udp_wire.PROTO_UDP, segment, now, src=src, dont_fragment=fits)
         return len(data)
 
     def deliver(self, data: bytes, source: Address) -> None:

@@ -156,19 +156,29 @@ def test_tcp_segments_carry_dont_fragment_both_data_and_pure_acks():
     assert {"syn", "data", "fin"} <= kinds[0] and {"syn", "ack", "data"} <= kinds[1], kinds
 
 
-def test_udp_and_echo_reply_that_fit_the_mtu_do_not_set_dont_fragment_unless_asked():
+def test_udp_sets_dont_fragment_when_the_datagram_fits_the_mtu_as_linux():
+    """Linux's UDP default (IP_PMTUDISC_WANT): DF on what fits the MTU; larger datagrams are fragmented
+    locally and their fragments go without DF."""
+    a, b, wire = make_pair()
+    server = b.udp.bind(0, 4000)
+    client = a.udp.bind(0, 0)
+    client.sendto(bytes(1472), (B_IP, 4000), wire.clock.now)  # 1500 bytes of IPv4: fits
+    client.sendto(bytes(1473), (B_IP, 4000), wire.clock.now)  # one byte over: two fragments
+    wire.run()
+    assert server.recvfrom() == (bytes(1472), (A_IP, client.port))
+    assert server.recvfrom() == (bytes(1473), (A_IP, client.port))
+    whole, *fragments = _ipv4_frames(wire, 0, 17)
+    assert whole.dont_fragment and not whole.is_fragment
+    assert len(fragments) == 2 and all(f.is_fragment and not f.dont_fragment for f in fragments)
+
+
+def test_echo_reply_that_fits_the_mtu_does_not_set_dont_fragment_unless_asked():
     from pystack.wire import icmp as icmp_wire
     from pystack.wire import ipv4 as ipv4_wire
     from pystack.wire import udp as udp_wire
 
     a, b, wire = make_pair()
     server = b.udp.bind(0, 4000)
-    a.udp.bind(0, 0).sendto(bytes(1000), (B_IP, 4000), wire.clock.now)
-    wire.run()
-    assert server.recvfrom() is not None
-    (udp_ip,) = _ipv4_frames(wire, 0, 17)
-    assert not udp_ip.dont_fragment and not udp_ip.is_fragment
-
     request = icmp_wire.build(icmp_wire.TYPE_ECHO_REQUEST, 0, 0x12340001, bytes(1400))
     a.send_ip(B_IP, ipv4_wire.PROTO_ICMP, request, wire.clock.now)
     wire.run()
