@@ -31,7 +31,6 @@ from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
 from pystack.wire import ipv4
 from pystack.wire import udp as udp_wire
-from pystack.wire.checksum import ones_sum
 from pystack.wire.gso import GsoFrame, segment
 from pystack.wire.virtio import PartialChecksumFrame
 
@@ -204,15 +203,19 @@ class Stack:
             self._internal_error("receive")
 
     def _answer_echo(self, frame: bytes | memoryview, now: float) -> bool:
-        """Ping's fast path: a plain echo request to our address, answered in one function.
+        """Ping's fast path: a plain echo request from an on-link neighbour, answered in one function.
 
-        Ping's round trip is mostly the time from a sleeping process's wake-up to its write, and on a
-        cold cache every Python call on the way costs; this path makes the reply with a handful. It
+        Ping's round trip is mostly the time from a sleeping process's wake-up to its write, and on a cold
+        cache (2 ms between pings) every Python function on the way costs. Timed inside the daemon, the
+        receive of an echo request took 15 us cold when this path called into the wire modules (checksum,
+        route, ARP, reply and header builders) and 12 us with only builtins, so it calls nothing else. It
         takes only the common case, checked as fully as the layered path checks it: unicast to our MAC
-        from a unicast source, IPv4 with no options, not a fragment, the reserved flag clear, both
-        checksums right, lengths consistent, a reply that fits the MTU, and a resolved, fresh neighbour
-        to answer. Anything else returns False and takes the layered path (which counts the drops,
-        fragments, and asks ARP)."""
+        from a unicast on-link source, IPv4 with no options, not a fragment, the reserved flag clear, both
+        checksums right (RFC 1071, summed as big integers as pystack.wire.checksum does), lengths
+        consistent, a reply that fits the MTU, and a fresh ARP entry for the source. Anything else returns
+        False and takes the layered path (which counts the drops, fragments, routes via the gateway and
+        asks ARP). The reply is the layered path's byte for byte (tests compare them).
+        """
         us = self.address
         if (frame[0:6] != self.mac or frame[6] & 1 or frame[12:14] != b"\x08\x00" or frame[14] != 0x45
                 or frame[20] & 0xBF or frame[21]):  # options, reserved flag, MF, offset: the layered path
@@ -222,23 +225,40 @@ class Stack:
                 or us is None or int.from_bytes(frame[30:34], "big") != us):
             return False
         src = int.from_bytes(frame[26:30], "big")
-        if src == LIMITED_BROADCAST or (src >> 28) == 0xE or (src >> 24) == 127 or src == 0:
-            return False
-        message = memoryview(frame)[34:14 + total]
-        if ones_sum(memoryview(frame)[14:34]) != 0xFFFF or ones_sum(message) != 0xFFFF:
+        if ((src ^ us) & self.netmask or src == self._broadcast or src == us or src == 0
+                or src == LIMITED_BROADCAST or (src >> 28) == 0xE or (src >> 24) == 127):
+            return False  # off-link (the layered path routes via the gateway), or not a unicast neighbour
+        entry = self.arp.entries.get(src)
+        if entry is None or now >= entry.expires:
+            return False  # unknown or stale: the layered path asks ARP
+        end = 14 + total
+        # Both sums are non-zero (0x45 and type 8 lead them), so each verifies iff it is 0 mod 0xFFFF.
+        body = int.from_bytes(frame[34:end], "big")
+        if total & 1:
+            body <<= 8
+        if int.from_bytes(frame[14:34], "big") % 0xFFFF or body % 0xFFFF:
             return False  # the layered path counts which checksum was wrong
-        try:
-            next_hop, mac = self._route(src)
-        except OSError:
+        # RFC 1624 eq. 3 for the type byte 8 -> 0; a result of 0 is left to the layered path (recomputed).
+        code = frame[35]
+        csum = (~((frame[36] << 8) | frame[37]) & 0xFFFF) + (~(0x0800 | code) & 0xFFFF) + code
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        csum = ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF
+        if not csum:
             return False
-        if mac is None:
-            mac, ask = self.arp.lookup(next_hop, now)
-            if mac is None or ask:
-                return False
-        reply = icmp_wire.echo_reply_from_request(message)
         self._ident = ident = (self._ident + 1) & 0xFFFF
-        self._out.append(ipv4.frame_header(mac, self.mac, frame[15], len(reply), ident, 0, self.config.default_ttl,
-                                           ipv4.PROTO_ICMP, us, src) + reply)
+        ttl = self.config.default_ttl
+        tos = frame[15]
+        # RFC 791 header checksum from the fields (flags 0: echo replies go without DF, as Linux's).
+        h = 0x4500 + tos + total + ident + (ttl << 8) + 1 + (us >> 16) + (us & 0xFFFF) + (src >> 16) + (src & 0xFFFF)
+        h = (h & 0xFFFF) + (h >> 16)
+        h = ~((h & 0xFFFF) + (h >> 16)) & 0xFFFF
+        reply = bytearray(frame[:end])
+        reply[0:12] = entry.mac + self.mac
+        reply[18:24] = bytes((ident >> 8, ident & 0xFF, 0, 0, ttl, 1))
+        reply[24:34] = h.to_bytes(2, "big") + frame[30:34] + frame[26:30]
+        reply[34] = 0
+        reply[36:38] = csum.to_bytes(2, "big")
+        self._out.append(bytes(reply))
         counters = self.counters
         counters["frames_out"] += 1
         counters["icmp.echo_replies_sent"] += 1

@@ -219,3 +219,34 @@ def test_an_echo_from_an_unknown_neighbour_asks_arp_first():
     del b.arp.entries[A_IP]
     out = _answer(b, frame, layered=False)
     assert len(out) == 1 and out[0][12:14] == b"\x08\x06"  # an ARP request; the reply waits for its answer
+
+
+def test_an_echo_from_off_link_is_answered_through_the_gateway():
+    """The fast path takes on-link neighbours only; an off-link source is routed (RFC 1122 3.3.1) by the
+    layered path, to the gateway's MAC."""
+    a, b = _resolved_pair()
+    b.gateway = A_IP
+    far = ipv4.addr_to_int("198.51.100.7")
+    request = icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x12340001, b"far away")
+    frame = ethernet.header(B_MAC, A_MAC, ethernet.ETHERTYPE_IPV4) + ipv4.build(far, B_IP, ipv4.PROTO_ICMP, request)
+    (reply,) = _answer(b, frame, layered=False)
+    assert reply[:6] == A_MAC and int.from_bytes(reply[30:34], "big") == far
+    assert icmp.parse(reply[34:]).type == icmp.TYPE_ECHO_REPLY
+
+
+def test_a_reply_whose_updated_checksum_is_zero_is_left_to_the_layered_path():
+    """RFC 1624: the incremental update can give 0x0000 where only a recomputation is sure; the fast path
+    declines that one request in 65536, and the layered reply is sent."""
+    a, b = _resolved_pair()
+    payload = b"edge"
+    for rest in range(0x12340000, 0x12350000):
+        request = icmp.build(icmp.TYPE_ECHO_REQUEST, 0, rest, payload)
+        if request[2:4] == b"\xf7\xff":  # the reply's updated checksum is then 0
+            break
+    else:
+        raise AssertionError("no request with checksum 0xF7FF")
+    a.send_ip(B_IP, ipv4.PROTO_ICMP, request, 0.0)
+    (frame,) = a.frames_to_send()
+    assert b._answer_echo(frame, 1.0) is False
+    (reply,) = _answer(b, frame, layered=True)
+    assert icmp.parse(reply[34:]).type == icmp.TYPE_ECHO_REPLY
