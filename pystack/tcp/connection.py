@@ -77,7 +77,7 @@ class Connection:
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts", "_ts_last",
-        "_probe_end", "_oow_ack_at", "_tlp_at", "_tlp_out",
+        "_probe_end", "_oow_ack_at", "_tlp_at", "_tlp_out", "_tlp_probe", "_lost_end",
     )
 
     def __init__(
@@ -148,6 +148,10 @@ class Connection:
         """When the tail loss probe fires (RFC 8985 7), or INF; always before _rtx_at when armed."""
         self._tlp_out = False
         """A probe was sent and SND.UNA has not moved since: one probe per episode (RFC 8985 7.3)."""
+        self._tlp_probe: tuple[int, int] | None = None
+        """(start, end) sequence numbers of a tail loss probe of new data whose ACK has not come yet."""
+        self._lost_end: int | None = None
+        """Sequence number below which un-SACKed data counts as lost, inferred from a probe's ACK."""
         self._persist = False
         self._persist_backoff = 0
         self._retries = 0
@@ -722,12 +726,18 @@ class Connection:
         """Offset below which un-SACKed data counts as lost: more than (DupThresh-1)*SMSS bytes are
         SACKed above it (RFC 6675 IsLost, byte form)."""
         threshold = (self._cfg.dupack_threshold - 1) * self._smss
+        inferred = 0
+        if self._lost_end is not None:
+            inferred = (self._lost_end - self.snd_una) & MASK
+            if inferred >= 0x80000000:  # SND.UNA passed it: nothing left to infer
+                self._lost_end = None
+                inferred = 0
         cum = 0
         for lo, hi in reversed(self._sacked):
             cum += hi - lo
             if cum > threshold:
-                return lo
-        return 0
+                return lo if lo > inferred else inferred
+        return inferred
 
     def _unsacked_between(self, a: int, b: int) -> int:
         if b <= a:
@@ -909,11 +919,12 @@ class Connection:
         tests while nothing unusual is going on. Returns False, having changed nothing, for anything
         else, and the full RFC 9293 3.10.7.4 processing runs. What it skips cannot apply: the segment is
         exactly at RCV.NXT and inside the window (no trimming), carries only ACK (and PSH), passes PAWS,
-        is newer than the last window update and opens no zero window, and no recovery, window probing
-        or reassembly is under way."""
+        is newer than the last window update and opens no zero window, and no recovery, window probing,
+        tail loss probe or reassembly is under way."""
         seq = seg.seq
         if (seg.flags & ~PSH) != ACK or seq != self.rcv_nxt or seg.sack_blocks or self._ooo \
-                or self.snd_nxt != self.snd_max or self._in_recovery or self._dupacks or self._persist:
+                or self.snd_nxt != self.snd_max or self._in_recovery or self._dupacks or self._persist \
+                or self._tlp_probe is not None:
             return False
         ts = seg.ts_val
         if self._ts_ok and (ts is None or ((ts - self._ts_recent) & MASK) >= 0x80000000):
@@ -1224,6 +1235,8 @@ class Connection:
                 self._on_dupack(now)
         elif self._sack_ok and seg.sack_blocks and acked == 0:
             self._update_scoreboard(seg.sack_blocks)
+        if self._tlp_probe is not None:
+            self._probe_answered(now)
         # Window update (RFC 9293 3.10.7.4: SND.UNA =< SEG.ACK, and only from a newer segment as
         # tracked by SND.WL1/WL2).
         if acked < 0x80000000 and (
@@ -1330,18 +1343,47 @@ class Connection:
         thresh = self._cfg.dupack_threshold
         lost_by_sack = self._sack_ok and self._sacked_bytes > (thresh - 1) * self._smss
         if (self._dupacks >= thresh or lost_by_sack) and seq_ge(self.snd_una, self._recover):
-            # Fast retransmit (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4).
-            flight = (self.snd_max - self.snd_una) & MASK
-            self._in_recovery = True
-            self._recover = self.snd_max
-            cc.on_enter_recovery(flight, now)
-            if self._sack_ok:
-                cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
-            n = self._retransmit_head(now)
-            self._high_rxt = n
-            self._rxt_fence = flight
-            self.stats["fast_retransmits"] += 1
-            self._layer.counters["tcp.fast_retransmits"] += 1
+            self._fast_retransmit(now)
+
+    def _fast_retransmit(self, now: float) -> None:
+        """Enter recovery and retransmit the head (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4)."""
+        cc = self.cc
+        flight = (self.snd_max - self.snd_una) & MASK
+        self._in_recovery = True
+        self._recover = self.snd_max
+        cc.on_enter_recovery(flight, now)
+        if self._sack_ok:
+            cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
+        n = self._retransmit_head(now)
+        self._high_rxt = n
+        self._rxt_fence = flight
+        self.stats["fast_retransmits"] += 1
+        self._layer.counters["tcp.fast_retransmits"] += 1
+
+    def _probe_answered(self, now: float) -> None:
+        """The ACK of a tail loss probe of new data (RFC 8985 7.4): RACK's inference at the one moment it
+        is sure. The probe left at least 2 SRTT after everything below it, so once the probe is
+        delivered, whatever below it is still neither ACKed nor SACKed was lost: RACK (6.2) would mark
+        it so, as it was sent more than an RTT plus a reordering window before a delivered segment.
+        Without this a small flight cannot make the duplicate ACKs or SACKed bytes that fast retransmit
+        waits for, and the loss waits for the RTO."""
+        start, end = self._tlp_probe  # type: ignore[misc]
+        una = self.snd_una
+        if seq_ge(una, end):
+            self._tlp_probe = None  # everything up to the probe delivered: nothing was lost
+            return
+        if not self._sack_ok:
+            return
+        off, off_end = (start - una) & MASK, (end - una) & MASK
+        if not any(lo <= off and hi >= off_end for lo, hi in self._sacked):
+            return  # the probe itself not delivered (yet)
+        self._tlp_probe = None
+        if self._next_hole(0, off) is None:
+            return
+        self._lost_end = start
+        self._layer.counters["tcp.probe_losses"] += 1
+        if not self._in_recovery and seq_ge(una, self._recover):
+            self._fast_retransmit(now)
 
     def _receive(self, seq: int, payload: memoryview, fin: int, now: float) -> None:
         """Deliver in-order data (and what it makes contiguous) or hold it out of order."""
@@ -1467,6 +1509,7 @@ class Connection:
             flags = ACK | PSH if end == len(buf) else ACK
             if end == len(buf) and self._fin_queued:
                 flags |= FIN
+            self._tlp_probe = (self.snd_nxt, (self.snd_nxt + n) & MASK)
             self._emit(self.snd_nxt, flags, buf[off:end], now)
             self.snd_nxt = self.snd_max = (self.snd_nxt + n + (flags & FIN)) & MASK
             return
@@ -1538,6 +1581,7 @@ class Connection:
         self.cc.on_timeout(flight, now)
         self._tlp_at = INF
         self._tlp_out = True  # no probe until an ACK moves SND.UNA: the RTO already went back to it
+        self._tlp_probe = self._lost_end = None  # the RTO resends everything from SND.UNA anyway
         self._recover = self.snd_max  # RFC 6582 4.1
         self._in_recovery = False
         self._dupacks = 0

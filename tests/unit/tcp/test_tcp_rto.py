@@ -283,3 +283,37 @@ def test_a_lost_fast_retransmission_is_sent_again_without_waiting_for_the_rto() 
     assert head_copies == 2, "the lost retransmission was not sent again"
     assert highest > our + 12 * MSS  # new data went out after the first retransmission, and was SACKed
     assert solo.counters["tcp.lost_retransmissions"] == 1 and solo.counters["tcp.timeouts"] == 0
+
+
+def test_the_ack_of_a_tail_loss_probe_marks_what_it_leaves_behind_lost() -> None:
+    """RFC 8985 7.4 with RACK's inference (6.2): a small flight (cwnd 2) loses both segments; the probe
+    of new data goes out after 2 SRTT and is SACKed. Everything below the delivered probe is lost: both
+    are retransmitted on that ACK, not after the RTO (1 s here), though one SACKed segment is far from
+    the three duplicate ACKs fast retransmit waits for."""
+    cfg = TcpConfig(timestamps=False, sack=True, rto_min=1.0)
+    solo, conn, our, peer = _connect(cfg, rtt=0.1, options=OPTS_SACK)
+    conn.cc.cwnd = conn.cc.ssthresh = 2 * MSS
+    conn.send(bytes(range(256)) * 80, solo.now)  # 20 segments queued, 2 allowed out
+    assert [s.seq - our for s in solo.take()] == [0, MSS]  # both lost
+    solo.advance_to_next_timer()
+    (probe,) = solo.take()
+    assert probe.seq == our + 2 * MSS and conn.stats["timeouts"] == 0  # the tail loss probe, new data
+    solo.send(peer, our, ACK, options=wire.build_options(sack_blocks=[(our + 2 * MSS, our + 3 * MSS)]))
+    again = [s.seq - our for s in solo.take()]
+    assert again[:2] == [0, MSS]  # both holes, at once
+    assert conn.stats["timeouts"] == 0 and solo.layer.counters["tcp.probe_losses"] == 1
+    solo.send(peer, our + 3 * MSS, ACK)  # the holes filled: SND.UNA passes what was marked lost
+    assert conn._lost_limit() == 0 and conn._lost_end is None
+
+
+def test_a_probe_acked_with_everything_below_it_marks_nothing_lost() -> None:
+    cfg = TcpConfig(timestamps=False, sack=True, rto_min=1.0)
+    solo, conn, our, peer = _connect(cfg, rtt=0.1, options=OPTS_SACK)
+    conn.cc.cwnd = conn.cc.ssthresh = 2 * MSS
+    conn.send(bytes(20 * MSS), solo.now)
+    solo.take()
+    solo.advance_to_next_timer()
+    (probe,) = solo.take()  # only the ACKs were slow
+    solo.send(peer, our + 3 * MSS, ACK)
+    assert conn.stats["fast_retransmits"] == 0 and conn._tlp_probe is None
+    assert solo.layer.counters["tcp.probe_losses"] == 0
