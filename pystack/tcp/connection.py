@@ -1372,8 +1372,6 @@ class Connection:
         if seq_ge(una, end):
             self._tlp_probe = None  # everything up to the probe delivered: nothing was lost
             return
-        if not self._sack_ok:
-            return
         off, off_end = (start - una) & MASK, (end - una) & MASK
         if not any(lo <= off and hi >= off_end for lo, hi in self._sacked):
             return  # the probe itself not delivered (yet)
@@ -1509,7 +1507,8 @@ class Connection:
             flags = ACK | PSH if end == len(buf) else ACK
             if end == len(buf) and self._fin_queued:
                 flags |= FIN
-            self._tlp_probe = (self.snd_nxt, (self.snd_nxt + n) & MASK)
+            if self._sack_ok:  # its ACK can then say what it leaves behind (_probe_answered)
+                self._tlp_probe = (self.snd_nxt, (self.snd_nxt + n) & MASK)
             self._emit(self.snd_nxt, flags, buf[off:end], now)
             self.snd_nxt = self.snd_max = (self.snd_nxt + n + (flags & FIN)) & MASK
             return
