@@ -505,7 +505,7 @@ class Connection:
 
     # ------------------------------------------------------------------ segment output
 
-    def _emit(self, seq: int, flags: int, payload: bytes | bytearray, now: float) -> None:
+    def _emit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview, now: float) -> None:
         """Build and hand one segment to the IP layer, with ACK, window and options filled in."""
         ack, field, options = self._header_fields(flags, now)
         gso = len(payload) > self._smss  # the link cuts it and fills in each piece's checksum
@@ -609,7 +609,8 @@ class Connection:
         seg_max = (gso_max // smss) * smss if gso_max > smss else smss
         snd_una = self.snd_una
         sent = False
-        burst = None  # (path, ack, window field, options) once the first segment of the pass is due
+        burst: tuple[TcpPath, int, int, bytes] | None = None  # what every segment of this pass shares
+        burst_tried = False  # asked for once per pass, at the first segment within the MSS
         while True:
             snd_nxt = self.snd_nxt
             off = (snd_nxt - snd_una) & MASK
@@ -641,9 +642,10 @@ class Connection:
                     flags = ACK | PSH
                     if self._fin_queued:
                         flags = ACK | PSH | FIN
-                if n <= smss and burst is None:
+                if n <= smss and not burst_tried:
+                    burst_tried = True
                     burst = self._open_burst(smss, now)  # not for the link's 64 KiB segments (GSO)
-                if n <= smss and burst:
+                if n <= smss and burst is not None:
                     path, ack, field, options = burst
                     path.send(snd_nxt, ack, flags, field, options, buf[off:end])
                 else:
@@ -667,7 +669,7 @@ class Connection:
                 if seq_gt(new_nxt, self.snd_max):
                     self.snd_max = new_nxt
             self.snd_nxt = new_nxt
-        if burst:
+        if burst is not None:
             self._layer.counters["tcp.out_segments"] += burst[0].finish()
         if sent and (self._rtx_at == INF or self._persist):
             self._persist = False
@@ -678,19 +680,19 @@ class Connection:
         if sent:
             self._schedule_tlp(now)
 
-    def _open_burst(self, smss: int, now: float) -> tuple[TcpPath, int, int, bytes] | bool:
+    def _open_burst(self, smss: int, now: float) -> tuple[TcpPath, int, int, bytes] | None:
         """The one-pack path (pystack.ip.tcp_path) and the header fields every data segment of this
-        output pass shares, or False when the IP layer wants each segment the layered way (neighbour
-        unresolved or stale, our own address, no IP layer below: the unit tests' bare TCP layer)."""
+        output pass shares, or None when the IP layer wants each segment the layered way (neighbour
+        unresolved, our own address, no IP layer below: the unit tests' bare TCP layer)."""
         path_for = self._layer.segment_path
         if path_for is None:
-            return False
+            return None
         path = path_for(self.local_ip, self.remote_ip, self.local_port, self.remote_port, now)
         if path is None:
-            return False
+            return None
         ack, field, options = self._header_fields(ACK, now)
         if 40 + len(options) + smss > self._mtu:
-            return False  # a minimum MSS above what the MTU carries: the layered path copes (EMSGSIZE)
+            return None  # a minimum MSS above what the MTU carries: the layered path copes (EMSGSIZE)
         return path, ack, field, options
 
     def _start_persist(self, now: float) -> None:
