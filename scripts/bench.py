@@ -6,7 +6,8 @@ Every row is measured in the same run for each system, each in its own throwaway
   floor    scripts/floor.py, a bare Python loop that swaps fields of ARP and echo requests on a TAP (ping only);
   pytcp    PyTCP 3.0.9's daemon (ping only), when PYTCP_PYTHON names an interpreter that runs it.
 Rows:
-  ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``), flood ping packets/s and loss;
+  ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``, in rounds that take turns between the
+           targets), flood ping packets/s and loss;
   TCP      (scripts/bench_tcp.py) curl download and upload MB/s of a 200 MiB file, SHA-256 checked, TAP offload
            on and again at plain MTU 1500 frames with offloads off (pystack also with ``--cpu 0``); new HTTP
            connections per second (serial and 50 concurrent; pystack serial also with ``--busy-poll 200``);
@@ -104,12 +105,19 @@ TARGETS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[lab.Name
 }
 
 
-def rtt_stats(ns: lab.Namespace, size: int, count: int) -> dict[str, Any]:
-    result = lab.ping(ns, lab.STACK_IP, count=count, size=size, interval=0.002, wait=1,
-                      deadline=count * 0.002 + 15)
-    rtts = result["rtts"]
+def rtt_samples(ns: lab.Namespace, size: int, count: int) -> dict[str, Any]:
+    """``count`` pings of ``size`` bytes 2 ms apart: the counts and every reply's RTT (ms)."""
+    return lab.ping(ns, lab.STACK_IP, count=count, size=size, interval=0.002, wait=1,
+                    deadline=count * 0.002 + 15)
+
+
+def rtt_summary(size: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and p99 over the replies of every run (rounds of one target pooled)."""
+    rtts = [r for run in runs for r in run["rtts"]]
     return {
-        "size": size, "transmitted": result["transmitted"], "received": result["received"],
+        "size": size, "transmitted": sum(run["transmitted"] for run in runs),
+        "received": sum(run["received"] for run in runs), "rounds": len(runs),
+        "round_medians_ms": [statistics.median(run["rtts"]) if run["rtts"] else None for run in runs],
         "median_ms": statistics.median(rtts) if rtts else None,
         "p99_ms": lab.percentile(rtts, 99) if rtts else None,
     }
@@ -130,19 +138,46 @@ def flood(ns: lab.Namespace, count: int, deadline: int) -> dict[str, Any]:
     }
 
 
-def measure(name: str, count: int, flood_count: int, flood_deadline: int) -> dict[str, Any]:
-    print(f"[{name}] building the lab and measuring ...", flush=True)
-    row: dict[str, Any] = {"target": name}
-    try:
-        with TARGETS[name]() as (ns, extra):
-            lab.ping(ns, lab.STACK_IP, count=3, interval=0.05)  # warm-up: ARP resolved before timing
-            row["rtt"] = [rtt_stats(ns, size, count) for size in SIZES]
-            row["flood"] = flood(ns, flood_count, flood_deadline)
-        row.update(extra)
-    except Exception as exc:  # a measurement: report what failed and go on with the other targets
-        row["error"] = f"{type(exc).__name__}: {exc}"
-        print(f"[{name}] could not be measured: {row['error']}", file=sys.stderr)
-    return row
+PING_ROUNDS = 4
+"""The RTT pings of each target are taken in this many rounds, the targets taking turns (each round in a
+fresh lab), so that a slow spell of the machine (its wake-up latency swings by 2x from minute to minute
+here) falls on every target alike instead of on whichever was measured then; the replies are pooled."""
+
+
+WARM_UP_PINGS = 50
+
+
+def measure_all(names: list[str], count: int, flood_count: int, flood_deadline: int,
+                rounds: int = PING_ROUNDS) -> list[dict[str, Any]]:
+    """The ping rows of every target: RTTs in ``rounds`` interleaved rounds, the flood once per target."""
+    rows: dict[str, dict[str, Any]] = {name: {"target": name} for name in names}
+    samples: dict[str, list[list[dict[str, Any]]]] = {name: [[] for _ in SIZES] for name in names}
+    per_round = max(1, count // rounds)
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)] if names else []  # who goes first rotates
+        for name in order:
+            row = rows[name]
+            if "error" in row:
+                continue
+            print(f"[{name}] ping round {r + 1} of {rounds}: building the lab and measuring ...", flush=True)
+            try:
+                with TARGETS[name]() as (ns, extra):
+                    # Warm-up, untimed: ARP resolved, and 50 pings at the timed pace so that no target's
+                    # first replies (a Python program's code paths run for the first time) are in the figures.
+                    lab.ping(ns, lab.STACK_IP, count=3, interval=0.05)
+                    lab.ping(ns, lab.STACK_IP, count=WARM_UP_PINGS, interval=0.002)
+                    for i, size in enumerate(SIZES):
+                        samples[name][i].append(rtt_samples(ns, size, per_round))
+                    if r == rounds - 1:
+                        row["flood"] = flood(ns, flood_count, flood_deadline)
+                row.update(extra)
+            except Exception as exc:  # a measurement: report what failed and go on with the other targets
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                print(f"[{name}] could not be measured: {row['error']}", file=sys.stderr)
+    for name, row in rows.items():
+        if "error" not in row:
+            row["rtt"] = [rtt_summary(size, samples[name][i]) for i, size in enumerate(SIZES)]
+    return [rows[name] for name in names]
 
 
 def source_version() -> dict[str, str | None]:
@@ -204,7 +239,7 @@ def main() -> int:
     pytcp_python = bench_pytcp.interpreter()
     if pytcp_python and "pytcp" not in names and names:
         names.append("pytcp")
-    rows = [measure(name, count, flood_count, args.flood_deadline) for name in names]
+    rows = measure_all(names, count, flood_count, args.flood_deadline)
 
     plan = bench_tcp.Plan(runs=tcp_runs, serial=args.serial, concurrent=args.concurrent,
                           concurrency=args.concurrency)
@@ -276,7 +311,9 @@ def main() -> int:
         "sysctl": {"net.ipv4.tcp_congestion_control": Path("/proc/sys/net/ipv4/tcp_congestion_control")
                    .read_text().strip()},
         "method": {
-            "rtt": f"ping -c {count} -i 0.002 -s SIZE; median and nearest-rank p99 of per-reply time=",
+            "rtt": f"ping -c {max(1, count // PING_ROUNDS)} -i 0.002 -s SIZE in {PING_ROUNDS} rounds per target, the "
+                   "targets taking turns, each round in a fresh lab; median and nearest-rank p99 of the pooled "
+                   "per-reply time=",
             "flood": f"ping -f -q -c {flood_count} -s 56 -w {args.flood_deadline}; pkt/s = received / "
                      "ping's reported time",
             "tcp_servers": "pystack: pystack run --http DIR --echo --discard on its TAP; kernel: "
