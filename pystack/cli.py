@@ -320,7 +320,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                host_address=args.host_address)
     except LinkSetupError as exc:
         raise UsageError(str(exc)) from None
-    steered = ""
+    loop_notes = ""  # how the loop runs: --cpu, --busy-poll (for the ready line)
     if args.cpu is not None:
         from pystack.link.steering import SteeringError, pin_and_steer
 
@@ -329,7 +329,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except SteeringError as exc:
             link.close()
             raise UsageError(str(exc)) from None
-        steered = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
+        loop_notes = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
     stack = Stack(mac, _stack_config(args))
     runtime = Runtime(stack, link, pcap, busy_poll=args.busy_poll / 1e6)
@@ -352,12 +352,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     serving = f"; serving {', '.join(services)}" if services else ""
     if args.busy_poll:
-        steered += f", busy-poll {args.busy_poll} us"
+        loop_notes += f", busy-poll {args.busy_poll} us"
 
     def ready(address: str, gateway: str | None, extra: str = "") -> None:
         # The ready line is printed at every log level: scripts wait for it.
         print(f"pystack: ready on {link.name}: mac {mac_to_str(mac)}, address {address}{extra}"
-              f"{f', gateway {gateway}' if gateway else ''}, mtu {args.mtu}, offload {'on' if link.offload else 'off'}{steered}"
+              f"{f', gateway {gateway}' if gateway else ''}, mtu {args.mtu}, offload {'on' if link.offload else 'off'}{loop_notes}"
               f"{serving}", file=sys.stderr, flush=True)
 
     keeper = None
