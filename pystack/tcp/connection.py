@@ -725,9 +725,14 @@ class Connection:
     # ---------------- SACK-based loss recovery (RFC 6675, with IsLost by SACKed bytes above)
 
     def _lost_limit(self) -> int:
-        """Offset below which un-SACKed data counts as lost: more than (DupThresh-1)*SMSS bytes are
-        SACKed above it (RFC 6675 IsLost, byte form)."""
-        threshold = (self._cfg.dupack_threshold - 1) * self._smss
+        """Offset below which un-SACKed data counts as lost (only asked during recovery).
+
+        RFC 6675 IsLost wants more than (DupThresh-1)*SMSS bytes SACKed above. In recovery RACK (RFC 8985
+        6.2, whose reordering window is 0 there while no reordering was seen) marks a segment lost as soon
+        as any segment sent after it is delivered, and every SACKed byte above a hole that was not
+        retransmitted was sent after it: so any SACKed byte above will do. A partial ACK that leaves one
+        hole with a segment or two SACKed above it no longer waits for the RTO."""
+        threshold = 0 if self._in_recovery else (self._cfg.dupack_threshold - 1) * self._smss
         inferred = 0
         if self._lost_end is not None:
             inferred = (self._lost_end - self.snd_una) & MASK
@@ -857,15 +862,16 @@ class Connection:
         return changed
 
     def _detect_lost_retransmission(self) -> None:
-        """More than (DupThresh-1)*SMSS SACKed above the fence while a hole below HighRxt is still open:
-        its retransmission was lost. HighRxt goes back so that NextSeg (RFC 6675) sends it again now,
-        rather than the RTO."""
+        """Data SACKed above the fence (sent after the last retransmission) while a hole below HighRxt is
+        still open: its retransmission was lost (RACK, RFC 8985 6.2: a segment sent after it was
+        delivered; in recovery its reordering window is 0). HighRxt goes back so that NextSeg (RFC 6675)
+        sends it again now, rather than the RTO."""
         fence = self._rxt_fence
         above = 0
         for lo, hi in self._sacked:
             if hi > fence:
                 above += hi - (lo if lo > fence else fence)
-        if above <= (self._cfg.dupack_threshold - 1) * self._smss:
+        if not above:
             return
         if self._next_hole(0, self._high_rxt) is None:
             return

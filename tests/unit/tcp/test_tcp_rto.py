@@ -317,3 +317,42 @@ def test_a_probe_acked_with_everything_below_it_marks_nothing_lost() -> None:
     solo.send(peer, our + 3 * MSS, ACK)
     assert conn.stats["fast_retransmits"] == 0 and conn._tlp_probe is None
     assert solo.layer.counters["tcp.probe_losses"] == 0
+
+
+def _sack_of(our: int):
+    return lambda *blocks: wire.build_options(sack_blocks=[(our + a, our + b) for a, b in blocks])
+
+
+def test_in_recovery_one_segment_sacked_above_a_hole_marks_it_lost() -> None:
+    """RACK in recovery (RFC 8985 6.2, reordering window 0): a partial ACK leaves a second hole with a
+    single segment SACKed above it. That segment was sent after the hole and is delivered, so the hole is
+    lost and goes out on this ACK; RFC 6675's three-segment IsLost alone would wait for the RTO (1 s)."""
+    solo, conn, our, peer = _bulk(sack=True)
+    sack = _sack_of(our)
+    for blocks in (((2000, 3000),), ((2000, 4000),), ((2000, 5000),)):  # 1000 lost: fast retransmit
+        solo.send(peer, our + MSS, ACK, options=sack(*blocks))
+    assert [s.seq - our for s in solo.take()][:1] == [1000]
+    solo.send(peer, our + 5 * MSS, ACK, options=sack((6000, 7000)))  # partial ACK; 5000 lost, 6000 above it
+    assert 5000 in [s.seq - our for s in solo.take()]
+    assert conn.stats["timeouts"] == 0
+
+
+def test_a_retransmission_is_known_lost_once_anything_sent_after_it_is_sacked() -> None:
+    """RACK (RFC 8985 6.2): the retransmission of the hole went out before the new data the recovery's
+    ACKs clocked out; once any of that new data is SACKed while the hole is still open, the retransmission
+    was lost and is sent again, not after the RTO."""
+    solo, conn, our, peer = _bulk(sack=True)
+    sack = _sack_of(our)
+    for blocks in (((1000, 2000),), ((1000, 3000),), ((1000, 4000),)):  # 0 lost
+        solo.send(peer, our, ACK, options=sack(*blocks))
+    first = [s.seq - our for s in solo.take()]
+    assert first[0] == 0
+    conn.send(bytes(10 * MSS), solo.now)  # more to send: recovery clocks it out after the retransmission
+    solo.take()
+    solo.send(peer, our, ACK, options=sack((1000, 10000)))  # the rest arrives; new data goes out after
+    after = [s.seq - our for s in solo.take()]
+    assert after and min(after) >= 10 * MSS  # new data only: the retransmission may still arrive
+    solo.send(peer, our, ACK, options=sack((1000, 10000), (after[0] + 0, after[0] + MSS)))  # one new SACKed
+    again = [s.seq - our for s in solo.take()]
+    assert 0 in again and conn.stats["timeouts"] == 0
+    assert solo.layer.counters["tcp.lost_retransmissions"] == 1
