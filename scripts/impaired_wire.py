@@ -40,6 +40,8 @@ SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_VNET_HDR = 15
+PACKET_STATISTICS = 6
+_TPACKET_STATS = struct.Struct("II")  # struct tpacket_stats: tp_packets, tp_drops (native order)
 # struct virtio_net_hdr (little-endian on the hosts we run on): flags, gso_type, hdr_len,
 # gso_size, csum_start, csum_offset. With PACKET_VNET_HDR the kernel tells us about
 # offloads instead of handing us frames that are not what a wire would carry.
@@ -97,6 +99,7 @@ class DirectionCounters:
     oversize: int = 0  # EMSGSIZE: frame bigger than the output MTU
     csum_completed: int = 0  # arrived with TX checksum offload pending; finished here
     gso_dropped: int = 0  # arrived as a GSO super-frame (TSO/GSO left on); not relayed
+    socket_drops: int = 0  # the kernel dropped them before the relay read them: its socket buffer was full
 
 
 @dataclass
@@ -269,6 +272,8 @@ class ImpairedWire:
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._error: BaseException | None = None
+        self._sock_a: socket.socket | None = None
+        self._sock_b: socket.socket | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -315,12 +320,26 @@ class ImpairedWire:
 
     def counters(self) -> dict[str, dict[str, int]]:
         """A snapshot: {"a_to_b": {...}, "b_to_a": {...}}, plus "queued" frames."""
+        self._read_socket_drops()
         out = {}
         for name, d in (("a_to_b", self.a_to_b), ("b_to_a", self.b_to_a)):
             snap = asdict(d.counters)
             snap["queued"] = d.queued()
             out[name] = snap
         return out
+
+    def _read_socket_drops(self) -> None:
+        """Add what the kernel dropped at each input socket since the last read (PACKET_STATISTICS,
+        packet(7): reading resets it). Such frames never reach the relay, so no other counter sees them."""
+        for direction, sock in ((self.a_to_b, self._sock_a), (self.b_to_a, self._sock_b)):
+            if sock is None:
+                continue
+            try:
+                _packets, drops = _TPACKET_STATS.unpack(
+                    sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _TPACKET_STATS.size))
+            except OSError:
+                continue  # closed meanwhile
+            direction.counters.socket_drops += drops
 
     # --- the relay thread ----------------------------------------------------------
     def _main(self) -> None:
@@ -332,6 +351,7 @@ class ImpairedWire:
             socks.append(sock_a)
             sock_b = _open_packet_socket(self.if_b)
             socks.append(sock_b)
+            self._sock_a, self._sock_b = sock_a, sock_b
         except BaseException as exc:
             self._error = exc
             for s in socks:
