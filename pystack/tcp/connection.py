@@ -165,7 +165,7 @@ class Connection:
         self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
         self._rxt_fence = 0
         """SND.MAX (as an offset from SND.UNA) when the last retransmission went out: data above it was
-        sent later, so SACKs for enough of it while a retransmitted hole stays open say that the
+        sent later, so a SACK for any of it while a retransmitted hole stays open says that the
         retransmission was lost too (RACK's inference, RFC 8985 6.2, made by sequence instead of time)."""
 
         self._sched = INF  # the layer's current timer hint for this connection
@@ -725,26 +725,22 @@ class Connection:
     # ---------------- SACK-based loss recovery (RFC 6675, with IsLost by SACKed bytes above)
 
     def _lost_limit(self) -> int:
-        """Offset below which un-SACKed data counts as lost (only asked during recovery).
+        """Offset below which un-SACKed data counts as lost, during recovery: the start of the highest
+        SACKed block, or what a probe's ACK showed lost (_probe_answered), whichever is higher.
 
         RFC 6675 IsLost wants more than (DupThresh-1)*SMSS bytes SACKed above. In recovery RACK (RFC 8985
         6.2, whose reordering window is 0 there while no reordering was seen) marks a segment lost as soon
         as any segment sent after it is delivered, and every SACKed byte above a hole that was not
         retransmitted was sent after it: so any SACKed byte above will do. A partial ACK that leaves one
         hole with a segment or two SACKed above it no longer waits for the RTO."""
-        threshold = 0 if self._in_recovery else (self._cfg.dupack_threshold - 1) * self._smss
         inferred = 0
         if self._lost_end is not None:
             inferred = (self._lost_end - self.snd_una) & MASK
             if inferred >= 0x80000000:  # SND.UNA passed it: nothing left to infer
                 self._lost_end = None
                 inferred = 0
-        cum = 0
-        for lo, hi in reversed(self._sacked):
-            cum += hi - lo
-            if cum > threshold:
-                return lo if lo > inferred else inferred
-        return inferred
+        top = self._sacked[-1][0] if self._sacked else 0
+        return top if top > inferred else inferred
 
     def _unsacked_between(self, a: int, b: int) -> int:
         if b <= a:
