@@ -457,15 +457,12 @@ class Stack:
                                     ttl=ttl, tos=tos, dont_fragment=dont_fragment)
         except ValueError as exc:
             raise OSError(errno.EMSGSIZE, str(exc)) from None
+        mac = self._neighbour_mac(next_hop, mac, now)
         if mac is None:
-            mac, ask = self.arp.lookup(next_hop, now)
-            if mac is None:
-                for packet in packets:
-                    if self.arp.enqueue(next_hop, packet, now):
-                        self._send_arp_request(next_hop, None)
-                return
-            if ask:
-                self._send_arp_request(next_hop, mac)
+            for packet in packets:
+                if self.arp.enqueue(next_hop, packet, now):
+                    self._send_arp_request(next_hop, None)
+            return
         out = self._out
         head = ethernet.header(mac, self.mac, _ETH_IPV4)
         for packet in packets:
@@ -477,16 +474,13 @@ class Stack:
         """One datagram that fits the MTU, on the way every TCP segment and echo reply takes: the
         Ethernet and IPv4 headers are packed in one piece (raises OSError ENETUNREACH like send_ip)."""
         next_hop, mac = self._route(dst)
+        mac = self._neighbour_mac(next_hop, mac, now)
         if mac is None:
-            mac, ask = self.arp.lookup(next_hop, now)
-            if mac is None:
-                packet = ipv4.build(src, dst, protocol, payload, ident=self.next_ident(), ttl=ttl, tos=tos,
-                                    flags_offset=flags_offset)
-                if self.arp.enqueue(next_hop, packet, now):
-                    self._send_arp_request(next_hop, None)
-                return
-            if ask:
-                self._send_arp_request(next_hop, mac)
+            packet = ipv4.build(src, dst, protocol, payload, ident=self.next_ident(), ttl=ttl, tos=tos,
+                                flags_offset=flags_offset)
+            if self.arp.enqueue(next_hop, packet, now):
+                self._send_arp_request(next_hop, None)
+            return
         self._ident = ident = (self._ident + 1) & 0xFFFF
         self._out.append(ipv4.frame_header(mac, self.mac, tos, len(payload), ident, flags_offset, ttl, protocol,
                                            src, dst) + payload)
@@ -502,21 +496,15 @@ class Stack:
             next_hop, mac = self._route(dst)
         except OSError:
             return None
+        mac = self._neighbour_mac(next_hop, mac, now)
         if mac is None:
-            mac, ask = self.arp.lookup(next_hop, now)
-            if mac is None:
-                return None
-            if ask:
-                self._send_arp_request(next_hop, mac)  # stale: poll it by unicast, keep using it meanwhile
+            return None
         return TcpPath(self._out, self.counters, self.next_ident, mac, self.mac, src, dst, sport, dport,
                        self.config.default_ttl)
 
     def _send_gso(self, dst: int, segment_bytes: bytes | memoryview, now: float, src: int, gso_size: int) -> None:
         next_hop, mac = self._route(dst)
-        if mac is None:
-            mac, ask = self.arp.lookup(next_hop, now)
-            if ask and mac is not None:
-                self._send_arp_request(next_hop, mac)
+        mac = self._neighbour_mac(next_hop, mac, now)
         self._ident = ident = (self._ident + 1) & 0xFFFF
         head = ipv4.frame_header(mac or _ZERO_MAC, self.mac, 0, len(segment_bytes), ident, ipv4.FLAG_DF,
                                  self.config.default_ttl, ipv4.PROTO_TCP, src, dst)
@@ -529,6 +517,16 @@ class Stack:
         self._out.append(GsoFrame(head + segment_bytes, gso_size))
         self.counters["frames_out"] += 1
         self.counters["gso_frames_out"] += 1
+
+    def _neighbour_mac(self, next_hop: int, mac: bytes | None, now: float) -> bytes | None:
+        """The MAC to send to ``next_hop``: the one routing gave (broadcast, multicast), else ARP's, or None
+        while ARP has not resolved it (the caller queues). A stale entry is still used and polled by
+        unicast (RFC 1122 2.3.2.1)."""
+        if mac is None:
+            mac, ask = self.arp.lookup(next_hop, now)
+            if ask and mac is not None:
+                self._send_arp_request(next_hop, mac)
+        return mac
 
     def _route(self, dst: int) -> tuple[int, bytes | None]:
         """(next hop, MAC if known without ARP). RFC 1122 3.3.1: on-link or via the default gateway."""
