@@ -19,7 +19,7 @@ import pytun
 from pystack.wire.checksum import pseudo_header_sum
 from pystack.wire.gso import GsoFrame, header_lengths
 from pystack.wire.virtio import (GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, PartialChecksumFrame,
-                                 build_header, parse_header)
+                                 build_header, checksum_layout, finish_checksum, parse_header)
 
 MAX_FRAME = 65535 + 14
 TUNSETOFFLOAD = 0x400454D0
@@ -88,7 +88,9 @@ class TapLink:
         if csum_start + csum_offset + 2 > len(frame):
             return bytes(frame)  # nonsense from the kernel: the parsers verify and drop it
         self.partial_checksum_frames += 1
-        return PartialChecksumFrame(frame, csum_start, csum_offset)
+        if (csum_start, csum_offset) != checksum_layout(frame):
+            return finish_checksum(frame, csum_start, csum_offset)  # not where pystack would look: finish it
+        return PartialChecksumFrame(frame)
 
     def write(self, frame: bytes) -> bool:
         """Write one frame. False when the kernel refused it (queue full is counted by the caller)."""

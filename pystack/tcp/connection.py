@@ -601,6 +601,9 @@ class Connection:
         if self._in_recovery and self._sack_ok:
             self._output_sack_recovery(now)
             return
+        avail = len(self._sndbuf) - self._snd_base - ((self.snd_nxt - self.snd_una) & MASK)
+        if avail < 0 or not avail and not self._fin_queued:
+            return  # all sent (FIN too, if any): the common call after input (nothing below would act)
         buf = self._unacked()
         buflen = len(buf)
         smss = self._mss_now()

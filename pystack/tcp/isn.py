@@ -14,11 +14,17 @@ _TUPLE = struct.Struct("!IHIH")
 _PAIR = struct.Struct("!II")
 
 
+TS_OFFSETS_MAX = 1024
+"""Host pairs whose TSval offset is remembered (a keyed hash saved per connection); past this the memory
+starts again empty."""
+
+
 class IsnGenerator:
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "_ts_offsets")
 
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret if secret is not None else os.urandom(16)
+        self._ts_offsets: dict[tuple[int, int], int] = {}
 
     def __call__(self, local_ip: int, local_port: int, remote_ip: int, remote_port: int, now: float) -> int:
         digest = hashlib.blake2s(
@@ -30,6 +36,13 @@ class IsnGenerator:
         """The TSval clock's offset (RFC 7323 5.4), keyed per pair of hosts rather than per connection, as
         Linux since 4.13: a new connection to the same host then starts above what an old incarnation
         sent, so a server in TIME-WAIT takes its SYN (RFC 6191) instead of dropping it under PAWS."""
-        digest = hashlib.blake2s(_PAIR.pack(local_ip, remote_ip), key=self._secret, digest_size=4,
-                                 person=b"tsoffset").digest()
-        return int.from_bytes(digest, "big")
+        pair = (local_ip, remote_ip)
+        offset = self._ts_offsets.get(pair)
+        if offset is None:
+            digest = hashlib.blake2s(_PAIR.pack(local_ip, remote_ip), key=self._secret, digest_size=4,
+                                     person=b"tsoffset").digest()
+            offset = int.from_bytes(digest, "big")
+            if len(self._ts_offsets) >= TS_OFFSETS_MAX:
+                self._ts_offsets.clear()
+            self._ts_offsets[pair] = offset
+        return offset

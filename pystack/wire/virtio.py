@@ -35,29 +35,42 @@ def build_header(flags: int = 0, gso_type: int = GSO_NONE, hdr_len: int = 0, gso
 
 
 class PartialChecksumFrame(bytes):
-    """A frame from the kernel whose TCP/UDP checksum is left partial (``NEEDS_CSUM``).
+    """An IPv4 TCP or UDP frame from the kernel whose transport checksum is left partial (``NEEDS_CSUM``).
 
     It never crossed a wire: the kernel built it in memory, so its integrity needs no proof and the stack
     skips verifying the transport checksum (which would cost as much as the rest of the receive path for
     a 64 KiB segment). :func:`complete_checksum` finishes it where a whole frame is wanted (the pcap).
+
+    Where the checksum starts and sits follows from the frame (:func:`checksum_layout`); the link marks
+    only frames whose virtio header says the same. No attributes of its own: every TCP segment from the
+    kernel is one, and a subclass instance with a ``__dict__`` costs three times a plain copy to make.
     """
 
-    csum_start: int
-    csum_offset: int
+    __slots__ = ()
 
-    def __new__(cls, data: bytes | memoryview, csum_start: int, csum_offset: int) -> PartialChecksumFrame:
-        obj = super().__new__(cls, data)
-        obj.csum_start = csum_start
-        obj.csum_offset = csum_offset
-        return obj
+
+def checksum_layout(frame: bytes | memoryview) -> tuple[int, int] | None:
+    """(csum_start, csum_offset) of an IPv4 TCP or UDP frame's transport checksum, else None."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+        return None
+    proto = frame[23]
+    if proto != 6 and proto != 17:
+        return None
+    return 14 + (frame[14] & 0x0F) * 4, 16 if proto == 6 else 6
+
+
+def finish_checksum(frame: bytes | memoryview, csum_start: int, csum_offset: int) -> bytes:
+    """``frame`` with its partial checksum finished over csum_start.. (virtio 1.1, 5.1.6.2)."""
+    out = bytearray(frame)
+    csum = internet_checksum(memoryview(out)[csum_start:])
+    if csum_offset == 6 and len(out) > 23 and out[23] == 17 and csum == 0:
+        csum = 0xFFFF  # RFC 768: UDP sends a computed zero as all ones
+    struct.pack_into("!H", out, csum_start + csum_offset, csum)
+    return bytes(out)
 
 
 def complete_checksum(frame: PartialChecksumFrame) -> bytes:
-    """The frame with its checksum finished over csum_start.. (virtio 1.1, 5.1.6.2)."""
-    out = bytearray(frame)
-    field = frame.csum_start + frame.csum_offset
-    csum = internet_checksum(memoryview(out)[frame.csum_start:])
-    if out[23] == 17 and csum == 0:
-        csum = 0xFFFF  # RFC 768: UDP sends a computed zero as all ones
-    struct.pack_into("!H", out, field, csum)
-    return bytes(out)
+    """The marked frame with its checksum finished, where its layout puts it."""
+    layout = checksum_layout(frame)
+    assert layout is not None, "only IPv4 TCP and UDP frames are marked partial"
+    return finish_checksum(frame, *layout)

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from pystack.apps.http_session import MAX_HEADER_BYTES, HttpSession
+from pystack.apps.http_session import MAX_HEADER_BYTES, SMALL_FILE, HttpSession
 
 
 class _Unclosable(io.BytesIO):
@@ -82,6 +82,18 @@ def test_large_file_streams_in_bounded_chunks(root):
     [(status, _h, body)] = _responses(bytes(out), ["GET"])
     assert status == 200 and body == bytes(range(256)) * 4096
     assert biggest <= 2 * 65536  # the session never holds the file in memory
+
+
+@pytest.mark.parametrize("size", [1, SMALL_FILE, SMALL_FILE + 1])
+def test_small_files_are_read_whole_and_larger_ones_stream(root, size):
+    data = bytes(i * 31 & 0xFF for i in range(size))
+    (root / "edge.bin").write_bytes(data)
+    s = HttpSession(root)
+    s.data_received(b"GET /edge.bin HTTP/1.1\r\n\r\n")
+    assert (s._file is None) == (size <= SMALL_FILE)  # no descriptor held between pulls for a small one
+    [(status, headers, body)] = _responses(_drain(s), ["GET"])
+    assert status == 200 and body == data and headers["Content-Length"] == str(size)
+    assert s._file is None
 
 
 def test_post_sha256_hashes_the_body_as_it_arrives(root):

@@ -65,6 +65,23 @@ def test_nonsense_checksum_offsets_do_not_raise():
     assert bytes(_link()._from_vnet(build_header(NEEDS_CSUM, 0, 0, 0, 60000, 16) + frame)) == frame
 
 
+def test_a_partial_checksum_elsewhere_than_pystack_would_look_is_finished_at_once():
+    """The stack trusts a marked frame at the layout checksum_layout derives; a kernel header that says
+    otherwise gets its checksum finished by the link, and a plain frame that verifies goes up."""
+    good = udp.build(SRC, DST, 5000, 7, b"hello")
+    seg = _partial(good[:6] + b"\0\0" + good[8:], 17, 6)
+    frame = ethernet.build(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4.build(SRC, DST, 17, seg))
+    link = _link()
+    out = link._from_vnet(build_header(NEEDS_CSUM, 0, 0, 0, 34, 6) + frame)
+    assert type(out) is PartialChecksumFrame
+    # The same checksum, but announced from the IPv4 header on (a start pystack would not derive).
+    sum_from_ip = bytearray(frame)
+    sum_from_ip[40:42] = b"\0\0"
+    out = link._from_vnet(build_header(NEEDS_CSUM, 0, 0, 0, 14, 26) + bytes(sum_from_ip))
+    assert type(out) is bytes and out[:40] == frame[:40] and out[42:] == frame[42:]
+    assert link.partial_checksum_frames == 2
+
+
 def test_stack_accepts_a_partial_checksum_frame_and_rejects_the_same_bytes_as_a_plain_frame():
     """The kernel's partial checksum only passes when the link says it came from the kernel."""
     from pystack.stack import Stack
@@ -77,5 +94,5 @@ def test_stack_accepts_a_partial_checksum_frame_and_rejects_the_same_bytes_as_a_
     frame = ethernet.build(b"\x02" * 6, b"\x04" * 6, 0x0800, ipv4.build(SRC, DST, 6, seg))
     stack.receive_frame(frame, 1.0)
     assert stack.counters["drop.tcp.bad_checksum"] == 1
-    stack.receive_frame(PartialChecksumFrame(frame, 34, 16), 1.0)
+    stack.receive_frame(PartialChecksumFrame(frame), 1.0)
     assert listener.half_open == 1

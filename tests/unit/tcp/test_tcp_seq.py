@@ -43,6 +43,19 @@ def test_isn_is_keyed_per_tuple_and_ticks_every_4us() -> None:
     assert IsnGenerator(b"x" * 16)(1, 2, 3, 4, 10.0) != a
 
 
+def test_ts_offset_is_keyed_per_host_pair_and_its_memory_is_bounded() -> None:
+    from pystack.tcp import isn
+
+    gen = IsnGenerator(b"k" * 16)
+    first = gen.ts_offset(1, 2)
+    assert gen.ts_offset(1, 2) == first == IsnGenerator(b"k" * 16).ts_offset(1, 2)  # remembered = recomputed
+    assert gen.ts_offset(1, 3) != first and IsnGenerator(b"x" * 16).ts_offset(1, 2) != first
+    for remote in range(3 * isn.TS_OFFSETS_MAX):
+        gen.ts_offset(1, remote)
+    assert len(gen._ts_offsets) <= isn.TS_OFFSETS_MAX
+    assert gen.ts_offset(1, 2) == first
+
+
 def test_rto_follows_rfc6298() -> None:
     est = RttEstimator(initial=1.0, minimum=0.2, maximum=60.0)
     assert est.rto == 1.0  # 2.1
