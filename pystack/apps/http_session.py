@@ -32,6 +32,63 @@ _REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 40
             501: "Not Implemented", 505: "HTTP Version Not Supported"}
 
 
+class SmallFileCache:
+    """Bodies of small files, for the GETs that come again and again (a site's pages, the benchmark's
+    file): a hit costs the lstat that locating the file takes anyway, where a miss opens, stats, reads
+    and closes it. Bounded in bytes and entries (least recently used goes first).
+
+    An entry is used only while the file's lstat shows the same (device, inode, size, mtime, ctime), and
+    a file is taken in only once its ctime is ``SETTLE`` seconds old, as git does for racily clean files:
+    timestamps tick coarsely (a few ms), so a file written twice within one tick, to the same size, would
+    otherwise look unchanged. Any later change sets ctime to a later tick.
+    """
+
+    SETTLE = 1.0
+
+    def __init__(self, max_bytes: int, max_entries: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.bytes = 0
+        self._entries: dict[str, tuple[tuple[int, int, int, int, int], bytes, bytes]] = {}
+
+    @staticmethod
+    def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    def get(self, path: str, st: os.stat_result) -> tuple[bytes, bytes] | None:
+        """(body, content type) of ``path`` if ``st`` (its lstat) shows the file that was cached."""
+        entry = self._entries.get(path)
+        if entry is None:
+            return None
+        if entry[0] != self._key(st):
+            self._drop(path)
+            return None
+        self._entries[path] = self._entries.pop(path)  # most recently used last
+        return entry[1], entry[2]
+
+    def put(self, path: str, st: os.stat_result, body: bytes, ctype: bytes) -> None:
+        if not stat.S_ISREG(st.st_mode) or len(body) > self.max_bytes or st.st_ctime > time.time() - self.SETTLE:
+            return
+        self._drop(path)
+        entries = self._entries
+        while entries and (self.bytes + len(body) > self.max_bytes or len(entries) >= self.max_entries):
+            self._drop(next(iter(entries)))
+        entries[path] = (self._key(st), body, ctype)
+        self.bytes += len(body)
+
+    def _drop(self, path: str) -> None:
+        entry = self._entries.pop(path, None)
+        if entry is not None:
+            self.bytes -= len(entry[1])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+SMALL_FILES = SmallFileCache(max_bytes=4 << 20, max_entries=256)
+"""The process's cache of small files, shared by every session (paths are absolute and resolved)."""
+
+
 class HttpSession:
     """Serves files under ``root`` and ``POST /sha256``. One request at a time, in order."""
 
@@ -195,15 +252,17 @@ class HttpSession:
 
     # ---------------------------------------------------------------- responses
 
-    def _locate(self, path: str) -> str:
-        """The file ``path`` names under the root, with ``..`` and symbolic links resolved; refused
-        (FileNotFoundError) when that lies outside the root, so links are followed only inward.
+    def _locate(self, path: str) -> tuple[str, os.stat_result | None]:
+        """The file ``path`` names under the root, with ``..`` and symbolic links resolved, and the lstat
+        of its last component when that was taken (None after a link or ``..``); refused
+        (FileNotFoundError) when the file lies outside the root, so links are followed only inward.
 
         The root was resolved once, so only the components below it are looked at: a plain file costs
         one lstat, where os.path.realpath of the whole path costs one per component (a third of the
         work of a small GET). At the first link it hands the whole path to realpath, which follows it."""
         root = self.root
         current = root
+        st = None
         for part in path.split("/"):
             if not part or part == ".":
                 continue
@@ -211,28 +270,36 @@ class HttpSession:
                 if current == root:
                     raise FileNotFoundError(path)  # above the root
                 current = os.path.dirname(current)
+                st = None
                 continue
             candidate = (current if current != "/" else "") + "/" + part
-            if stat.S_ISLNK(os.lstat(candidate).st_mode):
+            st = os.lstat(candidate)
+            if stat.S_ISLNK(st.st_mode):
                 target = os.path.realpath(os.path.join(root, path.lstrip("/")))
                 if target != root and not target.startswith(self._root_prefix):
                     raise FileNotFoundError(path)
-                return target
+                return target, None
             current = candidate
-        return current
+        return current, st
 
     def _serve_file(self, path: str, head_only: bool) -> None:
         try:
-            target = self._locate(path)
+            target, st = self._locate(path)
+            if st is not None and (cached := SMALL_FILES.get(target, st)) is not None:
+                body, ctype = cached  # the lstat just taken shows the very file that was read
+                self._out += self._head(200, len(body), ctype) + (b"" if head_only else body)
+                self._finish()
+                return
             try:
                 fh = open(target, "rb")
             except IsADirectoryError:
-                target = self._locate(path.rstrip("/") + "/index.html")
+                target, st = self._locate(path.rstrip("/") + "/index.html")
                 fh = open(target, "rb")
         except (OSError, ValueError):
             self._error(404, "not found")
             return
-        size = os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
+        size = st.st_size
         ctype = _content_type(os.path.basename(target))
         if head_only or size == 0:
             fh.close()
@@ -244,6 +311,8 @@ class HttpSession:
             # length that matches the body.
             with fh:
                 body = fh.read(size)
+            if len(body) == size:
+                SMALL_FILES.put(target, st, body, ctype)
             self._out += self._head(200, len(body), ctype) + body
             self._finish()
         else:
