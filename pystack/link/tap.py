@@ -72,13 +72,13 @@ class TapLink:
             return None
         if not self.vnet:
             return data
+        if len(data) > VNET_HDR_LEN and not data[0] and not data[1]:
+            return data[VNET_HDR_LEN:]  # the common small frame: no flags, no GSO (one slice, no call)
         return self._from_vnet(data)
 
     def _from_vnet(self, data: bytes) -> bytes:
         if len(data) <= VNET_HDR_LEN:
             return b""  # no frame behind the header: the stack counts it as truncated
-        if not data[0] and not data[1]:
-            return data[VNET_HDR_LEN:]  # the common small frame: no flags, no GSO (one slice, no parse)
         flags, gso_type, _hdr_len, _gso_size, csum_start, csum_offset = parse_header(data)
         if gso_type != GSO_NONE:
             self.super_frames += 1
