@@ -13,7 +13,12 @@ from dataclasses import dataclass
 class TcpConfig:
     # --- buffers and segment sizes ---
     send_buffer: int = 256 * 1024
-    """Bytes of unacknowledged plus unsent data a connection holds; ``send()`` accepts no more."""
+    """Bytes of unacknowledged plus unsent data a connection holds at first; ``send()`` accepts no more.
+    It grows with the congestion window (see ``send_buffer_max``); memory is taken only as data waits."""
+    send_buffer_max: int = 4 * 1024 * 1024
+    """Ceiling of the send buffer's growth: it follows twice the congestion window, as Linux's
+    tcp_sndbuf_expand does up to tcp_wmem[2] (4 MiB), so that a path with delay is not held to one
+    ``send_buffer`` per round trip (256 KiB per 20 ms is 13 MB/s). 0 or below ``send_buffer``: no growth."""
     recv_buffer: int = 256 * 1024
     """Bytes of in-order data waiting for ``recv()``; the advertised window is the free part of it."""
     mss: int | None = None

@@ -1331,6 +1331,11 @@ class Connection:
         else:
             self._dupacks = 0
             cc.on_ack(acked, flight, now)
+            want = cc.cwnd << 1
+            if want > self._snd_cap and self._snd_cap < self._cfg.send_buffer_max:
+                # The send buffer follows the window (Linux tcp_sndbuf_expand): two windows' worth, so
+                # the next flight is queued while this one is acknowledged.
+                self._snd_cap = min(want, self._cfg.send_buffer_max)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max:
             self._rtx_at = INF

@@ -218,3 +218,32 @@ def test_reconnecting_from_a_port_the_server_holds_in_time_wait_is_accepted_at_o
         assert server.state == State.TIME_WAIT
         wire.clock.now += 0.01
     assert b.counters["drop.tcp.paws"] == 0
+
+
+def _bulk_over_delay(send_buffer_max: int) -> tuple[float, int, int]:
+    """Seconds (fake clock) for 6 MiB from B to A over 20 ms of round trip, with a receive window that
+    never limits; and B's send buffer cap before and after."""
+    from pystack.config import StackConfig
+
+    config = StackConfig()
+    config.tcp.recv_buffer = 8 << 20
+    config.tcp.send_buffer_max = send_buffer_max
+    a, b, wire = make_pair(config, latency=0.010)
+    client, server = _connected(a, b, wire)
+    before = server._snd_cap
+    data = random.Random(3).randbytes(6 << 20)
+    started = wire.clock.now
+    got = _transfer(server, client, wire, data)
+    assert got == data
+    return wire.clock.now - started, before, server._snd_cap
+
+
+def test_the_send_buffer_grows_with_the_window_so_delay_does_not_cap_the_rate():
+    """256 KiB per 20 ms round trip is 13 MB/s whatever the path allows: Linux grows a sender's buffer
+    to follow its congestion window (tcp_sndbuf_expand, up to tcp_wmem[2]); so does pystack."""
+    fixed, start, fixed_cap = _bulk_over_delay(send_buffer_max=0)
+    grown, start2, grown_cap = _bulk_over_delay(send_buffer_max=4 << 20)
+    assert start == start2 == 256 * 1024 == fixed_cap
+    assert grown_cap == 4 << 20  # grew to the ceiling, and not past it
+    assert fixed >= 0.9 * 0.020 * (6 << 20) / (256 << 10)  # one buffer per round trip, at best
+    assert grown < fixed / 2

@@ -195,12 +195,26 @@ def test_nodelay_sends_at_once() -> None:
 
 
 def test_send_buffer_is_bounded() -> None:
-    solo, conn, our, peer = _est(TcpConfig(timestamps=False, send_buffer=3000))
+    solo, conn, our, peer = _est(TcpConfig(timestamps=False, send_buffer=3000, send_buffer_max=0))
     assert conn.send(b"x" * 5000, solo.now) == 3000
     assert not conn.writable and conn.send(b"y", solo.now) == 0
     solo.take()
     solo.send(peer, our + 1460, ACK)
     assert conn.writable and conn.send_space == 1460
+
+
+def test_send_buffer_follows_twice_the_window_up_to_its_ceiling() -> None:
+    solo, conn, our, peer = _est(TcpConfig(timestamps=False, send_buffer=3000, send_buffer_max=40000))
+    assert conn.send(b"x" * 5000, solo.now) == 3000
+    solo.take()
+    solo.send(peer, our + 1460, ACK)  # slow start: cwnd grows by what was acknowledged
+    assert conn._snd_cap == 2 * conn.cc.cwnd > 3000
+    for _ in range(40):
+        sent = [s for s in solo.take() if s.payload]
+        conn.send(b"y" * conn.send_space, solo.now)
+        if sent:
+            solo.send(peer, (sent[-1].seq + len(sent[-1].payload)) & 0xFFFFFFFF, ACK)
+    assert conn._snd_cap == 40000 < 2 * conn.cc.cwnd  # the ceiling holds
 
 
 def test_zero_window_probe_backoff_and_reopen() -> None:
