@@ -52,15 +52,19 @@ BOUNDS: dict[str, str] = {
     "tcp_accept_queue_max": "tcp.max_backlog",
     "tcp_time_wait": "tcp.max_time_wait",
     "tcp_ooo_blocks_max": "tcp.ooo_max_segments",
-    "tcp_recv_buffered_max": "tcp.recv_buffer",
-    "tcp_send_buffered_max": "tcp.send_buffer",
+    "tcp_recv_buffered_max": "tcp.recv_buffer|tcp.recv_buffer_max",  # the larger: buffers grow to the ceiling
+    "tcp_send_buffered_max": "tcp.send_buffer|tcp.send_buffer_max",
     "udp_queue_max": "udp_recv_queue",
 }
 
 
-def _bound(config: Any, path: str) -> int:
-    section, _, name = path.rpartition(".")
-    return getattr(config.tcp if section == "tcp" else config, name)
+def _bound(config: Any, paths: str) -> int:
+    """The bound named by ``paths``: ``section.attribute``, or several joined by ``|`` (the largest)."""
+    bounds = []
+    for path in paths.split("|"):
+        section, _, name = path.rpartition(".")
+        bounds.append(getattr(config.tcp if section == "tcp" else config, name))
+    return max(bounds)
 
 
 def table_sizes(stack: Any) -> dict[str, int]:

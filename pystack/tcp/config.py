@@ -20,7 +20,12 @@ class TcpConfig:
     tcp_sndbuf_expand does up to tcp_wmem[2] (4 MiB), so that a path with delay is not held to one
     ``send_buffer`` per round trip (256 KiB per 20 ms is 13 MB/s). 0 or below ``send_buffer``: no growth."""
     recv_buffer: int = 256 * 1024
-    """Bytes of in-order data waiting for ``recv()``; the advertised window is the free part of it."""
+    """Bytes of in-order data waiting for ``recv()`` at first; the advertised window is the free part of it."""
+    recv_buffer_max: int = 6 * 1024 * 1024
+    """Ceiling of the receive buffer's growth (Linux tcp_rmem[2]): once per round trip, a user that read more
+    than in the last one gets room for twice that (Linux's tcp_rcv_space_adjust, after DRS), so that a path
+    with delay is not held to one ``recv_buffer`` per round trip. A user that reads slowly keeps the small
+    buffer. Our window scale is chosen to reach this. 0 or below ``recv_buffer``: no growth."""
     mss: int | None = None
     """MSS we advertise; ``None`` means MTU - 40 (RFC 9293 3.7.1). Always clamped to MTU - 40."""
     default_mss: int = 536
@@ -89,7 +94,7 @@ class TcpConfig:
 
     # --- options (negotiated as Linux does: each only if both SYNs carry it) ---
     window_scaling: bool = True
-    """RFC 7323 window scale option; our shift is the smallest that covers ``recv_buffer``."""
+    """RFC 7323 window scale option; our shift is the smallest that covers the receive buffer's ceiling."""
     timestamps: bool = True
     """RFC 7323 timestamps: RTT measurement and PAWS."""
     sack: bool = True

@@ -68,6 +68,7 @@ class Connection:
         "_sndbuf", "_snd_base", "_snd_cap", "_fin_queued", "_smss", "_peer_mss", "_mtu",
         # receive sequence space
         "irs", "rcv_nxt", "rcv_adv", "_rcvbuf", "_rcv_cap", "_ooo", "_rcv_pos", "_eof", "_rcv_mss",
+        "_rcv_space", "_rcv_space_pos", "_rcv_space_time",
         "_last_ack_sent", "_ack_now", "_ack_at_once", "_dispatching",
         # options
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
@@ -122,6 +123,10 @@ class Connection:
         self._rcv_cap = cfg.recv_buffer
         self._ooo = Reassembly(cfg.ooo_max_segments)
         self._rcv_pos = 0  # stream position of RCV.NXT (bytes delivered in order)
+        self._rcv_space = 10 * self._adv_mss()
+        """Bytes the user read in the last measured round trip (Linux rcvq_space), for buffer auto-tuning."""
+        self._rcv_space_pos = 0  # stream position the user had read to when that round trip began
+        self._rcv_space_time = 0.0
         self._eof = False
         self._rcv_mss = min(self._adv_mss(), 536)
         self._last_ack_sent = 0
@@ -277,7 +282,11 @@ class Connection:
             else:
                 data = bytes(buf[:max_bytes])
                 del buf[:max_bytes]
-            self._window_update(self._layer.now if now is None else now)
+            if now is None:
+                now = self._layer.now
+            if self._rcv_cap < self._cfg.recv_buffer_max:
+                self._rcv_space_adjust(now)
+            self._window_update(now)
             return data
         if self._eof:
             return b""
@@ -346,7 +355,8 @@ class Connection:
 
     def _choose_rcv_wscale(self) -> int:
         shift = 0
-        while (self._rcv_cap >> shift) > 0xFFFF and shift < 14:
+        reach = max(self._rcv_cap, self._cfg.recv_buffer_max)  # the window may grow that far
+        while (reach >> shift) > 0xFFFF and shift < 14:
             shift += 1
         return shift
 
@@ -525,7 +535,7 @@ class Connection:
         rcv_nxt = self.rcv_nxt
         ws = self._rcv_wscale
         # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): move the right edge only by a useful amount,
-        # and never move it left (the window we grant is a promise).
+        # and never move it left (the window we grant is a promise), but for the scaling remainder below.
         cur = (self.rcv_adv - rcv_nxt) & MASK
         if cur > self._rcv_cap + (1 << ws):  # stale edge (RCV.NXT passed it): treat as closed
             cur = 0
@@ -540,8 +550,11 @@ class Connection:
         field = cur >> ws
         if field > 0xFFFF:
             field = 0xFFFF
-        elif (field << ws) < cur:
+        elif (field << ws) < cur and ((field + 1) << ws) < free + (1 << ws):
             field += 1  # round up so the edge never moves left; the slack is below 2**ws bytes
+        # Else a stalled reader's window is not rounded up: each ACK would move the edge right by up to
+        # 2**ws - 1 bytes the buffer does not have, without end (RFC 7323 appendix F; Linux's
+        # tcp_shrink_window). It retracts by less than one unit instead.
         self.rcv_adv = (rcv_nxt + (field << ws)) & MASK
         if self._ts_ok:
             options = wire.timestamp_option(self._ts_clock(now), self._ts_recent)
@@ -1044,6 +1057,7 @@ class Connection:
         self._rtx_at = INF
         self._update_smss()
         self.cc.cwnd = self._cfg.initial_window_segments * self._smss
+        self._rcv_space_time = now
         if self._fin_queued:
             self._set_state(FIN_WAIT_1)
         else:
@@ -1470,6 +1484,27 @@ class Connection:
 
     def _restart_time_wait(self, now: float) -> None:
         self._tw_at = now + self._cfg.time_wait
+
+    def _rcv_space_adjust(self, now: float) -> None:
+        """Receive buffer auto-tuning, as Linux's tcp_rcv_space_adjust: once per round trip, compare what the
+        user read in it with the last one; if it read more, the sender is held by our window rather than
+        by the user, so grow the buffer to twice that much (what a round trip needs with room to double),
+        plus the growth itself once more, up to recv_buffer_max. Only reading grows it: a slow reader
+        keeps its small buffer, and memory is taken only as data waits."""
+        srtt = self.rtt.srtt
+        if srtt is None or now - self._rcv_space_time < srtt:
+            return
+        read_to = self._rcv_pos - len(self._rcvbuf)
+        copied = read_to - self._rcv_space_pos
+        space = self._rcv_space
+        if copied > space:
+            window = 2 * copied + 16 * self._adv_mss()
+            window += 2 * window * (copied - space) // space
+            if window > self._rcv_cap:
+                self._rcv_cap = min(window, self._cfg.recv_buffer_max)
+            self._rcv_space = copied
+        self._rcv_space_pos = read_to
+        self._rcv_space_time = now
 
     def _window_update(self, now: float) -> None:
         """After the user reads: tell a peer facing a small window that it opened (as Linux's

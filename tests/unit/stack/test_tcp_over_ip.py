@@ -247,3 +247,41 @@ def test_the_send_buffer_grows_with_the_window_so_delay_does_not_cap_the_rate():
     assert grown_cap == 4 << 20  # grew to the ceiling, and not past it
     assert fixed >= 0.9 * 0.020 * (6 << 20) / (256 << 10)  # one buffer per round trip, at best
     assert grown < fixed / 2
+
+
+def _upload_over_delay(recv_buffer_max: int, read: bool = True) -> tuple[float, int, int]:
+    """Seconds (fake clock) for 6 MiB from A to B over 20 ms of round trip, B reading all it gets; and B's
+    receive buffer cap before and after. A's send buffer never limits."""
+    from pystack.config import StackConfig
+
+    config = StackConfig()
+    config.tcp.send_buffer = 8 << 20
+    config.tcp.recv_buffer_max = recv_buffer_max
+    a, b, wire = make_pair(config, latency=0.010)
+    client, server = _connected(a, b, wire)
+    before = server._rcv_cap
+    data = random.Random(4).randbytes(6 << 20)
+    started = wire.clock.now
+    if not read:
+        client.send(data, wire.clock.now)
+        wire.run(duration=2.0)
+        return wire.clock.now - started, before, server._rcv_cap
+    got = _transfer(client, server, wire, data)
+    assert got == data
+    return wire.clock.now - started, before, server._rcv_cap
+
+
+def test_the_receive_buffer_grows_while_the_reader_keeps_up():
+    """Linux's receive auto-tuning (tcp_rcv_space_adjust): a reader that takes more each round trip gets
+    a larger window, so 256 KiB per 20 ms (13 MB/s) does not cap what the path carries."""
+    fixed, start, fixed_cap = _upload_over_delay(recv_buffer_max=0)
+    grown, start2, grown_cap = _upload_over_delay(recv_buffer_max=6 << 20)
+    assert start == start2 == fixed_cap == 256 * 1024
+    assert 256 * 1024 < grown_cap <= 6 << 20
+    assert fixed >= 0.9 * 0.020 * (6 << 20) / (256 << 10)
+    assert grown < fixed / 2
+
+
+def test_a_reader_that_does_not_read_keeps_the_small_buffer():
+    _seconds, start, cap = _upload_over_delay(recv_buffer_max=6 << 20, read=False)
+    assert cap == start == 256 * 1024

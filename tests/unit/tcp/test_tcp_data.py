@@ -124,8 +124,18 @@ def test_data_beyond_window_is_trimmed() -> None:
     assert solo.take()[0].ack == peer + 1000
 
 
+def test_window_scale_covers_the_receive_buffer_ceiling() -> None:
+    """The shift is chosen once, in the SYN: it must reach the window the buffer may grow to (6 MiB: 7,
+    as Linux's for its tcp_rmem[2]); without growth, the buffer itself."""
+    for cfg, shift in ((TcpConfig(), 7), (TcpConfig(recv_buffer_max=0), 3)):
+        solo = Solo(cfg)
+        solo.layer.listen(IP_B, LOCAL_PORT, 4)
+        solo.send(PEER_ISS, 0, SYN, 65535, options=wire.build_options(mss=1460, wscale=2))
+        assert solo.one().wscale == shift
+
+
 def test_window_scale_negotiated_and_applied() -> None:
-    cfg = TcpConfig(timestamps=False, recv_buffer=1 << 20)
+    cfg = TcpConfig(timestamps=False, recv_buffer=1 << 20, recv_buffer_max=0)
     solo = Solo(cfg)
     lst = solo.layer.listen(IP_B, LOCAL_PORT, 4)
     solo.send(PEER_ISS, 0, SYN, 65535, options=wire.build_options(mss=1460, wscale=2))
