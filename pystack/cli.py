@@ -134,6 +134,7 @@ def _http_spec(text: str) -> tuple[str, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     from pystack.tcp.config import TcpConfig
+    from pystack.tcp.congestion import ALGORITHMS
 
     parser = _Parser(
         prog="pystack",
@@ -186,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "a connection gives up with ETIMEDOUT (RFC 1122 4.2.3.5 R2); each waits twice as "
                           "long as the one before, up to 120 s (default %(default)s, like Linux's tcp_retries2: "
                           "about 15 minutes; 3 gives up within seconds on a LAN). SYN retries are not affected")
+    run.add_argument("--congestion", choices=sorted(ALGORITHMS), default=TcpConfig().congestion_control,
+                     help="TCP congestion control: cubic (RFC 9438, Linux's default: the window falls to 0.7 "
+                          "on a loss and grows back with time) or newreno (RFC 5681/6582: halves it, grows one "
+                          "segment per round trip) (default %(default)s)")
     run.add_argument("--echo", action="store_true", help="serve echo (RFC 862) on port 7, UDP and TCP")
     run.add_argument("--discard", action="store_true", help="serve TCP discard (RFC 863) on port 9")
     run.add_argument("--http", type=_http_spec, metavar="DIR[:PORT]",
@@ -302,7 +307,8 @@ def _stack_config(args: argparse.Namespace) -> StackConfig:
     from pystack.config import StackConfig
     from pystack.tcp.config import TcpConfig
 
-    return StackConfig(mtu=args.mtu, tcp=TcpConfig(max_retries=args.tcp_max_retries))
+    return StackConfig(mtu=args.mtu, tcp=TcpConfig(max_retries=args.tcp_max_retries,
+                                                   congestion_control=args.congestion))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -7,8 +7,8 @@ interfaces of namespace R with AF_PACKET sockets. The client (curl) is the kerne
            plain frames), the relay bridging pst0 and vr0;
   kernel   bench_kernel_server.py in namespace S on veth vs0 (192.0.2.2/24), its peer vx0 in R, the relay
            bridging vx0 and vr0, with the machine's default congestion control (bbr here);
-  cubic    the same with cubic set on the server's sockets (TCP_CONGESTION): loss-based like pystack's
-           NewReno.
+  cubic    the same with cubic set on the server's sockets (TCP_CONGESTION): loss-based, and the same
+           algorithm as pystack's default (RFC 9438).
 Offloads are off on every veth end (impaired_wire.disable_offloads) so that the relay sees wire frames. Each
 cell starts a fresh relay process with its impairment, both directions alike: ``loss`` percent of frames
 dropped each way (data and ACKs), and ``rtt`` ms added to the round trip (half of it each way). The relay's
@@ -105,7 +105,7 @@ def kernel_wire(root: Path, congestion: str | None = None) -> Iterator[Wire]:
 TARGETS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Wire]]] = {
     "pystack": pystack_wire,
     "kernel": kernel_wire,
-    "cubic": lambda root: kernel_wire(root, "cubic"),  # the loss-based default elsewhere; pystack is NewReno
+    "cubic": lambda root: kernel_wire(root, "cubic"),  # the loss-based default elsewhere, and pystack's
 }
 
 

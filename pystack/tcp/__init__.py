@@ -24,7 +24,7 @@ closed or failed, or a listener got a connection to accept.
 """
 
 from pystack.tcp.config import TcpConfig
-from pystack.tcp.congestion import ALGORITHMS, CongestionControl, NewReno
+from pystack.tcp.congestion import ALGORITHMS, CongestionControl, Cubic, NewReno
 from pystack.tcp.connection import Connection
 from pystack.tcp.layer import TcpLayer
 from pystack.tcp.listener import Listener
@@ -32,6 +32,6 @@ from pystack.tcp.seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 from pystack.tcp.state import State
 
 __all__ = [
-    "ALGORITHMS", "CongestionControl", "Connection", "Listener", "NewReno", "State", "TcpConfig", "TcpLayer",
+    "ALGORITHMS", "CongestionControl", "Connection", "Cubic", "Listener", "NewReno", "State", "TcpConfig", "TcpLayer",
     "seq_add", "seq_diff", "seq_ge", "seq_gt", "seq_le", "seq_lt",
 ]

@@ -89,8 +89,9 @@ class TcpConfig:
     instead of waiting for the retransmission timeout (at least ``rto_min``)."""
     tlp_min: float = 0.01
     """The least probe timeout in seconds (Linux's TCP_TIMEOUT_MIN is 2 jiffies; RFC 8985 suggests 10 ms)."""
-    congestion_control: str = "newreno"
-    """Name of the congestion controller (see pystack.tcp.congestion.ALGORITHMS)."""
+    congestion_control: str = "cubic"
+    """Name of the congestion controller (see pystack.tcp.congestion.ALGORITHMS): ``cubic`` (RFC 9438), as
+    Linux's default, or ``newreno`` (RFC 5681/6582)."""
 
     # --- options (negotiated as Linux does: each only if both SYNs carry it) ---
     window_scaling: bool = True

@@ -3,7 +3,8 @@
 The connection owns loss *detection* and recovery (dup ACKs, NewReno partial ACKs, SACK holes);
 a controller only decides ``cwnd`` and ``ssthresh`` at the events below. ``NewReno`` implements
 RFC 5681 (slow start, congestion avoidance with appropriate byte counting, RFC 3465) and the window
-arithmetic of RFC 6582 fast recovery.
+arithmetic of RFC 6582 fast recovery. ``Cubic`` (RFC 9438, Linux's default) changes congestion
+avoidance and the reduction on loss, and keeps the rest.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class CongestionControl:
     def set_mss(self, mss: int) -> None:
         self.mss = mss
 
-    def on_ack(self, acked: int, flight: int, now: float) -> None:
-        """New data acknowledged outside loss recovery."""
+    def on_ack(self, acked: int, flight: int, now: float, srtt: float) -> None:
+        """New data acknowledged outside loss recovery; ``srtt`` in seconds (0 before any sample)."""
         raise NotImplementedError
 
     def on_enter_recovery(self, flight: int, now: float) -> None:
@@ -55,7 +56,7 @@ class NewReno(CongestionControl):
         super().__init__(mss, initial_window_segments)
         self._ca_acked = 0
 
-    def on_ack(self, acked: int, flight: int, now: float) -> None:
+    def on_ack(self, acked: int, flight: int, now: float, srtt: float) -> None:
         if self.cwnd < self.ssthresh:  # slow start, L = 2 SMSS (RFC 3465 2.2)
             self.cwnd += min(acked, 2 * self.mss)
         else:  # congestion avoidance: one SMSS per cwnd of bytes acked (RFC 5681 3.1, RFC 3465 2.1)
@@ -85,4 +86,81 @@ class NewReno(CongestionControl):
         self._ca_acked = 0
 
 
-ALGORITHMS: dict[str, Callable[[int, int], CongestionControl]] = {"newreno": NewReno}
+class Cubic(NewReno):
+    """CUBIC (RFC 9438): after a loss the window falls to beta = 0.7 of what it was (not half), then
+    follows a cubic of the time since: fast while far below W_max, the window where the loss happened,
+    flat around it (concave), then probing beyond (convex). Growth depends on time rather than on round
+    trips, so long and short paths share alike; where Reno would grow faster (short paths, small
+    windows) it grows as Reno would (the Reno-friendly region, 4.3). Slow start, recovery's window
+    arithmetic and the loss window after a timeout are NewReno's (RFC 9438 4.8, 4.10)."""
+
+    C = 0.4
+    """Scaling constant of the cubic, in segments per second cubed (RFC 9438 5)."""
+    BETA = 0.7
+    """Multiplicative decrease (RFC 9438 4.6)."""
+    ALPHA = 3 * (1 - BETA) / (1 + BETA)
+    """Reno-friendly additive increase per RTT that gives Reno's average window (RFC 9438 4.3)."""
+
+    __slots__ = ("_w_max", "_k", "_epoch", "_w_est", "_frac")
+
+    def __init__(self, mss: int, initial_window_segments: int) -> None:
+        super().__init__(mss, initial_window_segments)
+        self._w_max = 0.0  # segments, where the last congestion event happened
+        self._k = 0.0  # seconds from the epoch until the cubic is back at _w_max
+        self._epoch: float | None = None  # start of this congestion avoidance stage (t_epoch)
+        self._w_est = 0.0  # the Reno-friendly estimate, segments
+        self._frac = 0.0  # growth below one byte, carried to the next ACK
+
+    def on_ack(self, acked: int, flight: int, now: float, srtt: float) -> None:
+        mss = self.mss
+        if self.cwnd < self.ssthresh:  # slow start, as RFC 5681 / 3465 (RFC 9438 4.10)
+            self.cwnd += min(acked, 2 * mss)
+            return
+        cwnd = self.cwnd / mss
+        if self._epoch is None:  # RFC 9438 4.2: a new stage starts with its first ACK
+            self._epoch = now
+            if cwnd < self._w_max:
+                self._k = ((self._w_max - cwnd) / self.C) ** (1 / 3)
+            else:
+                self._k = 0.0
+                self._w_max = cwnd
+            self._w_est = cwnd
+        t = now - self._epoch
+        segments = acked / mss
+        alpha = 1.0 if self._w_est >= self._w_max else self.ALPHA
+        self._w_est += alpha * segments / cwnd
+        if self.C * (t - self._k) ** 3 + self._w_max < self._w_est:
+            grow = self._w_est - cwnd  # the Reno-friendly region
+        else:
+            target = self.C * (t + srtt - self._k) ** 3 + self._w_max  # where to be one RTT from now
+            if target < cwnd:
+                target = cwnd
+            elif target > 1.5 * cwnd:
+                target = 1.5 * cwnd
+            grow = (target - cwnd) * segments / cwnd  # (target - cwnd) / cwnd per segment acked (4.4, 4.5)
+        if grow > 0:
+            self._frac += grow * mss
+            whole = int(self._frac)
+            self.cwnd += whole
+            self._frac -= whole
+
+    def _reduce(self, flight: int) -> None:
+        """W_max and ssthresh at a congestion event (RFC 9438 4.6, with fast convergence 4.7)."""
+        cwnd = self.cwnd / self.mss
+        self._w_max = cwnd * (1 + self.BETA) / 2 if cwnd < self._w_max else cwnd
+        self.ssthresh = max(int(flight * self.BETA), 2 * self.mss)
+        self._epoch = None
+        self._frac = 0.0
+
+    def on_enter_recovery(self, flight: int, now: float) -> None:
+        self._reduce(flight)
+        self.cwnd = self.ssthresh + 3 * self.mss  # as NewReno (RFC 6582 step 2); SACK recovery then sets cwnd = ssthresh
+        self._ca_acked = 0
+
+    def on_timeout(self, flight: int, now: float) -> None:
+        self._reduce(flight)
+        self.cwnd = self.mss  # the loss window (RFC 9438 4.8)
+        self._ca_acked = 0
+
+
+ALGORITHMS: dict[str, Callable[[int, int], CongestionControl]] = {"newreno": NewReno, "cubic": Cubic}

@@ -1344,7 +1344,7 @@ class Connection:
                 cc.on_partial_ack(acked)
         else:
             self._dupacks = 0
-            cc.on_ack(acked, flight, now)
+            cc.on_ack(acked, flight, now, self.rtt.srtt or 0.0)
             want = cc.cwnd << 1
             if want > self._snd_cap and self._snd_cap < self._cfg.send_buffer_max:
                 # The send buffer follows the window (Linux tcp_sndbuf_expand): two windows' worth, so

@@ -99,8 +99,9 @@ def test_timer_restarts_on_ack_and_stops_when_all_acked() -> None:
     assert conn._rtx_at == float("inf")
 
 
-def _bulk(sack: bool, segments: int = 10, tlp: bool = True):
-    cfg = TcpConfig(timestamps=False, sack=sack, rto_min=1.0, tail_loss_probe=tlp)
+def _bulk(sack: bool, segments: int = 10, tlp: bool = True, congestion: str = "newreno"):
+    """Ten segments out; NewReno by default, whose RFC 5681 arithmetic the recovery tests check."""
+    cfg = TcpConfig(timestamps=False, sack=sack, rto_min=1.0, tail_loss_probe=tlp, congestion_control=congestion)
     solo, conn, our, peer = _connect(cfg, rtt=0.1, options=OPTS_SACK if sack else OPTS)
     conn.send(b"".join(bytes([65 + i]) * MSS for i in range(segments)), solo.now)
     segs = solo.take()
@@ -155,6 +156,18 @@ def test_sack_recovery_retransmits_only_holes() -> None:
     assert rtx == [1000, 3000]  # the holes, and nothing SACKed
     solo.send(peer, our + 10 * MSS, ACK)
     assert not conn._in_recovery
+
+
+def test_cubic_reduces_to_beta_of_the_flight_on_loss_and_on_timeout() -> None:
+    """RFC 9438 4.6 and 4.8: 0.7 of the flight, where NewReno halves it."""
+    solo, conn, our, peer = _bulk(sack=True, congestion="cubic")
+    sack = wire.build_options(sack_blocks=[(our + 2 * MSS, our + 5 * MSS)])
+    for _ in range(3):
+        solo.send(peer, our + MSS, ACK, options=sack)
+    assert conn._in_recovery and conn.cc.ssthresh == int(9 * MSS * 0.7) == conn.cc.cwnd
+    solo, conn, our, peer = _bulk(sack=False, segments=4, tlp=False, congestion="cubic")
+    solo.advance_to_next_timer()
+    assert conn.cc.cwnd == MSS and conn.cc.ssthresh == max(int(4 * MSS * 0.7), 2 * MSS)
 
 
 def test_rto_collapses_cwnd_and_goes_back_n() -> None:

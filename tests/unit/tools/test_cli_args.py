@@ -76,6 +76,19 @@ def test_run_tcp_max_retries_reaches_the_stack_config() -> None:
     assert default.tcp.max_retries == TcpConfig().max_retries == 15
 
 
+def test_run_congestion_reaches_the_stack_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from pystack.cli import _stack_config, build_parser
+
+    base = ["run", "--tap", "pst0", "--address", "192.0.2.2/24"]
+    assert _stack_config(build_parser().parse_args(base)).tcp.congestion_control == "cubic"  # as Linux
+    assert _stack_config(build_parser().parse_args([*base, "--congestion", "newreno"])).tcp.congestion_control == "newreno"
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--congestion", "bbr"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --congestion:" in err[0], err
+
+
 def test_run_help_explains_tcp_max_retries(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["run", "--help"])
