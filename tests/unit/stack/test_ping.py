@@ -9,6 +9,7 @@ from pystack.wire import ethernet, icmp, ipv4
 from pystack.wire.checksum import internet_checksum
 
 from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
+from .twins import mutated, outcome
 
 
 def _ping(a, b, wire, size: int, seq: int = 1) -> list[tuple[int, int, bytes]]:
@@ -275,20 +276,8 @@ def test_the_echo_fast_path_and_the_layered_path_agree_on_mutated_requests():
     @given(_mutations(), st.one_of(st.just(len(base)), st.integers(14, len(base))), st.booleans())
     @settings(max_examples=1000, deadline=None, database=None)
     def check(changes, cut, refix):
-        frame = bytearray(base)
-        for offset, value in changes:
-            frame[offset] = value
-        if refix:  # a valid IPv4 header checksum again, so the changed fields themselves are judged
-            frame[24:26] = b"\x00\x00"
-            frame[24:26] = internet_checksum(bytes(frame[14:34])).to_bytes(2, "big")
-        frame = bytes(frame[:cut])
-        out = []
-        for b in (fast_b, layered_b):
-            before = dict(b.counters)
-            b.receive_frame(frame, 1.0)
-            counts = {k: v - before.get(k, 0) for k, v in b.counters.items() if v != before.get(k, 0)}
-            out.append((b.frames_to_send(), counts))
-        assert out[0] == out[1]
+        frame = mutated(base, changes, cut, refix)
+        assert outcome(fast_b, frame, 1.0) == outcome(layered_b, frame, 1.0)
         assert fast_b.counters["drop.internal_error"] == 0
 
     check()

@@ -8,9 +8,9 @@ import pytest
 
 from pystack.tcp.isn import IsnGenerator
 from pystack.wire import ethernet, ipv4
-from pystack.wire.checksum import internet_checksum
 
 from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
+from .twins import mutated, outcome
 
 SECRET = bytes(range(16))
 
@@ -54,32 +54,24 @@ def test_a_plain_segment_skips_the_layered_path():
     assert b.counters["drop.internal_error"] == 0
 
 
-def test_the_direct_path_answers_as_the_layered_path_does():
+def _twins():
+    """(a, fast_b, layered_b, wire): two listening Bs in the same state, one that never takes the direct path."""
     a, fast_b, wire = _listening_b()
     _a2, layered_b, _wire2 = _listening_b()
     _layered_only(layered_b)
     layered_b._ident = fast_b._ident
+    return a, fast_b, layered_b, wire
+
+
+def test_the_direct_path_answers_as_the_layered_path_does():
+    a, fast_b, layered_b, wire = _twins()
     frame = _syn(a, wire)
-    now = wire.clock.now
-    fast_b.receive_frame(frame, now)
-    layered_b.receive_frame(frame, now)
-    fast, layered = fast_b.frames_to_send(), layered_b.frames_to_send()
-    assert len(fast) == 1 and fast == layered
-
-
-def _refix_ip_checksum(frame: bytearray) -> None:
-    frame[24:26] = b"\x00\x00"
-    frame[24:26] = internet_checksum(bytes(frame[14:34])).to_bytes(2, "big")
+    fast = outcome(fast_b, frame, wire.clock.now)
+    assert len(fast[0]) == 1 and fast == outcome(layered_b, frame, wire.clock.now)
 
 
 def _with(offset: int, value: int, refix: bool = True):
-    def change(frame: bytes) -> bytes:
-        out = bytearray(frame)
-        out[offset] = value
-        if refix:
-            _refix_ip_checksum(out)
-        return bytes(out)
-    return change
+    return lambda frame: mutated(frame, [(offset, value)], len(frame), refix)
 
 
 def _with_ip_options(frame: bytes) -> bytes:
@@ -138,10 +130,7 @@ def test_the_direct_and_layered_paths_agree_on_mutated_segments():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    a, fast_b, wire = _listening_b()
-    _a2, layered_b, _wire2 = _listening_b()
-    _layered_only(layered_b)
-    layered_b._ident = fast_b._ident
+    a, fast_b, layered_b, wire = _twins()
     base = _syn(a, wire)
     now = wire.clock.now
 
@@ -149,19 +138,8 @@ def test_the_direct_and_layered_paths_agree_on_mutated_segments():
            st.one_of(st.just(len(base)), st.integers(0, len(base))), st.booleans())
     @settings(max_examples=1000, deadline=None, database=None)
     def check(changes, cut, refix):
-        frame = bytearray(base)
-        for offset, value in changes:
-            frame[offset] = value
-        if refix:  # a valid IPv4 header checksum again, so the changed fields themselves are judged
-            _refix_ip_checksum(frame)
-        frame = bytes(frame[:cut])
-        out = []
-        for b in (fast_b, layered_b):
-            before = dict(b.counters)
-            b.receive_frame(frame, now)
-            counts = {k: v - before.get(k, 0) for k, v in b.counters.items() if v != before.get(k, 0)}
-            out.append((b.frames_to_send(), counts))
-        assert out[0] == out[1]
+        frame = mutated(base, changes, cut, refix)
+        assert outcome(fast_b, frame, now) == outcome(layered_b, frame, now)
         assert fast_b.counters["drop.internal_error"] == 0
 
     check()

@@ -220,62 +220,50 @@ def test_reconnecting_from_a_port_the_server_holds_in_time_wait_is_accepted_at_o
     assert b.counters["drop.tcp.paws"] == 0
 
 
-def _bulk_over_delay(send_buffer_max: int) -> tuple[float, int, int]:
-    """Seconds (fake clock) for 6 MiB from B to A over 20 ms of round trip, with a receive window that
-    never limits; and B's send buffer cap before and after."""
+def _over_delay(upload: bool, read: bool = True, **tcp: int) -> tuple[float, int, int]:
+    """6 MiB over 20 ms of round trip, B to A (or A to B with ``upload``), the receiver reading all it gets
+    unless not ``read``, and the other buffer large enough never to limit: seconds taken (fake clock) and
+    the buffer under test's cap (B's send buffer, or B's receive buffer) before and after."""
     from pystack.config import StackConfig
 
     config = StackConfig()
-    config.tcp.recv_buffer = 8 << 20
-    config.tcp.send_buffer_max = send_buffer_max
+    if upload:
+        config.tcp.send_buffer = 8 << 20
+    else:
+        config.tcp.recv_buffer = 8 << 20
+    for name, value in tcp.items():
+        setattr(config.tcp, name, value)
     a, b, wire = make_pair(config, latency=0.010)
     client, server = _connected(a, b, wire)
-    before = server._snd_cap
+    cap = (lambda: server._rcv_cap) if upload else (lambda: server._snd_cap)
+    before = cap()
     data = random.Random(3).randbytes(6 << 20)
     started = wire.clock.now
-    got = _transfer(server, client, wire, data)
-    assert got == data
-    return wire.clock.now - started, before, server._snd_cap
+    if not read:
+        client.send(data, wire.clock.now)
+        wire.run(duration=2.0)
+    else:
+        sender, receiver = (client, server) if upload else (server, client)
+        assert _transfer(sender, receiver, wire, data) == data
+    return wire.clock.now - started, before, cap()
 
 
 def test_the_send_buffer_grows_with_the_window_so_delay_does_not_cap_the_rate():
     """256 KiB per 20 ms round trip is 13 MB/s whatever the path allows: Linux grows a sender's buffer
     to follow its congestion window (tcp_sndbuf_expand, up to tcp_wmem[2]); so does pystack."""
-    fixed, start, fixed_cap = _bulk_over_delay(send_buffer_max=0)
-    grown, start2, grown_cap = _bulk_over_delay(send_buffer_max=4 << 20)
+    fixed, start, fixed_cap = _over_delay(upload=False, send_buffer_max=0)
+    grown, start2, grown_cap = _over_delay(upload=False, send_buffer_max=4 << 20)
     assert start == start2 == 256 * 1024 == fixed_cap
     assert grown_cap == 4 << 20  # grew to the ceiling, and not past it
     assert fixed >= 0.9 * 0.020 * (6 << 20) / (256 << 10)  # one buffer per round trip, at best
     assert grown < fixed / 2
 
 
-def _upload_over_delay(recv_buffer_max: int, read: bool = True) -> tuple[float, int, int]:
-    """Seconds (fake clock) for 6 MiB from A to B over 20 ms of round trip, B reading all it gets; and B's
-    receive buffer cap before and after. A's send buffer never limits."""
-    from pystack.config import StackConfig
-
-    config = StackConfig()
-    config.tcp.send_buffer = 8 << 20
-    config.tcp.recv_buffer_max = recv_buffer_max
-    a, b, wire = make_pair(config, latency=0.010)
-    client, server = _connected(a, b, wire)
-    before = server._rcv_cap
-    data = random.Random(4).randbytes(6 << 20)
-    started = wire.clock.now
-    if not read:
-        client.send(data, wire.clock.now)
-        wire.run(duration=2.0)
-        return wire.clock.now - started, before, server._rcv_cap
-    got = _transfer(client, server, wire, data)
-    assert got == data
-    return wire.clock.now - started, before, server._rcv_cap
-
-
 def test_the_receive_buffer_grows_while_the_reader_keeps_up():
     """Linux's receive auto-tuning (tcp_rcv_space_adjust): a reader that takes more each round trip gets
     a larger window, so 256 KiB per 20 ms (13 MB/s) does not cap what the path carries."""
-    fixed, start, fixed_cap = _upload_over_delay(recv_buffer_max=0)
-    grown, start2, grown_cap = _upload_over_delay(recv_buffer_max=6 << 20)
+    fixed, start, fixed_cap = _over_delay(upload=True, recv_buffer_max=0)
+    grown, start2, grown_cap = _over_delay(upload=True, recv_buffer_max=6 << 20)
     assert start == start2 == fixed_cap == 256 * 1024
     assert 256 * 1024 < grown_cap <= 6 << 20
     assert fixed >= 0.9 * 0.020 * (6 << 20) / (256 << 10)
@@ -283,5 +271,5 @@ def test_the_receive_buffer_grows_while_the_reader_keeps_up():
 
 
 def test_a_reader_that_does_not_read_keeps_the_small_buffer():
-    _seconds, start, cap = _upload_over_delay(recv_buffer_max=6 << 20, read=False)
+    _seconds, start, cap = _over_delay(upload=True, read=False, recv_buffer_max=6 << 20)
     assert cap == start == 256 * 1024
