@@ -182,8 +182,8 @@ class Stack:
             d = source.get_timer()
             if d is not None and (best is None or d < best):
                 best = d
-        for source in self.timer_sources:
-            d = source.get_timer()
+        for timer in self.timer_sources:
+            d = timer.get_timer()
             if d is not None and (best is None or d < best):
                 best = d
         return best
@@ -339,7 +339,7 @@ class Stack:
             for packet in self.arp.update(pkt.sender_ip, pkt.sender_mac, now, create=for_us):
                 self._emit(pkt.sender_mac, _ETH_IPV4, packet)
         if pkt.op == arp_wire.OP_REQUEST:
-            if for_us:
+            if for_us and us is not None:
                 self.counters["arp.replies_sent"] += 1
                 reply = arp_wire.build(arp_wire.OP_REPLY, self.mac, us, pkt.sender_mac, pkt.sender_ip)
                 self._emit(pkt.sender_mac, _ETH_ARP, reply)

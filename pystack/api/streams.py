@@ -217,9 +217,13 @@ async def open_connection(runtime: Runtime, host: str, port: int, *, limit: int 
             raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
         conn = stack.tcp.connect(local, remote, port, runtime.now())
 
+        def settle() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
         def on_event() -> None:
             if conn.error is not None or conn.state not in (State.SYN_SENT, State.SYN_RECEIVED):
-                loop.call_soon_threadsafe(lambda: ready.done() or ready.set_result(None))
+                loop.call_soon_threadsafe(settle)
 
         conn.on_event = on_event
         runtime.flush()

@@ -69,7 +69,7 @@ class TapLink:
         self._read_size = MAX_FRAME + VNET_HDR_LEN if offload else MAX_FRAME
         self.kernel_mac: bytes = self.dev.hwaddr
 
-    def read(self) -> bytes | bytearray | None:
+    def read(self) -> bytes | None:
         """One frame, or None when none is waiting."""
         data = self._reader.read(self._read_size)
         if data is None:

@@ -415,9 +415,10 @@ class Connection:
         cfg = self._cfg
         if seg.mss is not None:
             self._peer_mss = seg.mss
-        self._ws_ok = cfg.window_scaling and seg.wscale is not None
-        if self._ws_ok:
-            self._snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: larger shifts are treated as 14
+        wscale = seg.wscale
+        self._ws_ok = cfg.window_scaling and wscale is not None
+        if wscale is not None and self._ws_ok:
+            self._snd_wscale = min(wscale, 14)  # RFC 7323 2.3: larger shifts are treated as 14
             if self._st != SYN_SENT:
                 self._rcv_wscale = self._choose_rcv_wscale()  # passive: ours goes in the SYN-ACK
         else:

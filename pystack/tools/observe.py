@@ -385,7 +385,8 @@ class WireNarration:
                 tell = "ack of FIN"
         if fin:
             conn.fin[direction] = (seg.seq + size + (1 if syn else 0)) & _MASK32
-            if ack and conn.fin[other] is not None and seg.ack == (conn.fin[other] + 1) & _MASK32:
+            fin_other = conn.fin[other]
+            if ack and fin_other is not None and seg.ack == (fin_other + 1) & _MASK32:
                 conn.fin_acked[other] = True
         if tell is None:
             if size:

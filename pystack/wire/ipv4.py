@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from pystack.wire.checksum import internet_checksum, is_valid
 from pystack.wire.errors import WireError
@@ -129,7 +130,7 @@ def frame_header(dst_mac: bytes, src_mac: bytes, tos: int, payload_len: int, ide
                             header_checksum(tos, total, ident, flags_offset, ttl, protocol, src, dst), src, dst)
 
 
-def build(src: int, dst: int, protocol: int, payload: bytes | memoryview, **kw: int) -> bytes:
+def build(src: int, dst: int, protocol: int, payload: bytes | memoryview, **kw: Any) -> bytes:
     return build_header(src, dst, protocol, len(payload), **kw) + payload
 
 
