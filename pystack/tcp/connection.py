@@ -1388,8 +1388,8 @@ class Connection:
         self._layer.counters["tcp.fast_retransmits"] += 1
 
     def _probe_answered(self, now: float) -> None:
-        """The ACK of a tail loss probe of new data (RFC 8985 7.4): RACK's inference at the one moment it
-        is sure. The probe left at least 2 SRTT after everything below it, so once the probe is
+        """The ACK of a tail loss probe (RFC 8985 7.4): RACK's inference at the one moment it is sure.
+        The probe left at least 2 SRTT after everything below it, so once the probe is
         delivered, whatever below it is still neither ACKed nor SACKed was lost: RACK (6.2) would mark
         it so, as it was sent more than an RTT plus a reordering window before a delivered segment.
         Without this a small flight cannot make the duplicate ACKs or SACKed bytes that fast retransmit
@@ -1538,8 +1538,14 @@ class Connection:
         self._tlp_at = at if at < self._rtx_at else INF
 
     def _send_tlp(self, now: float) -> None:
-        """RFC 8985 7.3: one segment of new data if the peer's window takes it (whatever cwnd says), else
-        the last segment sent again; its ACK, with SACK, shows what was lost."""
+        """RFC 8985 7.3: one segment; its ACK, with SACK, shows what was lost (_probe_answered).
+
+        New data (whatever cwnd says, if the peer's window takes it) when SACK already shows a hole, as
+        RFC 8985 prefers. Otherwise the last segment sent, again, though new data waits: with nothing
+        SACKed, the peer may well have everything and only its ACK was lost, and a receiver that has
+        everything answers a duplicate at once (RFC 9293 3.10.7.4) but may hold the ACK of new in-order
+        data for its delayed-ACK time, which Linux stretches past our RTO after a few stalls (a capture
+        of the 5% loss cell: 190 ms, then the RTO)."""
         if (self._tlp_out or self._in_recovery or self._persist or self.snd_una == self.snd_max
                 or self._st not in _SENDING_STATES):
             return
@@ -1549,7 +1555,8 @@ class Connection:
         avail = len(buf) - off
         self._tlp_out = True
         self._layer.counters["tcp.tail_loss_probes"] += 1
-        if avail > 0 and self.snd_nxt == self.snd_max and off + min(avail, smss) <= self.snd_wnd:
+        if (self._sacked and avail > 0 and self.snd_nxt == self.snd_max
+                and off + min(avail, smss) <= self.snd_wnd):
             n = avail if avail < smss else smss
             end = off + n
             flags = ACK | PSH if end == len(buf) else ACK
@@ -1572,6 +1579,8 @@ class Connection:
         self._rtx_ts = self._ts_clock(now)
         self.stats["retransmits"] += 1
         self._layer.counters["tcp.retransmits"] += 1
+        if self._sack_ok:  # sent after everything below it, as a new segment would be
+            self._tlp_probe = ((self.snd_una + start) & MASK, (self.snd_una + data_end) & MASK)
         self._emit((self.snd_una + start) & MASK, flags, buf[start:data_end], now)
 
     def _on_timer(self, now: float) -> None:

@@ -242,16 +242,33 @@ def test_tail_loss_probe_resends_the_last_segment_after_two_srtt_not_the_rto() -
     assert solo.counters["tcp.timeouts"] == 0
 
 
-def test_tail_loss_probe_sends_new_data_when_the_window_allows() -> None:
-    """With unsent data the peer's window can take, the probe is the next new segment (RFC 8985 7.3),
-    whatever the congestion window says."""
+def test_tail_loss_probe_sends_new_data_when_sack_shows_a_hole() -> None:
+    """With a hole known and unsent data the peer's window can take, the probe is the next new segment
+    (RFC 8985 7.3), whatever the congestion window says: its SACK will mark the hole lost."""
     solo, conn, our, peer = _bulk(sack=True, segments=10)
-    conn.send(b"Z" * MSS, solo.now)  # queued beyond the initial window of 10
+    conn.send(b"Z" * MSS + b"Y" * MSS, solo.now)  # queued beyond the initial window of 10
+    solo.none()
+    solo.send(peer, our, ACK, options=wire.build_options(sack_blocks=[(our + 5 * MSS, our + 6 * MSS)]))
+    limited = solo.one()  # one duplicate ACK: no fast retransmit, one new segment (RFC 3042)
+    assert bytes(limited.payload) == b"Z" * MSS
+    solo.advance_to_next_timer()
+    probe = solo.one()
+    assert probe.seq == our + 11 * MSS and bytes(probe.payload) == b"Y" * MSS
+    assert conn.snd_max == our + 12 * MSS
+
+
+def test_tail_loss_probe_repeats_the_last_segment_when_nothing_is_sacked_though_new_data_waits() -> None:
+    """Nothing SACKed: the peer may have everything and only its ACKs were lost. A duplicate draws its ACK
+    at once; new in-order data may wait for the peer's delayed ACK, past our RTO."""
+    solo, conn, our, peer = _bulk(sack=True, segments=10)
+    conn.send(b"Z" * MSS, solo.now)
     solo.none()
     solo.advance_to_next_timer()
     probe = solo.one()
-    assert probe.seq == our + 10 * MSS and bytes(probe.payload) == b"Z" * MSS
-    assert conn.snd_max == our + 11 * MSS
+    assert probe.seq == our + 9 * MSS and bytes(probe.payload) == b"J" * MSS
+    assert conn.snd_max == our + 10 * MSS and solo.counters["tcp.retransmits"] == 1
+    solo.send(peer, our + 10 * MSS, ACK)  # the peer had it all: its answer acknowledges everything
+    assert conn._tlp_probe is None and conn.stats["fast_retransmits"] == 0
 
 
 def test_no_tail_loss_probe_for_a_lone_segment_before_the_rto() -> None:
@@ -300,9 +317,9 @@ def test_a_lost_fast_retransmission_is_sent_again_without_waiting_for_the_rto() 
 
 def test_the_ack_of_a_tail_loss_probe_marks_what_it_leaves_behind_lost() -> None:
     """RFC 8985 7.4 with RACK's inference (6.2): a small flight (cwnd 2) loses both segments; the probe
-    of new data goes out after 2 SRTT and is SACKed. Everything below the delivered probe is lost: both
-    are retransmitted on that ACK, not after the RTO (1 s here), though one SACKed segment is far from
-    the three duplicate ACKs fast retransmit waits for."""
+    (the last segment again) goes out after 2 SRTT and is SACKed. Everything below the delivered probe
+    is lost: the hole is retransmitted on that ACK, not after the RTO (1 s here), though one SACKed
+    segment is far from the three duplicate ACKs fast retransmit waits for."""
     cfg = TcpConfig(timestamps=False, sack=True, rto_min=1.0)
     solo, conn, our, peer = _connect(cfg, rtt=0.1, options=OPTS_SACK)
     conn.cc.cwnd = conn.cc.ssthresh = 2 * MSS
@@ -310,12 +327,12 @@ def test_the_ack_of_a_tail_loss_probe_marks_what_it_leaves_behind_lost() -> None
     assert [s.seq - our for s in solo.take()] == [0, MSS]  # both lost
     solo.advance_to_next_timer()
     (probe,) = solo.take()
-    assert probe.seq == our + 2 * MSS and conn.stats["timeouts"] == 0  # the tail loss probe, new data
-    solo.send(peer, our, ACK, options=wire.build_options(sack_blocks=[(our + 2 * MSS, our + 3 * MSS)]))
+    assert probe.seq == our + MSS and conn.stats["timeouts"] == 0  # the tail loss probe: the last again
+    solo.send(peer, our, ACK, options=wire.build_options(sack_blocks=[(our + MSS, our + 2 * MSS)]))
     again = [s.seq - our for s in solo.take()]
-    assert again[:2] == [0, MSS]  # both holes, at once
+    assert again[:1] == [0]  # the hole below the probe, at once
     assert conn.stats["timeouts"] == 0 and solo.layer.counters["tcp.probe_losses"] == 1
-    solo.send(peer, our + 3 * MSS, ACK)  # the holes filled: SND.UNA passes what was marked lost
+    solo.send(peer, our + 2 * MSS, ACK)  # the hole filled: SND.UNA passes what was marked lost
     assert conn._lost_limit() == 0 and conn._lost_end is None
 
 
@@ -327,7 +344,7 @@ def test_a_probe_acked_with_everything_below_it_marks_nothing_lost() -> None:
     solo.take()
     solo.advance_to_next_timer()
     (probe,) = solo.take()  # only the ACKs were slow
-    solo.send(peer, our + 3 * MSS, ACK)
+    solo.send(peer, our + 2 * MSS, ACK)
     assert conn.stats["fast_retransmits"] == 0 and conn._tlp_probe is None
     assert solo.layer.counters["tcp.probe_losses"] == 0
 
