@@ -154,13 +154,12 @@ class Cubic(NewReno):
 
     def on_enter_recovery(self, flight: int, now: float) -> None:
         self._reduce(flight)
-        self.cwnd = self.ssthresh + 3 * self.mss  # as NewReno (RFC 6582 step 2); SACK recovery then sets cwnd = ssthresh
-        self._ca_acked = 0
+        # As NewReno (RFC 6582 step 2); SACK recovery then sets cwnd = ssthresh.
+        self.cwnd = self.ssthresh + 3 * self.mss
 
     def on_timeout(self, flight: int, now: float) -> None:
         self._reduce(flight)
         self.cwnd = self.mss  # the loss window (RFC 9438 4.8)
-        self._ca_acked = 0
 
 
 ALGORITHMS: dict[str, Callable[[int, int], CongestionControl]] = {"newreno": NewReno, "cubic": Cubic}
