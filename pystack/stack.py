@@ -198,13 +198,15 @@ class Stack:
     def receive_frame(self, frame: bytes | memoryview, now: float) -> None:
         self.now = now
         self._checksum_trusted = type(frame) is PartialChecksumFrame
-        self.counters["frames_in"] += 1
         try:
             proto = frame[23] if len(frame) > 23 else -1
-            if proto == 6:
-                if self._receive_tcp_direct(frame, now):
+            if proto == 1:
+                reply = self.answer_echo(frame, now)  # counts the frame when it answers
+                if reply is not None:
+                    self._out.append(reply)
                     return
-            elif proto == 1 and frame[34:36] == b"\x08\x00" and self._answer_echo(frame, now):
+            self.counters["frames_in"] += 1
+            if proto == 6 and self._receive_tcp_direct(frame, now):
                 return
             self._receive_frame(frame, now)
         except WireError as exc:
@@ -239,62 +241,70 @@ class Stack:
         self.tcp.receive(src, us, memoryview(frame)[34:14 + total], now, self._checksum_trusted)
         return True
 
-    def _answer_echo(self, frame: bytes | memoryview, now: float) -> bool:
-        """Ping's fast path: a plain echo request from an on-link neighbour, answered in one function.
+    def answer_echo(self, frame: bytes | memoryview, now: float) -> bytes | None:
+        """Ping's fast path: the reply to a plain echo request from an on-link neighbour, or None.
 
-        Ping's round trip is mostly the time from a sleeping process's wake-up to its write, and on a cold
-        cache (2 ms between pings) every Python function on the way costs. Timed inside the daemon, the
-        receive of an echo request took 15 us cold when this path called into the wire modules (checksum,
-        route, ARP, reply and header builders) and 12 us with only builtins, so it calls no Python function. It
-        takes only the common case, checked as fully as the layered path checks it: unicast to our MAC
-        from a unicast on-link source, IPv4 with no options, not a fragment, the reserved flag clear, both
-        checksums right (RFC 1071, summed as big integers as pystack.wire.checksum does), lengths
-        consistent, a reply that fits the MTU, and a fresh ARP entry for the source. Anything else returns
-        False and takes the layered path (which counts the drops, fragments, routes via the gateway and
-        asks ARP). The reply is the layered path's byte for byte (tests compare them).
+        None means "not that case": the frame must then go to :meth:`receive_frame`, which answers,
+        routes or drops it. The poll loop calls this first with each wake-up's first frame and writes the
+        reply at once, before the batch bookkeeping; ``receive_frame`` calls it too. When it answers, it
+        counts the frame in and the reply out.
+
+        Ping's round trip is mostly the time from a sleeping process's wake-up to its write, and with 2 ms
+        between pings every line on the way runs on a cold cache (about half a microsecond each, timed
+        inside the daemon), so this is one function of builtins. It takes only the common case, checked as
+        fully as the layered path checks it: unicast to our MAC from a unicast on-link source, IPv4 with no
+        options, not a fragment, the reserved flag clear, both checksums right (RFC 1071, summed as big
+        integers as pystack.wire.checksum does), lengths consistent, a reply that fits the MTU, and a fresh
+        ARP entry for the source. The reply is the layered path's byte for byte (tests compare them).
         """
-        us = self.address
-        if len(frame) < 42:
-            return False
-        (dst_mac, src_mac, ethertype, vihl, tos, total, _ident, flags_offset, _ttl, _proto, _hsum, src, dst,
-         _type, code, csum) = _ECHO_HEADERS.unpack_from(frame)
-        if (dst_mac != self.mac or src_mac[0] & 1 or ethertype != 0x0800 or vihl != 0x45
-                or flags_offset & 0xBFFF):  # options, reserved flag, MF, offset: the layered path
-            return False
-        if (total < 28 or total + 14 > len(frame) or total > self.config.mtu  # a reply to fragment: layered
-                or us is None or dst != us):
-            return False
-        if ((src ^ us) & self.netmask or src == self._broadcast or src == us or src == 0
-                or src == LIMITED_BROADCAST or (src >> 28) == 0xE or (src >> 24) == 127):
-            return False  # off-link (the layered path routes via the gateway), or not a unicast neighbour
-        entry = self.arp.entries.get(src)
-        if entry is None or now >= entry.expires:
-            return False  # unknown or stale: the layered path asks ARP
-        end = 14 + total
-        # Both sums are non-zero (0x45 and type 8 lead them), so each verifies iff it is 0 mod 0xFFFF.
-        body = int.from_bytes(frame[34:end], "big")
-        if total & 1:
-            body <<= 8
-        if int.from_bytes(frame[14:34], "big") % 0xFFFF or body % 0xFFFF:
-            return False  # the layered path counts which checksum was wrong
-        # RFC 1624 eq. 3 for the type byte 8 -> 0; a result of 0 is left to the layered path (recomputed).
-        csum = (~csum & 0xFFFF) + (~(0x0800 | code) & 0xFFFF) + code
-        csum = (csum & 0xFFFF) + (csum >> 16)
-        csum = ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF
-        if not csum:
-            return False
-        self._ident = ident = (self._ident + 1) & 0xFFFF
-        ttl = self.config.default_ttl
-        # RFC 791 header checksum from the fields (flags 0: echo replies go without DF, as Linux's).
-        h = 0x4500 + tos + total + ident + (ttl << 8) + 1 + (us >> 16) + (us & 0xFFFF) + (src >> 16) + (src & 0xFFFF)
-        h = (h & 0xFFFF) + (h >> 16)
-        h = ~((h & 0xFFFF) + (h >> 16)) & 0xFFFF
-        self._out.append(_ECHO_HEADERS.pack(entry.mac, self.mac, 0x0800, 0x45, tos, total, ident, 0, ttl, 1, h,
-                                            us, src, 0, code, csum) + frame[38:end])
-        counters = self.counters
-        counters["frames_out"] += 1
-        counters["icmp.echo_replies_sent"] += 1
-        return True
+        try:
+            if len(frame) < 42 or frame[23] != 1 or frame[34] != 8 or frame[35]:
+                return None
+            (dst_mac, src_mac, ethertype, vihl, tos, total, _ident, flags_offset, _ttl, _proto, _hsum, src, dst,
+             _type, _code, csum) = _ECHO_HEADERS.unpack_from(frame)
+            us = self.address
+            if (dst_mac != self.mac or src_mac[0] & 1 or ethertype != 0x0800 or vihl != 0x45
+                    or flags_offset & 0xBFFF):  # options, reserved flag, MF, offset: the layered path
+                return None
+            if (total < 28 or total + 14 > len(frame) or total > self.config.mtu  # a reply to fragment: layered
+                    or us is None or dst != us):
+                return None
+            if ((src ^ us) & self.netmask or src == self._broadcast or src == us or src == 0
+                    or src == LIMITED_BROADCAST or (src >> 28) == 0xE or (src >> 24) == 127):
+                return None  # off-link (the layered path routes via the gateway), or not a unicast neighbour
+            entry = self.arp.entries.get(src)
+            if entry is None or now >= entry.expires:
+                return None  # unknown or stale: the layered path asks ARP
+            end = 14 + total
+            # Both sums are non-zero (0x45 and type 8 lead them), so each verifies iff it is 0 mod 0xFFFF.
+            body = int.from_bytes(frame[34:end], "big")
+            if total & 1:
+                body <<= 8
+            if int.from_bytes(frame[14:34], "big") % 0xFFFF or body % 0xFFFF:
+                return None  # the layered path counts which checksum was wrong
+            # RFC 1624 eq. 3 for the type word 0x0800 -> 0; a result of 0 is left to the layered path (recomputed).
+            csum = (~csum & 0xFFFF) + 0xF7FF
+            csum = (csum & 0xFFFF) + (csum >> 16)
+            csum = ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF
+            if not csum:
+                return None
+            self.now = now
+            self._ident = ident = (self._ident + 1) & 0xFFFF
+            ttl = self.config.default_ttl
+            # RFC 791 header checksum from the fields (flags 0: echo replies go without DF, as Linux's).
+            h = (0x4500 + tos + total + ident + (ttl << 8) + 1
+                 + (us >> 16) + (us & 0xFFFF) + (src >> 16) + (src & 0xFFFF))
+            h = (h & 0xFFFF) + (h >> 16)
+            h = ~((h & 0xFFFF) + (h >> 16)) & 0xFFFF
+            counters = self.counters
+            counters["frames_in"] += 1
+            counters["frames_out"] += 1
+            counters["icmp.echo_replies_sent"] += 1
+            return _ECHO_HEADERS.pack(entry.mac, self.mac, 0x0800, 0x45, tos, total, ident, 0, ttl, 1, h,
+                                      us, src, 0, 0, csum) + frame[38:end]
+        except Exception:  # a bug must not stop the loop: counted, and the layered path gets the frame
+            self._internal_error("echo")
+            return None
 
     def _internal_error(self, where: str) -> None:
         self.counters.drop("internal_error")

@@ -112,7 +112,7 @@ def test_off_link_destination_goes_to_the_gateway(pair):
     assert ipv4.parse(udp_frames[-1][14:]).dst == ipv4.addr_to_int("198.51.100.80")
 
 
-# --- the echo fast path (Stack._answer_echo) ----------------------------------------------------------
+# --- the echo fast path (Stack.answer_echo) ----------------------------------------------------------
 # A plain echo request is answered by one function instead of the layered receive and send paths. Its
 # reply must be the layered path's byte for byte, and everything it declines must still get the layered
 # path's answer or drop.
@@ -127,11 +127,11 @@ def _echo_request(a, payload: bytes = bytes(range(56))) -> bytes:
 def _answer(b, frame: bytes, layered: bool) -> list[bytes]:
     ident = b._ident
     if layered:
-        b._answer_echo = lambda frame, now: False
+        b.answer_echo = lambda frame, now: None
     try:
         b.receive_frame(frame, 1.0)
     finally:
-        b.__dict__.pop("_answer_echo", None)
+        b.__dict__.pop("answer_echo", None)
         b._ident = ident
     return b.frames_to_send()
 
@@ -248,7 +248,7 @@ def test_a_reply_whose_updated_checksum_is_zero_is_left_to_the_layered_path():
         raise AssertionError("no request with checksum 0xF7FF")
     a.send_ip(B_IP, ipv4.PROTO_ICMP, request, 0.0)
     (frame,) = a.frames_to_send()
-    assert b._answer_echo(frame, 1.0) is False
+    assert b.answer_echo(frame, 1.0) is None
     (reply,) = _answer(b, frame, layered=True)
     assert icmp.parse(reply[34:]).type == icmp.TYPE_ECHO_REPLY
 
@@ -269,7 +269,7 @@ def test_the_echo_fast_path_and_the_layered_path_agree_on_mutated_requests():
 
     a, fast_b = _resolved_pair()
     _a2, layered_b = _resolved_pair()  # a twin that never takes the fast path: the same frames, the same state
-    layered_b._answer_echo = lambda frame, now: False
+    layered_b.answer_echo = lambda frame, now: None
     layered_b._ident = fast_b._ident
     base = _echo_request(a, bytes(range(40)))
 
