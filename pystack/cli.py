@@ -70,8 +70,14 @@ def _cpu(text: str) -> int:
     return _int_between(text, 0, (os.cpu_count() or 1) - 1, " (a CPU number of this machine)")
 
 
-def _busy_poll(text: str) -> int:
-    return _int_between(text, 0, 100_000, " microseconds")
+BUSY_POLL_AUTO_US = 200
+"""The most ``--busy-poll auto`` polls after a burst (haltpoll's default guest_halt_poll_ns)."""
+
+
+def _busy_poll(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return _int_between(text, 0, 100_000, " microseconds (or auto)")
 
 
 def _mtu(text: str) -> int:
@@ -177,11 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run pystack on CPU N only, and have the kernel process the frames pystack writes on "
                           "the other CPUs (RPS on the TAP) instead of inside pystack's writes: about 1.4x the "
                           "plain-frame TCP throughput on 2 cores (default: no pinning, no steering)")
-    run.add_argument("--busy-poll", type=_busy_poll, default=0, metavar="USEC",
+    run.add_argument("--busy-poll", type=_busy_poll, default="auto", metavar="USEC|auto",
                      help="after frames arrive, keep polling the TAP for USEC microseconds before sleeping, like "
                           "Linux's net.core.busy_poll: the next frame of a request/response exchange is then "
                           "read without a wake-up (more connections/s for serial clients), at the price of up "
-                          "to USEC of CPU after each burst of traffic (default 0: always sleep)")
+                          "to USEC of CPU after each burst of traffic. auto (the default) learns the window "
+                          f"from the gaps between bursts, up to {BUSY_POLL_AUTO_US} us, as KVM guests' haltpoll "
+                          "does: it polls while frames follow each other within that, and not for slower "
+                          "traffic such as ping or an idle link. 0: always sleep")
     run.add_argument("--tcp-max-retries", type=_tcp_retries, default=TcpConfig().max_retries, metavar="N",
                      help="retransmissions of unacknowledged data (or unanswered zero-window probes) before "
                           "a connection gives up with ETIMEDOUT (RFC 1122 4.2.3.5 R2); each waits twice as "
@@ -338,7 +347,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop_notes = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
     stack = Stack(mac, _stack_config(args))
-    runtime = Runtime(stack, link, pcap, busy_poll=args.busy_poll / 1e6)
+    if args.busy_poll == "auto":
+        runtime = Runtime(stack, link, pcap, busy_poll=BUSY_POLL_AUTO_US / 1e6, adaptive_poll=True)
+    else:
+        runtime = Runtime(stack, link, pcap, busy_poll=args.busy_poll / 1e6)
     now = runtime.now()
     if args.address is not None:
         gateway = int(args.gateway) if args.gateway else None
@@ -357,7 +369,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
 
     serving = f"; serving {', '.join(services)}" if services else ""
-    if args.busy_poll:
+    if args.busy_poll == "auto":
+        loop_notes += f", busy-poll auto (up to {BUSY_POLL_AUTO_US} us)"
+    elif args.busy_poll:
         loop_notes += f", busy-poll {args.busy_poll} us"
 
     def ready(address: str, gateway: str | None, extra: str = "") -> None:

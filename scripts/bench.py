@@ -10,7 +10,7 @@ Rows:
            targets), flood ping packets/s and loss;
   TCP      (scripts/bench_tcp.py) curl download and upload MB/s of a 200 MiB file, SHA-256 checked, TAP offload
            on and again at plain MTU 1500 frames with offloads off (pystack also with ``--cpu 0``); new HTTP
-           connections per second (serial and 50 concurrent; pystack serial also with ``--busy-poll 200``);
+           connections per second (serial and 50 concurrent; pystack serial also with ``--busy-poll 0``);
            pystack's CPU seconds per GB moved;
   UDP      (scripts/bench_udp.py) echoed datagrams per second, 1 and 32 in flight;
   idle     (scripts/bench_idle.py) 10,000 idle TCP connections held, and memory per connection;

@@ -299,9 +299,10 @@ PLAIN_ROWS = ("download_plain", "upload_plain")
 PINNED_ROWS = ("download_plain_cpu", "upload_plain_cpu")
 """pystack only, plain frames again in a third lab with ``--cpu 0``: pystack on CPU 0, the kernel's processing
 of the frames it writes steered to the other CPUs (RPS). Needs at least 2 CPUs."""
-BUSY_POLL_US = 200
-"""``--busy-poll`` of the lab that measures ``conn_serial_busy`` (pystack only): serial clients wait on
-every answer, so a loop that does not sleep between the frames of one exchange saves a wake-up each."""
+BUSY_POLL_US = 0
+"""``--busy-poll`` of the lab that measures ``conn_serial_busy`` (pystack only). The default, auto, polls
+while frames follow each other closely (serial clients wait on every answer, so a loop that does not sleep
+between the frames of one exchange saves a wake-up each); this row shows the loop that always sleeps."""
 
 
 def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str, Any]:

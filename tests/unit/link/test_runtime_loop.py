@@ -286,3 +286,32 @@ def test_busy_poll_keeps_polling_without_sleeping_after_a_frame_then_sleeps(monk
 def test_without_busy_poll_the_loop_sleeps_right_after_a_frame(monkeypatch) -> None:
     timeouts = _timeouts_around_one_echo(monkeypatch, busy_poll=0.0)
     assert 0 not in timeouts and set(timeouts) == {None}
+
+
+def test_adaptive_poll_sleeps_after_a_lone_frame_and_polls_once_frames_follow_closely(monkeypatch) -> None:
+    """--busy-poll auto: the first frame finds the window closed (the loop sleeps right after it); a
+    second one soon after opens it, and the loop then polls for the window before sleeping again."""
+    import pystack.runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module.PollWindow, "GROW_START", 0.02)
+    _RecordingEpoll.timeouts = []
+    monkeypatch.setattr(runtime_module.select, "epoll", _RecordingEpoll)
+    stack = _stack()
+    link = FakeLink()
+    runtime = Runtime(stack, link, busy_poll=0.5, adaptive_poll=True)
+    with _running(runtime):
+        _wait_for(lambda: bool(_RecordingEpoll.timeouts), "the loop's first wait")
+        link.expect_writes(1)
+        link.feed(_echo_request(7, 1, b"lone"))
+        assert link.wrote_enough.wait(TIMEOUT)
+        _wait_for(lambda: len(_RecordingEpoll.timeouts) >= 2, "the wait after the first frame")
+        after_first = list(_RecordingEpoll.timeouts)
+        link.expect_writes(2)
+        link.feed(_echo_request(7, 2, b"soon after"))  # well within the 0.5 s limit
+        assert link.wrote_enough.wait(TIMEOUT)
+        time.sleep(0.02 + 0.1)  # the window is over: the loop must be asleep again
+        timeouts = list(_RecordingEpoll.timeouts)
+    assert 0 not in after_first and after_first[-1] is None
+    assert runtime.poll_window.window == 0.02
+    spin = timeouts[len(after_first):]
+    assert spin.count(0) >= 5 and spin[-1] is None

@@ -110,4 +110,4 @@ def test_run_help_explains_busy_poll(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--busy-poll USEC" in out and "(default 0: always sleep)" in out
+    assert "--busy-poll USEC|auto" in out and "auto (the default)" in out and "0: always sleep" in out
