@@ -138,10 +138,12 @@ def flood(ns: lab.Namespace, count: int, deadline: int) -> dict[str, Any]:
     }
 
 
-PING_ROUNDS = 4
+PING_ROUNDS = 8
 """The RTT pings of each target are taken in this many rounds, the targets taking turns (each round in a
 fresh lab), so that a slow spell of the machine (its wake-up latency swings by 2x from minute to minute
-here) falls on every target alike instead of on whichever was measured then; the replies are pooled."""
+here) falls on every target alike instead of on whichever was measured then; the replies are pooled.
+With 4 rounds one slow round still moved a target's median by 10-20% (the floor's round medians ranged
+over 38-54 us within one run); 8 shorter rounds spread the spells more evenly for the same pings."""
 
 
 WARM_UP_PINGS = 50
