@@ -1,6 +1,6 @@
-"""pystack.runtime.Runtime: the epoll loop that drives a real Stack, here over a fake link.
+"""pystack.runtime.Runtime: the poll loop that drives a real Stack, here over a fake link.
 
-The fake link is an eventfd (readable while frames are queued, so epoll works) with a queue of frames
+The fake link is an eventfd (readable while frames are queued, so poll works) with a queue of frames
 behind it; it records every read and write in one log, so the order of the loop's I/O can be checked.
 The loop always runs in a thread that is stopped and joined with a timeout: no test can hang.
 """
@@ -135,18 +135,6 @@ def _record_batches(stack: Stack, link: FakeLink) -> None:
     stack.end_batch = logged_end  # type: ignore[method-assign]
 
 
-def _epoll_fds() -> int:
-    """epoll instances this process holds open (Runtime.run makes one per call)."""
-    count = 0
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[eventpoll]":
-                count += 1
-        except OSError:
-            pass  # the listing's own fd, gone already
-    return count
-
-
 def _wait_for(condition: Callable[[], bool], what: str) -> None:
     """Poll ``condition`` until it holds; fail (never hang) after TIMEOUT."""
     deadline = time.monotonic() + TIMEOUT
@@ -203,18 +191,21 @@ def test_echo_reply_to_a_frame_is_written_before_the_next_frame_of_the_batch_is_
     assert link.closed
 
 
-def test_loop_stops_on_stop_while_blocked_without_a_deadline() -> None:
-    """With no frame and no timer the loop waits on epoll without a timeout: stop() must still end it
-    (through the wake eventfd), run() must return normally and give back its epoll fd."""
+def test_loop_stops_on_stop_while_blocked_without_a_deadline(monkeypatch) -> None:
+    """With no frame and no timer the loop waits without a timeout: stop() must still end it (through the
+    wake eventfd), and run() must return normally."""
+    import pystack.runtime as runtime_module
+
+    _RecordingPoll.timeouts = []
+    monkeypatch.setattr(runtime_module.select, "poll", _RecordingPoll)
     stack = _stack()
     link = FakeLink()
     runtime = Runtime(stack, link)
-    before = _epoll_fds()
     with _running(runtime) as thread:
-        _wait_for(lambda: _epoll_fds() == before + 1, "the loop's epoll instance")
-        time.sleep(0.05)  # let it reach the wait
+        _wait_for(lambda: bool(_RecordingPoll.timeouts), "the loop's first wait")
+        time.sleep(0.05)  # let it block
         assert thread.is_alive(), "the loop returned before stop()"
-    assert _epoll_fds() == before  # the poller was closed (run's finally)
+    assert _RecordingPoll.timeouts[0] is None  # it slept without a timeout
     assert link.snapshot() == []  # nothing was read or written: the wake fd alone woke it
 
 
@@ -233,43 +224,40 @@ def test_loop_answers_frames_fed_while_it_runs_and_then_stops() -> None:
     assert len(link.written) == 1
 
 
-_REAL_EPOLL = select.epoll
+_REAL_POLL = select.poll
 
 
-class _RecordingEpoll:
-    """select.epoll with every poll's timeout recorded (None: sleep until an event)."""
+class _RecordingPoll:
+    """select.poll with every poll's timeout recorded (milliseconds; None: sleep until an event)."""
 
     timeouts: list[float | None] = []
 
     def __init__(self) -> None:
-        self._epoll = _REAL_EPOLL()
+        self._poll = _REAL_POLL()
 
     def register(self, fd: int, mask: int) -> None:
-        self._epoll.register(fd, mask)
+        self._poll.register(fd, mask)
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
-        _RecordingEpoll.timeouts.append(timeout)
-        return self._epoll.poll(-1 if timeout is None else timeout)
-
-    def close(self) -> None:
-        self._epoll.close()
+        _RecordingPoll.timeouts.append(timeout)
+        return self._poll.poll(timeout)
 
 
 def _timeouts_around_one_echo(monkeypatch, busy_poll: float) -> list[float | None]:
     import pystack.runtime as runtime_module
 
-    _RecordingEpoll.timeouts = []
-    monkeypatch.setattr(runtime_module.select, "epoll", _RecordingEpoll)
+    _RecordingPoll.timeouts = []
+    monkeypatch.setattr(runtime_module.select, "poll", _RecordingPoll)
     stack = _stack()
     link = FakeLink()
     runtime = Runtime(stack, link, busy_poll=busy_poll)
     link.expect_writes(1)
     with _running(runtime):
-        _wait_for(lambda: bool(_RecordingEpoll.timeouts), "the loop's first wait")
+        _wait_for(lambda: bool(_RecordingPoll.timeouts), "the loop's first wait")
         link.feed(_echo_request(7, 1, b"spin"))
         assert link.wrote_enough.wait(TIMEOUT)
         time.sleep(busy_poll + 0.1)  # the spin is over: the loop must be asleep again
-        return list(_RecordingEpoll.timeouts)
+        return list(_RecordingPoll.timeouts)
 
 
 def test_busy_poll_keeps_polling_without_sleeping_after_a_frame_then_sleeps(monkeypatch) -> None:
@@ -294,23 +282,23 @@ def test_adaptive_poll_sleeps_after_a_lone_frame_and_polls_once_frames_follow_cl
     import pystack.runtime as runtime_module
 
     monkeypatch.setattr(runtime_module.PollWindow, "GROW_START", 0.02)
-    _RecordingEpoll.timeouts = []
-    monkeypatch.setattr(runtime_module.select, "epoll", _RecordingEpoll)
+    _RecordingPoll.timeouts = []
+    monkeypatch.setattr(runtime_module.select, "poll", _RecordingPoll)
     stack = _stack()
     link = FakeLink()
     runtime = Runtime(stack, link, busy_poll=0.5, adaptive_poll=True)
     with _running(runtime):
-        _wait_for(lambda: bool(_RecordingEpoll.timeouts), "the loop's first wait")
+        _wait_for(lambda: bool(_RecordingPoll.timeouts), "the loop's first wait")
         link.expect_writes(1)
         link.feed(_echo_request(7, 1, b"lone"))
         assert link.wrote_enough.wait(TIMEOUT)
-        _wait_for(lambda: len(_RecordingEpoll.timeouts) >= 2, "the wait after the first frame")
-        after_first = list(_RecordingEpoll.timeouts)
+        _wait_for(lambda: len(_RecordingPoll.timeouts) >= 2, "the wait after the first frame")
+        after_first = list(_RecordingPoll.timeouts)
         link.expect_writes(2)
         link.feed(_echo_request(7, 2, b"soon after"))  # well within the 0.5 s limit
         assert link.wrote_enough.wait(TIMEOUT)
         time.sleep(0.02 + 0.1)  # the window is over: the loop must be asleep again
-        timeouts = list(_RecordingEpoll.timeouts)
+        timeouts = list(_RecordingPoll.timeouts)
     assert 0 not in after_first and after_first[-1] is None
     assert runtime.poll_window.window == 0.02
     spin = timeouts[len(after_first):]
