@@ -122,8 +122,8 @@ class Runtime:
         stack = self.stack
         link = self.link
         # poll(2), not epoll: the TAP wakes its waiters with the sync hint (the sender is about to sleep:
-        # run the reader on its CPU), which poll passes to the scheduler and epoll's callback drops. With
-        # epoll the floor's ping RTT median rose by 3-13 us in interleaved rounds, pystack's by 0-6.
+        # run the reader on its CPU), which poll passes to the scheduler and epoll's callback drops. Waiting
+        # in epoll, even the floor (scripts/floor.py) answered ping up to 13 us slower in interleaved rounds.
         poller = select.poll()
         poller.register(link.fd, select.POLLIN)
         poller.register(self._wake_fd, select.POLLIN)
