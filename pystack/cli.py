@@ -325,11 +325,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pystack.apps.http_session import HttpSession
     from pystack.apps.stream_server import DiscardSession, EchoSession, StreamServer
     from pystack.apps.udp_echo import UdpEcho
+    from pystack.heap import keep_freed_memory
     from pystack.link.setup import LinkSetupError, open_link
     from pystack.runtime import Runtime
     from pystack.stack import Stack
     from pystack.wire.ethernet import mac_to_str
 
+    keep_freed_memory()
     try:
         link, pcap = open_link(args.tap, args.mtu, offload=not args.no_offload, pcap=args.pcap,
                                host_address=args.host_address)
