@@ -253,6 +253,40 @@ def test_a_reply_whose_updated_checksum_is_zero_is_left_to_the_layered_path():
     assert icmp.parse(reply[34:]).type == icmp.TYPE_ECHO_REPLY
 
 
+def test_a_repeated_request_is_answered_from_what_the_first_one_established():
+    """The second request of a ping (same addresses and fixed fields) skips the field-by-field checks:
+    its reply must still be exact, with its own length, ident and checksums."""
+    a, b = _resolved_pair()
+    first = _answer(b, _echo_request(a, b"first"), layered=False)
+    assert b._echo_peer is not None
+    b._echo_peer_for = None  # a second full check would now raise, and the frame go to the layered path
+    frame = _echo_request(a, bytes(range(200)))
+    fast = _answer(b, frame, layered=False)
+    del b._echo_peer_for
+    assert len(first) == 1 and fast == _answer(b, frame, layered=True)
+    assert b.counters["drop.internal_error"] == 0
+
+
+@pytest.mark.parametrize("change", ["new address", "deconfigured", "smaller subnet"])
+def test_what_the_fast_path_remembered_is_forgotten_when_the_address_changes(change):
+    """The remembered request's checks depend on our address and netmask: after configure or deconfigure
+    the same request must get what the layered path gives it (here: nothing, it is no longer for us or
+    no longer on-link), not a reply from the old address."""
+    a, b = _resolved_pair()
+    frame = _echo_request(a)
+    assert len(_answer(b, frame, layered=False)) == 1
+    if change == "new address":
+        b.configure(ipv4.addr_to_int("192.0.2.77"), 24, None, 1.0)
+    elif change == "deconfigured":
+        b.deconfigure()
+    else:
+        b.configure(B_IP, 31, None, 1.0)  # 192.0.2.0/31: A (192.0.2.2) is off-link now, with no gateway
+    b.frames_to_send()  # announcements, if any
+    assert b.answer_echo(frame, 1.0) is None
+    assert [f for f in _answer(b, frame, layered=False) if f[12:14] == b"\x08\x00"] == \
+        [f for f in _answer(b, frame, layered=True) if f[12:14] == b"\x08\x00"] == []
+
+
 def _mutations():
     from hypothesis import strategies as st
     # (offset, new byte) pairs over the headers and the start of the payload: flags, lengths, addresses,
