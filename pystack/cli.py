@@ -349,10 +349,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop_notes = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
     stack = Stack(mac, _stack_config(args))
-    if args.busy_poll == "auto":
-        runtime = Runtime(stack, link, pcap, busy_poll=BUSY_POLL_AUTO_US / 1e6, adaptive_poll=True)
-    else:
-        runtime = Runtime(stack, link, pcap, busy_poll=args.busy_poll / 1e6)
+    adaptive = args.busy_poll == "auto"
+    poll_us = BUSY_POLL_AUTO_US if adaptive else args.busy_poll
+    runtime = Runtime(stack, link, pcap, busy_poll=poll_us / 1e6, adaptive_poll=adaptive)
     now = runtime.now()
     if args.address is not None:
         gateway = int(args.gateway) if args.gateway else None
@@ -371,10 +370,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
 
     serving = f"; serving {', '.join(services)}" if services else ""
-    if args.busy_poll == "auto":
-        loop_notes += f", busy-poll auto (up to {BUSY_POLL_AUTO_US} us)"
-    elif args.busy_poll:
-        loop_notes += f", busy-poll {args.busy_poll} us"
+    if adaptive:
+        loop_notes += f", busy-poll auto (up to {poll_us} us)"
+    elif poll_us:
+        loop_notes += f", busy-poll {poll_us} us"
 
     def ready(address: str, gateway: str | None, extra: str = "") -> None:
         # The ready line is printed at every log level: scripts wait for it.

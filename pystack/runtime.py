@@ -160,10 +160,12 @@ class Runtime:
                         if frame is not None and (reply := answer_echo(frame, now)) is not None:
                             # Ping's lane: the reply leaves before any batch bookkeeping. Between pings
                             # the code goes cold, and each line before the write adds to the round trip.
-                            if not write(reply):
-                                stack.counters.drop("link.tx_refused")
+                            # (What flush does for one frame; the pcap, when on, also records the request.)
                             if pcap is not None:
                                 pcap.write(frame)
+                            if not write(reply):
+                                stack.counters.drop("link.tx_refused")
+                            elif pcap is not None:
                                 pcap.write(reply)
                             frame = None
                         if adaptive:
