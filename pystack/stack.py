@@ -268,8 +268,8 @@ class Stack:
         layered path's byte for byte (tests compare them).
         """
         try:
-            if len(frame) < 42 or frame[23] != 1:
-                return None
+            if len(frame) < 42 or frame[23] != 1 or frame[34] != 8:
+                return None  # not ICMP, or not a request: no need to look further (receive_frame asks again)
             peer = self._echo_peer
             if peer is None or frame[26:36] != peer[0] or frame[:16] != peer[1] or frame[20:24] != peer[2]:
                 peer = self._echo_peer_for(frame)
