@@ -74,7 +74,7 @@ class Connection:
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
-        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt", "_rxt_fence",
+        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt", "_rxt_fence", "_batch_acked",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts", "_ts_last",
@@ -169,6 +169,9 @@ class Connection:
         self._sacked_bytes = 0
         self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
         self._rxt_fence = 0
+        self._batch_acked = 0
+        """Bytes acknowledged since _output last ran: in a batch of frames TCP sends only after the last
+        of them, so this is what the flight was before the batch's ACKs (see _fast_retransmit)."""
         """SND.MAX (as an offset from SND.UNA) when the last retransmission went out: data above it was
         sent later, so a SACK for any of it while a retransmitted hole stays open says that the
         retransmission was lost too (RACK's inference, RFC 8985 6.2, made by sequence instead of time)."""
@@ -610,6 +613,7 @@ class Connection:
 
     def _output(self, now: float) -> None:
         """Send whatever data (and FIN) the windows, Nagle and SWS avoidance allow."""
+        self._batch_acked = 0  # the flight is refilled from here on
         if self._st not in _SENDING_STATES:
             return
         if self._in_recovery and self._sack_ok:
@@ -1296,6 +1300,7 @@ class Connection:
         buflen = len(buf) - base
         cc = self.cc
         flight = (self.snd_max - self.snd_una) & MASK
+        self._batch_acked += acked
         if acked > buflen:  # our FIN is acknowledged too
             self._fin_acked = True
             data_acked = buflen
@@ -1375,7 +1380,13 @@ class Connection:
     def _fast_retransmit(self, now: float) -> None:
         """Enter recovery and retransmit the head (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4)."""
         cc = self.cc
-        flight = (self.snd_max - self.snd_una) & MASK
+        outstanding = (self.snd_max - self.snd_una) & MASK
+        # FlightSize (RFC 5681 eq. 4, RFC 9438 4.6) as it was before this batch of frames: a stack that
+        # sends after every ACK keeps its flight up while the ACKs below the loss arrive, and this one sends
+        # only after the batch, so the bytes those ACKs took out count too. Without them a whole window's
+        # ACKs read in one batch left a flight of the few segments above the loss, and ssthresh fell to
+        # 0.3 of the window instead of 0.7 (1% loss, +20 ms: 0.65-0.68 MB/s against the kernel's 0.78-0.88).
+        flight = outstanding + self._batch_acked
         self._in_recovery = True
         self._recover = self.snd_max
         cc.on_enter_recovery(flight, now)
@@ -1383,7 +1394,7 @@ class Connection:
             cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
         n = self._retransmit_head(now)
         self._high_rxt = n
-        self._rxt_fence = flight
+        self._rxt_fence = outstanding
         self.stats["fast_retransmits"] += 1
         self._layer.counters["tcp.fast_retransmits"] += 1
 

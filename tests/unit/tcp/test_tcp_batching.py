@@ -222,6 +222,47 @@ def test_batched_acks_release_as_much_data_as_the_same_acks_one_by_one() -> None
         _check_data(plain_out, plain.our + 10 * MSS, data, plain.our) - plain.our
 
 
+def _window_acked_with_a_loss(est: Est, batched: bool) -> None:
+    """The peer's ACKs for a window of 10 segments of which the 7th was lost: cumulative ACKs up to it,
+    then three duplicate ACKs SACKing the 8th, 9th and 10th."""
+    def acks() -> None:
+        for acked in (2, 4, 6):
+            _peer_acks(est, acked)
+        lost = est.our + 6 * MSS
+        for right in (8, 9, 10):
+            sack = wire.build_options(sack_blocks=[(lost + MSS, est.our + right * MSS)])
+            est.solo.send(est.peer, lost, ACK, options=sack)
+    if batched:
+        with _batch(est.solo):
+            acks()
+    else:
+        acks()
+
+
+def test_a_loss_found_in_a_batch_sets_ssthresh_from_the_flight_before_the_batch() -> None:
+    """RFC 5681 eq. 4 / RFC 9438 4.6: ssthresh = beta x FlightSize. A stack that sends after each ACK
+    keeps its flight up while the ACKs below the loss arrive; in a batch nothing is sent until its end, so
+    when the third duplicate ACK comes only the segments above the loss are outstanding. The batch's
+    acknowledged bytes must count: 10 segments were in flight, so ssthresh is 7 (CUBIC's 0.7), not 0.7 x 4
+    (which with a whole window's ACKs in one batch cut every loss to 0.3 of the window)."""
+    est, _data = _sender()
+    _window_acked_with_a_loss(est, batched=True)
+    conn = est.conn
+    assert conn._in_recovery
+    assert conn.cc.ssthresh == int(10 * MSS * conn.cc.BETA)
+
+
+def test_a_loss_found_without_a_batch_still_uses_the_flight_of_its_moment() -> None:
+    """Without a batch each ACK released new data at once, so the flight at the third duplicate ACK is
+    simply what is outstanding then (more than the 10 segments of the first window: slow start grew it)."""
+    est, _data = _sender()
+    _window_acked_with_a_loss(est, batched=False)
+    conn = est.conn
+    assert conn._in_recovery
+    outstanding_before_retransmit = conn.snd_max - (est.our + 6 * MSS)
+    assert conn.cc.ssthresh == int(outstanding_before_retransmit * conn.cc.BETA)
+
+
 # --- through the Stack: Ethernet frames, receive_frame, stack.begin_batch/end_batch ------------------
 
 
