@@ -74,7 +74,8 @@ class Connection:
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
-        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt", "_rxt_fence", "_batch_acked",
+        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt", "_rxt_fence",
+        "_batch_acked",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts", "_ts_last",
@@ -169,12 +170,12 @@ class Connection:
         self._sacked_bytes = 0
         self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
         self._rxt_fence = 0
-        self._batch_acked = 0
-        """Bytes acknowledged since _output last ran: in a batch of frames TCP sends only after the last
-        of them, so this is what the flight was before the batch's ACKs (see _fast_retransmit)."""
         """SND.MAX (as an offset from SND.UNA) when the last retransmission went out: data above it was
         sent later, so a SACK for any of it while a retransmitted hole stays open says that the
         retransmission was lost too (RACK's inference, RFC 8985 6.2, made by sequence instead of time)."""
+        self._batch_acked = 0
+        """Bytes acknowledged since _output last ran: in a batch of frames TCP sends only after the last
+        of them, so this is what the flight was before the batch's ACKs (see _fast_retransmit)."""
 
         self._sched = INF  # the layer's current timer hint for this connection
         self._delack_at = INF
