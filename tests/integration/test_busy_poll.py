@@ -4,7 +4,6 @@ polls only while frames follow each other closely: an idle daemon sleeps."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +11,8 @@ from pathlib import Path
 import pytest
 
 import lab
+from bench_lab import cpu_seconds
 from tcp_lab import HTTP_URL, MiB, curl, random_file, sha256_file
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,9 +42,9 @@ def test_default_polls_adaptively_and_sleeps_when_the_link_is_idle(start_stack: 
         proc = curl(daemon.ns, "-o", str(out), "-w", "%{http_code}", f"{HTTP_URL}/small.bin", timeout=60)
         assert proc.stdout == "200" and sha256_file(out) == want, proc.stdout
     time.sleep(0.5)
-    before = _cpu_seconds(daemon.pid)
+    before = cpu_seconds(daemon.pid)
     time.sleep(2.0)
-    spent = _cpu_seconds(daemon.pid) - before
+    spent = cpu_seconds(daemon.pid) - before
     assert spent < 0.5, f"an idle daemon used {spent:.2f} s of CPU in 2 s"
 
 
