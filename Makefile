@@ -3,24 +3,18 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_TOOLS := iputils-ping curl dnsmasq tcpdump iproute2 nftables netcat-openbsd
-STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
 
-.PHONY: install demo test test-unit test-integration test-slow bench clean soak
+.PHONY: install debian-packages demo test test-unit test-integration test-slow bench clean soak
 
-install: $(STAMP_APT) $(STAMP_PIP)
+install: debian-packages $(STAMP_PIP)
 
-# Debian tools of the lab (../shared/lab.md). Skipped when every tool is already there.
-$(STAMP_APT):
-	@mkdir -p $(VENV)
-	@if ! command -v ping curl dnsmasq tcpdump ip nft nc >/dev/null 2>&1; then \
-		echo "installing Debian tools: $(APT_TOOLS)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_TOOLS) >/dev/null; \
-	fi
-	@touch $@
+# Every Debian package in debian-packages.txt, asked about one by one each time (no stamp): exactly the
+# missing ones are installed, so a package removed since the last run comes back.
+debian-packages:
+	@$(PYTHON) scripts/debian_packages.py
 
-$(STAMP_PIP): pyproject.toml
+$(STAMP_PIP): pyproject.toml | debian-packages
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@

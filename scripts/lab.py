@@ -37,7 +37,7 @@ STACK_IP = "192.0.2.2"
 HOST_ADDRESS = f"{HOST_IP}/24"
 STACK_ADDRESS = f"{STACK_IP}/24"
 
-# Debian tools the lab drives (Makefile APT_TOOLS).
+# Debian tools the lab drives (their packages are in debian-packages.txt).
 TOOLS = ("ip", "ping", "nc", "tcpdump")
 
 ETH_P_ALL = 0x0003
@@ -57,7 +57,7 @@ def missing_prerequisites(tools: Sequence[str] = TOOLS) -> str | None:
         return "needs /dev/net/tun"
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        return f"needs the lab's Debian tools: {', '.join(missing)} (run `make install`)"
+        return f"needs the lab's Debian tools: {', '.join(missing)} (make install brings them: debian-packages.txt)"
     return None
 
 

@@ -35,6 +35,22 @@ def lab_ready() -> None:
         _unavailable(reason)
 
 
+RequireTools = Callable[..., None]
+
+
+@pytest.fixture(scope="session")
+def require_tools() -> RequireTools:
+    """Check further Debian tools a test drives (all named in debian-packages.txt, which make install
+    brings): a missing one skips the test, or fails it under CI."""
+
+    def require(*tools: str) -> None:
+        reason = lab.missing_prerequisites(tools)
+        if reason:
+            _unavailable(reason)
+
+    return require
+
+
 @pytest.fixture(scope="session")
 def daemon_ready(lab_ready: None) -> None:
     if importlib.util.find_spec("pystack.cli") is None:

@@ -424,25 +424,6 @@ def sniffer(ns: lab.Namespace) -> Iterator[Sniffer]:
 # --- kernel tools ---------------------------------------------------------------------------------
 
 
-def ensure_tools(*tools: str, packages: Sequence[str] = ()) -> None:
-    """Install Debian packages for missing tools (apt-get update first, non-interactive); skip if not
-    root, fail if the install does not bring them."""
-    import os
-    import shutil
-
-    missing = [t for t in tools if shutil.which(t) is None]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        pytest.skip(f"needs {', '.join(missing)} and root to install them")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True, timeout=300)
-    proc = subprocess.run(["apt-get", "install", "-y", "-qq", *(packages or missing)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    still = [t for t in tools if shutil.which(t) is None]
-    assert not still, f"apt-get install did not bring {still}: {proc.stderr[-2000:]}"
-
-
 def spawn_curl(ns: lab.Namespace, *args: str, timeout: float = 120.0) -> subprocess.Popen[str]:
     """curl in ``ns`` in the background (silent, errors shown, no proxy, bounded in time)."""
     argv = ["curl", "-sS", "--noproxy", "*", "--connect-timeout", "20", "--max-time", str(int(timeout)), *args]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,8 @@ CLOSED_TCP, CLOSED_UDP = 22, 53
 
 
 @pytest.fixture(scope="module")
-def scanners() -> None:
-    hl.ensure_tools("nmap", "hping3", packages=("nmap", "hping3"))
+def scanners(require_tools: Callable[..., None]) -> None:
+    require_tools("nmap", "hping3")
 
 
 @pytest.fixture

@@ -190,7 +190,7 @@ def _lab_ready() -> str | None:
     if os.geteuid() != 0:
         return "needs root"
     if shutil.which("ping") is None or shutil.which("ip") is None:
-        return "needs ping and ip (make install)"
+        return "needs ping and ip (make install brings them: debian-packages.txt)"
     try:
         import pyroute2  # noqa: F401
     except ImportError:
