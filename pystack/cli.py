@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(by default the TAP carries TCP segments of up to 64 KiB, cut to the MTU by the kernel)")
     run.add_argument("--cpu", type=_cpu, metavar="N",
                      help="run pystack on CPU N only, and have the kernel process the frames pystack writes on "
-                          "the other CPUs (RPS on the TAP) instead of inside pystack's writes: about 1.4x the "
-                          "plain-frame TCP throughput on 2 cores (default: no pinning, no steering)")
+                          "the other CPUs (RPS on the TAP) instead of inside pystack's writes, which raises plain-frame "
+                          "TCP throughput (needs 2 CPUs; default: no pinning, no steering)")
     run.add_argument("--busy-poll", type=_busy_poll, default="auto", metavar="USEC|auto",
                      help="after frames arrive, keep polling the TAP for USEC microseconds before sleeping, like "
                           "Linux's net.core.busy_poll: the next frame of a request/response exchange is then "

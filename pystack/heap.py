@@ -4,9 +4,8 @@ glibc gives the top of its heap back to the kernel whenever more than M_TRIM_THR
 is free there, and the next allocation faults those pages in again, zeroed by the kernel. A transfer
 allocates and frees 64 KiB buffers (file chunks, super-frames) thousands of times a second, and whether
 they sit at the top of the heap depends on the process's history: in some daemons nearly every byte sent
-was faulted in afresh. Measured over 3 downloads of 200 MiB each, one lab per daemon: 23,000-45,000 minor
-faults and 0.9-1.1 CPU ms per MB in some, 80,000-138,000 faults and 1.3-1.7 ms per MB (system time up by
-half, downloads 600-800 instead of 900-1100 MB/s) in others.
+was faulted in afresh, at a cost in system time and download speed (see docs/performance.md, "The daemon
+keeps the memory it frees").
 
 So ``pystack run`` fixes the thresholds: frees of less than MMAP_THRESHOLD stay in the heap, and the heap keeps
 up to TRIM_THRESHOLD free at its top. What pystack holds is bounded by its own limits (buffers, tables); this
@@ -33,7 +32,7 @@ TOP_PAD = 1 << 20
 MMAP_THRESHOLD = 32 << 20
 """Allocations from this size on are mapped on their own, and unmapped at free (glibc's largest). The
 send and receive buffers (bytearrays of up to 4 and 6 MiB, freed whenever they empty) stay below it: a
-threshold of 1 MiB mapped them afresh each time and made faults worse (190,000 in the test above)."""
+threshold of 1 MiB mapped them afresh each time and made the faults worse (same section)."""
 
 
 def keep_freed_memory() -> bool:

@@ -39,9 +39,10 @@ class PollWindow:
     learns how long a vCPU polls before it halts (Linux drivers/cpuidle/governors/haltpoll.c). A gap the
     window did not cover but a window of ``limit`` would have grows it (to GROW_START, then doubling, up
     to ``limit``); a gap longer than ``limit`` halves it, and below GROW_START it is 0 again. So the next
-    frame of a fast request/response exchange (a serial client: about 50-150 us between its frames here)
+    frame of a fast request/response exchange (a serial client's, well within ``limit`` of the one before)
     is read without a sleep and wake-up, while traffic with longer gaps (ping every 2 ms, an idle link)
-    costs no CPU: after the last burst the loop polls for at most about twice ``limit`` in all.
+    costs no CPU: after the last burst the loop polls for at most about twice ``limit`` in all (see
+    docs/performance.md, "Adaptive busy polling").
     """
 
     GROW_START = 50e-6
@@ -122,8 +123,8 @@ class Runtime:
         stack = self.stack
         link = self.link
         # poll(2), not epoll: the TAP wakes its waiters with the sync hint (the sender is about to sleep:
-        # run the reader on its CPU), which poll passes to the scheduler and epoll's callback drops. Waiting
-        # in epoll, even the floor (scripts/floor.py) answered ping up to 13 us slower in interleaved rounds.
+        # run the reader on its CPU), which poll passes to the scheduler and epoll's callback drops, so a
+        # reader waiting in poll answers sooner (see docs/performance.md, "Waiting in poll(2), not epoll").
         poller = select.poll()
         poller.register(link.fd, select.POLLIN)
         poller.register(self._wake_fd, select.POLLIN)

@@ -258,14 +258,14 @@ class Stack:
         counts the frame in and the reply out.
 
         Ping's round trip is mostly the time from a sleeping process's wake-up to its write, and with 2 ms
-        between pings every line on the way runs on a cold cache (about 0.3 us each, timed inside the
-        daemon), so this is builtins only, and a request whose addresses and fixed header fields are those
-        of the last one answered (the same ping, :meth:`_echo_peer_for`) is not checked field by field
-        again. It takes only the common case, checked as fully as the layered path checks it: unicast to our
-        MAC from a unicast on-link source, IPv4 with no options, not a fragment, the reserved flag clear,
-        both checksums right (RFC 1071, summed as big integers as pystack.wire.checksum does), lengths
-        consistent, a reply that fits the MTU, and a fresh ARP entry for the source. The reply is the
-        layered path's byte for byte (tests compare them).
+        between pings every line on the way runs on a cold cache and adds to it (see docs/performance.md,
+        "Where a ping's time goes"), so this is builtins only, and a request whose addresses and fixed header
+        fields are those of the last one answered (the same ping, :meth:`_echo_peer_for`) is not checked field
+        by field again. It takes only the common case, checked as fully as the layered path checks it: unicast
+        to our MAC from a unicast on-link source, IPv4 with no options, not a fragment, the reserved flag
+        clear, both checksums right (RFC 1071, summed as big integers as pystack.wire.checksum does), lengths
+        consistent, a reply that fits the MTU, and a fresh ARP entry for the source. The reply is the layered
+        path's byte for byte (tests compare them).
         """
         try:
             if len(frame) < 42 or frame[23] != 1 or frame[34] != 8:

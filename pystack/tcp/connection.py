@@ -1386,7 +1386,7 @@ class Connection:
         # sends after every ACK keeps its flight up while the ACKs below the loss arrive, and this one sends
         # only after the batch, so the bytes those ACKs took out count too. Without them a whole window's
         # ACKs read in one batch left a flight of the few segments above the loss, and ssthresh fell to
-        # 0.3 of the window instead of 0.7 (1% loss, +20 ms: 0.65-0.68 MB/s against the kernel's 0.78-0.88).
+        # 0.3 of the window instead of 0.7 (see docs/performance.md, "ssthresh from the flight before a batch").
         flight = outstanding + self._batch_acked
         self._in_recovery = True
         self._recover = self.snd_max
@@ -1556,8 +1556,8 @@ class Connection:
         RFC 8985 prefers. Otherwise the last segment sent, again, though new data waits: with nothing
         SACKed, the peer may well have everything and only its ACK was lost, and a receiver that has
         everything answers a duplicate at once (RFC 9293 3.10.7.4) but may hold the ACK of new in-order
-        data for its delayed-ACK time, which Linux stretches past our RTO after a few stalls (a capture
-        of the 5% loss cell: 190 ms, then the RTO)."""
+        data for its delayed-ACK time, which Linux stretches past our RTO after a few stalls (see
+        docs/performance.md, "The tail loss probe repeats the last segment")."""
         if (self._tlp_out or self._in_recovery or self._persist or self.snd_una == self.snd_max
                 or self._st not in _SENDING_STATES):
             return
