@@ -32,6 +32,7 @@ from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
 from pystack.wire import ipv4
 from pystack.wire import udp as udp_wire
+from pystack.wire.checksum import fold, incremental_update
 from pystack.wire.gso import GsoFrame, segment
 from pystack.wire.virtio import PartialChecksumFrame
 
@@ -289,17 +290,13 @@ class Stack:
                 body <<= 8
             if int.from_bytes(frame[14:34], "big") % 0xFFFF or body % 0xFFFF:
                 return None  # the layered path counts which checksum was wrong
-            # RFC 1624 eq. 3 for the type word 0x0800 -> 0; a result of 0 is left to the layered path.
-            csum = (~((frame[36] << 8) | frame[37]) & 0xFFFF) + 0xF7FF
-            csum = (csum & 0xFFFF) + (csum >> 16)
-            csum = ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF
+            # The type word goes 0x0800 -> 0; a result of 0 is left to the layered path (RFC 1624).
+            csum = incremental_update((frame[36] << 8) | frame[37], 0x0800, 0)
             if not csum:
                 return None
             self.now = now
             self._ident = ident = (self._ident + 1) & 0xFFFF
-            h = h_base + total + ident  # RFC 791 header checksum: the fixed fields' sum is in h_base
-            h = (h & 0xFFFF) + (h >> 16)
-            h = ~((h & 0xFFFF) + (h >> 16)) & 0xFFFF
+            h = ~fold(h_base + total + ident) & 0xFFFF  # RFC 791: the fixed fields' sum is in h_base
             counters = self.counters
             counters["frames_in"] += 1
             counters["frames_out"] += 1

@@ -14,7 +14,7 @@ import struct
 from typing import Callable
 
 from pystack.counters import Counters
-from pystack.wire.checksum import ones_sum
+from pystack.wire.checksum import fold, ones_sum
 
 _FRAME_HEADER = struct.Struct("!6s6sH" "BBHHHBBHII" "HHIIHHHH")
 """Ethernet (dst, src, type), option-less IPv4, and the fixed TCP header: 54 bytes."""
@@ -67,11 +67,9 @@ class TcpPath:
         tcp_csum = ~ones_sum(payload, total) & 0xFFFF
         ident = self._next_ident()
         ip_len = _IP_HEADER_LEN + tcp_len
-        s = self._ip_sum + ip_len + ident
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
+        ip_csum = ~fold(self._ip_sum + ip_len + ident) & 0xFFFF
         header = _FRAME_HEADER.pack(self._dst_mac, self._src_mac, _ETHERTYPE_IPV4, 0x45, self._tos, ip_len, ident,
-                                    _FLAG_DF, self._ttl, _PROTO_TCP, ~s & 0xFFFF, self._src, self._dst,
+                                    _FLAG_DF, self._ttl, _PROTO_TCP, ip_csum, self._src, self._dst,
                                     self._sport, self._dport, seq, ack, off_flags, window, tcp_csum, 0)
         self._out.append(b"".join((header, options, payload)) if olen else header + payload)
         self.sent += 1

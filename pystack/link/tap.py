@@ -17,7 +17,7 @@ import struct
 
 import pytun
 
-from pystack.wire.checksum import pseudo_header_sum
+from pystack.wire.checksum import fold, pseudo_header_sum
 from pystack.wire.gso import GsoFrame, header_lengths
 from pystack.wire.virtio import (GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, PartialChecksumFrame,
                                  build_header, checksum_layout, finish_checksum, parse_header)
@@ -120,9 +120,7 @@ class TapLink:
         tcp_len = len(frame) - csum_start
         src = int.from_bytes(frame[26:30], "big")
         dst = int.from_bytes(frame[30:34], "big")
-        partial = pseudo_header_sum(src, dst, 6, tcp_len)
-        partial = (partial & 0xFFFF) + (partial >> 16)
-        partial = (partial & 0xFFFF) + (partial >> 16)
+        partial = fold(pseudo_header_sum(src, dst, 6, tcp_len))
         header = build_header(NEEDS_CSUM, GSO_TCPV4, csum_start + thl, frame.gso_size, csum_start, 16)
         view = memoryview(frame)
         field = csum_start + 16

@@ -31,6 +31,20 @@ def is_valid(data: bytes | bytearray | memoryview, initial: int = 0) -> bool:
     return ones_sum(data, initial) == 0xFFFF
 
 
+def fold(total: int) -> int:
+    """A sum of 16-bit words (below 2**32) folded into 16 bits by end-around carry (RFC 1071 4.1): the
+    one home of the carry fold for checksums summed from fields as integers rather than from bytes."""
+    total = (total & 0xFFFF) + (total >> 16)
+    return (total & 0xFFFF) + (total >> 16)
+
+
+def incremental_update(checksum: int, old_word: int, new_word: int) -> int:
+    """The checksum field after one 16-bit word of the data changes, without summing the data again
+    (RFC 1624 eq. 3, HC' = ~(~HC + ~m + m')). A result of 0 is wrong only for data that is now all zero
+    (only 0xFFFF verifies then): callers recompute on 0."""
+    return ~fold((~checksum & 0xFFFF) + (~old_word & 0xFFFF) + new_word) & 0xFFFF
+
+
 def pseudo_header_sum(src: int, dst: int, protocol: int, length: int) -> int:
     """Sum of the IPv4 pseudo-header (RFC 768, RFC 9293 section 3.1) with addresses as integers."""
     return (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + protocol + length

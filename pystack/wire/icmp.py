@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from pystack.wire.checksum import internet_checksum, is_valid
+from pystack.wire.checksum import incremental_update, internet_checksum, is_valid
 from pystack.wire.errors import WireError
 
 HEADER_LEN = 8
@@ -52,16 +52,10 @@ def build(mtype: int, code: int, rest: int, body: bytes | memoryview = b"") -> b
 def echo_reply_from_request(request: bytes | memoryview) -> bytes:
     """Turn a verified echo request (whole ICMP message) into its reply by changing type and checksum.
 
-    Only the type byte changes (8 -> 0), so the checksum is updated incrementally with RFC 1624
-    equation 3, HC' = ~(~HC + ~m + m'), which (unlike RFC 1141's form) never yields -0.
+    Only the type byte changes (8 -> 0), so the checksum is updated incrementally (RFC 1624 eq. 3).
     """
     code = request[1]
-    old_word = 0x0800 | code
-    new_word = code
-    total = (~((request[2] << 8) | request[3]) & 0xFFFF) + (~old_word & 0xFFFF) + new_word
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    checksum = ~total & 0xFFFF
+    checksum = incremental_update((request[2] << 8) | request[3], 0x0800 | code, code)
     if checksum == 0:
         # +0 is right unless every other word is zero, where only 0xFFFF verifies: recompute (1 in 65536).
         return build(TYPE_ECHO_REPLY, code, int.from_bytes(request[4:8], "big"), request[8:])

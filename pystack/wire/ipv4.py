@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from pystack.wire.checksum import internet_checksum, is_valid
+from pystack.wire.checksum import fold, internet_checksum, is_valid
 from pystack.wire.errors import WireError
 
 MIN_HEADER_LEN = 20
@@ -115,11 +115,8 @@ def header_checksum(tos: int, total: int, ident: int, flags_offset: int, ttl: in
                     src: int, dst: int) -> int:
     """The checksum of a 20-byte header (no options), summed from its fields as integers: the RFC 1071
     one's complement sum of its ten 16-bit words without packing them first."""
-    total_sum = (0x4500 + tos + total + ident + flags_offset + (ttl << 8) + protocol
-                 + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
-    total_sum = (total_sum & 0xFFFF) + (total_sum >> 16)
-    total_sum = (total_sum & 0xFFFF) + (total_sum >> 16)
-    return ~total_sum & 0xFFFF
+    return ~fold(0x4500 + tos + total + ident + flags_offset + (ttl << 8) + protocol
+                 + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)) & 0xFFFF
 
 
 def frame_header(dst_mac: bytes, src_mac: bytes, tos: int, payload_len: int, ident: int, flags_offset: int,
