@@ -21,6 +21,7 @@ import math
 from typing import TYPE_CHECKING, Callable
 
 from pystack.tcp.congestion import ALGORITHMS
+from pystack.tcp.rangeset import RangeSet
 from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
@@ -74,7 +75,7 @@ class Connection:
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
-        "_dupacks", "_in_recovery", "_recover", "_sacked", "_sacked_bytes", "_high_rxt", "_rxt_fence",
+        "_dupacks", "_in_recovery", "_recover", "_sacked", "_high_rxt", "_rxt_fence",
         "_batch_acked",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
@@ -166,8 +167,7 @@ class Connection:
         self._dupacks = 0
         self._in_recovery = False
         self._recover = 0
-        self._sacked: list[list[int]] = []  # SACK scoreboard: [lo, hi) offsets from SND.UNA, sorted
-        self._sacked_bytes = 0
+        self._sacked = RangeSet()  # SACK scoreboard: [lo, hi) offsets from SND.UNA
         self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
         self._rxt_fence = 0
         """SND.MAX (as an offset from SND.UNA) when the last retransmission went out: data above it was
@@ -761,54 +761,28 @@ class Connection:
             if inferred >= 0x80000000:  # SND.UNA passed it: nothing left to infer
                 self._lost_end = None
                 inferred = 0
-        top = self._sacked[-1][0] if self._sacked else 0
+        sacked = self._sacked.ranges
+        top = sacked[-1][0] if sacked else 0
         return top if top > inferred else inferred
-
-    def _unsacked_between(self, a: int, b: int) -> int:
-        if b <= a:
-            return 0
-        covered = 0
-        for lo, hi in self._sacked:
-            if hi <= a:
-                continue
-            if lo >= b:
-                break
-            covered += min(hi, b) - max(lo, a)
-        return (b - a) - covered
-
-    def _next_hole(self, start: int, limit: int) -> tuple[int, int] | None:
-        """First un-SACKed range at or above ``start`` and below ``limit``."""
-        pos = start
-        for lo, hi in self._sacked:
-            if hi <= pos:
-                continue
-            if lo > pos:
-                break
-            pos = hi
-        if pos >= limit:
-            return None
-        end = limit
-        for lo, _hi in self._sacked:
-            if lo > pos:
-                end = min(end, lo)
-                break
-        return pos, end
 
     def _output_sack_recovery(self, now: float) -> None:
         buf = self._unacked()
         smss = self._mss_now()
         cc = self.cc
         sent = False
-        top = self._sacked[-1][1] if self._sacked else 0
+        sacked = self._sacked
+        top = sacked.ranges[-1][1] if sacked else 0
         while True:
             max_off = (self.snd_max - self.snd_una) & MASK
             data_max = min(max_off, len(buf))
             lost = self._lost_limit()
             high_rxt = self._high_rxt
-            pipe = max_off - self._sacked_bytes - self._unsacked_between(high_rxt, lost)
+            pipe = max_off - sacked.size  # RFC 6675 SetPipe: not SACKed, and not lost unless retransmitted
+            if lost > high_rxt:
+                pipe -= lost - high_rxt - sacked.covered(high_rxt, lost)
             if cc.cwnd - pipe < smss:
                 break
-            hole = self._next_hole(high_rxt, min(lost, data_max))  # RFC 6675 NextSeg rule 1
+            hole = sacked.gap(high_rxt, min(lost, data_max))  # RFC 6675 NextSeg rule 1
             if hole is None:
                 off = (self.snd_nxt - self.snd_una) & MASK
                 avail = len(buf) - off
@@ -823,7 +797,7 @@ class Connection:
                         self.snd_max = self.snd_nxt
                     sent = True
                     continue
-                hole = self._next_hole(high_rxt, min(top, data_max))  # rule 3
+                hole = sacked.gap(high_rxt, min(top, data_max))  # rule 3
                 if hole is None:
                     break
             lo, hi = hole
@@ -851,30 +825,8 @@ class Connection:
             hi = (right - una) & MASK
             if not (0 < lo < hi <= max_off):
                 continue  # D-SACK, stale or bogus block
-            merged = [lo, hi]
-            out = []
-            inserted = False
-            for b in board:
-                if b[1] < merged[0]:
-                    out.append(b)
-                elif b[0] > merged[1]:
-                    if not inserted:
-                        out.append(merged)
-                        inserted = True
-                    out.append(b)
-                else:
-                    if b[0] <= merged[0] and b[1] >= merged[1]:
-                        merged = b  # already known
-                    else:
-                        merged = [min(b[0], merged[0]), max(b[1], merged[1])]
-            if not inserted:
-                out.append(merged)
-            total = sum(h - l for l, h in out)
-            if total != self._sacked_bytes:
+            if board.add(lo, hi):
                 changed = True
-                self._sacked_bytes = total
-            board = out
-        self._sacked = board
         if changed and self._in_recovery and self._rxt_fence:
             self._detect_lost_retransmission()
         return changed
@@ -885,35 +837,20 @@ class Connection:
         delivered; in recovery its reordering window is 0). HighRxt goes back so that NextSeg (RFC 6675)
         sends it again now, rather than the RTO."""
         fence = self._rxt_fence
-        above = 0
-        for lo, hi in self._sacked:
-            if hi > fence:
-                above += hi - (lo if lo > fence else fence)
-        if not above:
+        sacked = self._sacked
+        if not sacked or not sacked.covered(fence, sacked.ranges[-1][1]):
             return
-        if self._next_hole(0, self._high_rxt) is None:
+        if sacked.gap(0, self._high_rxt) is None:
             return
         self._high_rxt = 0
         self._rxt_fence = 0  # once per retransmission: the next one sets it again
         self._layer.counters["tcp.lost_retransmissions"] += 1
 
     def _shift_scoreboard(self, acked: int) -> None:
-        board = []
-        total = 0
-        for lo, hi in self._sacked:
-            lo -= acked
-            hi -= acked
-            if hi <= 0:
-                continue
-            if lo < 0:
-                lo = 0
-            board.append([lo, hi])
-            total += hi - lo
-        if board and board[0][0] == 0:  # the cumulative ACK should have covered it: keep it honest
-            total -= board[0][1]
-            board.pop(0)
-        self._sacked = board
-        self._sacked_bytes = total
+        board = self._sacked
+        board.shift(acked)
+        if board and board.ranges[0][0] == 0:  # the cumulative ACK should have covered it: keep it honest
+            board.popleft()
         self._high_rxt = max(self._high_rxt - acked, 0)
         self._rxt_fence = max(self._rxt_fence - acked, 0)
 
@@ -1374,7 +1311,7 @@ class Connection:
             return
         self._dupacks += 1
         thresh = self._cfg.dupack_threshold
-        lost_by_sack = self._sack_ok and self._sacked_bytes > (thresh - 1) * self._smss
+        lost_by_sack = self._sack_ok and self._sacked.size > (thresh - 1) * self._smss
         if (self._dupacks >= thresh or lost_by_sack) and seq_ge(self.snd_una, self._recover):
             self._fast_retransmit(now)
 
@@ -1412,10 +1349,10 @@ class Connection:
             self._tlp_probe = None  # everything up to the probe delivered: nothing was lost
             return
         off, off_end = (start - una) & MASK, (end - una) & MASK
-        if not any(lo <= off and hi >= off_end for lo, hi in self._sacked):
+        if not self._sacked.covers(off, off_end):
             return  # the probe itself not delivered (yet)
         self._tlp_probe = None
-        if self._next_hole(0, off) is None:
+        if self._sacked.gap(0, off) is None:
             return
         self._lost_end = start
         self._layer.counters["tcp.probe_losses"] += 1
@@ -1653,8 +1590,7 @@ class Connection:
         self._recover = self.snd_max  # RFC 6582 4.1
         self._in_recovery = False
         self._dupacks = 0
-        self._sacked = []  # RFC 2018 8: the receiver may have reneged
-        self._sacked_bytes = 0
+        self._sacked.clear()  # RFC 2018 8: the receiver may have reneged
         self._high_rxt = 0
         self._rxt_fence = 0
         self._rtt_seq = None  # Karn

@@ -92,13 +92,14 @@ def test_reassembly_merges_to_the_stream(pieces: list[tuple[int, int]], seed: in
     # blocks are sorted, disjoint, non-adjacent and hold the right bytes
     prev_end = -1
     covered = set()
-    for s, d in q.blocks:
-        assert s > prev_end
-        assert bytes(d) == stream[s:s + len(d)]
-        prev_end = s + len(d)
-        covered.update(range(s, s + len(d)))
+    assert len(q.held) == len(q.blocks)
+    for (s, e), d in zip(q.held, q.blocks):
+        assert s > prev_end and e == s + len(d)
+        assert bytes(d) == stream[s:e]
+        prev_end = e
+        covered.update(range(s, e))
     assert covered == have
-    assert q.held == len(have)
+    assert q.held.size == len(have)
 
 
 def test_reassembly_pop_and_limit() -> None:
