@@ -25,13 +25,12 @@ from pystack.ip.ratelimit import IcmpRateLimiter
 from pystack.ip.reassembly import Reassembler
 from pystack.ip.tcp_path import TcpPath
 from pystack.tcp.layer import TcpLayer
-from pystack.udp.endpoint import UdpPorts
+from pystack.udp.layer import UdpLayer
 from pystack.wire import WireError
 from pystack.wire import arp as arp_wire
 from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
 from pystack.wire import ipv4
-from pystack.wire import udp as udp_wire
 from pystack.wire.checksum import fold, incremental_update
 from pystack.wire.gso import GsoFrame, segment
 from pystack.wire.virtio import PartialChecksumFrame
@@ -56,7 +55,8 @@ class TransportLayer(Protocol):
     """What the stack needs of a transport it hands datagrams to (TCP is attached this way)."""
 
     def receive(self, src: int, dst: int, segment: memoryview, now: float,
-                checksum_trusted: bool = False) -> None: ...
+                checksum_trusted: bool = False) -> bool | None:
+        """One datagram's payload; False when no socket has its port (answered by port unreachable)."""
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
 
@@ -75,8 +75,12 @@ class TimerSource(Protocol):
 class Stack:
     """One Ethernet interface with one IPv4 address (or none yet, for DHCP)."""
 
-    def __init__(self, mac: bytes, config: StackConfig | None = None, counters: Counters | None = None) -> None:
+    def __init__(self, mac: bytes, config: StackConfig | None = None, counters: Counters | None = None,
+                 rng: random.Random | None = None) -> None:
         self.mac = mac
+        self.rng = rng if rng is not None else random.Random()
+        """Every random choice of the stack (IPv4 idents, ephemeral ports) comes from here: a seeded one
+        makes a run repeatable."""
         self.config = config or StackConfig()
         self.counters = counters or Counters()
         self.address: int | None = None
@@ -90,11 +94,15 @@ class Stack:
         cfg = self.config
         self.icmp_limiter = IcmpRateLimiter(cfg.icmp_ratelimit_interval, cfg.icmp_ratelimit_burst,
                                             cfg.icmp_global_rate, cfg.icmp_global_burst)
-        self.udp = UdpPorts(self)
-        self.tcp = TcpLayer(cfg.tcp, self.counters, self._emit_tcp, mtu=cfg.mtu)
+        self.udp = UdpLayer(cfg, self.counters, self._emit_udp, self.source_for, self.rng)
+        self.tcp = TcpLayer(cfg.tcp, self.counters, self._emit_tcp, mtu=cfg.mtu, rng=self.rng)
         self.tcp.segment_path = self._tcp_path
-        self.transports: dict[int, TransportLayer] = {ipv4.PROTO_TCP: self.tcp}
-        """IP protocols above ours by number (6 for TCP)."""
+        self.transports: dict[int, TransportLayer] = {}
+        """IP protocols above ours by number (6 for TCP, 17 for UDP)."""
+        self._takes_broadcast: set[int] = set()
+        """Protocols whose layer takes datagrams sent to a broadcast or multicast address."""
+        self.attach_transport(ipv4.PROTO_TCP, self.tcp)
+        self.attach_transport(ipv4.PROTO_UDP, self.udp, broadcast=True)
         self.echo_reply_handler: Callable[[int, int, bytes, float], None] | None = None
         """Called with (source, rest, payload, now) for echo replies, by a local ping client."""
         self.arp_observers: list[Callable[[arp_wire.ArpPacket], None]] = []
@@ -103,7 +111,7 @@ class Stack:
         """Extra deadlines merged into :meth:`get_timer` and served by :meth:`handle_timer`."""
         self.now = 0.0
         """The time of the frame or timer being handled, for callbacks that need a clock."""
-        self._ident = random.randrange(0x10000)
+        self._ident = self.rng.randrange(0x10000)
         self._echo_peer: tuple | None = None
         """What answer_echo remembers of the last echo request it answered (see _echo_peer_for)."""
         self._announce: list[float] = []
@@ -139,8 +147,18 @@ class Stack:
         """The directed broadcast address of our subnet (None without an address, or for a /32)."""
         return self._broadcast
 
-    def attach_transport(self, protocol: int, layer: TransportLayer) -> None:
+    def attach_transport(self, protocol: int, layer: TransportLayer, broadcast: bool = False) -> None:
+        """Hand IP datagrams of ``protocol`` to ``layer``. ``broadcast``: it takes datagrams sent to a
+        broadcast or multicast address too (UDP does; TCP is unicast only, RFC 1122 4.2.3.10)."""
         self.transports[protocol] = layer
+        if broadcast:
+            self._takes_broadcast.add(protocol)
+        else:
+            self._takes_broadcast.discard(protocol)
+
+    def _emit_udp(self, src: int, dst: int, segment: bytes, now: float, dont_fragment: bool) -> None:
+        """UDP's way out: raises OSError (ENETUNREACH, EMSGSIZE) to the sender, as sendto does."""
+        self.send_ip(dst, ipv4.PROTO_UDP, segment, now, src=src, dont_fragment=dont_fragment)
 
     def _emit_tcp(self, src: int, dst: int, segment: bytes, gso_size: int = 0) -> None:
         """TCP's way out. Routing errors are counted, not raised: TCP retransmits on its own timers."""
@@ -414,21 +432,23 @@ class Stack:
         proto = pkt.protocol
         if proto == ipv4.PROTO_ICMP:
             self._receive_icmp(pkt, payload, now)
-        elif proto == ipv4.PROTO_UDP:
-            self._receive_udp(pkt, header, payload, now)
-        else:
-            layer = self.transports.get(proto)
-            if layer is not None:
-                if pkt.dst != self.address or not self._link_unicast:
-                    # TCP is unicast only: RFC 1122 4.2.3.10 (and never answer from a broadcast, 3.2.1.3);
-                    # in a link-layer broadcast too, as Linux's tcp_v4_rcv (PACKET_HOST only).
-                    self.counters.drop("ipv4.transport_not_unicast")
-                    return
-                layer.receive(pkt.src, pkt.dst, payload, now, self._checksum_trusted)
-                return
+            return
+        layer = self.transports.get(proto)
+        if layer is None:
             self.counters.drop("ipv4.unknown_protocol")
             self._send_icmp_error(pkt, header, payload, icmp_wire.TYPE_DEST_UNREACHABLE,
                                   icmp_wire.CODE_PROTOCOL_UNREACHABLE, now)
+            return
+        ours = pkt.dst == self.address
+        if not (ours and self._link_unicast) and proto not in self._takes_broadcast:
+            # TCP is unicast only: RFC 1122 4.2.3.10 (and never answer from a broadcast, 3.2.1.3);
+            # in a link-layer broadcast too, as Linux's tcp_v4_rcv (PACKET_HOST only).
+            self.counters.drop("ipv4.transport_not_unicast")
+            return
+        if layer.receive(pkt.src, pkt.dst, payload, now, self._checksum_trusted) is False and ours:
+            # No socket on that port; never answer broadcasts with errors (RFC 1122 3.2.2).
+            self._send_icmp_error(pkt, header, payload, icmp_wire.TYPE_DEST_UNREACHABLE,
+                                  icmp_wire.CODE_PORT_UNREACHABLE, now)
 
     def _receive_icmp(self, pkt: ipv4.IPv4Packet, payload: memoryview, now: float) -> None:
         msg = icmp_wire.parse(payload)
@@ -465,31 +485,11 @@ class Stack:
         quoted_dst = int.from_bytes(quote[16:20], "big")
         if quoted_src != self.address:
             raise WireError("icmp.quote_not_ours")
-        err = _icmp_errno(msg.type, msg.code)
         self.counters["icmp.errors_received"] += 1
-        if proto == ipv4.PROTO_UDP:
-            sport = int.from_bytes(quote[ihl:ihl + 2], "big")
-            dport = int.from_bytes(quote[ihl + 2:ihl + 4], "big")
-            endpoint = self.udp.lookup(quoted_src, sport)
-            if endpoint is not None:
-                endpoint.report_error(err, (quoted_dst, dport))
-        else:
-            layer = self.transports.get(proto)
-            if layer is not None:
-                mtu = msg.rest & 0xFFFF if msg.type == icmp_wire.TYPE_DEST_UNREACHABLE else 0
-                layer.icmp_error(msg.type, msg.code, quoted_src, quoted_dst, quote[ihl:], now, next_hop_mtu=mtu)
-
-    def _receive_udp(self, pkt: ipv4.IPv4Packet, header: memoryview, payload: memoryview, now: float) -> None:
-        sport, dport, data = udp_wire.parse(payload, pkt.src, pkt.dst, not self._checksum_trusted)
-        endpoint = self.udp.lookup(pkt.dst, dport)
-        if endpoint is None:
-            self.counters.drop("udp.port_closed")
-            if pkt.dst == self.address:  # never answer broadcasts with errors (RFC 1122 3.2.2)
-                self._send_icmp_error(pkt, header, payload, icmp_wire.TYPE_DEST_UNREACHABLE,
-                                      icmp_wire.CODE_PORT_UNREACHABLE, now)
-            return
-        self.counters["udp.delivered"] += 1
-        endpoint.deliver(bytes(data), (pkt.src, sport))
+        layer = self.transports.get(proto)
+        if layer is not None:
+            mtu = msg.rest & 0xFFFF if msg.type == icmp_wire.TYPE_DEST_UNREACHABLE else 0
+            layer.icmp_error(msg.type, msg.code, quoted_src, quoted_dst, quote[ihl:], now, next_hop_mtu=mtu)
 
     # ------------------------------------------------------------------ send path
 
@@ -707,17 +707,3 @@ class Stack:
         pkt.flags_offset = 0
         self._send_icmp_error(pkt, header, first_payload, icmp_wire.TYPE_TIME_EXCEEDED, 1, now)
 
-
-def _icmp_errno(mtype: int, code: int) -> int:
-    """The errno a socket sees for an ICMP error, as in Linux's icmp_err_convert table."""
-    if mtype == icmp_wire.TYPE_DEST_UNREACHABLE:
-        return {
-            icmp_wire.CODE_NET_UNREACHABLE: errno.ENETUNREACH,
-            icmp_wire.CODE_HOST_UNREACHABLE: errno.EHOSTUNREACH,
-            icmp_wire.CODE_PROTOCOL_UNREACHABLE: errno.ENOPROTOOPT,
-            icmp_wire.CODE_PORT_UNREACHABLE: errno.ECONNREFUSED,
-            icmp_wire.CODE_FRAGMENTATION_NEEDED: errno.EMSGSIZE,
-        }.get(code, errno.EHOSTUNREACH)
-    if mtype == icmp_wire.TYPE_TIME_EXCEEDED:
-        return errno.EHOSTUNREACH
-    return errno.EPROTO

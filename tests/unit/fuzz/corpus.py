@@ -37,10 +37,10 @@ HTTP_PORT = 80
 
 def make_pair(config: StackConfig | None = None, seed: int = 7) -> tuple[Stack, Stack, MemoryWire]:
     """A (192.0.2.2) and B (192.0.2.1) on an in-memory wire, addresses announced, time at 1004 s."""
-    random.seed(seed)  # IP idents and UDP ports come from the module RNG: keep the corpus repeatable
+    rng = random.Random(seed)  # IP idents and ports: keep the corpus repeatable
     clock = FakeClock()
-    a = Stack(A_MAC, config or StackConfig())
-    b = Stack(B_MAC, config or StackConfig())
+    a = Stack(A_MAC, config or StackConfig(), rng=rng)
+    b = Stack(B_MAC, config or StackConfig(), rng=rng)
     a.configure(A_IP, 24, B_IP, clock.now)
     b.configure(B_IP, 24, None, clock.now)
     wire = MemoryWire(a, b, clock=clock)

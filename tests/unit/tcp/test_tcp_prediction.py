@@ -37,11 +37,12 @@ def _transfer(monkeypatch: pytest.MonkeyPatch, predict: bool, loss: float, seed:
         return hit
 
     monkeypatch.setattr(Connection, "_input_predicted", counted)
-    random.seed(seed)  # the stacks' IPv4 identification
+    rng = random.Random(seed)  # the stacks' IPv4 identification
     drops = random.Random(seed)
     # A 16 KiB receive buffer: the window, not cwnd, paces the sender, so window updates matter.
     config = StackConfig(tcp=dataclasses.replace(TcpConfig(), isn_secret=b"k" * 16, recv_buffer=16 * 1024))
-    a, b = Stack(bytes.fromhex("020000000002"), config), Stack(bytes.fromhex("020000000001"), config)
+    a = Stack(bytes.fromhex("020000000002"), config, rng=rng)
+    b = Stack(bytes.fromhex("020000000001"), config, rng=rng)
     wire = MemoryWire(a, b, latency=0.001,
                       fault=lambda _i, frame: [] if drops.random() < loss and len(frame) > 100 else [frame])
     a.configure(A_IP, 24, None, wire.clock.now)
