@@ -24,6 +24,7 @@ from pystack.tcp.congestion import ALGORITHMS
 from pystack.tcp.rangeset import RangeSet
 from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
+from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
 from pystack.tcp.state import State
 from pystack.wire import tcp as wire
@@ -66,7 +67,7 @@ class Connection:
         "_st", "error", "on_event", "_nodelay", "_keepalive", "_event",
         # send sequence space
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
-        "_sndbuf", "_snd_base", "_snd_cap", "_fin_queued", "_smss", "_peer_mss", "_mtu",
+        "_snd", "_smss", "_peer_mss", "_mtu",
         # receive sequence space
         "irs", "rcv_nxt", "rcv_adv", "_rcvbuf", "_rcv_cap", "_ooo", "_rcv_pos", "_eof", "_rcv_mss",
         "_rcv_space", "_rcv_space_pos", "_rcv_space_time",
@@ -79,7 +80,7 @@ class Connection:
         "_batch_acked",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
-        "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_fin_acked", "_rtx_ts", "_ts_last",
+        "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_rtx_ts", "_ts_last",
         "_probe_end", "_oow_ack_at", "_tlp_at", "_tlp_out", "_tlp_probe", "_lost_end",
     )
 
@@ -108,12 +109,7 @@ class Connection:
         self.snd_wnd = 0
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
-        self._sndbuf = bytearray()
-        self._snd_base = 0
-        """Where SND.UNA's byte sits in _sndbuf: acknowledged bytes are dropped from the front only when
-        they are more than half of it, so appending does not make the bytearray copy itself each time."""
-        self._snd_cap = cfg.send_buffer
-        self._fin_queued = False
+        self._snd = SendBuffer(cfg.send_buffer, cfg.send_buffer_max)
         self._mtu = layer.mtu
         self._peer_mss = cfg.default_mss
         self._smss = cfg.default_mss
@@ -187,7 +183,6 @@ class Connection:
         self.stats = {"retransmits": 0, "timeouts": 0, "fast_retransmits": 0}
         self._ws_ok = False
         self._syn_time = 0.0
-        self._fin_acked = False
         self._rtx_ts = 0  # TSval clock at the last retransmission (Karn's rule for timestamps)
         self._probe_end: int | None = None  # end of a zero-window probe byte the peer may have taken
         self._oow_ack_at = -INF  # when we last answered an unacceptable pure ACK (ACK-war guard)
@@ -206,9 +201,9 @@ class Connection:
     @property
     def writable(self) -> bool:
         """``send`` would accept bytes or fail at once (an error, a shut write side, a dead connection)."""
-        if self.error is not None or self._fin_queued or self._st == CLOSED:
+        if self.error is not None or self._snd.fin or self._st == CLOSED:
             return True
-        return self._st in (ESTABLISHED, CLOSE_WAIT) and len(self._sndbuf) - self._snd_base < self._snd_cap
+        return self._st in (ESTABLISHED, CLOSE_WAIT) and self._snd.space() > 0
 
     @property
     def nodelay(self) -> bool:
@@ -242,12 +237,12 @@ class Connection:
 
     @property
     def send_space(self) -> int:
-        return max(self._snd_cap - len(self._sndbuf) + self._snd_base, 0)
+        return self._snd.space()
 
     @property
     def unsent(self) -> int:
         """Bytes in the send buffer not yet acknowledged (sent or not)."""
-        return len(self._sndbuf) - self._snd_base
+        return len(self._snd)
 
     @property
     def at_eof(self) -> bool:
@@ -263,12 +258,11 @@ class Connection:
         self._layer._touched.add(self)
         if self.error is not None:
             raise OSError(self.error, errno.errorcode.get(self.error, "error"))
-        if self._fin_queued or self._st not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
+        if self._snd.fin or self._st not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
             raise BrokenPipeError(errno.EPIPE, "connection closed for sending")
-        n = min(len(data), self._snd_cap - len(self._sndbuf) + self._snd_base)
-        if n <= 0:
+        n = self._snd.write(data)
+        if not n:
             return 0
-        self._sndbuf += data[:n] if n < len(data) else data
         if self._st in (ESTABLISHED, CLOSE_WAIT):
             self._output(now)
         self._flush_event()
@@ -304,12 +298,12 @@ class Connection:
         """Send FIN after the queued data (half-close); receiving goes on (RFC 9293 3.10.4)."""
         self._layer._touched.add(self)
         st = self._st
-        if self._fin_queued or st in (CLOSED, LISTEN):
+        if self._snd.fin or st in (CLOSED, LISTEN):
             return
         if st == SYN_SENT:
             self._close_now()  # RFC 9293 3.10.4: delete the TCB
             return
-        self._fin_queued = True
+        self._snd.fin = True
         if st == ESTABLISHED:
             self._set_state(FIN_WAIT_1)
         elif st == CLOSE_WAIT:
@@ -577,11 +571,6 @@ class Connection:
             self._delack_at = INF
         return ack, field, options
 
-    def _unacked(self) -> memoryview:
-        """The send buffer from SND.UNA on, without copying (slices of it are copied into segments).
-        Callers keep it only while they build segments: _sndbuf cannot change size while it lives."""
-        return memoryview(self._sndbuf)[self._snd_base:]
-
     def _mss_now(self) -> int:
         """Data bytes that fit one segment now: Eff.snd.MSS less the SACK blocks we are about to send
         (RFC 9293 3.7.1, RFC 6691: options come out of the data, so the datagram still fits the MTU)."""
@@ -620,10 +609,12 @@ class Connection:
         if self._in_recovery and self._sack_ok:
             self._output_sack_recovery(now)
             return
-        avail = len(self._sndbuf) - self._snd_base - ((self.snd_nxt - self.snd_una) & MASK)
-        if avail < 0 or not avail and not self._fin_queued:
+        snd = self._snd
+        fin = snd.fin
+        avail = len(snd) - ((self.snd_nxt - self.snd_una) & MASK)
+        if avail < 0 or not avail and not fin:
             return  # all sent (FIN too, if any): the common call after input (nothing below would act)
-        buf = self._unacked()
+        buf = snd.view()
         buflen = len(buf)
         smss = self._mss_now()
         # With segmentation offload a segment may carry many MSS; the link cuts it on the wire.
@@ -656,14 +647,12 @@ class Connection:
                         # segment only if it is at least half the largest window the peer offered.
                         if n < (self.max_snd_wnd >> 1):
                             break
-                    elif off and not self._nodelay and not self._fin_queued:
+                    elif off and not self._nodelay and not fin:
                         break  # Nagle (RFC 1122 4.2.3.4): hold a small segment while data is unacked
                 end = off + n
                 flags = ACK
                 if end == buflen:
-                    flags = ACK | PSH
-                    if self._fin_queued:
-                        flags = ACK | PSH | FIN
+                    flags = ACK | PSH | FIN if fin else ACK | PSH
                 if n <= smss and not burst_tried:
                     burst_tried = True
                     burst = self._open_burst(smss, now)  # not for the link's 64 KiB segments (GSO)
@@ -673,7 +662,7 @@ class Connection:
                 else:
                     self._emit(snd_nxt, flags, buf[off:end], now)
                 new_nxt = (snd_nxt + n + (flags & FIN)) & MASK
-            elif avail == 0 and self._fin_queued:
+            elif avail == 0 and fin:
                 self._emit(snd_nxt, ACK | FIN, b"", now)  # a bare FIN is not held by the window
                 new_nxt = (snd_nxt + 1) & MASK
             else:
@@ -697,7 +686,7 @@ class Connection:
             self._persist = False
             self._rtx_at = now + self.rtt.rto  # RFC 6298 5.1
         elif not sent and self._rtx_at == INF and self.snd_nxt == snd_una:
-            if len(buf) or self._fin_queued:
+            if len(buf) or fin:
                 self._start_persist(now)
         if sent:
             self._schedule_tlp(now)
@@ -726,17 +715,17 @@ class Connection:
 
     def _retransmit_head(self, now: float, length: int | None = None) -> int:
         """Retransmit the first unacknowledged segment (fast retransmit / partial ACK / SACK entry)."""
-        buf = self._unacked()
+        buf = self._snd.view()
         inflight = (self.snd_max - self.snd_una) & MASK  # never more than was sent before
         n = min(self._mss_now(), len(buf), inflight) if length is None else length
         self._rtt_seq = None  # Karn: never time a retransmitted segment
         self._rtx_ts = self._ts_clock(now)
         if n > 0:
             flags = ACK | PSH if n == len(buf) else ACK
-            if n == len(buf) and self._fin_queued and inflight > n:
+            if n == len(buf) and self._snd.fin and inflight > n:
                 flags |= FIN
             self._emit(self.snd_una, flags, buf[:n], now)
-        elif self._fin_queued and inflight > len(buf):
+        elif self._snd.fin and inflight > len(buf):
             self._emit(self.snd_una, ACK | FIN, b"", now)
         else:
             return 0
@@ -766,7 +755,7 @@ class Connection:
         return top if top > inferred else inferred
 
     def _output_sack_recovery(self, now: float) -> None:
-        buf = self._unacked()
+        buf = self._snd.view()
         smss = self._mss_now()
         cc = self.cc
         sent = False
@@ -789,7 +778,7 @@ class Connection:
                 if avail > 0 and off + min(avail, smss) <= self.snd_wnd:  # rule 2: new data
                     n = min(avail, smss)
                     flags = ACK | PSH if off + n == len(buf) else ACK
-                    if flags & PSH and self._fin_queued:
+                    if flags & PSH and self._snd.fin:
                         flags |= FIN
                     self._emit(self.snd_nxt, flags, buf[off:off + n], now)
                     self.snd_nxt = (self.snd_nxt + n + (flags & FIN)) & MASK
@@ -817,7 +806,7 @@ class Connection:
     def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
         """Merge the peer's SACK blocks (RFC 2018) into the scoreboard; True if any was new."""
         una = self.snd_una
-        max_off = min((self.snd_max - una) & MASK, len(self._sndbuf) - self._snd_base)
+        max_off = min((self.snd_max - una) & MASK, len(self._snd))
         board = self._sacked
         changed = False
         for left, right in blocks:
@@ -1001,7 +990,7 @@ class Connection:
         self._update_smss()
         self.cc.cwnd = self._cfg.initial_window_segments * self._smss
         self._rcv_space_time = now
-        if self._fin_queued:
+        if self._snd.fin:
             self._set_state(FIN_WAIT_1)
         else:
             self._set_state(ESTABLISHED)
@@ -1220,7 +1209,7 @@ class Connection:
             self._retries = 0  # the peer answers our probes: keep probing (RFC 9293 3.8.6.1)
 
         st = self._st
-        if self._fin_acked and st in (FIN_WAIT_1, CLOSING, LAST_ACK):
+        if self._snd.fin_acked and st in (FIN_WAIT_1, CLOSING, LAST_ACK):
             if st == FIN_WAIT_1:
                 self._set_state(FIN_WAIT_2)
                 if self._user_closed:
@@ -1233,27 +1222,10 @@ class Connection:
         return True
 
     def _ack_new(self, ack: int, acked: int, seg: TcpSegment, now: float) -> None:
-        buf = self._sndbuf
-        base = self._snd_base
-        buflen = len(buf) - base
         cc = self.cc
         flight = (self.snd_max - self.snd_una) & MASK
         self._batch_acked += acked
-        if acked > buflen:  # our FIN is acknowledged too
-            self._fin_acked = True
-            data_acked = buflen
-        else:
-            data_acked = acked
-        if data_acked:
-            if data_acked == buflen:
-                buf.clear()
-                self._snd_base = 0
-            else:
-                base += data_acked
-                if base > buflen - data_acked:  # more acknowledged than left: drop it (amortized O(1))
-                    del buf[:base]
-                    base = 0
-                self._snd_base = base
+        if self._snd.acknowledge(acked):
             self._event = True  # writable again
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
@@ -1289,11 +1261,7 @@ class Connection:
         else:
             self._dupacks = 0
             cc.on_ack(acked, flight, now, self.rtt.srtt or 0.0)
-            want = cc.cwnd << 1
-            if want > self._snd_cap and self._snd_cap < self._cfg.send_buffer_max:
-                # The send buffer follows the window (Linux tcp_sndbuf_expand): two windows' worth, so
-                # the next flight is queued while this one is acknowledged.
-                self._snd_cap = min(want, self._cfg.send_buffer_max)
+            self._snd.follow(cc.cwnd)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max:
             self._rtx_at = INF
@@ -1411,7 +1379,7 @@ class Connection:
         if st in (SYN_RECEIVED, ESTABLISHED):
             self._set_state(CLOSE_WAIT)
         elif st == FIN_WAIT_1:
-            if self._fin_acked:
+            if self._snd.fin_acked:
                 self._enter_time_wait(now)
             else:
                 self._set_state(CLOSING)
@@ -1498,7 +1466,7 @@ class Connection:
         if (self._tlp_out or self._in_recovery or self._persist or self.snd_una == self.snd_max
                 or self._st not in _SENDING_STATES):
             return
-        buf = self._unacked()
+        buf = self._snd.view()
         smss = self._mss_now()
         off = (self.snd_nxt - self.snd_una) & MASK
         avail = len(buf) - off
@@ -1509,7 +1477,7 @@ class Connection:
             n = avail if avail < smss else smss
             end = off + n
             flags = ACK | PSH if end == len(buf) else ACK
-            if end == len(buf) and self._fin_queued:
+            if end == len(buf) and self._snd.fin:
                 flags |= FIN
             if self._sack_ok:  # its ACK can then say what it leaves behind (_probe_answered)
                 self._tlp_probe = (self.snd_nxt, (self.snd_nxt + n) & MASK)
@@ -1605,7 +1573,7 @@ class Connection:
         if self._st not in _SENDING_STATES:
             self._persist = False
             return
-        buf = self._unacked()
+        buf = self._snd.view()
         off = (self.snd_nxt - self.snd_una) & MASK
         if self.snd_wnd == 0:
             self._retries += 1

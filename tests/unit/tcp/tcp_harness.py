@@ -120,8 +120,8 @@ class Net:
                     sent = x._probe_end
                 assert not seq_gt(y.rcv_nxt, sent), (x, y, x.snd_max, y.rcv_nxt)
                 assert not seq_lt(y.rcv_nxt, x.snd_una), (x, y, x.snd_una, y.rcv_nxt)
-                assert x.unsent <= x._snd_cap
-                assert len(x._sndbuf) <= 2 * x._snd_cap  # acknowledged bytes kept in front: at most as many
+                assert x.unsent <= x._snd.cap
+                assert len(x._snd.data) <= 2 * x._snd.cap  # acknowledged bytes kept in front: at most as many
                 assert len(y._rcvbuf) <= y._rcv_cap + (1 << y._rcv_wscale)
 
     def step(self) -> bool:

@@ -218,13 +218,13 @@ def test_send_buffer_follows_twice_the_window_up_to_its_ceiling() -> None:
     assert conn.send(b"x" * 5000, solo.now) == 3000
     solo.take()
     solo.send(peer, our + 1460, ACK)  # slow start: cwnd grows by what was acknowledged
-    assert conn._snd_cap == 2 * conn.cc.cwnd > 3000
+    assert conn._snd.cap == 2 * conn.cc.cwnd > 3000
     for _ in range(40):
         sent = [s for s in solo.take() if s.payload]
         conn.send(b"y" * conn.send_space, solo.now)
         if sent:
             solo.send(peer, (sent[-1].seq + len(sent[-1].payload)) & 0xFFFFFFFF, ACK)
-    assert conn._snd_cap == 40000 < 2 * conn.cc.cwnd  # the ceiling holds
+    assert conn._snd.cap == 40000 < 2 * conn.cc.cwnd  # the ceiling holds
 
 
 def test_zero_window_probe_backoff_and_reopen() -> None:
