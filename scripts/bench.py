@@ -38,14 +38,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_idle  # noqa: E402
-import bench_matrix  # noqa: E402
-import bench_pytcp  # noqa: E402
-import bench_table  # noqa: E402
-import bench_tcp  # noqa: E402
-import bench_udp  # noqa: E402
-import lab  # noqa: E402
+import bench_idle
+import bench_matrix
+import bench_pytcp
+import bench_table
+import bench_tcp
+import bench_udp
+
+from pystack_lab import lab
 
 SIZES = (56, 1472)
 BUSY_SHARE = 0.10

@@ -32,12 +32,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_lab  # noqa: E402
-import lab  # noqa: E402
+from pystack_lab import bench_lab, lab
+
 
 PORT = 9
 TCP_ESTABLISHED = 1  # tcp_states.h; the first byte of struct tcp_info

@@ -33,10 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_lab  # noqa: E402
-import impaired_wire  # noqa: E402
-import lab  # noqa: E402
+from pystack_lab import bench_lab, impaired_wire, lab
+
 
 SCRIPTS = Path(__file__).resolve().parent
 PORT = 80
@@ -112,7 +110,7 @@ TARGETS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Wire]]] = 
 @contextlib.contextmanager
 def relay(wire: Wire, loss: float, rtt: float, seed: int) -> Iterator[dict[str, Any]]:
     """One relay process in R with this cell's impairment; yields a dict that gets its counters at the end."""
-    argv = [sys.executable, str(SCRIPTS / "impaired_wire.py"), "--a", wire.if_server, "--b", wire.if_client,
+    argv = [sys.executable, "-m", "pystack_lab.impaired_wire", "--a", wire.if_server, "--b", wire.if_client,
             "--seed", str(seed), "--loss", str(loss), "--delay", str(rtt / 2), "--limit", str(RELAY_LIMIT)]
     proc = wire.r.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None

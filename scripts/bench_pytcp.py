@@ -13,15 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lab  # noqa: E402
+from pystack_lab import lab
+
 
 ENV = "PYTCP_PYTHON"
 NOT_RUN = f"not run: {ENV} not set (PyTCP needs Python >= 3.14)"

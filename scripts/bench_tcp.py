@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_lab  # noqa: E402
-import lab  # noqa: E402
+from pystack_lab import bench_lab, lab
+
 
 SCRIPTS = Path(__file__).resolve().parent
 PORT = 80

@@ -22,12 +22,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_lab  # noqa: E402
-import lab  # noqa: E402
+from pystack_lab import bench_lab, lab
+
 
 PORT = 7
 SIZE = 64

@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lab  # noqa: E402
+from pystack_lab import lab
+
 
 PING_SIZES = ((56, "the default size"), (1472, "exactly one full Ethernet frame"),
               (4000, "too big for one frame: fragmented by the kernel, reassembled and re-fragmented by pystack"))

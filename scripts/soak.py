@@ -10,19 +10,15 @@ the daemon's resident memory (``/proc/PID/status`` VmRSS) and its counters and t
 middle third's by more than the allowed noise), if any table is ever beyond its bound, if any check
 of the traffic fails, or if the daemon counts an internal error. It prints a summary either way.
 
-Counters and table sizes come from the daemon itself: ``soak.py observe ... -- run ARGS`` runs
-``pystack run ARGS`` (the real ``pystack.cli.main``) with an observer thread that, under the
-runtime's lock, writes a snapshot (counters, table sizes and their configured bounds) to a JSON
-file every interval. The hostile integration tests use the same observer.
+Counters and table sizes come from the daemon itself, run through ``pystack_lab.observer`` (the
+real ``pystack.cli.main`` with a thread writing a snapshot of counters, table sizes and their
+configured bounds every interval), as in the hostile integration tests.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import json
-import os
 import random
 import secrets
 import socket
@@ -33,167 +29,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-
-# --- the observer (runs inside the daemon's process) -------------------------------------------------
-
-# table size -> the bound it must stay within: (section of StackConfig or None for tcp, attribute)
-BOUNDS: dict[str, str] = {
-    "arp_entries": "arp_cache_size",
-    "arp_pending": "arp_pending_addresses",
-    "arp_pending_bytes_max": "arp_pending_bytes",
-    "reassembly_datagrams": "reassembly_max_datagrams",
-    "reassembly_bytes": "reassembly_max_bytes",
-    "tcp_half_open_max": "tcp.syn_backlog",
-    "tcp_accept_queue_max": "tcp.max_backlog",
-    "tcp_time_wait": "tcp.max_time_wait",
-    "tcp_ooo_blocks_max": "tcp.ooo_max_segments",
-    "tcp_recv_buffered_max": "tcp.recv_buffer|tcp.recv_buffer_max",  # the larger: buffers grow to the ceiling
-    "tcp_send_buffered_max": "tcp.send_buffer|tcp.send_buffer_max",
-    "udp_queue_max": "udp_recv_queue",
-}
-
-
-def _bound(config: Any, paths: str) -> int:
-    """The bound named by ``paths``: ``section.attribute``, or several joined by ``|`` (the largest)."""
-    bounds = []
-    for path in paths.split("|"):
-        section, _, name = path.rpartition(".")
-        bounds.append(getattr(config.tcp if section == "tcp" else config, name))
-    return max(bounds)
-
-
-def table_sizes(stack: Any) -> dict[str, int]:
-    """How full each bounded table of ``stack`` is now (caller holds the runtime's lock)."""
-    conns = list(stack.tcp.connections.values())
-    listeners = list(stack.tcp.listeners.values())
-    pending = list(stack.arp.pending.values())
-    return {
-        "arp_entries": len(stack.arp.entries),
-        "arp_pending": len(pending),
-        "arp_pending_bytes_max": max((p.queued_bytes for p in pending), default=0),
-        "reassembly_datagrams": len(stack.reassembler.datagrams),
-        "reassembly_bytes": stack.reassembler.bytes_held,
-        "tcp_connections": len(conns),
-        "tcp_established": sum(c.state.name == "ESTABLISHED" for c in conns),
-        "tcp_time_wait": sum(c.state.name == "TIME_WAIT" for c in conns),
-        "tcp_syn_received": sum(c.state.name == "SYN_RECEIVED" for c in conns),
-        "tcp_half_open_max": max((ls.half_open for ls in listeners), default=0),
-        "tcp_accept_queue_max": max((ls.pending for ls in listeners), default=0),
-        "tcp_ooo_blocks_max": max((len(c._ooo.blocks) for c in conns), default=0),
-        "tcp_recv_buffered_max": max((c.recv_available for c in conns), default=0),
-        "tcp_send_buffered_max": max((c.unsent for c in conns), default=0),
-        "udp_ports": len(stack.udp.ports),
-        "udp_queue_max": max((len(e.queue) for e in stack.udp.ports.values()), default=0),
-    }
-
-
-def snapshot(stack: Any) -> dict[str, Any]:
-    snap: dict[str, Any] = {"wall": time.time(), "counters": dict(stack.counters), "errors": []}
-    try:
-        snap["sizes"] = table_sizes(stack)
-        snap["bounds"] = {size: _bound(stack.config, path) for size, path in BOUNDS.items()}
-    except Exception as exc:  # an attribute moved: say so, the checker fails on it
-        snap["errors"].append(f"cannot read table sizes: {exc!r}")
-    return snap
-
-
-def observe_main(argv: list[str]) -> int:
-    """``soak.py observe --snapshot FILE [--interval S] -- run ...``: the daemon, observed."""
-    parser = argparse.ArgumentParser(prog="soak.py observe")
-    parser.add_argument("--snapshot", required=True, help="JSON file rewritten every interval")
-    parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="-- then the pystack arguments (run ...)")
-    args = parser.parse_args(argv)
-    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-
-    import pystack.cli
-    import pystack.runtime
-
-    runtimes: list[Any] = []
-
-    class ObservedRuntime(pystack.runtime.Runtime):
-        def __init__(self, *a: Any, **kw: Any) -> None:
-            super().__init__(*a, **kw)
-            runtimes.append(self)
-
-    pystack.runtime.Runtime = ObservedRuntime  # cmd_run imports it when it starts
-    target = Path(args.snapshot)
-    tmp = target.with_name(target.name + ".tmp")
-
-    def loop() -> None:
-        seq = 0
-        while True:
-            time.sleep(args.interval)
-            if not runtimes:
-                continue
-            rt = runtimes[0]
-            with rt.lock:
-                snap = snapshot(rt.stack)
-            seq += 1
-            snap["seq"] = seq
-            tmp.write_text(json.dumps(snap))
-            os.replace(tmp, target)
-
-    threading.Thread(target=loop, name="observer", daemon=True).start()
-    return pystack.cli.main(rest)
-
-
-def check_bounds(snap: dict[str, Any]) -> list[str]:
-    """Every table size in ``snap`` beyond its bound, as messages (and observer errors)."""
-    problems = list(snap.get("errors", []))
-    sizes, bounds = snap.get("sizes", {}), snap.get("bounds", {})
-    for name, bound in bounds.items():
-        if sizes.get(name, 0) > bound:
-            problems.append(f"{name} = {sizes[name]} over its bound {bound}")
-    return problems
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` in KiB, from /proc/PID/status."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-# --- the daemon, observed, in a lab namespace (also used by tests/integration/hostile_lab.py) ------
-
-
-@contextlib.contextmanager
-def observed_daemon(lab: Any, ns: Any, *extra: str, workdir: Path, interval: float = 1.0,
-                    ready_timeout: float = 20.0) -> Iterator[tuple[Any, Path]]:
-    """``pystack run`` at 192.0.2.2 (kernel side 192.0.2.1) in ``ns``, run through ``observe``.
-
-    Yields (lab.Daemon, snapshot path); SIGTERM on the way out, after which ``daemon.counters`` holds
-    its --stats-json.
-    """
-    tag = secrets.token_hex(3)
-    stats_path = workdir / f"stats-{tag}.json"
-    snapshot_path = workdir / f"snapshot-{tag}.json"
-    argv = [sys.executable, str(Path(__file__).resolve()), "observe", "--snapshot", str(snapshot_path),
-            "--interval", str(interval), "--", "run", "--tap", lab.TAP, "--address", lab.STACK_ADDRESS,
-            "--host-address", lab.HOST_ADDRESS, "--stats-json", str(stats_path), *extra]
-    daemon = lab.Daemon(ns, argv, stats_path)
-    try:
-        daemon.wait_ready(ready_timeout)
-        ns.disable_ipv6(lab.TAP)
-        yield daemon, snapshot_path
-    finally:
-        daemon.stop()
-
-
-def read_snapshot(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
+from pystack_lab import bench_lab, lab
+from pystack_lab.observer import check_bounds, observed_daemon, read_snapshot
 
 # --- the soak itself (runs as root, builds its own namespace) ----------------------------------------
 
@@ -390,9 +230,6 @@ def soak_main(argv: list[str]) -> int:
     parser.add_argument("--rss-ceiling", type=float, default=200.0, help="MiB the daemon may never exceed")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO / "scripts"))
-    import lab
-
     why = lab.missing_prerequisites(("ip", "ping", "curl"))
     if why:
         print(f"soak: cannot run: {why}", file=sys.stderr)
@@ -410,7 +247,7 @@ def soak_main(argv: list[str]) -> int:
             data = rng.randbytes(size)
             (www / f"f{size}.bin").write_bytes(data)
             files[f"f{size}.bin"] = hashlib.sha256(data).hexdigest()
-        with observed_daemon(lab, ns, "--echo", "--discard", "--http", str(www), workdir=work,
+        with observed_daemon(ns, "--echo", "--discard", "--http", str(www), workdir=work,
                              interval=min(1.0, args.sample)) as (daemon, snap_path):
             return _soak(lab, ns, daemon, snap_path, www, files, rng, args)
 
@@ -433,7 +270,7 @@ def _soak(lab: Any, ns: Any, daemon: Any, snap_path: Path, www: Path, files: dic
             if not daemon.alive():
                 problems.append(f"the daemon died: {daemon.stderr()[-2000:]}")
                 break
-            rss.append(rss_kib(daemon.pid) / 1024)
+            rss.append(bench_lab.rss_bytes(daemon.pid) / MiB)
             if rss[-1] > args.rss_ceiling:
                 problems.append(f"RSS {rss[-1]:.1f} MiB over the {args.rss_ceiling:g} MiB ceiling")
             snap = read_snapshot(snap_path)
@@ -486,10 +323,7 @@ def _soak(lab: Any, ns: Any, daemon: Any, snap_path: Path, www: Path, files: dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["observe"]:
-        return observe_main(argv[1:])
-    return soak_main(argv)
+    return soak_main(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Fixtures of the integration tests: each test gets its own namespace and, if it asks, a running daemon.
 
-The lab itself lives in scripts/lab.py (shared with ``make demo`` and ``make bench``). Without root or the
+The lab itself is pystack_lab.lab (shared with ``make demo`` and ``make bench``). Without root or the
 lab's tools these tests skip with the reason; under CI (CI=true) a missing prerequisite fails instead,
 because there they must run.
 """
@@ -10,14 +10,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import lab  # noqa: E402
+from pystack_lab import lab
 
 IN_CI = os.environ.get("CI") == "true"
 

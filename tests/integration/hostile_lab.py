@@ -1,7 +1,7 @@
 """Helpers of the hostile tests (test_hostile_*.py): an observed daemon, frames forged by hand and
 written raw into the kernel side of the TAP, a sniffer that follows TCP connections, and memory.
 
-- :func:`observed_daemon` runs the real daemon through ``scripts/soak.py observe``, which writes a
+- :func:`observed_daemon` runs the real daemon through ``pystack_lab.observer``, which writes a
   snapshot of its counters and of every bounded table (with the bound) to a JSON file each interval,
   so a test can look inside *during* a flood, not only at the ``--stats-json`` written on exit.
 - :class:`RawWire` writes frames with AF_PACKET into ``pst0`` (the kernel side of the TAP) in
@@ -25,20 +25,15 @@ import secrets
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import lab  # noqa: E402
-import soak  # noqa: E402
+from pystack_lab import bench_lab, lab, observer
+from pystack_lab.reference import ref_checksum
 
 MiB = 1024 * 1024
 RSS_CEILING_MIB = 200.0
@@ -57,16 +52,6 @@ BATCH = 250
 # --- frames, by hand ------------------------------------------------------------------------------
 
 
-def checksum(data: bytes, initial: int = 0) -> int:
-    """RFC 1071 Internet checksum."""
-    if len(data) % 2:
-        data += b"\0"
-    total = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ip_int(text: str) -> int:
     return struct.unpack("!I", socket.inet_aton(text))[0]
 
@@ -80,7 +65,7 @@ def ipv4(src: int, dst: int, proto: int, payload: bytes, *, ident: int = 0, flag
          ttl: int = FORGED_TTL, total: int | None = None) -> bytes:
     head = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(payload) if total is None else total, ident,
                                  flags_offset, ttl, proto, 0, src, dst))
-    struct.pack_into("!H", head, 10, checksum(bytes(head)))
+    struct.pack_into("!H", head, 10, ref_checksum(bytes(head)))
     return bytes(head) + payload
 
 
@@ -91,7 +76,7 @@ def tcp(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: i
     seg = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
                                 (20 + len(options)) // 4 << 4, flags, window, 0, 0) + options + payload)
     pseudo = struct.pack("!IIBBH", src, dst, 0, 6, len(seg))
-    struct.pack_into("!H", seg, 16, checksum(pseudo + bytes(seg)))
+    struct.pack_into("!H", seg, 16, ref_checksum(pseudo + bytes(seg)))
     return bytes(seg)
 
 
@@ -151,12 +136,12 @@ class Observed:
         return self.snapshot()["counters"]
 
     def rss_mib(self) -> float:
-        return soak.rss_kib(self.pid) / 1024
+        return bench_lab.rss_bytes(self.pid) / MiB
 
     def check_bounds(self, snap: dict[str, Any] | None = None) -> dict[str, Any]:
         """Fail the test if any table in a (fresh) snapshot is beyond its bound; return the snapshot."""
         snap = snap or self.snapshot()
-        problems = soak.check_bounds(snap)
+        problems = observer.check_bounds(snap)
         assert not problems, f"tables beyond their bounds: {problems}\nsizes {snap.get('sizes')}"
         return snap
 
@@ -165,10 +150,10 @@ class Observed:
 def observed_daemon(ns: lab.Namespace, *extra: str, workdir: Path, interval: float = 0.5,
                     ready_timeout: float = 20.0) -> Iterator[Observed]:
     """``pystack run`` in the single-namespace shape (192.0.2.2, kernel side 192.0.2.1), observed
-    (scripts/soak.py ``observe``). Stopped with SIGTERM on the way out; ``daemon.counters`` then holds
+    (pystack_lab.observer). Stopped with SIGTERM on the way out; ``daemon.counters`` then holds
     its --stats-json."""
-    with soak.observed_daemon(lab, ns, *extra, workdir=workdir, interval=interval,
-                              ready_timeout=ready_timeout) as (daemon, snapshot_path):
+    with observer.observed_daemon(ns, *extra, workdir=workdir, interval=interval,
+                                  ready_timeout=ready_timeout) as (daemon, snapshot_path):
         yield Observed(daemon, snapshot_path)
 
 

@@ -1,7 +1,7 @@
 """Helpers of the TCP integration tests (test_tcp_*.py): random files, curl, ``ss``, nftables loss,
 the relay lab through the impaired wire, and an embedded pystack HTTP client.
 
-Everything runs in namespaces the tests made (scripts/lab.py). Each check compares SHA-256 digests
+Everything runs in namespaces the tests made (pystack_lab.lab). Each check compares SHA-256 digests
 of what was sent and what arrived, so a transfer cannot pass by length or by luck.
 
 Run as a program (``python tcp_lab.py client ...`` inside a namespace with ``ip netns exec``) this
@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from pystack_lab import impaired_wire, lab
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import lab  # noqa: E402
 
 MiB = 1024 * 1024
 HTTP_URL = f"http://{lab.STACK_IP}"
@@ -263,13 +263,6 @@ def nft_drops(ns: lab.Namespace) -> dict[str, int]:
 # --- the relay lab: pystack -- impaired wire -- kernel ------------------------------------------
 
 
-def impaired_wire_module() -> Any:
-    """scripts/impaired_wire.py (on sys.path through conftest and this module)."""
-    import impaired_wire
-
-    return impaired_wire
-
-
 RELAY_VETH = "vr0"  # the veth end in R, bridged to pst0 by the relay
 PEER_VETH = "vp0"  # the veth end in P, 192.0.2.1/24
 
@@ -279,29 +272,29 @@ class RelayLab:
     r: lab.Namespace  # pystack's TAP and the relay; no address
     p: lab.Namespace  # the kernel peer at 192.0.2.1
     daemon: lab.Daemon
-    wire: Any  # impaired_wire.ImpairedWire
+    wire: impaired_wire.ImpairedWire
 
 
 @contextlib.contextmanager
-def relay_lab(*daemon_args: str, impairment: Any, seed: int, workdir: Path) -> Iterator[RelayLab]:
+def relay_lab(*daemon_args: str, impairment: impaired_wire.Impairment, seed: int,
+              workdir: Path) -> Iterator[RelayLab]:
     """pystack in namespace R on TAP pst0 (no --host-address), an ImpairedWire bridging pst0 and a veth
     end in R, and the kernel peer in namespace P (192.0.2.1/24) on the other veth end.
 
     Offloads are off on every relayed interface so that AF_PACKET sees frames as a wire would carry
     them (impaired_wire.disable_offloads). Both namespaces go away on the way out.
     """
-    iw = impaired_wire_module()
     with lab.namespace("pst-r") as r, lab.namespace("pst-p") as p:
         lab.veth(r, RELAY_VETH, p, PEER_VETH)
         for ns, ifname in ((r, RELAY_VETH), (p, PEER_VETH)):
             ns.disable_ipv6(ifname)
-            iw.disable_offloads(ifname, ns.name)
+            impaired_wire.disable_offloads(ifname, ns.name)
             ns.link_up(ifname)
         p.add_address(PEER_VETH, lab.HOST_ADDRESS)
         # --no-offload: a wire carries MTU-sized frames; the relay cannot pass TSO super-frames.
         with lab.pystack_daemon(r, "--no-offload", *daemon_args, host_address=None, workdir=workdir) as daemon:
-            iw.disable_offloads(lab.TAP, r.name)
-            wire = iw.ImpairedWire(lab.TAP, RELAY_VETH, impairment, impairment, seed=seed, netns=r.name)
+            impaired_wire.disable_offloads(lab.TAP, r.name)
+            wire = impaired_wire.ImpairedWire(lab.TAP, RELAY_VETH, impairment, impairment, seed=seed, netns=r.name)
             wire.start()
             try:
                 yield RelayLab(r, p, daemon, wire)

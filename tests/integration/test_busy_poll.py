@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import lab
-from bench_lab import cpu_seconds
+from pystack_lab import lab
+from pystack_lab.bench_lab import cpu_seconds
 from tcp_lab import HTTP_URL, MiB, curl, random_file, sha256_file
 
 pytestmark = [pytest.mark.integration]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-import lab
+from pystack_lab import lab
 
 pytestmark = pytest.mark.integration
 

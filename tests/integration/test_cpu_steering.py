@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 from tcp_lab import HTTP_URL, MiB, curl, random_file, sha256_file
 
 pytestmark = [pytest.mark.integration,

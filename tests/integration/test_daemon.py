@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-import lab
+from pystack_lab import lab
 
 pytestmark = pytest.mark.integration
 

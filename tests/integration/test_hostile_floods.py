@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import hostile_lab as hl
-import lab
+from pystack_lab import lab
 from tcp_lab import HTTP_URL, MiB, random_file
 
 pytestmark = pytest.mark.integration
@@ -340,7 +340,7 @@ def test_syn_flood_leaves_an_established_download_intact(daemon: hl.Observed, ww
           f"download still running when the flood ended: {still_running}")
     hl.report_rss("SYN flood", rss_before, rss_after, max(rss, default=0.0))
     for snap in samples:
-        assert not hl.soak.check_bounds(snap), hl.soak.check_bounds(snap)
+        assert not hl.observer.check_bounds(snap), hl.observer.check_bounds(snap)
     assert got == digest, "the download is not the file"
     assert still_running, "the download failed during the flood"
     assert half_open <= bound

@@ -4,7 +4,7 @@ pystack's echo service are all held, a random few still echo, and pystack's memo
 
 The kernel side is a client program (this file run with ``client``, in the test's namespace, with
 RLIMIT_NOFILE raised) that opens non-blocking sockets in batches and waits for each batch's
-handshakes with a selector, bounded in time. The daemon is observed (scripts/soak.py ``observe``)
+handshakes with a selector, bounded in time. The daemon is observed (pystack_lab.observer)
 so the test reads pystack's own count of established connections.
 """
 
@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 import hostile_lab as hl
-import lab
-import soak
+from pystack_lab import bench_lab, lab
 
 pytestmark = pytest.mark.integration
 
@@ -75,12 +74,12 @@ def test_many_idle_connections_are_held_and_cheap(ns: lab.Namespace, tmp_path: P
     the kernel closes them pystack's table empties."""
     with hl.observed_daemon(ns, "--echo", workdir=tmp_path) as daemon:
         time.sleep(1.0)  # let the daemon settle before the baseline
-        rss_before = soak.rss_kib(daemon.pid)
+        rss_before = bench_lab.rss_bytes(daemon.pid) / 1024
         client = Client(ns, count, seed=count)
         held = client.answer(timeout=60 + count / 20)
         assert held["failed"] == 0 and held["held"] == count, held
         snap = daemon.check_bounds()
-        rss_held = soak.rss_kib(daemon.pid)
+        rss_held = bench_lab.rss_bytes(daemon.pid) / 1024
         established = snap["sizes"]["tcp_established"]
         checked = client.command(f"check {CHECKED}", timeout=60)
         closed = client.close()

@@ -10,14 +10,13 @@ wire to the kernel in namespace P):
 - a path cut mid-download (the relay stopped): curl fails with its timeout, and pystack gives up
   on the connection with ETIMEDOUT after its retransmissions (RFC 9293 3.8.3, RFC 1122 4.2.3.5 R2).
   The default (15 retransmissions, minutes of backoff, like Linux) is shortened with the daemon's
-  own ``--tcp-max-retries 3``; the daemon runs under scripts/soak.py ``observe`` so that the test
+  own ``--tcp-max-retries 3``; the daemon runs under pystack_lab.observer so that the test
   sees its counters and connections while it runs.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,9 @@ from typing import Any
 import pytest
 
 import hostile_lab as hl
-import lab
-import soak
-from tcp_lab import HTTP_URL, impaired_wire_module, random_file, relay_lab, sha256_file
+from pystack_lab import impaired_wire as iw
+from pystack_lab import lab, observer
+from tcp_lab import HTTP_URL, random_file, relay_lab, sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +67,6 @@ def test_bad_path_transfers_are_intact_or_fail_cleanly(daemon_ready: None, tmp_p
     """256 KiB down and 256 KiB up through 20 % loss, 50 +- 10 ms delay, 25 % reordering, 1 %
     duplication and 0.1 % corruption each way: each ends within --max-time, intact or with a clear
     curl error; the daemon lives on."""
-    iw = impaired_wire_module()
     bad = iw.Impairment(loss=20, delay=50, jitter=10, reorder=25, duplicate=1, corrupt=0.1)
     www = tmp_path / "www"
     www.mkdir()
@@ -97,9 +95,8 @@ def test_bad_path_transfers_are_intact_or_fail_cleanly(daemon_ready: None, tmp_p
 
 
 def observed_command(snapshot: Path) -> list[str]:
-    """The daemon run through scripts/soak.py ``observe`` (snapshots of counters and tables)."""
-    return [sys.executable, str(Path(soak.__file__).resolve()), "observe",
-            "--snapshot", str(snapshot), "--interval", "0.25", "--"]
+    """The daemon run through pystack_lab.observer (snapshots of counters and tables)."""
+    return observer.observe_command(snapshot, 0.25)
 
 
 def test_cut_path_curl_times_out_and_pystack_gives_up(daemon_ready: None, tmp_path: Path,
@@ -107,7 +104,6 @@ def test_cut_path_curl_times_out_and_pystack_gives_up(daemon_ready: None, tmp_pa
     """A rate-limited download is cut mid-way by stopping the relay: curl ends with its timeout
     (exit 28) holding part of the file, and pystack, its retransmissions unanswered, ends the
     connection with ETIMEDOUT (counted) and holds no connection afterwards."""
-    iw = impaired_wire_module()
     www = tmp_path / "www"
     www.mkdir()
     size = 8 * 1024 * KiB

@@ -27,7 +27,7 @@ import dpkt
 import pytest
 
 import hostile_lab as hl
-import lab
+from pystack_lab import lab
 from tcp_lab import MiB, random_file
 
 pytestmark = pytest.mark.integration

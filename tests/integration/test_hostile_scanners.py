@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import hostile_lab as hl
-import lab
+from pystack_lab import lab
 from tcp_lab import HTTP_URL
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The impaired wire (scripts/impaired_wire.py), proved against kernel-only peers.
+"""The impaired wire (pystack_lab.impaired_wire), proved against kernel-only peers.
 
 Lab per test: namespace A (a0 192.0.2.2/24) -- veth -- a1 in R, R's b1 -- veth --
 b0 in P (192.0.2.1/24). The relay in R bridges a1 <-> b1, so every frame between A and
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -30,14 +29,10 @@ from typing import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "impaired_wire.py"
+from pystack_lab import impaired_wire as iw
+from pystack_lab.reference import ref_ones_sum
 
-_spec = importlib.util.spec_from_file_location("impaired_wire", SCRIPT)
-assert _spec is not None and _spec.loader is not None
-iw = importlib.util.module_from_spec(_spec)
-sys.modules["impaired_wire"] = iw  # dataclasses look their module up by name
-_spec.loader.exec_module(iw)
+RELAY = [sys.executable, "-m", "pystack_lab.impaired_wire"]
 
 ADDR_A = "192.0.2.2"
 ADDR_P = "192.0.2.1"
@@ -128,17 +123,6 @@ def test_bounded_queue_drops_and_counts() -> None:
     assert d.counters.queue_full == 15
 
 
-def _rfc1071(data: bytes) -> int:
-    """Reference ones-complement sum, word by word (RFC 1071 section 4.1)."""
-    if len(data) % 2:
-        data += b"\x00"
-    total = 0
-    for i in range(0, len(data), 2):
-        total += (data[i] << 8) | data[i + 1]
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 @pytest.mark.parametrize("length", [20, 21, 1460, 1461])
 @pytest.mark.parametrize("csum_offset", [16, 6])  # TCP, UDP
 def test_complete_checksum_matches_rfc1071(length: int, csum_offset: int) -> None:
@@ -158,7 +142,7 @@ def test_complete_checksum_matches_rfc1071(length: int, csum_offset: int) -> Non
         rest = bytearray(done[start:])
         rest[csum_offset:csum_offset + 2] = b"\x00\x00"
         rest += b"\x00" * (len(rest) % 2)  # an odd tail is padded with zero (RFC 793 3.1)
-        assert _rfc1071(bytes(rest) + pseudo.to_bytes(2, "big") + field.to_bytes(2, "big")) == 0xFFFF
+        assert ref_ones_sum(bytes(rest) + pseudo.to_bytes(2, "big") + field.to_bytes(2, "big")) == 0xFFFF
 
 
 def test_impairment_rejects_bad_values() -> None:
@@ -170,7 +154,7 @@ def test_impairment_rejects_bad_values() -> None:
 def test_cli_bad_flags_one_line_exit_2() -> None:
     for argv in (["--a", "x"], ["--a", "x", "--b", "y", "--loss", "150"],
                  ["--a", "x", "--b", "y", "--bogus"], ["--a", "x", "--b", "y", "--delay", "soon"]):
-        p = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True,
+        p = subprocess.run([*RELAY, *argv], capture_output=True, text=True,
                            timeout=30)
         assert p.returncode == 2, argv
         assert p.stdout == ""
@@ -465,7 +449,7 @@ def test_offloads_left_on_are_visible_in_the_counters() -> None:
 def test_cli_relays_until_sigterm_and_prints_counters() -> None:
     with three_namespaces() as lab:
         proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--netns", lab.r, "--a", "a1", "--b", "b1",
+            [*RELAY, "--netns", lab.r, "--a", "a1", "--b", "b1",
              "--delay", "1", "--seed", "3"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -492,7 +476,7 @@ def test_cli_relays_until_sigterm_and_prints_counters() -> None:
 @lab_test
 def test_cli_missing_interface_fails_with_one_line() -> None:
     with three_namespaces() as lab:
-        p = subprocess.run([sys.executable, str(SCRIPT), "--netns", lab.r, "--a", "a1",
+        p = subprocess.run([*RELAY, "--netns", lab.r, "--a", "a1",
                             "--b", "nosuch0"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
     assert p.stdout == ""

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import lab
+from pystack_lab import lab
 
 pytestmark = pytest.mark.integration
 

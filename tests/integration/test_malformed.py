@@ -19,7 +19,8 @@ from collections import Counter
 
 import pytest
 
-import lab
+from pystack_lab import lab
+from pystack_lab.reference import ref_checksum
 
 pytestmark = pytest.mark.integration
 
@@ -50,27 +51,17 @@ PLAN = {
 assert sum(PLAN.values()) == 10_000
 
 
-def checksum(data: bytes) -> int:
-    """RFC 1071 Internet checksum."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ipv4(payload: bytes, *, proto: int = 1, ident: int = 0, flags_offset: int = 0, dst: bytes = STACK,
          version: int = 4, ihl: int = 5, total: int | None = None, csum_xor: int = 0) -> bytes:
     total = 20 + len(payload) if total is None else total
     head = struct.pack("!BBHHHBBH4s4s", version << 4 | ihl, 0, total, ident, flags_offset, 64, proto, 0, HOST, dst)
-    csum = checksum(head) ^ csum_xor
+    csum = ref_checksum(head) ^ csum_xor
     return head[:10] + struct.pack("!H", csum) + head[12:] + payload
 
 
 def echo_request(ident: int, seq: int, data: bytes, *, csum_xor: int = 0) -> bytes:
     head = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-    csum = checksum(head + data) ^ csum_xor
+    csum = ref_checksum(head + data) ^ csum_xor
     return head[:2] + struct.pack("!H", csum) + head[4:] + data
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 
 pytestmark = pytest.mark.integration
 

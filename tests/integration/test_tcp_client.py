@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 from tcp_lab import EmbeddedClient, MiB, kernel_distrust, kernel_http_server, kernel_mib, random_file
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 from tcp_lab import HTTP_URL, MiB, curl, kernel_distrust, kernel_mib, random_file, sha256_file, wait_state
 
 pytestmark = pytest.mark.integration

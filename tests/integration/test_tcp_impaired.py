@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-import lab
-from tcp_lab import (HTTP_URL, MiB, curl, impaired_wire_module, nft_drops, nft_loss, random_file, relay_lab,
+from pystack_lab import impaired_wire as iw
+from pystack_lab import lab
+from tcp_lab import (HTTP_URL, MiB, curl, nft_drops, nft_loss, random_file, relay_lab,
                      sha256_file)
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,6 @@ def test_impaired_wire_everything_at_once(daemon_ready: None, tmp_path: Path, si
     pystack sends slowly on this path (its loss recovery falls back to RTOs often), so the 20 MiB
     run takes minutes and is marked slow; the 2 MiB run keeps the path in the main suite.
     """
-    iw = impaired_wire_module()
     bad = iw.Impairment(loss=5, delay=10, jitter=2, reorder=25, duplicate=1, corrupt=0.1)
     www = tmp_path / "www"
     www.mkdir()

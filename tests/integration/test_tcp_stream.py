@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 from tcp_lab import MiB, random_file, sha256_file, ss_tcp, wait_state
 
 pytestmark = pytest.mark.integration

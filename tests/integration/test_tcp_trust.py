@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 from tcp_lab import (DISTRUST, HTTP_URL, PAWS, MiB, capture, curl, kernel_distrust, kernel_mib, random_file,
                      sha256_file, tsval_regressions)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 import web_lab
 from web_lab import TAP, WWW, CampusLab, assert_one_line_error, random_mac, slow_test
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 import web_lab
 from web_lab import ALIAS, MANY, ROUTER_IP, TAP, WEB_IP, WWW, CampusLab, assert_one_line_error, random_mac
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import lab
+from pystack_lab import lab
 
 pytestmark = pytest.mark.integration
 

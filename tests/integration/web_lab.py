@@ -6,7 +6,7 @@ kernel's ``python3 -m http.server`` serves a directory of files. pystack is run 
 address of its own: it leases one, resolves names at dnsmasq and fetches through the router.
 
 Everything is made with pyroute2 in namespaces with a random suffix, and removed in a ``finally``;
-dnsmasq and the web server are started by PID (scripts/lab.py) and stopped by PID.
+dnsmasq and the web server are started by PID (pystack_lab.lab) and stopped by PID.
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyroute2 import netns
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-import lab  # noqa: E402
-from pyroute2 import netns  # noqa: E402
+from pystack_lab import lab
 
 TAP = "pst0"
 ROUTER_IP = "192.0.2.1"

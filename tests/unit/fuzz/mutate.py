@@ -15,26 +15,14 @@ import random
 import struct
 from collections.abc import Callable, Sequence
 
+from pystack_lab.reference import ref_checksum, ref_ones_sum
+
 ETH_LEN = 14
 ETH_IPV4 = 0x0800
 ETH_ARP = 0x0806
 PROTO_ICMP, PROTO_TCP, PROTO_UDP = 1, 6, 17
 GIANT_LIMIT = 200_000
 """Largest frame the fuzzer makes (a TAP read buffer is at most 64 KiB; this is beyond any)."""
-
-
-def ones_complement_sum(data: bytes | bytearray, initial: int = 0) -> int:
-    """RFC 1071 sum, folded to 16 bits."""
-    if len(data) % 2:
-        data = bytes(data) + b"\0"
-    total = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def checksum(data: bytes | bytearray, initial: int = 0) -> int:
-    return ~ones_complement_sum(data, initial) & 0xFFFF
 
 
 def ip_layout(frame: bytes | bytearray) -> tuple[int, int, int] | None:
@@ -58,22 +46,22 @@ def fix_checksums(frame: bytearray) -> bytearray:
         return frame
     ihl, end, proto = layout
     struct.pack_into("!H", frame, ETH_LEN + 10, 0)
-    struct.pack_into("!H", frame, ETH_LEN + 10, checksum(frame[ETH_LEN:ETH_LEN + ihl]))
+    struct.pack_into("!H", frame, ETH_LEN + 10, ref_checksum(frame[ETH_LEN:ETH_LEN + ihl]))
     flags_offset = struct.unpack_from("!H", frame, ETH_LEN + 6)[0]
     if flags_offset & 0x3FFF:
         return frame  # a fragment: its transport checksum covers the whole datagram
     start = ETH_LEN + ihl
     seg = frame[start:end]
-    pseudo = ones_complement_sum(frame[ETH_LEN + 12:ETH_LEN + 20] + struct.pack("!BBH", 0, proto, len(seg)))
+    pseudo = ref_ones_sum(frame[ETH_LEN + 12:ETH_LEN + 20] + struct.pack("!BBH", 0, proto, len(seg)))
     where = {PROTO_ICMP: 2, PROTO_UDP: 6, PROTO_TCP: 16}.get(proto)
     if where is None or len(seg) < where + 2:
         return frame
     struct.pack_into("!H", frame, start + where, 0)
     seg = frame[start:end]
     if proto == PROTO_ICMP:
-        value = checksum(seg)
+        value = ref_checksum(seg)
     else:
-        value = checksum(seg, pseudo)
+        value = ref_checksum(seg, pseudo)
         if proto == PROTO_UDP and value == 0:
             value = 0xFFFF  # RFC 768: a computed zero is sent as all ones
     struct.pack_into("!H", frame, start + where, value)
@@ -296,7 +284,7 @@ def forge_tcp(dst_mac: bytes, src_mac: bytes, src_ip: int, dst_ip: int, sport: i
     tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
                                 (20 + len(options)) // 4 << 4, flags, window, 0, 0) + options + payload)
     pseudo = struct.pack("!IIBBH", src_ip, dst_ip, 0, PROTO_TCP, len(tcp))
-    struct.pack_into("!H", tcp, 16, checksum(pseudo + tcp))
+    struct.pack_into("!H", tcp, 16, ref_checksum(pseudo + tcp))
     ip = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(tcp), ident, 0x4000, 64, PROTO_TCP, 0, src_ip, dst_ip))
-    struct.pack_into("!H", ip, 10, checksum(ip))
+    struct.pack_into("!H", ip, 10, ref_checksum(ip))
     return dst_mac + src_mac + b"\x08\x00" + bytes(ip) + bytes(tcp)

@@ -12,8 +12,10 @@ import struct
 
 from hypothesis import strategies as st
 
+from pystack_lab.reference import ref_checksum
+
 from .corpus import A_IP, A_MAC, B_IP, B_MAC
-from .mutate import IPV4_OPTIONS, TCP_OPTIONS, checksum, fix_checksums
+from .mutate import IPV4_OPTIONS, TCP_OPTIONS, fix_checksums
 
 u8 = st.integers(0, 0xFF)
 u16 = st.one_of(st.sampled_from([0, 1, 0x7FFF, 0x8000, 0xFFFF]), st.integers(0, 0xFFFF))
@@ -39,7 +41,7 @@ def tcp_segments(draw: st.DrawFn, src: int, dst: int) -> bytes:
     seg = bytearray(head + opts + body)
     if draw(st.integers(0, 9)):  # mostly a right checksum
         pseudo = struct.pack("!IIBBH", src, dst, 0, 6, len(seg))
-        struct.pack_into("!H", seg, 16, checksum(pseudo + seg))
+        struct.pack_into("!H", seg, 16, ref_checksum(pseudo + seg))
     return bytes(seg)
 
 
@@ -50,7 +52,7 @@ def udp_datagrams(draw: st.DrawFn, src: int, dst: int) -> bytes:
     seg = bytearray(struct.pack("!HHHH", draw(ports), draw(ports), length, 0) + body)
     if draw(st.integers(0, 9)):
         pseudo = struct.pack("!IIBBH", src, dst, 0, 17, len(seg))
-        struct.pack_into("!H", seg, 6, checksum(pseudo + seg) or 0xFFFF)
+        struct.pack_into("!H", seg, 6, ref_checksum(pseudo + seg) or 0xFFFF)
     return bytes(seg)
 
 
@@ -61,7 +63,7 @@ def icmp_messages(draw: st.DrawFn, quote: bytes = b"") -> bytes:
     body = quote if quote and mtype in (3, 11, 12) and draw(st.booleans()) else draw(payloads)
     msg = bytearray(struct.pack("!BBHI", mtype, code, 0, draw(u32)) + body)
     if draw(st.integers(0, 9)):
-        struct.pack_into("!H", msg, 2, checksum(msg))
+        struct.pack_into("!H", msg, 2, ref_checksum(msg))
     return bytes(msg)
 
 
@@ -92,7 +94,7 @@ def ipv4_datagrams(draw: st.DrawFn) -> bytes:
                        proto, 0, src, dst)
     dgram = bytearray(head + opts)
     if draw(st.integers(0, 9)):
-        struct.pack_into("!H", dgram, 10, checksum(dgram))
+        struct.pack_into("!H", dgram, 10, ref_checksum(dgram))
     return bytes(dgram + payload)
 
 

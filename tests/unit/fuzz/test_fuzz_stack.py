@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 
 from pystack.apps.udp_echo import UdpEcho
 from pystack.stack import Stack
+from pystack_lab.reference import ref_checksum, ref_ones_sum
 
 from .corpus import A_IP, A_MAC, B_IP, B_MAC, corpus, examples, make_pair, record_session
-from .mutate import ETH_LEN, checksum, ip_layout, mutate, ones_complement_sum
+from .mutate import ETH_LEN, ip_layout, mutate
 from .strategies import ethernet_frames
 
 DROP_KEY = re.compile(r"^drop\.[a-z0-9_]+\.[a-z0-9_]+$")
@@ -80,7 +81,7 @@ def sent_problems(frame: bytes, mac: bytes = A_MAC, ip: int = A_IP, mtu: int = 1
         problems.append(f"total length {total} for a {len(frame) - ETH_LEN}-byte datagram")
     if total > mtu:
         problems.append(f"{total}-byte datagram over the {mtu}-byte MTU")
-    if checksum(frame[ETH_LEN:ETH_LEN + ihl]) != 0:
+    if ref_checksum(frame[ETH_LEN:ETH_LEN + ihl]) != 0:
         problems.append("bad IPv4 header checksum")
     if struct.unpack_from("!I", frame, ETH_LEN + 12)[0] != ip:
         problems.append("source address is not ours")
@@ -89,11 +90,11 @@ def sent_problems(frame: bytes, mac: bytes = A_MAC, ip: int = A_IP, mtu: int = 1
     if struct.unpack_from("!H", frame, ETH_LEN + 6)[0] & 0x3FFF:
         return problems  # a fragment: the transport checksum covers the whole datagram
     seg = frame[ETH_LEN + ihl:end]
-    if proto == 1 and checksum(seg) != 0:
+    if proto == 1 and ref_checksum(seg) != 0:
         problems.append("bad ICMP checksum")
     elif proto in (6, 17):
-        pseudo = ones_complement_sum(frame[ETH_LEN + 12:ETH_LEN + 20] + struct.pack("!BBH", 0, proto, len(seg)))
-        if checksum(seg, pseudo) != 0:
+        pseudo = ref_ones_sum(frame[ETH_LEN + 12:ETH_LEN + 20] + struct.pack("!BBH", 0, proto, len(seg)))
+        if ref_checksum(seg, pseudo) != 0:
             problems.append(f"bad {'TCP' if proto == 6 else 'UDP'} checksum")
     return problems
 
@@ -186,9 +187,9 @@ def test_frames_of_every_size(size: int) -> None:
     stack, clock = fuzz_target()
     rng = random.Random(size)
     echo = bytearray(struct.pack("!BBHI", 8, 0, 0, 1) + rng.randbytes(max(0, min(size, 65535) - 42)))
-    struct.pack_into("!H", echo, 2, checksum(echo))
+    struct.pack_into("!H", echo, 2, ref_checksum(echo))
     ip = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, min(20 + len(echo), 0xFFFF), 1, 0, 64, 1, 0, B_IP, A_IP))
-    struct.pack_into("!H", ip, 10, checksum(ip))
+    struct.pack_into("!H", ip, 10, ref_checksum(ip))
     frame = (A_MAC + B_MAC + b"\x08\x00" + ip + echo + rng.randbytes(max(0, size - 65535)))[:size]
     feed(stack, clock, [frame])
 
@@ -235,9 +236,9 @@ def test_echo_request_from_off_subnet_without_gateway_is_dropped_and_counted() -
     exception out of the core."""
     stack, clock = fuzz_target(gateway=False)
     echo = bytearray(struct.pack("!BBHI", 8, 0, 0, 0x00010001) + bytes(32))
-    struct.pack_into("!H", echo, 2, checksum(echo))
+    struct.pack_into("!H", echo, 2, ref_checksum(echo))
     ip = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(echo), 1, 0, 64, 1, 0, 0xC6336407, A_IP))
-    struct.pack_into("!H", ip, 10, checksum(ip))  # from 198.51.100.7
+    struct.pack_into("!H", ip, 10, ref_checksum(ip))  # from 198.51.100.7
     stack.receive_frame(A_MAC + B_MAC + b"\x08\x00" + ip + echo, clock.now)
     assert stack.counters["drop.internal_error"] == 0, dict(stack.counters.drops())
 
@@ -251,9 +252,9 @@ def test_tcp_to_a_broadcast_address_is_dropped(dst: int, flags: int, port: int) 
     stack.arp.update(B_IP, B_MAC, clock.now, create=True)  # so any answer would go out at once
     segment = struct.pack("!HHIIBBHHH", 40000, port, 1000, 5000, 5 << 4, flags, 65535, 0, 0)
     pseudo = struct.pack("!IIBBH", B_IP, dst, 0, 6, len(segment))
-    segment = segment[:16] + struct.pack("!H", checksum(pseudo + segment)) + segment[18:]
+    segment = segment[:16] + struct.pack("!H", ref_checksum(pseudo + segment)) + segment[18:]
     ip = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(segment), 1, 0, 64, 6, 0, B_IP, dst))
-    struct.pack_into("!H", ip, 10, checksum(ip))
+    struct.pack_into("!H", ip, 10, ref_checksum(ip))
     stack.receive_frame(b"\xff" * 6 + B_MAC + b"\x08\x00" + ip + segment, clock.now)
     answers = stack.frames_to_send()
     assert not answers and not stack.tcp.connections, [sent_problems(a) for a in answers]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
 
 from pystack.config import StackConfig
 from pystack.stack import Stack

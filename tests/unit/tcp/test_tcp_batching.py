@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from tcp_harness import Solo
-from tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
+from .tcp_harness import Solo
+from .tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
 from pystack.tcp import TcpConfig
 from pystack.tcp.connection import Connection

@@ -4,8 +4,8 @@ zero-window probing, Nagle, SWS avoidance, MSS, PAWS."""
 from __future__ import annotations
 
 import pytest
-from tcp_harness import IP_B, LOCAL_PORT, Solo
-from tcp_helpers import PEER_ISS, active, passive
+from .tcp_harness import IP_B, LOCAL_PORT, Solo
+from .tcp_helpers import PEER_ISS, active, passive
 
 from pystack.tcp import State, TcpConfig
 from pystack.wire import tcp as wire

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from tcp_harness import Solo
-from tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
+from .tcp_harness import Solo
+from .tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
 from pystack.tcp import State, TcpConfig
 from pystack.tcp.connection import Connection

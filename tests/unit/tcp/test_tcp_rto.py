@@ -6,8 +6,8 @@ from __future__ import annotations
 import errno
 
 import pytest
-from tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
-from tcp_helpers import PEER_ISS
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
+from .tcp_helpers import PEER_ISS
 
 from pystack.tcp import State, TcpConfig
 from pystack.wire import tcp as wire

@@ -6,8 +6,8 @@ import errno
 
 import pytest
 
-from tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo, drain
-from tcp_helpers import PEER_ISS, passive
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo, drain
+from .tcp_helpers import PEER_ISS, passive
 
 from pystack.tcp import State, TcpConfig
 from pystack.wire.tcp import ACK, FIN, SYN

@@ -7,7 +7,7 @@ import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcp_harness import IP_A, IP_B, Impairment, Net, drain
+from .tcp_harness import IP_A, IP_B, Impairment, Net, drain
 
 from pystack.tcp import State, TcpConfig
 

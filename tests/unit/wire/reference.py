@@ -1,8 +1,5 @@
-"""Shared pieces of the wire tests: an independent RFC 1071 checksum, strategies and assertion helpers.
-
-The reference checksum is written the slow, obvious way (a loop over 16-bit words with end-around
-carry, RFC 1071 section 4.1) so that it shares nothing with pystack's big-integer trick.
-"""
+"""Shared pieces of the wire tests: strategies and assertion helpers (the reference checksum is
+pystack_lab.reference's)."""
 
 from __future__ import annotations
 
@@ -15,25 +12,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from pystack.wire.errors import WireError
+from pystack_lab.reference import ref_checksum
 
 # Bounded so the whole folder stays fast; the deadline is off because timing is not what we test.
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def ref_ones_sum(data: bytes, initial: int = 0) -> int:
-    """RFC 1071 section 4.1: add 16-bit words, pad an odd byte with zero, fold carries back in."""
-    total = initial
-    padded = bytes(data) + (b"\x00" if len(data) % 2 else b"")
-    for i in range(0, len(padded), 2):
-        total += (padded[i] << 8) | padded[i + 1]
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def ref_checksum(data: bytes, initial: int = 0) -> int:
-    return ~ref_ones_sum(data, initial) & 0xFFFF
 
 
 def pseudo_header(src: int, dst: int, protocol: int, length: int) -> bytes:

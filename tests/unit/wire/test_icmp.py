@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from pystack.wire import icmp, ipv4, udp
 from pystack.wire.checksum import is_valid
 from pystack.wire.icmp import HEADER_LEN, TYPE_DEST_UNREACHABLE, TYPE_ECHO_REPLY, TYPE_ECHO_REQUEST
+from pystack_lab.reference import ref_checksum, ref_ones_sum
 
-from .reference import FUZZ, PROPERTY, flip_bit, parses_or_rejects, payloads, ref_checksum, ref_ones_sum, rejects, u8, u16, u32, with_word
+from .reference import FUZZ, PROPERTY, flip_bit, parses_or_rejects, payloads, rejects, u8, u16, u32, with_word
 
 SRC = 0xC0000201
 DST = 0xC0000202

@@ -1,6 +1,6 @@
 """The labs the extra rows of ``make bench`` share: the kernel on both ends of a veth pair, pystack on its TAP.
 
-Both are thin shapes over scripts/lab.py (throwaway namespaces with a random suffix, processes stopped by PID,
+Both are thin shapes over pystack_lab.lab (throwaway namespaces with a random suffix, processes stopped by PID,
 everything removed on the way out). The kernel pair can have its offloads turned off, so that "plain frames"
 means the same on both sides of a comparison: no TSO/GSO super-frames, no GRO, no checksum offload.
 """
@@ -11,17 +11,12 @@ import contextlib
 import os
 import select
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import impaired_wire  # noqa: E402
-import lab  # noqa: E402
+from pystack_lab import impaired_wire, lab
 
-SCRIPTS = Path(__file__).resolve().parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
