@@ -1,6 +1,6 @@
 """The test lab: throwaway network namespaces, veth pairs, and the pystack daemon run inside them.
 
-Shared by the integration tests, ``make demo`` and ``make bench`` (see shared/lab.md). Links, addresses and
+Shared by the integration tests, ``make demo`` and ``make bench`` (see docs/lab.md). Links, addresses and
 routes are made with pyroute2 netlink calls, never by parsing ``ip`` output. Every namespace gets a random
 suffix and is removed in a ``finally``; every process started in one is remembered by PID and stopped by PID.
 Nothing here addresses anything outside the namespaces it made.
@@ -30,7 +30,7 @@ from pyroute2 import IPRoute, netns
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The single-namespace lab shape (shared/lab.md, "Two shapes of lab").
+# The single-namespace lab shape (docs/lab.md, "Two shapes of lab").
 TAP = "pst0"
 HOST_IP = "192.0.2.1"
 STACK_IP = "192.0.2.2"

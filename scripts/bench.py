@@ -1,6 +1,6 @@
 """``make bench``: how far pystack is from the kernel, and from the least a Python program can do.
 
-Every row is measured in the same run for each system, each in its own throwaway namespaces (shared/lab.md):
+Every row is measured in the same run for each system, each in its own throwaway namespaces (docs/lab.md):
   pystack  the daemon on its TAP (single-namespace lab shape), its servers: echo, discard, HTTP;
   kernel   the Linux stack itself, over a veth pair between two namespaces (the ceiling), with Python servers;
   floor    scripts/floor.py, a bare Python loop that swaps fields of ARP and echo requests on a TAP (ping only);

@@ -1,4 +1,4 @@
-"""The loss x delay matrix of ``make bench``: a TCP download through the impaired wire (shared/lab.md).
+"""The loss x delay matrix of ``make bench``: a TCP download through the impaired wire (docs/lab.md).
 
 This kernel has no netem, so loss and delay come from scripts/impaired_wire.py, a Python relay bridging two
 interfaces of namespace R with AF_PACKET sockets. The client (curl) is the kernel in namespace P

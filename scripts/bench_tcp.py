@@ -1,6 +1,6 @@
 """The TCP rows of ``make bench``: curl and a Python HTTP client against pystack and against the kernel.
 
-Two targets, each in throwaway namespaces (shared/lab.md), with the same client commands for both:
+Two targets, each in throwaway namespaces (docs/lab.md), with the same client commands for both:
   pystack  ``pystack run --http DIR --echo --discard`` on its TAP; the kernel's curl in the same namespace;
   kernel   scripts/bench_kernel_server.py (``python3 -m http.server`` plus ``POST /sha256``) in one namespace,
            curl in another, over a veth pair.

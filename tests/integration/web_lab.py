@@ -1,4 +1,4 @@
-"""The campus and web lab (shared/lab.md, shape 2) for the web-flow tests (test_web_*.py).
+"""The campus and web lab (docs/lab.md, shape 2) for the web-flow tests (test_web_*.py).
 
 ``…-lan`` holds the persistent TAP ``pst0`` (192.0.2.1/24, the router), dnsmasq bound to it for DHCP and
 DNS, and IPv4 forwarding; a veth pair joins it to ``…-web`` (198.51.100.1 <-> 198.51.100.80/24), where the
