@@ -1,21 +1,31 @@
 """BSD-shaped sockets that ordinary threads use while the stack runs in its loop thread.
 
-``socket(runtime, AF_INET, SOCK_STREAM)`` or ``SOCK_DGRAM``, then the usual calls. Errors are
-``OSError`` with the errno the kernel would give. Each call takes the runtime's lock, changes the
-sans-I/O state, flushes what the stack produced and wakes the loop; blocking calls wait on the
-runtime's condition, which the loop notifies after every iteration.
+``socket(runtime, AF_INET, SOCK_STREAM)`` or ``SOCK_DGRAM``, then the calls of Python's socket objects,
+failing as a kernel socket does: ``OSError`` with the kernel's errno (EBADF after close, ENOTCONN,
+EISCONN, EADDRINUSE, ...), ``TimeoutError`` and ``BlockingIOError``. Each call takes the runtime's lock,
+changes the sans-I/O state, flushes what the stack produced and wakes the loop; blocking calls wait on
+the runtime's condition, which the loop notifies after every iteration. ``fileno()`` is a kernel
+descriptor that select, poll and asyncio can wait on (pystack/api/readiness.py).
+
+Addresses here are IPv4 literals; :mod:`pystack.socket` puts the standard library module's shape over
+these classes (one class for both types, names resolved, ``makefile``, the module functions).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import ipaddress
 import os
 import socket as _socket
+import struct
 import time
+import weakref
 from typing import Any, Callable, TypeVar
 
+from pystack.api.readiness import Readiness
 from pystack.runtime import Runtime
+from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
 from pystack.tcp.listener import Listener
 from pystack.tcp.state import State
@@ -24,18 +34,45 @@ from pystack.udp.endpoint import MAX_PAYLOAD, UdpEndpoint
 AF_INET = _socket.AF_INET
 SOCK_DGRAM = _socket.SOCK_DGRAM
 SOCK_STREAM = _socket.SOCK_STREAM
+IPPROTO_TCP = _socket.IPPROTO_TCP
+IPPROTO_UDP = _socket.IPPROTO_UDP
 SOL_SOCKET = _socket.SOL_SOCKET
 SO_KEEPALIVE = _socket.SO_KEEPALIVE
 SO_REUSEADDR = _socket.SO_REUSEADDR
 SO_ERROR = _socket.SO_ERROR
-IPPROTO_TCP = _socket.IPPROTO_TCP
+SO_LINGER = _socket.SO_LINGER
+SO_RCVBUF = _socket.SO_RCVBUF
+SO_SNDBUF = _socket.SO_SNDBUF
+SO_BROADCAST = _socket.SO_BROADCAST
+SO_TYPE = _socket.SO_TYPE
 TCP_NODELAY = _socket.TCP_NODELAY
+TCP_KEEPIDLE = _socket.TCP_KEEPIDLE
+TCP_KEEPINTVL = _socket.TCP_KEEPINTVL
+TCP_KEEPCNT = _socket.TCP_KEEPCNT
+TCP_MAXSEG = _socket.TCP_MAXSEG
+TCP_INFO = _socket.TCP_INFO
 SHUT_RD = _socket.SHUT_RD
 SHUT_WR = _socket.SHUT_WR
 SHUT_RDWR = _socket.SHUT_RDWR
+MSG_PEEK = _socket.MSG_PEEK
+MSG_DONTWAIT = _socket.MSG_DONTWAIT
+MSG_WAITALL = _socket.MSG_WAITALL
+_SEND_FLAGS = MSG_DONTWAIT | _socket.MSG_NOSIGNAL | _socket.MSG_MORE
+"""MSG_NOSIGNAL: pystack raises no SIGPIPE anyway. MSG_MORE: a hint; Nagle does the corking."""
+_RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL
 
 timeout = _socket.timeout
 T = TypeVar("T")
+
+_BUFFER_MIN = 4096
+"""Least SO_RCVBUF/SO_SNDBUF taken (Linux's minimums are 2304 and 4608 bytes)."""
+_KEEPALIVE_MAX = 32767
+"""Largest TCP_KEEPIDLE/INTVL/CNT Linux takes (MAX_TCP_KEEPIDLE ...)."""
+_LINUX_TCP_STATES = {State.ESTABLISHED: 1, State.SYN_SENT: 2, State.SYN_RECEIVED: 3, State.FIN_WAIT_1: 4,
+                     State.FIN_WAIT_2: 5, State.TIME_WAIT: 6, State.CLOSED: 7, State.CLOSE_WAIT: 8,
+                     State.LAST_ACK: 9, State.LISTEN: 10, State.CLOSING: 11}
+_TCP_INFO = struct.Struct("=8B24I")
+"""The first 104 bytes of Linux's struct tcp_info (up to tcpi_total_retrans), the layout tools parse."""
 
 
 def _ip(host: str) -> int:
@@ -54,7 +91,32 @@ def _addr(value: int, port: int) -> tuple[str, int]:
 
 
 def _oserror(err: int) -> OSError:
+    """The exception the kernel's errno becomes in Python (ConnectionResetError for ECONNRESET ...)."""
     return OSError(err, os.strerror(err))
+
+
+def _flags(flags: int, allowed: int) -> int:
+    if flags & ~allowed:
+        raise OSError(errno.EOPNOTSUPP, f"flags {flags & ~allowed:#x} are not supported by pystack")
+    return flags
+
+
+def _int_option(value: int | bytes | bytearray | memoryview) -> int:
+    if isinstance(value, int):
+        return value
+    if len(value) < 4:
+        raise _oserror(errno.EINVAL)
+    return int(struct.unpack_from("i", value)[0])
+
+
+def _option_result(value: int | bytes, buflen: int | None) -> int | bytes:
+    """getsockopt's answer: an int, or with ``buflen`` the option's bytes as the kernel copies them out."""
+    if buflen is None:
+        return value if isinstance(value, int) else int(struct.unpack_from("i", value)[0])
+    if not 0 <= buflen <= 1024:
+        raise OSError(errno.EINVAL, "getsockopt buflen out of range")
+    raw = struct.pack("i", value) if isinstance(value, int) else value
+    return raw[:buflen]
 
 
 def socket(runtime: Runtime, family: int = AF_INET, type: int = SOCK_STREAM) -> UdpSocket | TcpSocket:
@@ -68,45 +130,141 @@ def socket(runtime: Runtime, family: int = AF_INET, type: int = SOCK_STREAM) -> 
     raise OSError(errno.EPROTONOSUPPORT, "only SOCK_STREAM and SOCK_DGRAM")
 
 
+def _hook(sock: _Base) -> Callable[..., None]:
+    """The stack's on_event for ``sock``'s connection, listener or endpoint: keeps the descriptor's
+    readiness current. A weak reference, so that the stack's tables do not keep the socket alive."""
+    ref = weakref.ref(sock)
+
+    def on_event(*_args: Any) -> None:
+        owner = ref()
+        if owner is not None:
+            owner._refresh()
+
+    return on_event
+
+
 class _Base:
+    type = 0
+    proto = 0
+
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
         self._timeout: float | None = None
         self._closed = False
+        self._ready: Readiness | None = None
+        self._reuseaddr = False
+        self._shut_rd = False
 
+    # -- blocking and timeouts
     def settimeout(self, value: float | None) -> None:
-        if value is not None and value < 0:
-            raise ValueError("Timeout value out of range")
+        if value is not None:
+            value = float(value)
+            if value < 0:
+                raise ValueError("Timeout value out of range")
+        self._check_open()
         self._timeout = value
 
     def gettimeout(self) -> float | None:
         return self._timeout
 
     def setblocking(self, flag: bool) -> None:
-        self._timeout = None if flag else 0.0
+        self.settimeout(None if flag else 0.0)
+
+    def getblocking(self) -> bool:
+        return self._timeout != 0.0
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise _oserror(errno.EBADF)
 
     def _after(self) -> None:
         """After a change made from a user thread: send what it produced, wake waiters and the loop."""
         self._rt.flush()
         self._rt.changed.notify_all()
         self._rt.wake()
+        self._refresh()
 
-    def _wait(self, attempt: Callable[[], T | None]) -> T:
-        """Call ``attempt`` under the lock until it returns non-None, honouring the timeout."""
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+    def _wait(self, attempt: Callable[[], T | None], nonblocking: bool = False, deadline: float | None = None) -> T:
+        """Call ``attempt`` under the lock until it returns non-None, honouring the timeout (or ``deadline``)."""
+        limit = 0.0 if nonblocking else self._timeout
+        if deadline is None and limit is not None:
+            deadline = time.monotonic() + limit
         with self._rt.lock:
             while True:
+                self._check_open()  # closed by another thread while this one waited
                 result = attempt()
                 if result is not None:
+                    self._refresh()
                     return result
-                if self._closed:
-                    raise _oserror(errno.EBADF)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    if self._timeout == 0:
+                    if limit == 0:
                         raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                     raise timeout("timed out")
                 self._rt.changed.wait(remaining)
+
+    # -- the descriptor
+    def fileno(self) -> int:
+        """A kernel descriptor readable and writable exactly when this socket is; -1 once closed."""
+        with self._rt.lock:
+            if self._closed:
+                return -1
+            if self._ready is None:
+                self._ready = Readiness()
+                self._refresh()
+            return self._ready.fileno()
+
+    def _refresh(self) -> None:
+        """Under the lock, whenever readiness may have changed: the descriptor follows."""
+        if self._ready is not None:
+            self._ready.set(*self._readiness())
+
+    def _readiness(self) -> tuple[bool, bool]:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        if self._ready is not None:
+            self._ready.close()
+            self._ready = None
+
+    # -- the calls every type shares, made of the others
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        raise NotImplementedError
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+        raise NotImplementedError
+
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        raise NotImplementedError
+
+    def sendto(self, data: bytes | bytearray | memoryview, flags_or_address: Any, address: Any = None) -> int:
+        raise NotImplementedError
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes > len(view):
+            raise ValueError("buffer too small for requested bytes")
+        data = self.recv(nbytes or len(view), flags)
+        view[:len(data)] = data
+        return len(data)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, tuple[str, int] | None]:
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        if nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
+        data, address = self.recvfrom(nbytes or len(view), flags)
+        view[:len(data)] = data
+        return len(data), address
+
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: tuple[str, int] | None = None) -> int:
+        if list(ancdata):
+            raise OSError(errno.EINVAL, "pystack sockets take no ancillary data")
+        data = b"".join(buffers)
+        return self.send(data, flags) if address is None else self.sendto(data, flags, address)
 
     def __enter__(self: T) -> T:
         return self
@@ -114,140 +272,365 @@ class _Base:
     def __exit__(self, *exc: Any) -> None:
         self.close()  # type: ignore[attr-defined]
 
+    def _check_local(self, ip: int) -> None:
+        """bind() takes 0.0.0.0 or the stack's own address (EADDRNOTAVAIL otherwise, as the kernel)."""
+        if ip and ip != self._rt.stack.address:
+            raise _oserror(errno.EADDRNOTAVAIL)
+
+    def _common_option(self, level: int, option: int) -> int | None:
+        if level == SOL_SOCKET:
+            if option == SO_TYPE:
+                return self.type
+            if option == SO_REUSEADDR:
+                return int(self._reuseaddr)
+            if option == _socket.SO_DOMAIN:
+                return AF_INET
+            if option == _socket.SO_PROTOCOL:
+                return IPPROTO_TCP if self.type == SOCK_STREAM else IPPROTO_UDP
+        return None
+
 
 class UdpSocket(_Base):
     """A UDP socket on pystack."""
 
+    type = SOCK_DGRAM
+    proto = IPPROTO_UDP
+
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         self._endpoint: UdpEndpoint | None = None
+        self._broadcast = False
 
     def _bound(self) -> UdpEndpoint:
-        if self._closed:
-            raise _oserror(errno.EBADF)
+        self._check_open()
         if self._endpoint is None:
-            self._endpoint = self._rt.stack.udp.bind(0, 0)
+            self._take(self._rt.stack.udp.bind(0, 0))
+        assert self._endpoint is not None
         return self._endpoint
 
+    def _take(self, endpoint: UdpEndpoint) -> None:
+        self._endpoint = endpoint
+        endpoint.on_event = _hook(self)
+
+    def _readiness(self) -> tuple[bool, bool]:
+        ep = self._endpoint
+        return (ep is not None and (bool(ep.queue) or bool(ep.error))) or self._shut_rd, True
+
     def bind(self, address: tuple[str, int]) -> None:
+        ip, port = _ip(address[0]), address[1]
         with self._rt.lock:
+            self._check_open()
             if self._endpoint is not None:
-                raise OSError(errno.EINVAL, "already bound")
-            self._endpoint = self._rt.stack.udp.bind(_ip(address[0]), address[1])
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            self._check_local(ip)
+            self._take(self._rt.stack.udp.bind(ip, port))
 
     def connect(self, address: tuple[str, int]) -> None:
+        remote = (_ip(address[0]), address[1])
         with self._rt.lock:
-            self._bound().connect((_ip(address[0]), address[1]))
+            self._bound().connect(remote)
+            self._refresh()
+
+    def connect_ex(self, address: tuple[str, int]) -> int:
+        try:
+            self.connect(address)
+        except OSError as exc:
+            return exc.errno or errno.EINVAL
+        return 0
 
     def getsockname(self) -> tuple[str, int]:
         with self._rt.lock:
+            self._check_open()
+            ep = self._endpoint
+            if ep is None:
+                return ("0.0.0.0", 0)
+            ip = ep.local_ip
+            if not ip and ep.remote is not None:  # connected: the address the datagrams leave from
+                ip = self._rt.stack.source_for(ep.remote[0]) or 0
+            return _addr(ip, ep.port)
+
+    def getpeername(self) -> tuple[str, int]:
+        with self._rt.lock:
+            self._check_open()
+            if self._endpoint is None or self._endpoint.remote is None:
+                raise _oserror(errno.ENOTCONN)
+            return _addr(*self._endpoint.remote)
+
+    def sendto(self, data: bytes | bytearray | memoryview, flags_or_address: Any, address: Any = None) -> int:
+        flags, target = (0, flags_or_address) if address is None else (flags_or_address, address)
+        _flags(flags, _SEND_FLAGS)
+        ip, port = _ip(target[0]), target[1]
+        with self._rt.lock:
             ep = self._bound()
-            return _addr(ep.local_ip or (self._rt.stack.address or 0), ep.port)
-
-    def sendto(self, data: bytes, address: tuple[str, int]) -> int:
-        with self._rt.lock:
-            n = self._bound().sendto(data, (_ip(address[0]), address[1]), self._rt.now())
+            stack = self._rt.stack
+            if (ip == 0xFFFFFFFF or ip == stack.broadcast) and not self._broadcast:
+                raise _oserror(errno.EACCES)  # as the kernel: broadcast only with SO_BROADCAST
+            try:
+                n = ep.sendto(data, (ip, port), self._rt.now())
+            except OSError as exc:
+                raise _oserror(exc.errno or errno.EINVAL) from None
             self._after()
             return n
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        _flags(flags, _SEND_FLAGS)
         with self._rt.lock:
-            n = self._bound().sendto(data, None, self._rt.now())
+            ep = self._bound()
+            try:
+                n = ep.sendto(data, None, self._rt.now())
+            except OSError as exc:
+                raise _oserror(exc.errno or errno.EINVAL) from None
             self._after()
             return n
 
-    def recvfrom(self, bufsize: int = MAX_PAYLOAD) -> tuple[bytes, tuple[str, int]]:
+    def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
+        self.send(data, flags)
+
+    def recvfrom(self, bufsize: int = MAX_PAYLOAD, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        _flags(flags, MSG_PEEK | MSG_DONTWAIT)
+        ep = self._bound()
+        if self._shut_rd:
+            return b"", None
+
         def attempt() -> tuple[bytes, tuple[str, int]] | None:
-            got = self._bound().recvfrom()
-            if got is None:
-                return None
-            data, (ip, port) = got
+            if flags & MSG_PEEK and ep.queue and not ep.error:
+                data, (ip, port) = ep.queue[0]
+            else:
+                try:
+                    got = ep.recvfrom()
+                except OSError as exc:
+                    raise _oserror(exc.errno or errno.EINVAL) from None
+                if got is None:
+                    return None
+                data, (ip, port) = got
             return data[:bufsize], _addr(ip, port)
 
-        return self._wait(attempt)
+        return self._wait(attempt, bool(flags & MSG_DONTWAIT))
 
-    def recv(self, bufsize: int = MAX_PAYLOAD) -> bytes:
-        return self.recvfrom(bufsize)[0]
+    def recv(self, bufsize: int = MAX_PAYLOAD, flags: int = 0) -> bytes:
+        return self.recvfrom(bufsize, flags)[0]
+
+    def shutdown(self, how: int) -> None:
+        with self._rt.lock:
+            self._check_open()
+            if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+                raise _oserror(errno.EINVAL)
+            if self._endpoint is None or self._endpoint.remote is None:
+                raise _oserror(errno.ENOTCONN)
+            if how != SHUT_WR:
+                self._shut_rd = True
+                self._refresh()
+
+    def listen(self, backlog: int = 0) -> None:
+        self._check_open()
+        raise _oserror(errno.EOPNOTSUPP)
+
+    def accept(self) -> tuple[TcpSocket, tuple[str, int]]:
+        self._check_open()
+        raise _oserror(errno.EOPNOTSUPP)
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        with self._rt.lock:
+            self._check_open()
+            if level == SOL_SOCKET and option == SO_REUSEADDR:
+                self._reuseaddr = bool(_int_option(value))
+            elif level == SOL_SOCKET and option == SO_BROADCAST:
+                self._broadcast = bool(_int_option(value))
+            else:
+                raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int | bytes:
+        with self._rt.lock:
+            self._check_open()
+            value = self._common_option(level, option)
+            if value is None and level == SOL_SOCKET:
+                if option == SO_BROADCAST:
+                    value = int(self._broadcast)
+                elif option == SO_ERROR:
+                    ep = self._endpoint
+                    value, ep_error = (ep.error, 0) if ep is not None else (0, 0)
+                    if ep is not None:
+                        ep.error = ep_error  # reported once, as the kernel's sk_err
+            if value is None:
+                raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
+            return _option_result(value, buflen)
 
     def close(self) -> None:
         with self._rt.lock:
             if not self._closed:
                 self._closed = True
                 if self._endpoint is not None:
+                    self._endpoint.on_event = None
                     self._endpoint.close()
                 self._rt.changed.notify_all()
+                self._release()
+
+
+@dataclasses.dataclass
+class _TcpOptions:
+    """What setsockopt set on a TCP socket; an accepted socket inherits its listener's (as Linux)."""
+
+    nodelay: bool
+    keepalive: bool
+    linger: int | None = None
+    """SO_LINGER: None off; 0 makes close() reset the connection; N > 0 makes close() wait up to N s."""
+    tuned: dict[str, int | float] = dataclasses.field(default_factory=dict)
+    """TcpConfig fields this socket's connections use instead of the stack's (buffers, keepalive timing)."""
+
+    def apply(self, conn: Connection, base: TcpConfig) -> None:
+        conn.nodelay = self.nodelay
+        conn.keepalive = self.keepalive
+        if self.tuned:
+            conn.use_config(dataclasses.replace(base, **self.tuned))
+
+    def copy(self) -> _TcpOptions:
+        return dataclasses.replace(self, tuned=dict(self.tuned))
 
 
 class TcpSocket(_Base):
     """A TCP socket on pystack: a listening socket or a connection, like the kernel's."""
 
-    def __init__(self, runtime: Runtime, conn: Connection | None = None) -> None:
+    type = SOCK_STREAM
+    proto = IPPROTO_TCP
+
+    def __init__(self, runtime: Runtime, conn: Connection | None = None, options: _TcpOptions | None = None) -> None:
         super().__init__(runtime)
-        self._conn = conn
+        cfg = runtime.stack.config.tcp
+        self._opts = options or _TcpOptions(cfg.nodelay, cfg.keepalive)
+        self._conn: Connection | None = None
         self._listener: Listener | None = None
         self._local: tuple[int, int] | None = None
-        self._nodelay = runtime.stack.config.tcp.nodelay
-        self._keepalive = runtime.stack.config.tcp.keepalive
+        self._reserved = False
+        """``_local`` is held in the TCP layer's table of bound ports (bind() without listen or connect)."""
+        self._established = False
+        """The connection got through its handshake and connect() said so (a later connect() is EISCONN)."""
+        self._connecting = False
+        """A connect() on a socket with a timeout (or none: non-blocking): the next connect() reports how
+        it ended, as Linux does for a non-blocking descriptor."""
+        self._error_reported = False
+        """The connection's error was given out once (SO_ERROR, connect): as Linux's sk_err, not again."""
+        if conn is not None:
+            self._adopt(conn)
+            self._established = True
+
+    def _adopt(self, conn: Connection) -> None:
+        self._conn = conn
+        self._error_reported = False
+        conn.on_event = _hook(self)
+        self._opts.apply(conn, self._rt.stack.config.tcp)
+
+    def _readiness(self) -> tuple[bool, bool]:
+        if self._listener is not None:
+            return self._listener.readable, False
+        conn = self._conn
+        if conn is None:
+            return True, True  # as a kernel socket neither connected nor listening (POLLOUT | POLLHUP)
+        return conn.readable or self._shut_rd, conn.writable
 
     # -- set-up
     def bind(self, address: tuple[str, int]) -> None:
+        ip, port = _ip(address[0]), address[1]
         with self._rt.lock:
+            self._check_open()
             if self._conn is not None or self._local is not None:
-                raise OSError(errno.EINVAL, "already bound")
-            self._local = (_ip(address[0]), address[1])
+                raise _oserror(errno.EINVAL)
+            self._check_local(ip)
+            port = self._rt.stack.tcp.bind(ip, port)
+            self._local = (ip, port)
+            self._reserved = True
+
+    def _unreserve(self) -> None:
+        if self._reserved and self._local is not None:
+            self._rt.stack.tcp.unbind(*self._local)
+        self._reserved = False
 
     def listen(self, backlog: int = 128) -> None:
         with self._rt.lock:
+            self._check_open()
             if self._conn is not None:
-                raise OSError(errno.EINVAL, "already connected")
+                raise _oserror(errno.EINVAL)
             if self._listener is not None:
+                if self._listener.state == State.CLOSED:
+                    raise _oserror(errno.EINVAL)
+                self._listener.backlog = max(1, min(backlog, self._rt.stack.config.tcp.max_backlog))
                 return
             ip, port = self._local or (0, 0)
-            if port == 0:
-                port = self._rt.stack.tcp._ephemeral_port(ip, 0, 0)
-            self._listener = self._rt.stack.tcp.listen(ip, port, backlog)
-            self._local = (ip, port)
+            self._unreserve()
+            try:
+                listener = self._rt.stack.tcp.listen(ip, port, max(backlog, 0))
+            except OSError:
+                if self._local is not None:
+                    self._rt.stack.tcp.bind(*self._local)  # still held by this socket, as before
+                    self._reserved = True
+                raise
+            listener.on_event = _hook(self)
+            self._listener = listener
+            self._local = (ip, listener.local_port)
+            self._refresh()
 
     def accept(self) -> tuple[TcpSocket, tuple[str, int]]:
-        if self._listener is None:
-            raise OSError(errno.EINVAL, "not listening")
+        self._check_open()
         listener = self._listener
+        if listener is None:
+            raise _oserror(errno.EINVAL)
 
         def attempt() -> Connection | None:
             if listener.state == State.CLOSED:
-                raise _oserror(errno.EBADF)
+                raise _oserror(errno.EINVAL)  # shut down
             return listener.accept()
 
         conn = self._wait(attempt)
-        sock = TcpSocket(self._rt, conn)
         with self._rt.lock:
-            conn.nodelay = self._nodelay
-            conn.keepalive = self._keepalive
+            sock = TcpSocket(self._rt, conn, self._opts.copy())
         return sock, _addr(conn.remote_ip, conn.remote_port)
 
     def connect(self, address: tuple[str, int]) -> None:
         err = self.connect_ex(address)
+        if err == errno.EAGAIN and self._timeout:
+            raise timeout("timed out")
         if err:
             raise _oserror(err)
 
     def connect_ex(self, address: tuple[str, int]) -> int:
+        """0, or the errno connect() would raise. After a timeout it is EAGAIN (as CPython's); the
+        attempt goes on, and a later call reports how it ended (EALREADY while it still runs)."""
         remote_ip, remote_port = _ip(address[0]), address[1]
         with self._rt.lock:
-            if self._conn is not None:
+            self._check_open()
+            if self._listener is not None:
                 return errno.EISCONN
+            old = self._conn
+            if old is not None:
+                if old.state in (State.SYN_SENT, State.SYN_RECEIVED):
+                    return errno.EALREADY
+                if self._connecting and old.error is None:
+                    self._connecting = False
+                    self._established = True
+                    return 0
+                self._connecting = False
+                if self._established:
+                    return errno.EISCONN
+                if old.error is not None and not self._error_reported:
+                    self._error_reported = True
+                    return old.error
+                # a failed attempt, reported: try again, as Linux does
             stack = self._rt.stack
             local_ip, local_port = self._local or (0, 0)
             local_ip = local_ip or stack.source_for(remote_ip) or 0
             if not local_ip:
                 return errno.ENETUNREACH
+            self._unreserve()
             try:
                 conn = stack.tcp.connect(local_ip, remote_ip, remote_port, self._rt.now(), local_port or None)
             except OSError as exc:
                 return exc.errno or errno.EINVAL
-            conn.nodelay = self._nodelay
-            conn.keepalive = self._keepalive
-            self._conn = conn
+            self._adopt(conn)
             self._after()
+            if self._timeout == 0:  # as Linux, even if the answer came already: the SYN is on its way
+                self._connecting = True
+                return errno.EINPROGRESS
 
         def attempt() -> int | None:
             if conn.error is not None:
@@ -257,97 +640,245 @@ class TcpSocket(_Base):
             return None
 
         try:
-            return self._wait(attempt)
+            err = self._wait(attempt)
         except timeout:
-            return errno.EINPROGRESS if self._timeout == 0 else errno.ETIMEDOUT
+            self._connecting = True
+            return errno.EAGAIN
         except BlockingIOError:
+            self._connecting = True
             return errno.EINPROGRESS
+        if err:
+            self._error_reported = True
+        elif self._timeout is None:
+            self._established = True
+        else:
+            # CPython waits for a connect with a timeout on a non-blocking descriptor, so Linux still
+            # counts it as connecting: the next connect() returns 0, and only the one after EISCONN.
+            self._connecting = True
+        return err
 
-    def _connection(self) -> Connection:
-        if self._closed:
-            raise _oserror(errno.EBADF)
+    def _for_data(self, sending: bool) -> Connection:
+        self._check_open()
         if self._conn is None:
-            raise _oserror(errno.ENOTCONN)
+            raise _oserror(errno.EPIPE if sending else errno.ENOTCONN)
         return self._conn
 
     # -- data
-    def send(self, data: bytes | bytearray | memoryview) -> int:
-        conn = self._connection()
-        view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
-        if not len(view):
-            return 0
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        _flags(flags, _SEND_FLAGS)
+        conn = self._for_data(sending=True)
+        view = memoryview(data).cast("B")
 
         def attempt() -> int | None:
-            n = conn.send(view, self._rt.now())
+            try:
+                n = conn.send(view, self._rt.now())
+            except OSError as exc:
+                raise _oserror(exc.errno or errno.EPIPE) from None
+            if n or not len(view):
+                self._after()
+                return n
+            return None
+
+        return self._wait(attempt, bool(flags & MSG_DONTWAIT))
+
+    def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
+        """All of ``data``; the timeout bounds the whole call (as CPython's since 3.5)."""
+        _flags(flags, _SEND_FLAGS)
+        conn = self._for_data(sending=True)
+        view = memoryview(data).cast("B")
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+
+        def attempt() -> int | None:
+            try:
+                n = conn.send(view, self._rt.now())
+            except OSError as exc:
+                raise _oserror(exc.errno or errno.EPIPE) from None
             if n:
                 self._after()
                 return n
             return None
 
-        return self._wait(attempt)
-
-    def sendall(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data).cast("B")
         while len(view):
-            n = self.send(view)
-            view = view[n:]
+            view = view[self._wait(attempt, bool(flags & MSG_DONTWAIT), deadline):]
 
-    def recv(self, bufsize: int) -> bytes:
-        conn = self._connection()
+    def sendto(self, data: bytes | bytearray | memoryview, flags_or_address: Any, address: Any = None) -> int:
+        """On a connected socket the address is ignored (as Linux's TCP); otherwise EPIPE."""
+        flags = 0 if address is None else flags_or_address
+        return self.send(data, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        _flags(flags, _RECV_FLAGS)
+        conn = self._for_data(sending=False)
+        if self._shut_rd or bufsize == 0:
+            return b""
+        peek = bool(flags & MSG_PEEK)
+        want = bufsize
 
         def attempt() -> bytes | None:
             try:
-                data = conn.recv(bufsize, self._rt.now())
+                data = conn.peek(want) if peek else conn.recv(want, self._rt.now())
             except BlockingIOError:
                 return None
-            self._after()
+            except OSError as exc:
+                raise _oserror(exc.errno or errno.ECONNRESET) from None
+            if not peek:
+                self._after()
             return data
 
-        return self._wait(attempt)
+        nonblocking = bool(flags & MSG_DONTWAIT)
+        data = self._wait(attempt, nonblocking)
+        if not flags & MSG_WAITALL or peek or not data:
+            return data
+        parts = [data]
+        got = len(data)
+        while got < bufsize:  # MSG_WAITALL: until bufsize bytes, EOF, an error or the timeout
+            want = bufsize - got
+            try:
+                more = self._wait(attempt, nonblocking)
+            except OSError:
+                break
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+        return self.recv(bufsize, flags), None  # as the kernel's TCP: no address
 
     def shutdown(self, how: int) -> None:
         with self._rt.lock:
-            conn = self._connection()
-            if how in (SHUT_WR, SHUT_RDWR):
-                conn.shutdown_write(self._rt.now())
+            self._check_open()
+            if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+                raise _oserror(errno.EINVAL)
+            if self._listener is not None and how != SHUT_WR:
+                self._listener.close(self._rt.now())  # as Linux: stops listening, wakes accept()
                 self._after()
+                return
+            conn = self._conn
+            if conn is None or conn.state == State.CLOSED:
+                raise _oserror(errno.ENOTCONN)
+            if how != SHUT_WR:
+                self._shut_rd = True
+            if how != SHUT_RD:
+                conn.shutdown_write(self._rt.now())
+            self._after()
 
     # -- options and names
-    def setsockopt(self, level: int, option: int, value: int) -> None:
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         with self._rt.lock:
+            self._check_open()
+            opts, conn = self._opts, self._conn
+            if level == SOL_SOCKET and option == SO_LINGER:
+                if isinstance(value, int) or len(value) < 8:
+                    raise _oserror(errno.EINVAL)
+                onoff, seconds = struct.unpack_from("ii", value)
+                opts.linger = max(seconds, 0) if onoff else None
+                return
+            number = _int_option(value)
             if level == IPPROTO_TCP and option == TCP_NODELAY:
-                self._nodelay = bool(value)
-                if self._conn is not None:
-                    self._conn.nodelay = bool(value)
-                    self._after()
+                opts.nodelay = bool(number)
             elif level == SOL_SOCKET and option == SO_KEEPALIVE:
-                self._keepalive = bool(value)
-                if self._conn is not None:
-                    self._conn.keepalive = bool(value)
+                opts.keepalive = bool(number)
             elif level == SOL_SOCKET and option == SO_REUSEADDR:
-                pass  # pystack lets a listener bind over TIME-WAIT connections anyway
+                self._reuseaddr = bool(number)  # pystack never lets TIME-WAIT hold a port anyway
+                return
+            elif level == SOL_SOCKET and option in (SO_RCVBUF, SO_SNDBUF):
+                cfg = self._rt.stack.config.tcp
+                which = ("recv_buffer", cfg.recv_buffer_max) if option == SO_RCVBUF else ("send_buffer", cfg.send_buffer_max)
+                size = min(max(number, _BUFFER_MIN), max(which[1], _BUFFER_MIN))
+                opts.tuned[which[0]] = opts.tuned[which[0] + "_max"] = size  # no auto-tuning, as Linux
+            elif level == IPPROTO_TCP and option in (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT):
+                if not 1 <= number <= _KEEPALIVE_MAX:
+                    raise _oserror(errno.EINVAL)
+                field = {TCP_KEEPIDLE: "keepalive_idle", TCP_KEEPINTVL: "keepalive_interval",
+                         TCP_KEEPCNT: "keepalive_probes"}[option]
+                opts.tuned[field] = number
             else:
-                raise OSError(errno.ENOPROTOOPT, "option not supported")
+                raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
+            if conn is not None:
+                opts.apply(conn, self._rt.stack.config.tcp)
+                self._after()
 
-    def getsockopt(self, level: int, option: int) -> int:
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int | bytes:
         with self._rt.lock:
-            if level == IPPROTO_TCP and option == TCP_NODELAY:
-                return int(self._nodelay)
-            if level == SOL_SOCKET and option == SO_KEEPALIVE:
-                return int(self._keepalive)
-            if level == SOL_SOCKET and option == SO_ERROR:
-                return (self._conn.error or 0) if self._conn is not None else 0
-            raise OSError(errno.ENOPROTOOPT, "option not supported")
+            self._check_open()
+            value: int | bytes | None = self._common_option(level, option)
+            opts, conn = self._opts, self._conn
+            cfg = dataclasses.replace(self._rt.stack.config.tcp, **opts.tuned) if opts.tuned else self._rt.stack.config.tcp
+            if value is not None:
+                pass
+            elif level == IPPROTO_TCP and option == TCP_NODELAY:
+                value = int(opts.nodelay)
+            elif level == SOL_SOCKET and option == SO_KEEPALIVE:
+                value = int(opts.keepalive)
+            elif level == SOL_SOCKET and option == SO_LINGER:
+                value = struct.pack("ii", opts.linger is not None, opts.linger or 0)
+            elif level == SOL_SOCKET and option == SO_RCVBUF:
+                value = int(conn.info()["rcv_space"]) if conn is not None else cfg.recv_buffer
+            elif level == SOL_SOCKET and option == SO_SNDBUF:
+                value = conn.send_space + conn.unsent if conn is not None else cfg.send_buffer
+            elif level == SOL_SOCKET and option == SO_ERROR:
+                value = 0
+                if conn is not None and conn.error is not None and not self._error_reported:
+                    self._error_reported = True
+                    value = conn.error
+            elif level == SOL_SOCKET and option == _socket.SO_ACCEPTCONN:
+                value = int(self._listener is not None and self._listener.state == State.LISTEN)
+            elif level == IPPROTO_TCP and option == TCP_KEEPIDLE:
+                value = int(cfg.keepalive_idle)
+            elif level == IPPROTO_TCP and option == TCP_KEEPINTVL:
+                value = int(cfg.keepalive_interval)
+            elif level == IPPROTO_TCP and option == TCP_KEEPCNT:
+                value = cfg.keepalive_probes
+            elif level == IPPROTO_TCP and option == TCP_MAXSEG:
+                value = int(conn.info()["snd_mss"]) if conn is not None else cfg.default_mss
+            elif level == IPPROTO_TCP and option == TCP_INFO:
+                value = self._tcp_info_struct()
+            if value is None:
+                raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
+            return _option_result(value, buflen)
+
+    def tcp_info(self) -> dict[str, int | float | bool | str]:
+        """The connection's TCP_INFO view as a dict (pystack/tcp/connection.py ``Connection.info``)."""
+        with self._rt.lock:
+            self._check_open()
+            if self._conn is None:
+                return {"state": self.state.name}
+            return self._conn.info()
+
+    def _tcp_info_struct(self) -> bytes:
+        """The leading fields of Linux's struct tcp_info, for programs that parse getsockopt(TCP_INFO)."""
+        state = _LINUX_TCP_STATES[self.state]
+        if self._conn is None:
+            return _TCP_INFO.pack(state, *([0] * 7), *([0] * 24))
+        i = self._conn.info()
+        mss = max(int(i["snd_mss"]), 1)
+        us = lambda seconds: int(float(seconds) * 1e6)  # noqa: E731
+        options = (1 if i["timestamps"] else 0) | (2 if i["sack"] else 0) | (4 if i["window_scaling"] else 0)
+        wscale = (int(i["snd_wscale"]) & 0xF) | ((int(i["rcv_wscale"]) & 0xF) << 4)
+        ssthresh = min(int(i["ssthresh"]) // mss, 0x7FFFFFFF)
+        return _TCP_INFO.pack(
+            state, 3 if i["in_recovery"] else 0, min(int(i["retransmits"]), 255), 0, 0, options, wscale, 0,
+            us(i["rto"]), 0, mss, int(i["rcv_mss"]), -(-int(i["unacked"]) // mss), 0, 0, 0, 0,
+            0, 0, 0, 0, int(i["pmtu"]), int(i["rcv_space"]), us(i["srtt"]), us(i["rttvar"]), ssthresh,
+            int(i["cwnd"]) // mss, int(i["advmss"]), 3, 0, int(i["rcv_space"]), int(i["total_retrans"]))
 
     def getsockname(self) -> tuple[str, int]:
-        if self._conn is not None:
-            return _addr(self._conn.local_ip, self._conn.local_port)
-        ip, port = self._local or (0, 0)
-        return _addr(ip, port)
+        with self._rt.lock:
+            self._check_open()
+            if self._conn is not None:
+                return _addr(self._conn.local_ip, self._conn.local_port)
+            return _addr(*(self._local or (0, 0)))
 
     def getpeername(self) -> tuple[str, int]:
-        conn = self._connection()
-        return _addr(conn.remote_ip, conn.remote_port)
+        with self._rt.lock:
+            conn = self._for_data(sending=False)
+            if conn.state in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED):
+                raise _oserror(errno.ENOTCONN)
+            return _addr(conn.remote_ip, conn.remote_port)
 
     @property
     def state(self) -> State:
@@ -363,10 +894,26 @@ class TcpSocket(_Base):
             self._closed = True
             now = self._rt.now()
             if self._listener is not None:
+                self._listener.on_event = None
                 self._listener.close(now)
-            if self._conn is not None:
-                self._conn.close(now)
-            self._after()
+            self._unreserve()
+            conn = self._conn
+            linger = self._opts.linger
+            if conn is not None:
+                conn.on_event = None
+                if linger == 0:
+                    conn.abort(now)  # SO_LINGER 0: a reset, as the kernel
+                else:
+                    conn.close(now)
+            self._release()
+            self._rt.flush()
+            self._rt.changed.notify_all()
+            self._rt.wake()
+            if conn is not None and linger:  # SO_LINGER N: wait until the peer acknowledged our FIN
+                deadline = time.monotonic() + linger
+                while conn.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
+                                     State.LAST_ACK, State.SYN_RECEIVED) and time.monotonic() < deadline:
+                    self._rt.changed.wait(deadline - time.monotonic())
 
 
 Socket = socket

@@ -80,6 +80,8 @@ class TcpLayer:
         self._touched: set[Connection] = set()
         self._heap_seq = itertools.count()
         self.listeners: dict[tuple[int, int], Listener] = {}
+        self.bound: set[tuple[int, int]] = set()
+        """(local address, port) of sockets bound but neither listening nor connected yet."""
         self._time_wait_count = 0
         self._challenge_second = -1
         self._challenge_count = 0
@@ -87,13 +89,36 @@ class TcpLayer:
     # ------------------------------------------------------------------ user side
 
     def listen(self, local_ip: int, port: int, backlog: int) -> Listener:
-        """Listen on ``(local_ip, port)``; ``local_ip`` 0 means every address. OSError EADDRINUSE if taken."""
+        """Listen on ``(local_ip, port)``; ``local_ip`` 0 means every address, ``port`` 0 an ephemeral one.
+        OSError EADDRINUSE if a listener or a bound socket has that very pair (a listener on one address
+        takes that address's segments before one on 0.0.0.0)."""
+        if port == 0:
+            port = self._ephemeral_port(local_ip, 0, 0)
         key = (local_ip, port)
-        if key in self.listeners or not 0 < port < 65536:
-            raise OSError(errno.EADDRINUSE if key in self.listeners else errno.EINVAL, "cannot listen there")
+        if key in self.listeners or key in self.bound or not 0 < port < 65536:
+            raise OSError(errno.EADDRINUSE if key in self.listeners or key in self.bound else errno.EINVAL,
+                          "cannot listen there")
         listener = Listener(self, local_ip, port, backlog)
-        self.listeners[key] = listener
+        self.listeners[(local_ip, port)] = listener
         return listener
+
+    def bind(self, local_ip: int, port: int) -> int:
+        """Reserve ``(local_ip, port)`` for a socket that will listen or connect from it (``port`` 0: an
+        ephemeral one); returns the port. Release it with :meth:`unbind` before ``listen``/``connect``.
+        As a socket's bind() on Linux: EADDRINUSE when a listener or bound socket has the port on an
+        overlapping address (0.0.0.0 overlaps every address); unlike Linux, TIME-WAIT never holds a port."""
+        if port == 0:
+            port = self._ephemeral_port(local_ip, 0, 0)
+        if not 0 < port < 65536:
+            raise OSError(errno.EINVAL, "bad port")
+        for ip, p in (*self.listeners, *self.bound):
+            if p == port and (ip == local_ip or not ip or not local_ip):
+                raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+        self.bound.add((local_ip, port))
+        return port
+
+    def unbind(self, local_ip: int, port: int) -> None:
+        self.bound.discard((local_ip, port))
 
     def connect(
         self, local_ip: int, remote_ip: int, remote_port: int, now: float, local_port: int | None = None,
@@ -119,7 +144,8 @@ class TcpLayer:
         start = self.rng.randrange(span)
         for i in range(span):
             port = low + (start + i) % span
-            if (local_ip, port, remote_ip, remote_port) not in self.connections and (local_ip, port) not in self.listeners:
+            if ((local_ip, port, remote_ip, remote_port) not in self.connections and (local_ip, port) not in self.listeners
+                    and (local_ip, port) not in self.bound):
                 return port
         raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port")
 

@@ -16,13 +16,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pystack.api.socket import TcpSocket, UdpSocket
+from pystack.api.names import Names
+from pystack.api.socket import TcpSocket
 from pystack.config import StackConfig
 from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseLost, ProbeAddress
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
-from pystack.dns import DnsConfig, DnsError, Query, Resolver
-from pystack.dns import blocking as dns_blocking
+from pystack.dns import DnsError, Query
 from pystack.runtime import Runtime
 from pystack.stack import Stack
 from pystack.tcp.state import State
@@ -75,7 +75,7 @@ class ClientSession:
         self.lease: Bound | None = None
         self.failure: str | None = None
         self.dns_servers: list[int] = []
-        self.resolver: Resolver | None = None
+        self.names: Names | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ the link and the loop
@@ -223,39 +223,21 @@ class ClientSession:
         assert rt is not None and self.stack is not None
         if not self.dns_servers:
             raise CommandError("no DNS server to ask: the lease named none and no --dns was given")
-        if self.resolver is None:
-            self.resolver = Resolver(self.dns_servers, self.rng, DnsConfig(), self.stack.counters)
+        if self.names is None:
+            self.names = Names(rt, self.dns_servers, rng=self.rng, connect=self._dns_tcp)
         servers = ", ".join(ip(s) for s in self.dns_servers)
         self.n.say(f"resolving {name} (A) at {servers}")
         started = time.monotonic()
-        sock = self._dns_socket()
         try:
-            q = dns_blocking.resolve(sock, self.resolver, name, connect=self._dns_tcp)
+            q = self.names.query(name)
         except OSError as exc:
             raise CommandError(f"{name}: cannot send the DNS query: {exc.strerror or exc}") from None
-        finally:
-            sock.close()
         if q.error is not None or not q.addresses:
             err = q.error or DnsError("nodata", f"{name}: no address")
             raise CommandError(str(err))
         self.n.say(f"resolved in {ms(time.monotonic() - started)}: "
                    f"{describe_resolution(name, q.cname_chain, q.addresses, q.ttl, q.from_cache)}")
         return q
-
-    def _dns_socket(self) -> UdpSocket:
-        """A UDP socket on a random port (RFC 5452 section 9.2)."""
-        assert self.runtime is not None
-        cfg = DnsConfig()
-        for _ in range(32):
-            sock = UdpSocket(self.runtime)
-            try:
-                sock.bind(("0.0.0.0", self.rng.randint(cfg.port_low, cfg.port_high)))
-                return sock
-            except OSError as exc:
-                sock.close()
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-        raise CommandError("no free UDP port for DNS")
 
     def _dns_tcp(self, address: tuple[str, int], timeout: float) -> TcpSocket:
         self.n.say(f"   the answer was truncated: asking {address[0]} again over TCP port {address[1]} "
@@ -276,7 +258,8 @@ class ClientSession:
         err = sock.connect_ex((ip(addr), port))
         if err:
             sock.close()
-            why = "no answer (timed out)" if err in (errno.ETIMEDOUT, errno.EINPROGRESS) else os.strerror(err)
+            timed_out = err in (errno.ETIMEDOUT, errno.EINPROGRESS, errno.EAGAIN)
+            why = "no answer (timed out)" if timed_out else os.strerror(err)
             raise CommandError(f"cannot connect to {ip(addr)}:{port}: {why}")
         self.n.say(f"connected to {ip(addr)}:{port} in {ms(time.monotonic() - started)} "
                    f"(from {sock.getsockname()[0]}:{sock.getsockname()[1]})")

@@ -1,0 +1,110 @@
+"""Host names to IPv4 addresses for programs on one stack: the hosts table first, then pystack's own
+stub resolver over the stack's UDP (and TCP when an answer comes back truncated), as glibc's
+``hosts: files dns``.
+
+Lookups from several threads take turns (one lock around the resolver, which is sans-I/O and not
+thread-safe); its cache makes the repeated ones cheap.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import random
+import threading
+from collections.abc import Callable, Sequence
+
+from pystack.api.socket import TcpSocket, UdpSocket
+from pystack.dns import DnsConfig, DnsError, Query, Resolver
+from pystack.dns import blocking as dns_blocking
+from pystack.dns.hosts import HostsTable
+from pystack.runtime import Runtime
+from pystack.wire import dns as wire
+
+ConnectTcp = Callable[[tuple[str, int], float], TcpSocket]
+"""Open a TCP connection to a DNS server within a timeout (for answers truncated over UDP)."""
+
+
+class Names:
+    def __init__(self, runtime: Runtime, servers: Sequence[int] = (), hosts: HostsTable | None = None,
+                 config: DnsConfig | None = None, rng: random.Random | None = None,
+                 connect: ConnectTcp | None = None) -> None:
+        self.runtime = runtime
+        self.hosts = hosts if hosts is not None else HostsTable()
+        self.config = config or DnsConfig()
+        self.rng = rng or random.SystemRandom()  # RFC 5452: unpredictable IDs and ports
+        self.resolver = Resolver(list(servers), self.rng, self.config, runtime.stack.counters)
+        self._connect = connect or self._connect_plain
+        self._lock = threading.Lock()
+
+    @property
+    def servers(self) -> list[int]:
+        return self.resolver.servers
+
+    def query(self, name: str, qtype: int = wire.TYPE_A) -> Query:
+        """Ask DNS (not the hosts table); the finished query. OSError when it cannot be sent."""
+        with self._lock:
+            sock = self._udp_socket()
+            try:
+                return dns_blocking.resolve(sock, self.resolver, name, qtype, connect=self._connect)
+            finally:
+                sock.close()
+
+    def addresses(self, name: str) -> tuple[str, list[int]]:
+        """(canonical name, IPv4 addresses) of ``name``; a literal is its own answer. Raises DnsError."""
+        try:
+            return name, [int(ipaddress.IPv4Address(name))]
+        except ValueError:
+            pass
+        known = self.hosts.addresses(name)
+        if known is not None:
+            return known
+        try:
+            q = self.query(name)
+        except OSError as exc:
+            raise DnsError("timeout", f"{name}: cannot send the DNS query: {exc.strerror or exc}") from None
+        if q.error is not None:
+            raise q.error
+        if not q.addresses:
+            raise DnsError("nodata", f"{name}: no address")
+        return (q.cname_chain[-1].rstrip(".") if q.cname_chain else name), q.addresses
+
+    def names(self, address: int) -> list[str]:
+        """The names of ``address``: the hosts table's, else its PTR records (RFC 1035 3.5). Raises DnsError."""
+        known = self.hosts.names(address)
+        if known:
+            return known
+        reverse = ".".join(reversed(str(ipaddress.IPv4Address(address)).split("."))) + ".in-addr.arpa"
+        try:
+            q = self.query(reverse, wire.TYPE_PTR)
+        except OSError as exc:
+            raise DnsError("timeout", f"{reverse}: cannot send the DNS query: {exc.strerror or exc}") from None
+        if q.error is not None:
+            raise q.error
+        found = [str(r).rstrip(".") for r in q.records if isinstance(r, str)]
+        if not found:
+            raise DnsError("nodata", f"{reverse}: no PTR record")
+        return found
+
+    def _udp_socket(self) -> UdpSocket:
+        """A UDP socket on a random port (RFC 5452 section 9.2)."""
+        for _ in range(32):
+            sock = UdpSocket(self.runtime)
+            try:
+                sock.bind(("0.0.0.0", self.rng.randint(self.config.port_low, self.config.port_high)))
+                return sock
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, "no free UDP port for DNS")
+
+    def _connect_plain(self, address: tuple[str, int], timeout: float) -> TcpSocket:
+        sock = TcpSocket(self.runtime)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except OSError:
+            sock.close()
+            raise
+        return sock

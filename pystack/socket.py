@@ -1,0 +1,406 @@
+"""The standard library's ``socket`` module over pystack, for programs written against it.
+
+    import pystack.socket as socket
+    socket.use(runtime)                 # or run the program under ``pystack exec``
+    with socket.create_connection(("www.example.test", 80)) as s: ...
+
+Everything the stdlib module has is here. What reaches the network is pystack's: the ``socket`` class
+(AF_INET, stream and datagram, over :mod:`pystack.api.socket`, which has the semantics and the errors),
+``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``, ``getnameinfo`` (the hosts table, then
+pystack's own DNS client: :mod:`pystack.api.names`), and the stdlib's own ``create_connection``,
+``create_server``, ``getfqdn`` and ``has_dualstack_ipv6`` run over those. The rest (constants,
+exceptions, ``inet_pton``, ``socketpair``, ``gethostname``, ``getservbyname`` ...) is the stdlib's.
+
+AF_UNIX sockets, and sockets made from a descriptor (``fileno=``), stay the kernel's: they never leave
+the machine, and asyncio's self-pipe is one. AF_INET6 is refused (EAFNOSUPPORT) until pystack has IPv6,
+so programs fall back to IPv4; ``has_ipv6`` is False.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno as _errno
+import ipaddress as _ipaddress
+import socket as _std
+import types as _types
+from dataclasses import dataclass as _dataclass
+from typing import Any
+
+from pystack.api import socket as _api
+from pystack.api.names import Names
+from pystack.dns import DnsError as _DnsError
+from pystack.dns.hosts import HostsTable
+from pystack.runtime import Runtime
+
+# The stdlib module's whole namespace first (what its own functions look up at run time), then ours over it.
+globals().update({_k: _v for _k, _v in vars(_std).items() if not _k.startswith("__")})
+__all__ = [*_std.__all__, "use", "Network"]
+
+has_ipv6 = False
+
+
+@_dataclass
+class Network:
+    """What this module's sockets and lookups use: a running stack and its names."""
+
+    runtime: Runtime
+    names: Names
+
+
+_network: Network | None = None
+
+
+def use(runtime: Runtime, names: Names | None = None) -> Network:
+    """Make new sockets and name lookups of this module go over ``runtime``'s stack (its loop must be
+    running, e.g. ``runtime.start_thread()``). ``names`` defaults to /etc/hosts and no DNS server."""
+    global _network
+    _network = Network(runtime, names if names is not None else Names(runtime, (), HostsTable.load()))
+    return _network
+
+
+def _current() -> Network:
+    if _network is None:
+        raise OSError(_errno.ENETDOWN, "no pystack stack for this socket: call pystack.socket.use(runtime) first")
+    return _network
+
+
+# ---------------------------------------------------------------------- names
+
+
+_EAI_TEXT = {
+    _std.EAI_NONAME: "Name or service not known", _std.EAI_NODATA: "No address associated with hostname",
+    _std.EAI_AGAIN: "Temporary failure in name resolution", _std.EAI_FAIL: "Non-recoverable failure in name resolution",
+    _std.EAI_SERVICE: "Servname not supported for ai_socktype", _std.EAI_SOCKTYPE: "ai_socktype not supported",
+    _std.EAI_FAMILY: "ai_family not supported", _std.EAI_ADDRFAMILY: "Address family for hostname not supported",
+}
+_EAI_OF_DNS = {"nxdomain": _std.EAI_NONAME, "bad_name": _std.EAI_NONAME, "nodata": _std.EAI_NODATA,
+               "cname_loop": _std.EAI_FAIL}
+"""How the resolver's outcomes read as getaddrinfo errors; the others (timeout, servfail ...) are EAI_AGAIN."""
+_TYPES = ((_std.SOCK_STREAM, _std.IPPROTO_TCP, "tcp"), (_std.SOCK_DGRAM, _std.IPPROTO_UDP, "udp"), (_std.SOCK_RAW, 0, ""))
+
+
+def _gaierror(code: int) -> _std.gaierror:
+    return _std.gaierror(code, _EAI_TEXT.get(code, "Unknown error"))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("ascii") if isinstance(value, (bytes, bytearray)) else value
+
+
+def _numeric(host: str) -> int | None:
+    try:
+        return int(_ipaddress.IPv4Address(host))
+    except ValueError:
+        return None
+
+
+def _lookup(host: str) -> tuple[str, list[int]]:
+    """(canonical name, addresses) or the gaierror glibc would give."""
+    if ":" in host:
+        raise _gaierror(_std.EAI_ADDRFAMILY)  # an IPv6 literal: no IPv6 on pystack
+    try:
+        return _current().names.addresses(host)
+    except _DnsError as exc:
+        raise _gaierror(_EAI_OF_DNS.get(exc.code, _std.EAI_AGAIN)) from None
+
+
+def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family: int = 0, type: int = 0,
+                proto: int = 0, flags: int = 0) -> list[tuple[AddressFamily, SocketKind, int, str, tuple[str, int]]]:
+    """As the stdlib's, for IPv4 over pystack: the hosts table, then pystack's DNS client."""
+    if family not in (_std.AF_UNSPEC, _std.AF_INET):
+        raise _gaierror(_std.EAI_FAMILY)
+    kinds = [(k, p, n) for k, p, n in _TYPES if type in (0, k) and proto in (0, p) and (type or k != _std.SOCK_RAW or not proto)]
+    if not kinds:
+        raise _gaierror(_std.EAI_SOCKTYPE)
+    number = 0
+    if port is not None:
+        service = _text(port) if not isinstance(port, int) else port
+        if isinstance(service, int) or service.isdigit():
+            number = int(service)
+            if not 0 <= number <= 65535:
+                raise _gaierror(_std.EAI_SERVICE)
+        else:
+            if flags & _std.AI_NUMERICSERV:
+                raise _gaierror(_std.EAI_NONAME)
+            found = []
+            for k, p, n in kinds:
+                try:
+                    found.append(((k, p, n), _std.getservbyname(service, n or "tcp")))
+                except OSError:
+                    pass
+            if not found:
+                raise _gaierror(_std.EAI_SERVICE)
+            kinds = [kind for kind, _ in found]
+            number = found[0][1]
+    if host is None:
+        canonical, addresses = "", [0 if flags & _std.AI_PASSIVE else 0x7F000001]
+    else:
+        name = _text(host)
+        literal = _numeric(name)
+        if literal is not None:
+            canonical, addresses = name, [literal]
+        elif flags & _std.AI_NUMERICHOST:
+            raise _gaierror(_std.EAI_NONAME)
+        else:
+            canonical, addresses = _lookup(name)
+    result = []
+    for address in addresses:
+        for kind, protocol, _name in kinds:
+            first = not result and flags & _std.AI_CANONNAME
+            result.append((_std.AddressFamily.AF_INET, _std.SocketKind(kind), protocol, canonical if first else "",
+                           (str(_ipaddress.IPv4Address(address)), number)))
+    return result
+
+
+def gethostbyname(hostname: str) -> str:
+    return gethostbyname_ex(hostname)[2][0]
+
+
+def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
+    literal = _numeric(hostname)
+    if literal is not None:
+        return hostname, [], [hostname]
+    canonical, addresses = _lookup(hostname)
+    aliases = [hostname] if canonical.lower() != hostname.lower().rstrip(".") else []
+    return canonical, aliases, [str(_ipaddress.IPv4Address(a)) for a in addresses]
+
+
+def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
+    """The names of an address (a name is resolved first, as glibc does): hosts table, then PTR."""
+    address = _numeric(ip_address)
+    if address is None:
+        try:
+            address = _lookup(ip_address)[1][0]
+        except _std.gaierror:
+            raise _std.herror(1, "Unknown host") from None
+    try:
+        names = _current().names.names(address)
+    except _DnsError as exc:
+        raise (_std.herror(1, "Unknown host") if exc.code in ("nxdomain", "nodata", "bad_name")
+               else _std.herror(2, "Host name lookup failure")) from None
+    return names[0], names[1:], [str(_ipaddress.IPv4Address(address))]
+
+
+def getnameinfo(sockaddr: tuple[str, int], flags: int) -> tuple[str, str]:
+    host, port = sockaddr[0], sockaddr[1]
+    address = _numeric(host)
+    if address is None:
+        raise _gaierror(_std.EAI_NONAME)
+    name = host
+    if not flags & _std.NI_NUMERICHOST:
+        try:
+            name = _current().names.names(address)[0]
+        except _DnsError:
+            if flags & _std.NI_NAMEREQD:
+                raise _gaierror(_std.EAI_NONAME) from None
+    service = str(port)
+    if not flags & _std.NI_NUMERICSERV:
+        try:
+            service = _std.getservbyport(port, "udp" if flags & _std.NI_DGRAM else "tcp")
+        except OSError:
+            pass
+    return name, service
+
+
+def _address(address: Any, what: str) -> tuple[str, int]:
+    """An AF_INET address checked as CPython does, its host resolved to an IPv4 literal."""
+    if not isinstance(address, tuple) or len(address) != 2:
+        raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")
+    host, port = address
+    if not isinstance(port, int):
+        raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 65535:
+        raise OverflowError(f"{what}(): port must be 0-65535.")
+    host = _text(host)
+    if host in ("", "<broadcast>") or _numeric(host) is not None:
+        return host, port
+    return str(_ipaddress.IPv4Address(_lookup(host)[1][0])), port
+
+
+# ---------------------------------------------------------------------- the socket class
+
+
+_STREAM_OR_DGRAM = {_std.SOCK_STREAM: _std.IPPROTO_TCP, _std.SOCK_DGRAM: _std.IPPROTO_UDP}
+
+
+class socket(metaclass=abc.ABCMeta):
+    """``socket.socket`` on pystack. The stdlib's kernel sockets count as instances too, so that
+    ``isinstance(s, socket.socket)`` holds for the AF_UNIX sockets handed through."""
+
+    def __new__(cls, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> Any:
+        if cls is socket and (fileno is not None or family == _std.AF_UNIX):
+            return _std.socket(family, type, proto, fileno)  # the kernel's own (see the module docstring)
+        return super().__new__(cls)
+
+    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
+        family = _std.AF_INET if family == -1 else family
+        type = _std.SOCK_STREAM if type == -1 else type
+        proto = 0 if proto == -1 else proto
+        kind = type & ~(_std.SOCK_NONBLOCK | _std.SOCK_CLOEXEC)
+        if family != _std.AF_INET:
+            raise _api._oserror(_errno.EAFNOSUPPORT)
+        if kind not in _STREAM_OR_DGRAM:
+            raise _api._oserror(_errno.EPROTONOSUPPORT if kind == _std.SOCK_RAW else _errno.EINVAL)
+        if proto not in (0, _STREAM_OR_DGRAM[kind]):
+            raise _api._oserror(_errno.EPROTONOSUPPORT)
+        runtime = _current().runtime
+        self._sock: _api.TcpSocket | _api.UdpSocket = (
+            _api.TcpSocket(runtime) if kind == _std.SOCK_STREAM else _api.UdpSocket(runtime))
+        self._family = _std.AddressFamily(family)
+        self._type = _std.SocketKind(kind)
+        self._proto = proto
+        self._io_refs = 0
+        self._closed = False
+        self._sock.settimeout(0.0 if type & _std.SOCK_NONBLOCK else _std.getdefaulttimeout())
+
+    @classmethod
+    def _wrap(cls, sock: _api.TcpSocket, like: socket) -> socket:
+        self = super().__new__(cls)
+        self._sock = sock
+        self._family, self._type, self._proto = like._family, like._type, like._proto
+        self._io_refs = 0
+        self._closed = False
+        return self
+
+    family = property(lambda self: self._family, doc="the socket's address family")
+    type = property(lambda self: self._type, doc="the socket's type")
+    proto = property(lambda self: self._proto, doc="the socket's protocol")
+    timeout = property(lambda self: self._sock.gettimeout(), doc="the timeout, as gettimeout()")
+
+    def __repr__(self) -> str:
+        ready = self._sock._ready
+        text = (f"<pystack.socket.socket{' [closed]' if self._closed else ''} fd={ready.fileno() if ready else -1}, "
+                f"family={self._family}, type={self._type}, proto={self._proto}")
+        if not self._closed and not self._sock._closed:
+            text += f", laddr={self.getsockname()}"
+            try:
+                text += f", raddr={self.getpeername()}"
+            except OSError:
+                pass
+        return text + ">"
+
+    def __getstate__(self) -> None:
+        raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
+
+    # What the stdlib's socket class builds from the other methods is taken as it is.
+    makefile = _std.socket.makefile
+    _decref_socketios = _std.socket._decref_socketios
+    close = _std.socket.close
+    __enter__ = _std.socket.__enter__
+    __exit__ = _std.socket.__exit__
+    _sendfile_use_send = _std.socket._sendfile_use_send
+    _check_sendfile_params = _std.socket._check_sendfile_params
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """By send(): os.sendfile needs a kernel socket."""
+        return self._sendfile_use_send(file, offset, count)  # type: ignore[no-any-return]
+
+    def _real_close(self) -> None:
+        self._sock.close()
+
+    def detach(self) -> int:
+        raise OSError(_errno.EOPNOTSUPP, "a pystack socket has no kernel descriptor to detach")
+
+    def dup(self) -> socket:
+        raise OSError(_errno.EOPNOTSUPP, "a pystack socket has no kernel descriptor to duplicate")
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def settimeout(self, value: float | None) -> None:
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._sock.gettimeout()
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def getblocking(self) -> bool:
+        return self._sock.getblocking()
+
+    def bind(self, address: tuple[str, int]) -> None:
+        self._sock.bind(_address(address, "bind"))
+
+    def connect(self, address: tuple[str, int]) -> None:
+        self._sock.connect(_address(address, "connect"))
+
+    def connect_ex(self, address: tuple[str, int]) -> int:
+        return self._sock.connect_ex(_address(address, "connect_ex"))
+
+    def listen(self, backlog: int = min(_std.SOMAXCONN, 128)) -> None:
+        self._sock.listen(backlog)
+
+    def accept(self) -> tuple[socket, tuple[str, int]]:
+        sock, address = self._sock.accept()
+        new = socket._wrap(sock, self)
+        # As CPython: the new socket has the default timeout, and blocks if there is none.
+        sock.settimeout(_std.getdefaulttimeout())
+        return new, address
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        return self._sock.send(data, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self._sock.sendall(data, flags)
+
+    def sendto(self, data: Any, flags_or_address: Any, address: Any = None) -> int:
+        if address is None:
+            return self._sock.sendto(data, _address(flags_or_address, "sendto"))
+        return self._sock.sendto(data, flags_or_address, _address(address, "sendto"))
+
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
+        return self._sock.sendmsg(buffers, ancdata, flags, None if address is None else _address(address, "sendmsg"))
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        return self._sock.recv(bufsize, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        return self._sock.recvfrom(bufsize, flags)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        return self._sock.recvfrom_into(buffer, nbytes, flags)
+
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+
+    def getsockname(self) -> tuple[str, int]:
+        return self._sock.getsockname()
+
+    def getpeername(self) -> tuple[str, int]:
+        return self._sock.getpeername()
+
+    def setsockopt(self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None) -> None:
+        if value is None:
+            value = bytes(optlen or 0)
+        self._sock.setsockopt(level, optname, value)
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        return self._sock.getsockopt(level, optname, buflen)
+
+    def tcp_info(self) -> dict[str, Any]:
+        """pystack's TCP_INFO view (``getsockopt(IPPROTO_TCP, TCP_INFO, 104)`` gives Linux's layout)."""
+        if not isinstance(self._sock, _api.TcpSocket):
+            raise _api._oserror(_errno.EOPNOTSUPP)
+        return self._sock.tcp_info()
+
+
+socket.register(_std.socket)
+SocketType = socket
+
+
+def _ours(fn: Any) -> Any:
+    """The stdlib's own function, looking its names up here (so it makes pystack sockets)."""
+    new = _types.FunctionType(fn.__code__, globals(), fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__kwdefaults__ = fn.__kwdefaults__
+    new.__doc__ = fn.__doc__
+    return new
+
+
+create_connection = _ours(_std.create_connection)
+create_server = _ours(_std.create_server)
+has_dualstack_ipv6 = _ours(_std.has_dualstack_ipv6)
+getfqdn = _ours(_std.getfqdn)
