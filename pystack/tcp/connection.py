@@ -21,7 +21,7 @@ import math
 from typing import TYPE_CHECKING, Callable
 
 from pystack.tcp.congestion import ALGORITHMS
-from pystack.tcp.rangeset import RangeSet
+from pystack.tcp.recovery import Recovery
 from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
@@ -32,7 +32,6 @@ from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 if TYPE_CHECKING:
     from pystack.ip.tcp_path import TcpPath
-    from pystack.tcp.config import TcpConfig
     from pystack.tcp.layer import TcpLayer
     from pystack.tcp.listener import Listener
     from pystack.wire.tcp import TcpSegment
@@ -52,8 +51,6 @@ TIME_WAIT = State.TIME_WAIT
 INF = math.inf
 _SENDING_STATES = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
 _RECEIVING_STATES = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
-_TLP_DELAYED_ACK = 0.2
-"""WCDelAckT of RFC 8985 7.2: the longest a receiver may delay its ACK of a lone segment."""
 _STATE_COUNTERS = {st: "tcp.state." + st.name for st in State}
 """Counter names made once: an Enum's .name is a property lookup, and states change on every connection."""
 _TS_IDLE_LIMIT = 24 * 24 * 3600.0  # RFC 7323 5.5: ts_recent is invalid after 24 days of idleness
@@ -77,12 +74,11 @@ class Connection:
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
-        "_dupacks", "_in_recovery", "_recover", "_sacked", "_high_rxt", "_rxt_fence",
-        "_batch_acked",
+        "_rec",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_rtx_ts", "_ts_last",
-        "_probe_end", "_oow_ack_at", "_tlp_at", "_tlp_out", "_tlp_probe", "_lost_end",
+        "_probe_end", "_oow_ack_at",
     )
 
     def __init__(
@@ -148,31 +144,12 @@ class Connection:
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self.cc = ALGORITHMS[cfg.congestion_control](self._smss, cfg.initial_window_segments)
         self._rtx_at = INF
-        self._tlp_at = INF
-        """When the tail loss probe fires (RFC 8985 7), or INF; always before _rtx_at when armed."""
-        self._tlp_out = False
-        """A probe was sent and SND.UNA has not moved since: one probe per episode (RFC 8985 7.3)."""
-        self._tlp_probe: tuple[int, int] | None = None
-        """(start, end) sequence numbers of a tail loss probe of new data whose ACK has not come yet."""
-        self._lost_end: int | None = None
-        """Sequence number below which un-SACKed data counts as lost, inferred from a probe's ACK."""
         self._persist = False
         self._persist_backoff = 0
         self._retries = 0
         self._rtt_seq: int | None = None
         self._rtt_time = 0.0
-        self._dupacks = 0
-        self._in_recovery = False
-        self._recover = 0
-        self._sacked = RangeSet()  # SACK scoreboard: [lo, hi) offsets from SND.UNA
-        self._high_rxt = 0  # RFC 6675 HighRxt, as an offset from SND.UNA
-        self._rxt_fence = 0
-        """SND.MAX (as an offset from SND.UNA) when the last retransmission went out: data above it was
-        sent later, so a SACK for any of it while a retransmitted hole stays open says that the
-        retransmission was lost too (RACK's inference, RFC 8985 6.2, made by sequence instead of time)."""
-        self._batch_acked = 0
-        """Bytes acknowledged since _output last ran: in a batch of frames TCP sends only after the last
-        of them, so this is what the flight was before the batch's ACKs (see _fast_retransmit)."""
+        self._rec = Recovery(layer.counters)
 
         self._sched = INF  # the layer's current timer hint for this connection
         self._delack_at = INF
@@ -338,40 +315,6 @@ class Connection:
         self._close_now()
         self._flush_event()
 
-    def peek(self, max_bytes: int) -> bytes:
-        """Up to ``max_bytes`` of in-order data, left in the buffer (MSG_PEEK); otherwise as :meth:`recv`."""
-        if self._rcvbuf:
-            return bytes(self._rcvbuf[:max_bytes])
-        if self._eof or self._st == CLOSED and self.error is None:
-            return b""
-        if self.error is not None:
-            raise OSError(self.error, errno.errorcode.get(self.error, "error"))
-        raise BlockingIOError(errno.EAGAIN, "no data")
-
-    def use_config(self, cfg: TcpConfig) -> None:
-        """This connection's own options (setsockopt): ``cfg`` replaces the layer's for it. The send buffer
-        takes its new size; the receive buffer too, but never below what it holds; keepalive restarts its
-        idle time. The window scale stays what the SYN announced."""
-        self._cfg = cfg
-        self._snd.cap = cfg.send_buffer
-        self._snd.cap_max = cfg.send_buffer_max
-        self._rcv_cap = max(cfg.recv_buffer, len(self._rcvbuf))
-        if self._keepalive:
-            self.keepalive = True
-
-    def info(self) -> dict[str, int | float | bool | str]:
-        """What Linux's TCP_INFO tells, from this connection's state: sizes in bytes, times in seconds."""
-        flight = (self.snd_max - self.snd_una) & MASK
-        return {
-            "state": self._st.name, "retransmits": self._retries, "in_recovery": self._in_recovery,
-            "rto": self.rtt.rto, "srtt": self.rtt.srtt or 0.0, "rttvar": self.rtt.rttvar,
-            "snd_mss": self._smss, "rcv_mss": self._rcv_mss, "advmss": self._adv_mss(), "pmtu": self._mtu,
-            "snd_wscale": self._snd_wscale, "rcv_wscale": self._rcv_wscale, "timestamps": self._ts_ok,
-            "sack": self._sack_ok, "window_scaling": self._ws_ok, "cwnd": self.cc.cwnd,
-            "ssthresh": self.cc.ssthresh, "unacked": flight, "snd_wnd": self.snd_wnd,
-            "rcv_space": self._rcv_cap, "total_retrans": self.stats["retransmits"],
-        }
-
     def __repr__(self) -> str:
         return (
             f"<Connection {_ip(self.local_ip)}:{self.local_port} -> {_ip(self.remote_ip)}:{self.remote_port}"
@@ -398,7 +341,7 @@ class Connection:
         self.iss = self._layer.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
         self.snd_una = self.iss
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
-        self._recover = self.iss
+        self._rec.recover = self.iss
         self._rcv_wscale = self._choose_rcv_wscale() if cfg.window_scaling else 0
         self._set_state(SYN_SENT)
         self._syn_time = now
@@ -412,7 +355,7 @@ class Connection:
         self.iss = self._layer.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
         self.snd_una = self.iss
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
-        self._recover = self.iss
+        self._rec.recover = self.iss
         self._negotiate(seg, now)
         self.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
         self.max_snd_wnd = self.snd_wnd
@@ -431,7 +374,7 @@ class Connection:
         self.rcv_nxt = seg.seq
         self.iss = (seg.ack - 1) & MASK
         self.snd_una = self.snd_nxt = self.snd_max = seg.ack
-        self._recover = self.iss
+        self._rec.recover = self.iss
         self._peer_mss = mss
         self.snd_wnd = self.max_snd_wnd = seg.window
         self.snd_wl1 = seg.seq
@@ -513,7 +456,7 @@ class Connection:
             return
         was_half_open = self._st in (SYN_RECEIVED, SYN_SENT)
         self._set_state(CLOSED)
-        self._rtx_at = self._delack_at = self._tw_at = self._ka_at = self._tlp_at = INF
+        self._rtx_at = self._delack_at = self._tw_at = self._ka_at = self._rec.tlp_at = INF
         self._layer._forget(self, was_half_open)
 
     def _fail(self, err: int) -> None:
@@ -545,7 +488,7 @@ class Connection:
         return (value + self._ts_offset) & MASK
 
     def deadline(self) -> float:
-        return min(self._rtx_at, self._delack_at, self._tw_at, self._ka_at, self._tlp_at)
+        return min(self._rtx_at, self._delack_at, self._tw_at, self._ka_at, self._rec.tlp_at)
 
     # ------------------------------------------------------------------ segment output
 
@@ -636,12 +579,31 @@ class Connection:
             self._layer.counters["tcp.challenge_acks"] += 1
             self._send_ack(now)
 
+    def _sent(self, seq: int, end: int, now: float) -> None:
+        """Record a segment just sent over [seq, end), its FIN included: the one place that moves SND.NXT
+        and SND.MAX forward and counts retransmissions. One sent at SND.NXT moves SND.NXT to its end; one
+        that starts below SND.MAX is a retransmission, and Karn's rule (RFC 6298 3) holds for both RTT
+        clocks: no sample under way survives it, and echoes of TSvals sent before it are not used."""
+        snd_max = self.snd_max
+        if seq == snd_max:
+            self.snd_max = end
+        else:
+            self.stats["retransmits"] += 1
+            self._layer.counters["tcp.retransmits"] += 1
+            self._rtt_seq = None
+            self._rtx_ts = self._ts_clock(now)
+            if seq_gt(end, snd_max):
+                self.snd_max = end
+        if seq == self.snd_nxt:
+            self.snd_nxt = end
+
     def _output(self, now: float) -> None:
         """Send whatever data (and FIN) the windows, Nagle and SWS avoidance allow."""
-        self._batch_acked = 0  # the flight is refilled from here on
+        rec = self._rec
+        rec.batch_acked = 0  # the flight is refilled from here on
         if self._st not in _SENDING_STATES:
             return
-        if self._in_recovery and self._sack_ok:
+        if rec.in_recovery and self._sack_ok:
             self._output_sack_recovery(now)
             return
         snd = self._snd
@@ -656,6 +618,14 @@ class Connection:
         gso_max = self._layer.gso_max
         seg_max = (gso_max // smss) * smss if gso_max > smss else smss
         snd_una = self.snd_una
+        wnd = self.snd_wnd
+        cwnd = self.cc.cwnd
+        if rec.dupacks and not rec.in_recovery:
+            # RFC 3042 limited transmit: a new segment for each of the first two duplicate ACKs,
+            # so a small window still produces the third one that triggers fast retransmit.
+            cwnd += min(rec.dupacks, 2) * smss
+        if wnd > cwnd:
+            wnd = cwnd
         sent = False
         burst: tuple[TcpPath, int, int, bytes] | None = None  # what every segment of this pass shares
         burst_tried = False  # asked for once per pass, at the first segment within the MSS
@@ -664,13 +634,7 @@ class Connection:
             off = (snd_nxt - snd_una) & MASK
             avail = buflen - off
             if avail > 0:
-                wnd = self.snd_wnd
-                cwnd = self.cc.cwnd
-                if self._dupacks and not self._in_recovery:
-                    # RFC 3042 limited transmit: a new segment for each of the first two duplicate ACKs,
-                    # so a small window still produces the third one that triggers fast retransmit.
-                    cwnd += min(self._dupacks, 2) * smss
-                usable = (wnd if wnd < cwnd else cwnd) - off
+                usable = wnd - off
                 n = seg_max if seg_max < avail else avail
                 if usable < n:
                     n = usable
@@ -703,18 +667,10 @@ class Connection:
             else:
                 break
             sent = True
-            if snd_nxt == self.snd_max:  # new data: time it unless a sample is under way (Karn)
-                self.snd_max = new_nxt
-                if self._rtt_seq is None and not self._ts_ok:
-                    self._rtt_seq = new_nxt
-                    self._rtt_time = now
-            else:
-                self.stats["retransmits"] += 1
-                self._layer.counters["tcp.retransmits"] += 1
-                self._rtx_ts = self._ts_clock(now)
-                if seq_gt(new_nxt, self.snd_max):
-                    self.snd_max = new_nxt
-            self.snd_nxt = new_nxt
+            if snd_nxt == self.snd_max and self._rtt_seq is None and not self._ts_ok:
+                self._rtt_seq = new_nxt  # new data: time it unless a sample is under way (Karn)
+                self._rtt_time = now
+            self._sent(snd_nxt, new_nxt, now)
         if burst is not None:
             self._layer.counters["tcp.out_segments"] += burst[0].finish()
         if sent and (self._rtx_at == INF or self._persist):
@@ -748,135 +704,53 @@ class Connection:
         self._persist = True
         self._rtx_at = now + interval
 
-    def _retransmit_head(self, now: float, length: int | None = None) -> int:
-        """Retransmit the first unacknowledged segment (fast retransmit / partial ACK / SACK entry)."""
+    def _retransmit_head(self, now: float) -> int:
+        """Retransmit the first unacknowledged segment (fast retransmit, partial ACK); returns its length."""
         buf = self._snd.view()
         inflight = (self.snd_max - self.snd_una) & MASK  # never more than was sent before
-        n = min(self._mss_now(), len(buf), inflight) if length is None else length
-        self._rtt_seq = None  # Karn: never time a retransmitted segment
-        self._rtx_ts = self._ts_clock(now)
+        n = min(self._mss_now(), len(buf), inflight)
         if n > 0:
             flags = ACK | PSH if n == len(buf) else ACK
             if n == len(buf) and self._snd.fin and inflight > n:
                 flags |= FIN
-            self._emit(self.snd_una, flags, buf[:n], now)
         elif self._snd.fin and inflight > len(buf):
-            self._emit(self.snd_una, ACK | FIN, b"", now)
+            flags = ACK | FIN
         else:
             return 0
-        self.stats["retransmits"] += 1
-        self._layer.counters["tcp.retransmits"] += 1
+        una = self.snd_una
+        self._emit(una, flags, buf[:n], now)
+        self._sent(una, (una + n + (flags & FIN)) & MASK, now)
         return n
 
-    # ---------------- SACK-based loss recovery (RFC 6675, with IsLost by SACKed bytes above)
-
-    def _lost_limit(self) -> int:
-        """Offset below which un-SACKed data counts as lost, during recovery: the start of the highest
-        SACKed block, or what a probe's ACK showed lost (_probe_answered), whichever is higher.
-
-        RFC 6675 IsLost wants more than (DupThresh-1)*SMSS bytes SACKed above. In recovery RACK (RFC 8985
-        6.2, whose reordering window is 0 there while no reordering was seen) marks a segment lost as soon
-        as any segment sent after it is delivered, and every SACKed byte above a hole that was not
-        retransmitted was sent after it: so any SACKed byte above will do. A partial ACK that leaves one
-        hole with a segment or two SACKed above it no longer waits for the RTO."""
-        inferred = 0
-        if self._lost_end is not None:
-            inferred = (self._lost_end - self.snd_una) & MASK
-            if inferred >= 0x80000000:  # SND.UNA passed it: nothing left to infer
-                self._lost_end = None
-                inferred = 0
-        sacked = self._sacked.ranges
-        top = sacked[-1][0] if sacked else 0
-        return top if top > inferred else inferred
+    # ---------------- SACK-based loss recovery (RFC 6675; what to send: Recovery.next_seg)
 
     def _output_sack_recovery(self, now: float) -> None:
         buf = self._snd.view()
+        buflen = len(buf)
         smss = self._mss_now()
-        cc = self.cc
+        rec = self._rec
+        una = self.snd_una
         sent = False
-        sacked = self._sacked
-        top = sacked.ranges[-1][1] if sacked else 0
         while True:
-            max_off = (self.snd_max - self.snd_una) & MASK
-            data_max = min(max_off, len(buf))
-            lost = self._lost_limit()
-            high_rxt = self._high_rxt
-            pipe = max_off - sacked.size  # RFC 6675 SetPipe: not SACKed, and not lost unless retransmitted
-            if lost > high_rxt:
-                pipe -= lost - high_rxt - sacked.covered(high_rxt, lost)
-            if cc.cwnd - pipe < smss:
+            seg = rec.next_seg(una, (self.snd_max - una) & MASK, buflen, (self.snd_nxt - una) & MASK,
+                               self.snd_wnd, self.cc.cwnd, smss)
+            if seg is None:
                 break
-            hole = sacked.gap(high_rxt, min(lost, data_max))  # RFC 6675 NextSeg rule 1
-            if hole is None:
-                off = (self.snd_nxt - self.snd_una) & MASK
-                avail = len(buf) - off
-                if avail > 0 and off + min(avail, smss) <= self.snd_wnd:  # rule 2: new data
-                    n = min(avail, smss)
-                    flags = ACK | PSH if off + n == len(buf) else ACK
-                    if flags & PSH and self._snd.fin:
-                        flags |= FIN
-                    self._emit(self.snd_nxt, flags, buf[off:off + n], now)
-                    self.snd_nxt = (self.snd_nxt + n + (flags & FIN)) & MASK
-                    if seq_gt(self.snd_nxt, self.snd_max):
-                        self.snd_max = self.snd_nxt
-                    sent = True
-                    continue
-                hole = sacked.gap(high_rxt, min(top, data_max))  # rule 3
-                if hole is None:
-                    break
-            lo, hi = hole
-            n = min(hi - lo, smss)
-            flags = ACK | PSH if lo + n == len(buf) else ACK
-            self._emit((self.snd_una + lo) & MASK, flags, buf[lo:lo + n], now)
-            self._high_rxt = lo + n
-            self._rxt_fence = max_off
-            self._rtt_seq = None
-            self._rtx_ts = self._ts_clock(now)
-            self.stats["retransmits"] += 1
-            self._layer.counters["tcp.retransmits"] += 1
+            off, n, new = seg
+            flags = ACK | PSH if off + n == buflen else ACK
+            if new and flags & PSH and self._snd.fin:
+                flags |= FIN
+            seq = (una + off) & MASK
+            self._emit(seq, flags, buf[off:off + n], now)
+            self._sent(seq, (seq + n + (flags & FIN)) & MASK, now)
             sent = True
         if sent and self._rtx_at == INF:
             self._rtx_at = now + self.rtt.rto
 
     def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
-        """Merge the peer's SACK blocks (RFC 2018) into the scoreboard; True if any was new."""
+        """The peer's SACK blocks into the scoreboard, within what was sent and is held; True if news."""
         una = self.snd_una
-        max_off = min((self.snd_max - una) & MASK, len(self._snd))
-        board = self._sacked
-        changed = False
-        for left, right in blocks:
-            lo = (left - una) & MASK
-            hi = (right - una) & MASK
-            if not (0 < lo < hi <= max_off):
-                continue  # D-SACK, stale or bogus block
-            if board.add(lo, hi):
-                changed = True
-        if changed and self._in_recovery and self._rxt_fence:
-            self._detect_lost_retransmission()
-        return changed
-
-    def _detect_lost_retransmission(self) -> None:
-        """Data SACKed above the fence (sent after the last retransmission) while a hole below HighRxt is
-        still open: its retransmission was lost (RACK, RFC 8985 6.2: a segment sent after it was
-        delivered; in recovery its reordering window is 0). HighRxt goes back so that NextSeg (RFC 6675)
-        sends it again now, rather than the RTO."""
-        fence = self._rxt_fence
-        sacked = self._sacked
-        if not sacked or not sacked.covered(fence, sacked.ranges[-1][1]):
-            return
-        if sacked.gap(0, self._high_rxt) is None:
-            return
-        self._high_rxt = 0
-        self._rxt_fence = 0  # once per retransmission: the next one sets it again
-        self._layer.counters["tcp.lost_retransmissions"] += 1
-
-    def _shift_scoreboard(self, acked: int) -> None:
-        board = self._sacked
-        board.shift(acked)
-        if board and board.ranges[0][0] == 0:  # the cumulative ACK should have covered it: keep it honest
-            board.popleft()
-        self._high_rxt = max(self._high_rxt - acked, 0)
-        self._rxt_fence = max(self._rxt_fence - acked, 0)
+        return self._rec.update(blocks, una, min((self.snd_max - una) & MASK, len(self._snd)))
 
     # ------------------------------------------------------------------ segment input
 
@@ -909,9 +783,10 @@ class Connection:
         is newer than the last window update and opens no zero window, and no recovery, window probing,
         tail loss probe or reassembly is under way."""
         seq = seg.seq
+        rec = self._rec
         if (seg.flags & ~PSH) != ACK or seq != self.rcv_nxt or seg.sack_blocks or self._ooo \
-                or self.snd_nxt != self.snd_max or self._in_recovery or self._dupacks or self._persist \
-                or self._tlp_probe is not None:
+                or self.snd_nxt != self.snd_max or self._persist or rec.in_recovery or rec.dupacks \
+                or rec.tlp_probe is not None:
             return False
         ts = seg.ts_val
         if self._ts_ok and (ts is None or ((ts - self._ts_recent) & MASK) >= 0x80000000):
@@ -1223,8 +1098,8 @@ class Connection:
                 self._on_dupack(now)
         elif self._sack_ok and seg.sack_blocks and acked == 0:
             self._update_scoreboard(seg.sack_blocks)
-        if self._tlp_probe is not None:
-            self._probe_answered(now)
+        if self._rec.tlp_probe is not None and self._rec.probe_answered(self.snd_una):
+            self._fast_retransmit(now)
         # Window update (RFC 9293 3.10.7.4: SND.UNA =< SEG.ACK, and only from a newer segment as
         # tracked by SND.WL1/WL2).
         if acked < 0x80000000 and (
@@ -1258,8 +1133,9 @@ class Connection:
 
     def _ack_new(self, ack: int, acked: int, seg: TcpSegment, now: float) -> None:
         cc = self.cc
+        rec = self._rec
         flight = (self.snd_max - self.snd_una) & MASK
-        self._batch_acked += acked
+        rec.batch_acked += acked
         if self._snd.acknowledge(acked):
             self._event = True  # writable again
         self.snd_una = ack
@@ -1277,15 +1153,15 @@ class Connection:
             self.rtt.sample(now - self._rtt_time)
             self._rtt_seq = None
         self._retries = 0
-        if self._sacked or self._high_rxt:
-            self._shift_scoreboard(acked)
+        if rec.sacked or rec.high_rxt:
+            rec.shift(acked)
         if self._sack_ok and seg.sack_blocks:
             self._update_scoreboard(seg.sack_blocks)
         # Congestion control and recovery.
-        if self._in_recovery:
-            if seq_ge(ack, self._recover):
-                self._in_recovery = False
-                self._dupacks = 0
+        if rec.in_recovery:
+            if seq_ge(ack, rec.recover):
+                rec.in_recovery = False
+                rec.dupacks = 0
                 if self._sack_ok:
                     cc.cwnd = cc.ssthresh  # RFC 6675 5 (end of recovery)
                 else:
@@ -1294,7 +1170,7 @@ class Connection:
                 self._retransmit_head(now)  # RFC 6582 3.2 step 5: partial ACK
                 cc.on_partial_ack(acked)
         else:
-            self._dupacks = 0
+            rec.dupacks = 0
             cc.on_ack(acked, flight, now, self.rtt.srtt or 0.0)
             self._snd.follow(cc.cwnd)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
@@ -1303,64 +1179,30 @@ class Connection:
             self._persist = False
         elif not self._persist:
             self._rtx_at = now + self.rtt.rto
-        self._tlp_out = False
+        rec.tlp_out = False
         self._schedule_tlp(now)
 
     def _on_dupack(self, now: float) -> None:
-        cc = self.cc
-        if self._in_recovery:
+        rec = self._rec
+        if rec.in_recovery:
             if not self._sack_ok:
-                cc.on_dupack_in_recovery()  # RFC 6582 3.2 step 3
+                self.cc.on_dupack_in_recovery()  # RFC 6582 3.2 step 3
             return
-        self._dupacks += 1
+        rec.dupacks += 1
         thresh = self._cfg.dupack_threshold
-        lost_by_sack = self._sack_ok and self._sacked.size > (thresh - 1) * self._smss
-        if (self._dupacks >= thresh or lost_by_sack) and seq_ge(self.snd_una, self._recover):
+        lost_by_sack = self._sack_ok and rec.sacked.size > (thresh - 1) * self._smss
+        if (rec.dupacks >= thresh or lost_by_sack) and seq_ge(self.snd_una, rec.recover):
             self._fast_retransmit(now)
 
     def _fast_retransmit(self, now: float) -> None:
         """Enter recovery and retransmit the head (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4)."""
         cc = self.cc
-        outstanding = (self.snd_max - self.snd_una) & MASK
-        # FlightSize (RFC 5681 eq. 4, RFC 9438 4.6) as it was before this batch of frames: a stack that
-        # sends after every ACK keeps its flight up while the ACKs below the loss arrive, and this one sends
-        # only after the batch, so the bytes those ACKs took out count too. Without them a whole window's
-        # ACKs read in one batch left a flight of the few segments above the loss, and ssthresh fell to
-        # 0.3 of the window instead of 0.7 (see docs/performance.md, "ssthresh from the flight before a batch").
-        flight = outstanding + self._batch_acked
-        self._in_recovery = True
-        self._recover = self.snd_max
-        cc.on_enter_recovery(flight, now)
+        cc.on_enter_recovery(self._rec.enter(self.snd_max, (self.snd_max - self.snd_una) & MASK), now)
         if self._sack_ok:
             cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
-        n = self._retransmit_head(now)
-        self._high_rxt = n
-        self._rxt_fence = outstanding
+        self._rec.high_rxt = self._retransmit_head(now)
         self.stats["fast_retransmits"] += 1
         self._layer.counters["tcp.fast_retransmits"] += 1
-
-    def _probe_answered(self, now: float) -> None:
-        """The ACK of a tail loss probe (RFC 8985 7.4): RACK's inference at the one moment it is sure.
-        The probe left at least 2 SRTT after everything below it, so once the probe is
-        delivered, whatever below it is still neither ACKed nor SACKed was lost: RACK (6.2) would mark
-        it so, as it was sent more than an RTT plus a reordering window before a delivered segment.
-        Without this a small flight cannot make the duplicate ACKs or SACKed bytes that fast retransmit
-        waits for, and the loss waits for the RTO."""
-        start, end = self._tlp_probe  # type: ignore[misc]
-        una = self.snd_una
-        if seq_ge(una, end):
-            self._tlp_probe = None  # everything up to the probe delivered: nothing was lost
-            return
-        off, off_end = (start - una) & MASK, (end - una) & MASK
-        if not self._sacked.covers(off, off_end):
-            return  # the probe itself not delivered (yet)
-        self._tlp_probe = None
-        if self._sacked.gap(0, off) is None:
-            return
-        self._lost_end = start
-        self._layer.counters["tcp.probe_losses"] += 1
-        if not self._in_recovery and seq_ge(una, self._recover):
-            self._fast_retransmit(now)
 
     def _receive(self, seq: int, payload: memoryview, fin: int, now: float) -> None:
         """Deliver in-order data (and what it makes contiguous) or hold it out of order."""
@@ -1476,64 +1318,35 @@ class Connection:
     # ------------------------------------------------------------------ timers
 
     def _schedule_tlp(self, now: float) -> None:
-        """RFC 8985 7.2: after new data goes out or an ACK moves SND.UNA, probe in max(2 SRTT, tlp_min)
-        if nothing is heard by then; only while data is in flight, outside recovery, before the RTO."""
-        srtt = self.rtt.srtt
-        if (self._tlp_out or self._in_recovery or self._persist or srtt is None or not self._cfg.tail_loss_probe
-                or self.snd_una == self.snd_max or self._st not in _SENDING_STATES):
-            self._tlp_at = INF
-            return
-        pto = max(2 * srtt, self._cfg.tlp_min)
-        if (self.snd_max - self.snd_una) & MASK <= self._smss:
-            pto += _TLP_DELAYED_ACK  # one segment out: the peer may be holding a delayed ACK (RFC 8985 7.2)
-        at = now + pto
-        self._tlp_at = at if at < self._rtx_at else INF
+        """Arm the tail loss probe (Recovery.schedule_tlp) while data is in flight in a sending state."""
+        cfg = self._cfg
+        flight = (self.snd_max - self.snd_una) & MASK
+        if self._persist or not cfg.tail_loss_probe or self._st not in _SENDING_STATES:
+            flight = 0
+        self._rec.schedule_tlp(now, self.rtt.srtt, flight, self._smss, cfg.tlp_min, self._rtx_at)
 
     def _send_tlp(self, now: float) -> None:
-        """RFC 8985 7.3: one segment; its ACK, with SACK, shows what was lost (_probe_answered).
-
-        New data (whatever cwnd says, if the peer's window takes it) when SACK already shows a hole, as
-        RFC 8985 prefers. Otherwise the last segment sent, again, though new data waits: with nothing
-        SACKed, the peer may well have everything and only its ACK was lost, and a receiver that has
-        everything answers a duplicate at once (RFC 9293 3.10.7.4) but may hold the ACK of new in-order
-        data for its delayed-ACK time, which Linux stretches past our RTO after a few stalls (see
-        docs/performance.md, "The tail loss probe repeats the last segment")."""
-        if (self._tlp_out or self._in_recovery or self._persist or self.snd_una == self.snd_max
+        """RFC 8985 7.3: the one probe of an episode, as Recovery.probe chooses it."""
+        rec = self._rec
+        if (rec.tlp_out or rec.in_recovery or self._persist or self.snd_una == self.snd_max
                 or self._st not in _SENDING_STATES):
             return
         buf = self._snd.view()
-        smss = self._mss_now()
-        off = (self.snd_nxt - self.snd_una) & MASK
-        avail = len(buf) - off
-        self._tlp_out = True
-        self._layer.counters["tcp.tail_loss_probes"] += 1
-        if (self._sacked and avail > 0 and self.snd_nxt == self.snd_max
-                and off + min(avail, smss) <= self.snd_wnd):
-            n = avail if avail < smss else smss
-            end = off + n
-            flags = ACK | PSH if end == len(buf) else ACK
-            if end == len(buf) and self._snd.fin:
-                flags |= FIN
-            if self._sack_ok:  # its ACK can then say what it leaves behind (_probe_answered)
-                self._tlp_probe = (self.snd_nxt, (self.snd_nxt + n) & MASK)
-            self._emit(self.snd_nxt, flags, buf[off:end], now)
-            self.snd_nxt = self.snd_max = (self.snd_nxt + n + (flags & FIN)) & MASK
+        buflen = len(buf)
+        una = self.snd_una
+        max_off = (self.snd_max - una) & MASK
+        probe = rec.probe(una, (self.snd_nxt - una) & MASK, max_off, buflen, self.snd_wnd, self._mss_now(),
+                          self._sack_ok)
+        if probe is None:
             return
-        inflight = (self.snd_max - self.snd_una) & MASK
-        data_end = min(inflight, len(buf))
-        if data_end == 0:
-            return  # only our FIN is out: the RTO retransmits it
-        start = data_end - smss if data_end > smss else 0
-        flags = ACK | PSH
-        if inflight > len(buf) and data_end == len(buf):
-            flags |= FIN  # the FIN went out after these bytes: send it again with them
-        self._rtt_seq = None  # Karn: never time a retransmission
-        self._rtx_ts = self._ts_clock(now)
-        self.stats["retransmits"] += 1
-        self._layer.counters["tcp.retransmits"] += 1
-        if self._sack_ok:  # sent after everything below it, as a new segment would be
-            self._tlp_probe = ((self.snd_una + start) & MASK, (self.snd_una + data_end) & MASK)
-        self._emit((self.snd_una + start) & MASK, flags, buf[start:data_end], now)
+        start, end, new = probe
+        if new:
+            flags = ACK | PSH | FIN if end == buflen and self._snd.fin else ACK | PSH if end == buflen else ACK
+        else:  # the FIN went out after these bytes: send it again with them
+            flags = ACK | PSH | FIN if max_off > buflen and end == buflen else ACK | PSH
+        seq = (una + start) & MASK
+        self._emit(seq, flags, buf[start:end], now)
+        self._sent(seq, (seq + end - start + (flags & FIN)) & MASK, now)
 
     def _on_timer(self, now: float) -> None:
         if self._tw_at <= now:
@@ -1546,8 +1359,8 @@ class Connection:
             self._delack_at = INF
             if self._st not in (CLOSED, SYN_SENT):
                 self._send_ack(now)
-        if self._tlp_at <= now:
-            self._tlp_at = INF
+        if self._rec.tlp_at <= now:
+            self._rec.tlp_at = INF
             if self._rtx_at > now:
                 self._send_tlp(now)
         if self._rtx_at <= now:
@@ -1587,15 +1400,7 @@ class Connection:
             return
         flight = (self.snd_max - self.snd_una) & MASK
         self.cc.on_timeout(flight, now)
-        self._tlp_at = INF
-        self._tlp_out = True  # no probe until an ACK moves SND.UNA: the RTO already went back to it
-        self._tlp_probe = self._lost_end = None  # the RTO resends everything from SND.UNA anyway
-        self._recover = self.snd_max  # RFC 6582 4.1
-        self._in_recovery = False
-        self._dupacks = 0
-        self._sacked.clear()  # RFC 2018 8: the receiver may have reneged
-        self._high_rxt = 0
-        self._rxt_fence = 0
+        self._rec.on_timeout(self.snd_max)
         self._rtt_seq = None  # Karn
         self.rtt.backoff()
         self.snd_nxt = self.snd_una

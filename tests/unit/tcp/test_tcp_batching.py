@@ -248,7 +248,7 @@ def test_a_loss_found_in_a_batch_sets_ssthresh_from_the_flight_before_the_batch(
     est, _data = _sender()
     _window_acked_with_a_loss(est, batched=True)
     conn = est.conn
-    assert conn._in_recovery
+    assert conn._rec.in_recovery
     assert conn.cc.ssthresh == int(10 * MSS * conn.cc.BETA)
 
 
@@ -258,7 +258,7 @@ def test_a_loss_found_without_a_batch_still_uses_the_flight_of_its_moment() -> N
     est, _data = _sender()
     _window_acked_with_a_loss(est, batched=False)
     conn = est.conn
-    assert conn._in_recovery
+    assert conn._rec.in_recovery
     outstanding_before_retransmit = conn.snd_max - (est.our + 6 * MSS)
     assert conn.cc.ssthresh == int(outstanding_before_retransmit * conn.cc.BETA)
 

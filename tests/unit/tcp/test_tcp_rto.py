@@ -126,7 +126,7 @@ def test_fast_retransmit_after_three_dupacks_newreno() -> None:
     rtx2 = [s for s in solo.take() if s.seq == our + 3 * MSS]
     assert rtx2 and bytes(rtx2[0].payload) == b"D" * MSS
     solo.send(peer, our + 10 * MSS, ACK)  # full ACK ends recovery
-    assert not conn._in_recovery and conn.cc.cwnd <= conn.cc.ssthresh + MSS
+    assert not conn._rec.in_recovery and conn.cc.cwnd <= conn.cc.ssthresh + MSS
 
 
 def test_dupacks_with_data_or_window_change_do_not_count() -> None:
@@ -155,7 +155,7 @@ def test_sack_recovery_retransmits_only_holes() -> None:
     rtx = sorted({s.seq - our for s in out if s.seq - our < 10 * MSS})
     assert rtx == [1000, 3000]  # the holes, and nothing SACKed
     solo.send(peer, our + 10 * MSS, ACK)
-    assert not conn._in_recovery
+    assert not conn._rec.in_recovery
 
 
 def test_cubic_reduces_to_beta_of_the_flight_on_loss_and_on_timeout() -> None:
@@ -164,7 +164,7 @@ def test_cubic_reduces_to_beta_of_the_flight_on_loss_and_on_timeout() -> None:
     sack = wire.build_options(sack_blocks=[(our + 2 * MSS, our + 5 * MSS)])
     for _ in range(3):
         solo.send(peer, our + MSS, ACK, options=sack)
-    assert conn._in_recovery and conn.cc.ssthresh == int(9 * MSS * 0.7) == conn.cc.cwnd
+    assert conn._rec.in_recovery and conn.cc.ssthresh == int(9 * MSS * 0.7) == conn.cc.cwnd
     solo, conn, our, peer = _bulk(sack=False, segments=4, tlp=False, congestion="cubic")
     solo.advance_to_next_timer()
     assert conn.cc.cwnd == MSS and conn.cc.ssthresh == max(int(4 * MSS * 0.7), 2 * MSS)
@@ -268,7 +268,7 @@ def test_tail_loss_probe_repeats_the_last_segment_when_nothing_is_sacked_though_
     assert probe.seq == our + 9 * MSS and bytes(probe.payload) == b"J" * MSS
     assert conn.snd_max == our + 10 * MSS and solo.counters["tcp.retransmits"] == 1
     solo.send(peer, our + 10 * MSS, ACK)  # the peer had it all: its answer acknowledges everything
-    assert conn._tlp_probe is None and conn.stats["fast_retransmits"] == 0
+    assert conn._rec.tlp_probe is None and conn.stats["fast_retransmits"] == 0
 
 
 def test_no_tail_loss_probe_for_a_lone_segment_before_the_rto() -> None:
@@ -333,7 +333,7 @@ def test_the_ack_of_a_tail_loss_probe_marks_what_it_leaves_behind_lost() -> None
     assert again[:1] == [0]  # the hole below the probe, at once
     assert conn.stats["timeouts"] == 0 and solo.layer.counters["tcp.probe_losses"] == 1
     solo.send(peer, our + 2 * MSS, ACK)  # the hole filled: SND.UNA passes what was marked lost
-    assert conn._lost_limit() == 0 and conn._lost_end is None
+    assert conn._rec.lost_limit(conn.snd_una) == 0 and conn._rec.lost_end is None
 
 
 def test_a_probe_acked_with_everything_below_it_marks_nothing_lost() -> None:
@@ -345,7 +345,7 @@ def test_a_probe_acked_with_everything_below_it_marks_nothing_lost() -> None:
     solo.advance_to_next_timer()
     (probe,) = solo.take()  # only the ACKs were slow
     solo.send(peer, our + 2 * MSS, ACK)
-    assert conn.stats["fast_retransmits"] == 0 and conn._tlp_probe is None
+    assert conn.stats["fast_retransmits"] == 0 and conn._rec.tlp_probe is None
     assert solo.layer.counters["tcp.probe_losses"] == 0
 
 
