@@ -32,6 +32,7 @@ from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 if TYPE_CHECKING:
     from pystack.ip.tcp_path import TcpPath
+    from pystack.tcp.config import TcpConfig
     from pystack.tcp.layer import TcpLayer
     from pystack.tcp.listener import Listener
     from pystack.wire.tcp import TcpSegment
@@ -314,6 +315,40 @@ class Connection:
             self._emit(self.snd_max, RST | ACK, b"", now)
         self._close_now()
         self._flush_event()
+
+    def peek(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` of in-order data, left in the buffer (MSG_PEEK); otherwise as :meth:`recv`."""
+        if self._rcvbuf:
+            return bytes(self._rcvbuf[:max_bytes])
+        if self._eof or self._st == CLOSED and self.error is None:
+            return b""
+        if self.error is not None:
+            raise OSError(self.error, errno.errorcode.get(self.error, "error"))
+        raise BlockingIOError(errno.EAGAIN, "no data")
+
+    def use_config(self, cfg: TcpConfig) -> None:
+        """This connection's own options (setsockopt): ``cfg`` replaces the layer's for it. The send buffer
+        takes its new size; the receive buffer too, but never below what it holds; keepalive restarts its
+        idle time. The window scale stays what the SYN announced."""
+        self._cfg = cfg
+        self._snd.cap = cfg.send_buffer
+        self._snd.cap_max = cfg.send_buffer_max
+        self._rcv_cap = max(cfg.recv_buffer, len(self._rcvbuf))
+        if self._keepalive:
+            self.keepalive = True
+
+    def info(self) -> dict[str, int | float | bool | str]:
+        """What Linux's TCP_INFO tells, from this connection's state: sizes in bytes, times in seconds."""
+        flight = (self.snd_max - self.snd_una) & MASK
+        return {
+            "state": self._st.name, "retransmits": self._retries, "in_recovery": self._rec.in_recovery,
+            "rto": self.rtt.rto, "srtt": self.rtt.srtt or 0.0, "rttvar": self.rtt.rttvar,
+            "snd_mss": self._smss, "rcv_mss": self._rcv_mss, "advmss": self._adv_mss(), "pmtu": self._mtu,
+            "snd_wscale": self._snd_wscale, "rcv_wscale": self._rcv_wscale, "timestamps": self._ts_ok,
+            "sack": self._sack_ok, "window_scaling": self._ws_ok, "cwnd": self.cc.cwnd,
+            "ssthresh": self.cc.ssthresh, "unacked": flight, "snd_wnd": self.snd_wnd,
+            "rcv_space": self._rcv_cap, "total_retrans": self.stats["retransmits"],
+        }
 
     def __repr__(self) -> str:
         return (
