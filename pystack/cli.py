@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--http", type=_http_spec, metavar="DIR[:PORT]",
                      help="serve the files under DIR over HTTP/1.1 on PORT (default 80); "
                           "POST /sha256 answers the SHA-256 of the request body")
-    run.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE (tcpdump -r, Wireshark)")
+    run.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE (tcpdump -r, Wireshark); "
+                     "a FILE ending in .pcapng also tells why pystack sent each frame (tshark's frame.comment)")
     run.add_argument("--stats-json", metavar="FILE", help="write the counters as JSON to FILE on exit")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="logging detail on stderr (default info)")

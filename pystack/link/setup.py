@@ -7,7 +7,11 @@ import ipaddress
 
 from pystack.hostside import HostSideError, configure_host_side
 from pystack.link.pcap import PcapWriter
+from pystack.link.pcapng import PcapngWriter
 from pystack.link.tap import TapError, TapLink
+
+CaptureWriter = PcapWriter | PcapngWriter
+"""``--pcap FILE``: pcapng, with each sent frame's reason as its comment, when FILE ends in .pcapng."""
 
 
 class LinkSetupError(Exception):
@@ -15,10 +19,12 @@ class LinkSetupError(Exception):
 
 
 def open_link(tap: str, mtu: int, *, offload: bool = False, pcap: str | None = None,
-              host_address: ipaddress.IPv4Interface | None = None) -> tuple[TapLink, PcapWriter | None]:
-    """The TAP (created or attached), its kernel side configured when asked, and the pcap writer."""
+              host_address: ipaddress.IPv4Interface | None = None) -> tuple[TapLink, CaptureWriter | None]:
+    """The TAP (created or attached), its kernel side configured when asked, and the capture writer."""
     try:
-        writer = PcapWriter(pcap) if pcap else None
+        writer: CaptureWriter | None = None
+        if pcap:
+            writer = PcapngWriter(pcap, tap) if pcap.endswith(".pcapng") else PcapWriter(pcap)
     except OSError as exc:
         raise LinkSetupError(f"cannot write pcap file {pcap}: {exc.strerror}") from None
     try:

@@ -1,0 +1,129 @@
+"""A pcapng writer (draft-ietf-opsawg-pcapng): the capture format whose packet blocks carry a comment.
+
+``--pcap FILE.pcapng`` chooses it. Each frame is an Enhanced Packet Block with its direction (epb_flags)
+and, for a frame pystack sent, the reason its sender gave (opt_comment; pystack.reasons), which
+Wireshark and tshark show as ``frame.comment``. One section, one Ethernet interface, nanosecond times.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import BinaryIO, Callable
+
+from pystack import __version__
+from pystack.wire.gso import GsoFrame, segment
+from pystack.wire.virtio import PartialChecksumFrame, complete_checksum
+
+BLOCK_SHB = 0x0A0D0D0A
+BLOCK_IDB = 0x00000001
+BLOCK_EPB = 0x00000006
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+LINKTYPE_ETHERNET = 1
+SNAPLEN = 262144
+
+OPT_ENDOFOPT = 0
+OPT_COMMENT = 1
+SHB_USERAPPL = 4
+IF_NAME = 2
+IF_TSRESOL = 9
+EPB_FLAGS = 2
+FLAG_INBOUND = 1
+FLAG_OUTBOUND = 2
+"""epb_flags bits 0-1: the direction of the frame (section 4.3.1)."""
+
+MAX_COMMENT = 1024
+"""Bytes of a comment kept (a reason is a line; the bound keeps a record's size known)."""
+
+_EPB_HEAD = struct.Struct("<IIIIIII")
+_U32 = struct.Struct("<I")
+
+Explain = Callable[[bytes | memoryview], "str | None"]
+"""``explain(frame)``: the reason pystack sent ``frame``, or None (pystack.reasons.FrameReasons.take)."""
+
+
+def _option(code: int, value: bytes) -> bytes:
+    """One option: code, length, the value padded to 32 bits (section 3.5)."""
+    return struct.pack("<HH", code, len(value)) + value + b"\x00" * (-len(value) % 4)
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    """A block: type and total length, the body, the total length again (section 3.1)."""
+    total = 12 + len(body)
+    return struct.pack("<II", block_type, total) + body + _U32.pack(total)
+
+
+_END = _option(OPT_ENDOFOPT, b"")
+_FLAGS_IN = _option(EPB_FLAGS, _U32.pack(FLAG_INBOUND))
+_FLAGS_OUT = _option(EPB_FLAGS, _U32.pack(FLAG_OUTBOUND))
+
+
+def comment_option(text: str) -> bytes:
+    """opt_comment with ``text`` in UTF-8, cut to MAX_COMMENT bytes on a character boundary."""
+    data = text.encode("utf-8")[:MAX_COMMENT].decode("utf-8", "ignore").encode("utf-8")
+    return _option(OPT_COMMENT, data)
+
+
+class PcapngWriter:
+    """Records frames in and out, as :class:`pystack.link.pcap.PcapWriter` does, plus why each was sent.
+
+    ``mac``: our MAC; a frame from it is outbound (set by :func:`pystack.reasons.explain_frames`, which
+    also sets ``explain``). Until then every frame is written without a direction or a comment.
+    """
+
+    def __init__(self, path: str, interface: str = "") -> None:
+        self._file: BinaryIO = open(path, "wb")
+        self.frames = 0
+        self.comments = 0
+        self.mac: bytes | None = None
+        self.explain: Explain | None = None
+        shb = struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1)  # section length unknown (-1)
+        shb += _option(SHB_USERAPPL, f"pystack {__version__}".encode()) + _END
+        idb = struct.pack("<HHI", LINKTYPE_ETHERNET, 0, SNAPLEN)
+        if interface:
+            idb += _option(IF_NAME, interface.encode())
+        idb += _option(IF_TSRESOL, bytes((9,))) + _END  # 10**-9 s: nanoseconds
+        self._file.write(_block(BLOCK_SHB, shb) + _block(BLOCK_IDB, idb))
+
+    def write(self, frame: bytes | memoryview, timestamp_ns: int | None = None, comment: str | None = None) -> None:
+        """One frame; ``comment`` overrides what ``explain`` would say of it."""
+        ts = time.time_ns() if timestamp_ns is None else timestamp_ns
+        mac = self.mac
+        outbound = mac is not None and frame[6:12] == mac
+        if outbound and comment is None and self.explain is not None:
+            comment = self.explain(frame)  # a GsoFrame's reason is its first segment's
+        if type(frame) is GsoFrame:
+            pieces = segment(frame, frame.gso_size)  # record what the wire carries, not the super-frame
+            n = len(pieces)
+            for i, piece in enumerate(pieces, 1):
+                note = comment if comment is None or n == 1 else f"{comment} [TSO piece {i}/{n}]"
+                self._record(piece, ts, outbound, note)
+            return
+        if type(frame) is PartialChecksumFrame:
+            frame = complete_checksum(frame)  # record a frame Wireshark verifies, as it was meant
+        self._record(frame, ts, outbound if mac is not None else None, comment)
+
+    def _record(self, frame: bytes | memoryview, ts: int, outbound: bool | None, comment: str | None) -> None:
+        length = len(frame)
+        captured = min(length, SNAPLEN)
+        options = b""
+        if comment:
+            options += comment_option(comment)
+            self.comments += 1
+        if outbound is not None:
+            options += _FLAGS_OUT if outbound else _FLAGS_IN
+        if options:
+            options += _END
+        pad = -captured % 4
+        total = 32 + captured + pad + len(options)
+        self._file.write(_EPB_HEAD.pack(BLOCK_EPB, total, 0, ts >> 32, ts & 0xFFFFFFFF, captured, length))
+        self._file.write(frame[:captured])
+        self._file.write(b"\x00" * pad + options + _U32.pack(total))
+        self.frames += 1
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
