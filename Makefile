@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PIP := $(VENV)/.pip-done
 
-.PHONY: install debian-packages demo test test-unit test-integration test-slow bench clean soak
+.PHONY: install debian-packages demo test test-unit test-integration test-slow bench clean soak conformance
 
 install: debian-packages $(STAMP_PIP)
 
@@ -36,6 +36,11 @@ test-slow: install
 
 bench: install
 	$(PY) scripts/bench.py
+
+# The packetdrill corpus (../shared/conformance/packetdrill beside the repository, or $PYSTACK_PACKETDRILL)
+# judged on pystack's core; says so and passes when there is none. ARGS: e.g. --profile rfc, or script paths.
+conformance: install
+	$(PY) -m pystack.conformance $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,33 @@
+"""Profiles: the choices the RFCs leave open, made as Linux makes them (``linux``) or as pystack does by
+default (``rfc``). A profile is only config values; the corpus then judges everything else.
+
+The values the ``linux`` profile changes, and why (docs/conformance.md has the table):
+
+- ``recv_buffer_max`` 15 MiB: Linux's ``tcp_rmem[2]`` in packetdrill's defaults.sh. The window scale we
+  offer is the smallest that reaches it (RFC 7323 2.3 leaves the choice), so this gives Linux's 8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pystack.config import StackConfig
+from pystack.tcp.config import TcpConfig
+
+_ISN_SECRET = b"packetdrill-isn!"
+"""A fixed RFC 6528 key: the same script gives the same ISNs on every run (the runner maps them anyway)."""
+
+PROFILES = ("linux", "rfc")
+
+
+def stack_config(profile: str) -> StackConfig:
+    """A fresh StackConfig for ``profile`` (the runner mutates it for sysctls, so never shared)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
+    tcp = TcpConfig(isn_secret=_ISN_SECRET)
+    if profile == "linux":
+        tcp = dataclasses.replace(
+            tcp,
+            recv_buffer_max=15 * 1024 * 1024,
+        )
+    return StackConfig(tcp=tcp)
