@@ -795,7 +795,7 @@ class Connection:
         st = self._st
         if st == SYN_SENT:
             self._input_syn_sent(seg, now)
-        elif not (st == ESTABLISHED and self._input_predicted(seg, now)):
+        elif not (st == ESTABLISHED and self._layer.fast_paths and self._input_predicted(seg, now)):
             if self._input_synchronized(seg, now):
                 return True
         if self._st != CLOSED and self._layer.batching:

@@ -55,6 +55,9 @@ class TcpLayer:
         self.config = config
         self.counters = counters
         self.emit = emit
+        self.fast_paths = True
+        """Take header prediction (RFC 9293 3.10.7.4's common case first); the stack sets it from
+        StackConfig.fast_paths."""
         self.segment_path: SegmentPathFor | None = None
         """Set by the IP layer: a one-pack path for a burst of one connection's data segments (see
         pystack.ip.tcp_path). Without it (a bare TCP layer in tests) every segment goes through ``emit``."""
