@@ -1382,6 +1382,7 @@ class Connection:
         seq = (una + start) & MASK
         self._emit(seq, flags, buf[start:end], now)
         self._sent(seq, (seq + end - start + (flags & FIN)) & MASK, now)
+        self._rtx_at = now + self.rtt.rto  # RFC 8985 7.3: the RTO re-armed after the probe, the last resort
 
     def _on_timer(self, now: float) -> None:
         if self._tw_at <= now:

@@ -1,0 +1,49 @@
+"""TCP behaviours the packetdrill corpus found wrong, each proved by a small script of its own run on the
+whole core by pystack.conformance (frames in, frames out, the script's clock).
+
+The scripts are written here, in packetdrill's language: the stack under test listens on 8080 and the
+handshake's round trip is 100 ms, so SRTT is 100 ms and the RTO 300 ms (RFC 6298 2.2).
+"""
+
+from __future__ import annotations
+
+from pystack.conformance.driver import Driver, Settings
+from pystack.conformance.parser import parse
+
+ACCEPTED = """
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0 < S 0:0(0) win 32792 <mss 1000,sackOK,nop,nop,nop,wscale 7>
+   +0 > S. 0:0(0) ack 1 <...>
+  +.1 < . 1:1(0) ack 1 win 320
+   +0 accept(3, ..., ...) = 4
+"""
+
+ACCEPTED_TS = """
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0 < S 0:0(0) win 20000 <mss 1000,sackOK,TS val 100 ecr 0>
+   +0 > S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 100 ecr 100>
+  +.1 < . 1:1(0) ack 1 win 20000 <nop,nop,TS val 200 ecr 100>
+   +0 accept(3, ..., ...) = 4
+"""
+"""The same with timestamps: our TSvals are the script's from 100 on (the runner maps them)."""
+
+
+def verdict(text: str, profile: str = "rfc") -> str:
+    result = Driver(parse(text, "script"), Settings(profile=profile)).run()
+    return result.status + (": " + result.detail if result.detail else "")
+
+
+def test_the_rto_is_rearmed_after_a_tail_loss_probe():
+    # RFC 8985 7.3: after sending a probe the sender MUST re-arm the RTO (not the PTO), so that the RTO
+    # stays the last resort a full RTO after the probe. It fired one RTO after the data instead, only
+    # one SRTT after the probe, before the probe's ACK could come.
+    assert verdict(ACCEPTED + """
+   +0 write(4, ..., 4000) = 4000
+   +0 > P. 1:4001(4000) ack 1
+  +.2 > P. 3001:4001(1000) ack 1
+  +.3 > . 1:1001(1000) ack 1
+""") == "PASS"
