@@ -1030,10 +1030,9 @@ class Connection:
                 self._close_now()
             return False
 
-        # RFC 7323 4.3: remember the peer's timestamp if this segment covers Last.ACK.sent.
-        if self._ts_ok and seg.ts_val is not None and not seq_gt(seq, self._last_ack_sent):
-            self._ts_recent = seg.ts_val
-            self._ts_recent_age = now
+        # RFC 7323 4.3: the peer's timestamp is remembered if this segment covers Last.ACK.sent (below,
+        # once its ACK is found acceptable).
+        covers_last_ack = self._ts_ok and seg.ts_val is not None and not seq_gt(seq, self._last_ack_sent)
 
         # Trim what lies before RCV.NXT (already received) and past the window.
         if seq != rcv_nxt and plen + (flags & FIN):
@@ -1081,7 +1080,10 @@ class Connection:
             self._established(now)
             st = self._st
         if not self._process_ack(seg, seq, now):
-            return False
+            return False  # its timestamp too: a blind ACK of unsent data must not raise TS.Recent for PAWS
+        if covers_last_ack:
+            self._ts_recent = seg.ts_val
+            self._ts_recent_age = now
         st = self._st
         if st == CLOSED:
             return False

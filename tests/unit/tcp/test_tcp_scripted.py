@@ -47,3 +47,16 @@ def test_the_rto_is_rearmed_after_a_tail_loss_probe():
   +.2 > P. 3001:4001(1000) ack 1
   +.3 > . 1:1001(1000) ack 1
 """) == "PASS"
+
+
+def test_a_segment_whose_ack_is_refused_leaves_ts_recent_alone():
+    # An ACK of data never sent (RFC 9293 3.10.7.4) is answered and the segment dropped, and so is its
+    # timestamp: TS.Recent moved only once the ACK is acceptable (RFC 5961 5.2 spirit). Taken earlier, a
+    # blind injection with a huge TSval made PAWS (RFC 7323 5.3) drop every real segment after it.
+    assert verdict(ACCEPTED_TS + """
+   +0 < F. 1:1(0) ack 9999 win 20000 <nop,nop,TS val 200000 ecr 100>
+   +0 > . 1:1(0) ack 1 <nop,nop,TS val 100 ecr 200>
+   +0 < . 1:1001(1000) ack 1 win 20000 <nop,nop,TS val 201 ecr 100>
+   +0 < . 1001:2001(1000) ack 1 win 20000 <nop,nop,TS val 201 ecr 100>
+   +0 > . 1:1(0) ack 2001 <nop,nop,TS val 100 ecr 201>
+""") == "PASS"
