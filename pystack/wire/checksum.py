@@ -48,3 +48,12 @@ def incremental_update(checksum: int, old_word: int, new_word: int) -> int:
 def pseudo_header_sum(src: int, dst: int, protocol: int, length: int) -> int:
     """Sum of the IPv4 pseudo-header (RFC 768, RFC 9293 section 3.1) with addresses as integers."""
     return (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + protocol + length
+
+
+def pseudo_header_sum6(src: int, dst: int, next_header: int, length: int) -> int:
+    """The IPv6 pseudo-header (RFC 8200 section 8.1) summed and folded to 16 bits, with the addresses as
+    128-bit integers: an integer is congruent to the sum of its 16-bit words modulo 0xFFFF (as in
+    ``ones_sum``), so the 40 bytes are never laid out. Usable as ``initial`` like the IPv4 sum."""
+    total = src + dst + length + next_header
+    folded = total % 0xFFFF
+    return 0xFFFF if folded == 0 and total else folded
