@@ -5,6 +5,8 @@ The values the ``linux`` profile changes, and why (docs/conformance.md has the t
 
 - ``recv_buffer_max`` 15 MiB: Linux's ``tcp_rmem[2]`` in packetdrill's defaults.sh. The window scale we
   offer is the smallest that reaches it (RFC 7323 2.3 leaves the choice), so this gives Linux's 8.
+- ``quickacks`` 16: Linux's quick-ACK mode (TCP_MAX_QUICKACKS): the first 16 data segments, and those after
+  a silence longer than the RTO, are ACKed at once; RFC 5681 4.2 lets every one of them wait.
 """
 
 from __future__ import annotations
@@ -29,5 +31,6 @@ def stack_config(profile: str) -> StackConfig:
         tcp = dataclasses.replace(
             tcp,
             recv_buffer_max=15 * 1024 * 1024,
+            quickacks=16,
         )
     return StackConfig(tcp=tcp)

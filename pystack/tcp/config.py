@@ -77,6 +77,10 @@ class TcpConfig:
     """...or after this many seconds, whichever comes first (RFC 5681: < 0.5 s; we stay <= 200 ms).
     40 ms is Linux's delayed-ACK minimum; it must stay well below ``rto_min``, or the peer's RTO fires
     before our delayed ACK and every small exchange is retransmitted."""
+    quickacks: int = 0
+    """In-order data segments ACKed at once, undelayed, at the start of a connection and again after the
+    peer was silent for longer than an RTO, so that a sender in slow start is not held back by delayed
+    ACKs (Linux's quick-ACK mode, 16 segments). 0: each may be delayed, as RFC 5681 4.2 allows."""
     nodelay: bool = False
     """Default of ``Connection.nodelay``: True disables Nagle's algorithm (RFC 1122 4.2.3.4)."""
     initial_window_segments: int = 10

@@ -70,7 +70,7 @@ class Connection:
         # receive sequence space
         "irs", "rcv_nxt", "rcv_adv", "_rcvbuf", "_rcv_cap", "_ooo", "_rcv_pos", "_eof", "_rcv_mss",
         "_rcv_space", "_rcv_space_pos", "_rcv_space_time",
-        "_last_ack_sent", "_ack_now", "_ack_at_once", "_dispatching",
+        "_last_ack_sent", "_ack_now", "_ack_at_once", "_dispatching", "_quickacks", "_data_at",
         # options
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
@@ -132,6 +132,10 @@ class Connection:
         hole, or was unacceptable (old, outside the window, PAWS): each is a signal to the sender."""
         self._dispatching = False
         """True while on_event runs: an ACK the user's reads earn waits for its reply, to ride on it."""
+        self._quickacks = 0
+        """In-order data segments still to ACK at once (TcpConfig.quickacks; see _quick_ack)."""
+        self._data_at = -INF
+        """When in-order data last arrived."""
 
         self._snd_wscale = 0
         self._rcv_wscale = 0
@@ -1241,6 +1245,17 @@ class Connection:
         self.stats["fast_retransmits"] += 1
         self._layer.counters["tcp.fast_retransmits"] += 1
 
+    def _quick_ack(self, now: float) -> bool:
+        """Whether in-order data arriving now is ACKed at once in quick-ACK mode (TcpConfig.quickacks):
+        the mode starts with the first data of a connection and again after a silence longer than an RTO."""
+        if now - self._data_at > self.rtt.rto:
+            self._quickacks = self._cfg.quickacks
+        self._data_at = now
+        if self._quickacks > 0:
+            self._quickacks -= 1
+            return True
+        return False
+
     def _receive(self, seq: int, payload: memoryview, fin: int, now: float) -> None:
         """Deliver in-order data (and what it makes contiguous) or hold it out of order."""
         plen = len(payload)
@@ -1265,9 +1280,10 @@ class Connection:
                 self._ack_now = self._ack_at_once = True  # RFC 5681 4.2: ACK at once when a hole is (partly) filled
             if ooo.fin_pos is not None and ooo.fin_pos == self._rcv_pos and not ooo:
                 fin_now = True
+            quick = bool(plen) and self._quick_ack(now)
             if fin_now:
                 self._fin_received(now)
-            elif not self._cfg.delayed_ack or ((self.rcv_nxt - self._last_ack_sent) & MASK) >= 2 * self._rcv_mss:
+            elif quick or not self._cfg.delayed_ack or ((self.rcv_nxt - self._last_ack_sent) & MASK) >= 2 * self._rcv_mss:
                 # RFC 5681 4.2: at least every second full-sized segment. While the link hands over a
                 # batch of frames, one ACK at the end covers them all (a stretch ACK, as GRO gives Linux).
                 if self._layer.batching:

@@ -60,3 +60,28 @@ def test_a_segment_whose_ack_is_refused_leaves_ts_recent_alone():
    +0 < . 1001:2001(1000) ack 1 win 20000 <nop,nop,TS val 201 ecr 100>
    +0 > . 1:1(0) ack 2001 <nop,nop,TS val 100 ecr 201>
 """) == "PASS"
+
+
+QUICKACKS = ACCEPTED + """
+   +0 < P. 1:1001(1000) ack 1 win 320
+   +0 > . 1:1(0) ack 1001
+  +.3 < P. 1001:2001(1000) ack 1 win 320
+   +0 > . 1:1(0) ack 2001
+"""
+"""One segment at the start, another after 300 ms of silence (the RTO): each ACKed at once in quick-ACK
+mode (TcpConfig.quickacks, set by the linux profile), else after the delayed-ACK time."""
+
+
+def test_quick_acks_at_the_start_and_after_a_silence_with_tcpconfig_quickacks():
+    assert verdict(QUICKACKS, profile="linux") == "PASS"
+    delayed = verdict(QUICKACKS, profile="rfc")
+    assert delayed.startswith("FAIL: line 10: timing: ") and delayed.endswith("at 0.140000 s")
+
+
+def test_quick_acks_run_out():
+    # TcpConfig.quickacks is 16 in the linux profile: the 17th segment's ACK waits for a second one.
+    lines = [f"   +0 < . {1 + i * 1000}:{1001 + i * 1000}(1000) ack 1 win 320\n"
+             f"   +0 > . 1:1(0) ack {1001 + i * 1000}\n" for i in range(16)]
+    assert verdict(ACCEPTED + "".join(lines), profile="linux") == "PASS"
+    lines.append("   +0 < . 16001:17001(1000) ack 1 win 320\n   +0 > . 1:1(0) ack 17001\n")
+    assert verdict(ACCEPTED + "".join(lines), profile="linux").endswith("at 0.140000 s")
