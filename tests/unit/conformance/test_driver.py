@@ -50,11 +50,11 @@ def test_segments_sent_together_are_joined_unless_strict_segments():
 
 
 def test_the_first_difference_is_reported_in_packetdrill_notation():
-    verdict = run(SERVER + """
+    verdict = run(SERVER.replace("wscale 8", "wscale 7") + """
    +0 < . 1:1001(1000) ack 1 win 257
    +0 < P. 1001:2001(1000) ack 1 win 257
    +0 > . 1:1(0) ack 2002
-""")
+""", profile="rfc")
     assert verdict.status == "FAIL"
     assert verdict.detail.startswith("line 13: expected `> . 1:1(0) ack 2002`, got `> . 1:1(0) ack 2001 win ")
     assert verdict.detail.endswith("(ack: expected 2002, got 2001)")

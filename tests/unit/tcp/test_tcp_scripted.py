@@ -75,7 +75,7 @@ mode (TcpConfig.quickacks, set by the linux profile), else after the delayed-ACK
 def test_quick_acks_at_the_start_and_after_a_silence_with_tcpconfig_quickacks():
     assert verdict(QUICKACKS, profile="linux") == "PASS"
     delayed = verdict(QUICKACKS, profile="rfc")
-    assert delayed.startswith("FAIL: line 10: timing: ") and delayed.endswith("at 0.140000 s")
+    assert delayed.startswith("FAIL: line 11: timing: ") and delayed.endswith("at 0.140000 s")
 
 
 def test_quick_acks_run_out():
