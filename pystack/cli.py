@@ -328,6 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pystack.apps.udp_echo import UdpEcho
     from pystack.heap import keep_freed_memory
     from pystack.link.setup import LinkSetupError, open_link
+    from pystack.reasons import explain_frames
     from pystack.runtime import Runtime
     from pystack.stack import Stack
     from pystack.wire.ethernet import mac_to_str
@@ -354,6 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     poll_us = BUSY_POLL_AUTO_US if adaptive else args.busy_poll
     runtime = Runtime(stack, link, pcap, busy_poll=poll_us / 1e6, adaptive_poll=adaptive)
     now = runtime.now()
+    explain_frames(stack, pcap)  # a .pcapng capture: each sent frame's reason as its comment
     if args.address is not None:
         gateway = int(args.gateway) if args.gateway else None
         stack.configure(int(args.address.ip), args.address.network.prefixlen, gateway, now)

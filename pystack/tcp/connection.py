@@ -26,6 +26,7 @@ from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
+from pystack.tcp import why
 from pystack.tcp.state import State
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
@@ -316,6 +317,7 @@ class Connection:
         self._layer._touched.add(self)
         self._user_closed = True
         if self._st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+            self._note(self.snd_max, why.RST_ABORT)
             self._emit(self.snd_max, RST | ACK, b"", now)
         self._close_now()
         self._flush_event()
@@ -474,6 +476,7 @@ class Connection:
         )
         self._last_ack_sent = ack
         self._layer.counters["tcp.out_segments"] += 1
+        self._note(self.iss, why.syn(synack, self._retries))
         self._layer.emit(self.local_ip, self.remote_ip, seg)
 
     # ------------------------------------------------------------------ helpers
@@ -607,18 +610,27 @@ class Connection:
         ]
         return prefix + wire.build_options(sack_blocks=blocks)
 
-    def _send_ack(self, now: float) -> None:
+    def _send_ack(self, now: float, reason: str = why.ACK_NOW) -> None:
         # SND.MAX, not SND.NXT: after a timeout SND.NXT went back, and a pure ACK numbered below the
         # peer's RCV.NXT would be unacceptable and its acknowledgement ignored (BSD does the same).
+        hook = self._layer.why
+        if hook is not None:
+            hook(self._key, self.snd_max, reason, self)
         self._emit(self.snd_max, ACK, b"", now)
+
+    def _note(self, seq: int, reason: str) -> None:
+        """Tell the layer's ``why`` hook (a pcapng capture listens) why the segment at ``seq`` goes out."""
+        hook = self._layer.why
+        if hook is not None:
+            hook(self._key, seq, reason, self)
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 3.2/4.2/5.2 challenge ACK, rate-limited across the layer (RFC 5961 7)."""
         if self._layer._challenge_allowed(now):
             self._layer.counters["tcp.challenge_acks"] += 1
-            self._send_ack(now)
+            self._send_ack(now, why.CHALLENGE_ACK)
 
-    def _sent(self, seq: int, end: int, now: float) -> None:
+    def _sent(self, seq: int, end: int, now: float, reason: str | None = None) -> None:
         """Record a segment just sent over [seq, end), its FIN included: the one place that moves SND.NXT
         and SND.MAX forward and counts retransmissions. One sent at SND.NXT moves SND.NXT to its end; one
         that starts below SND.MAX is a retransmission, and Karn's rule (RFC 6298 3) holds for both RTT
@@ -635,6 +647,17 @@ class Connection:
                 self.snd_max = end
         if seq == self.snd_nxt:
             self.snd_nxt = end
+        hook = self._layer.why
+        if hook is not None:  # ``reason`` None: _output's choice, new data or going back from SND.UNA
+            if reason is None:
+                if seq != snd_max:
+                    reason = why.after_rto(self._retries)
+                elif ((seq - self.snd_una) & MASK) == len(self._snd):
+                    reason = why.FIN
+                else:
+                    rec = self._rec
+                    reason = why.LIMITED_TRANSMIT if rec.dupacks and not rec.in_recovery else why.NEW_DATA
+            hook(self._key, seq, reason, self)
 
     def _output(self, now: float) -> None:
         """Send whatever data (and FIN) the windows, Nagle and SWS avoidance allow."""
@@ -743,7 +766,7 @@ class Connection:
         self._persist = True
         self._rtx_at = now + interval
 
-    def _retransmit_head(self, now: float) -> int:
+    def _retransmit_head(self, now: float, reason: str) -> int:
         """Retransmit the first unacknowledged segment (fast retransmit, partial ACK); returns its length."""
         buf = self._snd.view()
         inflight = (self.snd_max - self.snd_una) & MASK  # never more than was sent before
@@ -758,7 +781,7 @@ class Connection:
             return 0
         una = self.snd_una
         self._emit(una, flags, buf[:n], now)
-        self._sent(una, (una + n + (flags & FIN)) & MASK, now)
+        self._sent(una, (una + n + (flags & FIN)) & MASK, now, reason)
         return n
 
     # ---------------- SACK-based loss recovery (RFC 6675; what to send: Recovery.next_seg)
@@ -781,7 +804,7 @@ class Connection:
                 flags |= FIN
             seq = (una + off) & MASK
             self._emit(seq, flags, buf[off:off + n], now)
-            self._sent(seq, (seq + n + (flags & FIN)) & MASK, now)
+            self._sent(seq, (seq + n + (flags & FIN)) & MASK, now, why.SACK_NEW if new else why.SACK_HOLE)
             sent = True
         if sent and self._rtx_at == INF:
             self._rtx_at = now + self.rtt.rto
@@ -807,7 +830,7 @@ class Connection:
             # batch (TcpLayer.end_batch), not once per segment. The ACKs of _ack_at_once still go now:
             # duplicate ACKs are signals to the sender, one per segment (RFC 5681 4.2, RFC 9293 3.10.7.4).
             if self._ack_at_once:
-                self._send_ack(now)
+                self._send_ack(now, why.IMMEDIATE_ACK)
             self._layer._deferred[self] = None
             return False
         self._after_input(now)
@@ -886,7 +909,7 @@ class Connection:
             if not seq_gt(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
                     self._layer.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                                         seg.ack, 0, RST)
+                                         seg.ack, 0, RST, why.RST_BAD_ACK)
                 self._layer.counters.drop("tcp.syn_sent_bad_ack")
                 return
         if flags & RST:
@@ -1068,7 +1091,7 @@ class Connection:
         if st == SYN_RECEIVED:
             if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
                 self._layer.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                                     seg.ack, 0, RST)
+                                     seg.ack, 0, RST, why.RST_BAD_ACK)
                 counters.drop("tcp.syn_received_bad_ack")
                 return False
             listener = self._listener
@@ -1098,6 +1121,7 @@ class Connection:
                 if plen and self._user_closed:
                     # Nobody will read this: reset, as Linux does for data after close().
                     counters.drop("tcp.data_after_close")
+                    self._note(self.snd_max, why.RST_DATA_AFTER_CLOSE)
                     self._emit(self.snd_max, RST | ACK, b"", now)
                     self._fail(errno.ECONNRESET)
                     return False
@@ -1140,7 +1164,7 @@ class Connection:
         elif self._sack_ok and seg.sack_blocks and acked == 0:
             self._update_scoreboard(seg.sack_blocks)
         if self._rec.tlp_probe is not None and self._rec.probe_answered(self.snd_una):
-            self._fast_retransmit(now)
+            self._fast_retransmit(now, why.FAST_PROBE)
         # Window update (RFC 9293 3.10.7.4: SND.UNA =< SEG.ACK, and only from a newer segment as
         # tracked by SND.WL1/WL2).
         if acked < 0x80000000 and (
@@ -1208,7 +1232,7 @@ class Connection:
                 else:
                     cc.on_exit_recovery((self.snd_max - ack) & MASK)
             elif not self._sack_ok:
-                self._retransmit_head(now)  # RFC 6582 3.2 step 5: partial ACK
+                self._retransmit_head(now, why.PARTIAL_ACK)  # RFC 6582 3.2 step 5: partial ACK
                 cc.on_partial_ack(acked)
         else:
             rec.dupacks = 0
@@ -1233,15 +1257,15 @@ class Connection:
         thresh = self._cfg.dupack_threshold
         lost_by_sack = self._sack_ok and rec.sacked.size > (thresh - 1) * self._smss
         if (rec.dupacks >= thresh or lost_by_sack) and seq_ge(self.snd_una, rec.recover):
-            self._fast_retransmit(now)
+            self._fast_retransmit(now, why.FAST_DUPACKS if rec.dupacks >= thresh else why.FAST_SACK)
 
-    def _fast_retransmit(self, now: float) -> None:
+    def _fast_retransmit(self, now: float, reason: str) -> None:
         """Enter recovery and retransmit the head (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4)."""
         cc = self.cc
         cc.on_enter_recovery(self._rec.enter(self.snd_max, (self.snd_max - self.snd_una) & MASK), now)
         if self._sack_ok:
             cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
-        self._rec.high_rxt = self._retransmit_head(now)
+        self._rec.high_rxt = self._retransmit_head(now, reason)
         self.stats["fast_retransmits"] += 1
         self._layer.counters["tcp.fast_retransmits"] += 1
 
@@ -1366,7 +1390,7 @@ class Connection:
             if self._dispatching:
                 self._ack_now = True  # sent when the user's handler returns, on its reply if it makes one
             else:
-                self._send_ack(now)
+                self._send_ack(now, why.WINDOW_UPDATE)
 
     # ------------------------------------------------------------------ timers
 
@@ -1399,7 +1423,7 @@ class Connection:
             flags = ACK | PSH | FIN if max_off > buflen and end == buflen else ACK | PSH
         seq = (una + start) & MASK
         self._emit(seq, flags, buf[start:end], now)
-        self._sent(seq, (seq + end - start + (flags & FIN)) & MASK, now)
+        self._sent(seq, (seq + end - start + (flags & FIN)) & MASK, now, why.TLP_NEW if new else why.TLP_RETRANSMISSION)
         self._rtx_at = now + self.rtt.rto  # RFC 8985 7.3: the RTO re-armed after the probe, the last resort
 
     def _on_timer(self, now: float) -> None:
@@ -1412,7 +1436,7 @@ class Connection:
         if self._delack_at <= now:
             self._delack_at = INF
             if self._st not in (CLOSED, SYN_SENT):
-                self._send_ack(now)
+                self._send_ack(now, why.DELAYED_ACK)
         if self._rec.tlp_at <= now:
             self._rec.tlp_at = INF
             if self._rtx_at > now:
@@ -1475,6 +1499,7 @@ class Connection:
                 self._fail(errno.ETIMEDOUT)
                 return
             self._layer.counters["tcp.window_probes"] += 1
+            self._note(self.snd_nxt if off < len(buf) else (self.snd_una - 1) & MASK, why.WINDOW_PROBE)
             if off < len(buf):
                 # One byte of new data (RFC 9293 3.8.6.1). SND.NXT and SND.MAX stay, so our other
                 # segments keep sequence numbers the peer accepts; an ACK for the byte is still taken.
@@ -1510,6 +1535,7 @@ class Connection:
             return
         self._ka_probes += 1
         self._layer.counters["tcp.keepalive_probes"] += 1
+        self._note((self.snd_una - 1) & MASK, why.keepalive(self._ka_probes))
         self._emit((self.snd_una - 1) & MASK, ACK, b"", now)
         self._ka_at = now + cfg.keepalive_interval
 

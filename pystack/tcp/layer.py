@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from pystack.counters import Counters
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
-from pystack.tcp import syncookie
+from pystack.tcp import syncookie, why
 from pystack.tcp.isn import IsnGenerator
 from pystack.tcp.listener import Listener
 from pystack.tcp.seq import MASK, seq_in
@@ -55,6 +55,9 @@ class TcpLayer:
         self.config = config
         self.counters = counters
         self.emit = emit
+        self.why: why.Why | None = None
+        """Told why each segment is sent, where TCP decides it (pystack.tcp.why), when someone listens: a
+        pcapng capture's comments (pystack.reasons). None costs a test per segment."""
         self.fast_paths = True
         """Take header prediction (RFC 9293 3.10.7.4's common case first); the stack sets it from
         StackConfig.fast_paths."""
@@ -187,7 +190,7 @@ class TcpLayer:
         if flags & ACK:
             if not flags & SYN and self._cookie_ack(listener, seg, src_ip, dst_ip, now):
                 return
-            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST)
+            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST, why.RST_LISTEN_ACK)
             self.counters.drop("tcp.listen_ack")
             return
         if not flags & SYN:
@@ -214,6 +217,8 @@ class TcpLayer:
         self.counters["tcp.syncookies_sent"] += 1
         self.counters["tcp.out_segments"] += 1
         window = min(self.config.recv_buffer, 0xFFFF)
+        if self.why is not None:
+            self.why((dst_ip, seg.dst_port, src_ip, seg.src_port), cookie, why.SYN_COOKIE, None)
         self.emit(dst_ip, src_ip, wire.build(dst_ip, src_ip, seg.dst_port, seg.src_port, cookie,
                                              (seg.seq + 1) & MASK, SYN | ACK, window, wire.build_options(mss=mss)))
 
@@ -247,7 +252,10 @@ class TcpLayer:
         else:
             self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & MASK, RST | ACK)
 
-    def send_rst(self, local_ip: int, remote_ip: int, local_port: int, remote_port: int, seq: int, ack: int, flags: int) -> None:
+    def send_rst(self, local_ip: int, remote_ip: int, local_port: int, remote_port: int, seq: int, ack: int, flags: int,
+                 reason: str = why.RST_CLOSED_PORT) -> None:
+        if self.why is not None:
+            self.why((local_ip, local_port, remote_ip, remote_port), seq, reason, None)
         self.counters["tcp.rst_sent"] += 1
         self.counters["tcp.out_segments"] += 1
         self.emit(local_ip, remote_ip, wire.build(local_ip, remote_ip, local_port, remote_port, seq, ack, flags, 0))
@@ -304,7 +312,7 @@ class TcpLayer:
         pending, self._ack_soon = self._ack_soon, {}
         for conn in pending:
             if conn._st != State.CLOSED and conn._last_ack_sent != conn.rcv_nxt:
-                conn._send_ack(now)
+                conn._send_ack(now, why.STRETCH_ACK)
 
     def _schedule_touched(self) -> None:
         heap = self._heap

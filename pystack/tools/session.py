@@ -23,6 +23,7 @@ from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseL
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
 from pystack.dns import DnsError, Query
+from pystack.reasons import explain_frames
 from pystack.runtime import Runtime
 from pystack.stack import Stack
 from pystack.tcp.state import State
@@ -91,6 +92,7 @@ class ClientSession:
         self.stack = stack = Stack(s.mac, StackConfig(mtu=s.mtu))
         self.wire = WireNarration(self.n, s.mac, time.monotonic)
         observed = ObservedLink(link, self.wire.frame, self.states.check)
+        explain_frames(stack, pcap)
         self.runtime = Runtime(stack, observed, pcap)
         self.runtime.tick_hooks.append(self.states.check)
         self.n.set_us(mac_to_str(s.mac))

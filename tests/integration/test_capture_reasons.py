@@ -1,0 +1,64 @@
+"""``--pcap FILE.pcapng``: tshark, an independent reader, shows why pystack sent each frame."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pystack_lab import lab
+from tcp_lab import HTTP_URL, MiB, curl, nft_drops, nft_loss, random_file, sha256_file
+
+pytestmark = pytest.mark.integration
+
+_PIECE = re.compile(r" \[TSO piece (\d+)/(\d+)\]$")
+
+
+def _comments(ns: lab.Namespace, capture: Path) -> list[tuple[str, str]]:
+    """(source address, comment) of every frame of ``capture`` that has a comment, as tshark reads them."""
+    proc = ns.run(["tshark", "-n", "-r", str(capture), "-Y", "frame.comment", "-T", "fields",
+                   "-E", "separator=\t", "-e", "ip.src", "-e", "frame.comment"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = []
+    for line in proc.stdout.splitlines():
+        src, _, comment = line.partition("\t")
+        rows.append((src, comment))
+    return rows
+
+
+def test_retransmission_comments_match_the_counters_after_a_lossy_download(
+        start_stack: Callable[..., lab.Daemon], require_tools: Callable[..., None], tmp_path: Path) -> None:
+    """4 MiB from pystack through 3 % nftables loss each way: every retransmission tcp.retransmits counted
+    is one frame whose comment says so (an offloaded segment's first wire piece), and no other frame's is."""
+    require_tools("tshark", "nft", "curl")
+    www = tmp_path / "www"
+    www.mkdir()
+    want = random_file(www / "f.bin", 4 * MiB)
+    capture = tmp_path / "capture.pcapng"
+    daemon = start_stack("--http", str(www), "--pcap", str(capture))
+    nft_loss(daemon.ns, lab.TAP, 3)
+    got = tmp_path / "got.bin"
+    curl(daemon.ns, "-o", str(got), f"{HTTP_URL}/f.bin", timeout=240)
+    assert sha256_file(got) == want
+    drops = nft_drops(daemon.ns)
+    counters = daemon.stop()
+    assert daemon.returncode == 0, daemon.stderr()
+    assert drops.get("in", 0) > 0, drops  # the path really lost pystack's segments
+
+    rows = _comments(daemon.ns, capture)
+    assert all(src == lab.STACK_IP for src, _c in rows if src), rows[:5]  # only what pystack sent is explained
+    first_pieces = []
+    for _src, comment in rows:
+        m = _PIECE.search(comment)
+        if m is None or m.group(1) == "1":
+            first_pieces.append(comment)
+    retransmissions = [c for c in first_pieces if "retransmission" in c]
+    assert counters.get("tcp.retransmits", 0) > 0, counters
+    refused = counters.get("drop.link.tx_refused", 0)  # written to no link, so in no capture
+    assert counters["tcp.retransmits"] - refused <= len(retransmissions) <= counters["tcp.retransmits"], (
+        len(retransmissions), counters)
+    assert any(c.startswith("new data; cwnd=") for c in first_pieces)
+    assert any(c.startswith("SYN-ACK; cwnd=") for c in first_pieces)
+    assert all(re.search(r"; cwnd=\d+ ssthresh=(\d+|-) srtt=", c) for c in first_pieces if "RST" not in c)
