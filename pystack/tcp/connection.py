@@ -1291,7 +1291,9 @@ class Connection:
                 self.rcv_nxt = (self.rcv_nxt + plen) & MASK
                 self._rcv_pos += plen
                 if plen > self._rcv_mss:
-                    self._rcv_mss = plen
+                    # At most the MSS we announced: a longer segment is a GRO super-frame of several, and
+                    # RFC 5681 4.2 counts full-sized segments, not frames.
+                    self._rcv_mss = min(plen, self._adv_mss())
                 self._event = True
             if ooo:
                 while True:
