@@ -1,0 +1,110 @@
+"""Every limit and timer of the IPv6 layer, in one documented place (the IPv4 ones are in
+:class:`pystack.config.StackConfig`).
+
+Defaults are RFC 4861 section 10's constants, RFC 4862's and RFC 8200's, or Linux's sysctl defaults where
+the RFCs leave a choice; every table has a bound here. Tests shrink the bounds to reach them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+IID_EUI64 = "eui64"
+IID_STABLE = "stable"
+
+
+@dataclass(slots=True)
+class Ipv6Config:
+    # --- IPv6 (RFC 8200) ---
+    default_hop_limit: int = 64
+    """Hop limit of the packets we send until an RA says otherwise (Linux net.ipv6.conf.*.hop_limit)."""
+    max_extension_headers: int = 8
+    """Extension headers walked in one packet before it is dropped (RFC 8504 5.3 lets hosts bound them)."""
+    max_options_per_header: int = 8
+    """Options other than padding in one options header (Linux max_hbh_opts_number, max_dst_opts_number)."""
+
+    # --- reassembly (RFC 8200 section 4.5) ---
+    reassembly_timeout: float = 60.0
+    """Seconds a partial packet is held (RFC 8200 4.5: 60 s; Linux ip6frag_time)."""
+    reassembly_max_datagrams: int = 64
+    """Partial packets held at once; the oldest goes when a new one would pass it."""
+    reassembly_max_bytes: int = 4 * 1024 * 1024
+    """Bytes held across all partial packets (Linux ip6frag_high_thresh is 4 MiB)."""
+    reassembly_max_fragments: int = 128
+    """Fragments of one packet: 65,535 bytes at the 1280-byte minimum MTU take 54; tiny overlapping
+    fragments (RFC 5722's attack) would take thousands."""
+
+    # --- neighbour discovery (RFC 4861 sections 7.3 and 10) ---
+    neighbour_cache_size: int = 512
+    """Entries in the neighbour cache; the least recently used resolved one goes first (Linux gc_thresh3
+    is 1024; the ARP cache holds 512)."""
+    neighbour_pending_addresses: int = 64
+    """Addresses being resolved (INCOMPLETE) at once; each holds queued packets."""
+    neighbour_pending_bytes: int = 212992
+    """Bytes of packets queued per address being resolved (Linux unres_qlen_bytes)."""
+    max_multicast_solicit: int = 3
+    """Multicast solicitations before a resolution fails (MAX_MULTICAST_SOLICIT)."""
+    max_unicast_solicit: int = 3
+    """Unicast probes of a PROBE entry before it is deleted (MAX_UNICAST_SOLICIT)."""
+    retrans_timer: float = 1.0
+    """Seconds between solicitations (RETRANS_TIMER); an RA may change it."""
+    base_reachable_time: float = 30.0
+    """Seconds a confirmed neighbour stays REACHABLE, before randomisation (REACHABLE_TIME); an RA may
+    change it."""
+    delay_first_probe_time: float = 5.0
+    """Seconds in DELAY before the first unicast probe (DELAY_FIRST_PROBE_TIME)."""
+
+    # --- router discovery (RFC 4861 sections 6.3 and 10) ---
+    max_rtr_solicitation_delay: float = 1.0
+    """Random delay before the first router solicitation, and before the first DAD probe after the link
+    comes up (MAX_RTR_SOLICITATION_DELAY, RFC 4862 5.4.2)."""
+    rtr_solicitation_interval: float = 4.0
+    """Seconds between router solicitations (RTR_SOLICITATION_INTERVAL)."""
+    max_rtr_solicitations: int = 3
+    """Router solicitations sent while no RA arrives (MAX_RTR_SOLICITATIONS)."""
+    max_default_routers: int = 8
+    """Entries in the default router list; more routers are ignored until one expires."""
+    max_onlink_prefixes: int = 16
+    """Entries in the on-link prefix list; more prefixes are ignored until one expires."""
+    max_dns_servers: int = 3
+    """RDNSS addresses kept (glibc's MAXNS); when full, a new one replaces the one expiring soonest
+    (RFC 8106 5.3.1)."""
+
+    # --- addresses (RFC 4291, RFC 4862, RFC 7217) ---
+    max_addresses: int = 16
+    """Addresses on the interface, link-local and duplicates included (Linux max_addresses)."""
+    slaac: bool = True
+    """Form addresses from prefixes advertised with the A flag (Linux autoconf)."""
+    dad_transmits: int = 1
+    """DAD probes per address, RetransTimer apart; 0 turns DAD off (DupAddrDetectTransmits, Linux
+    dad_transmits)."""
+    iid_mode: str = IID_EUI64
+    """How interface identifiers are made: from the MAC (EUI-64, RFC 4291 appendix A; Linux's default
+    addr_gen_mode 0) or stable and opaque (RFC 7217, needs ``stable_secret``)."""
+    stable_secret: bytes = b""
+    """RFC 7217's secret key, at least 16 bytes (128 bits, section 5) when ``iid_mode`` is stable."""
+    idgen_retries: int = 3
+    """New stable identifiers tried after a DAD failure (RFC 7217 IDGEN_RETRIES)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"Ipv6Config.{f.name} must not be negative (got {value})")
+        positive = ("max_extension_headers", "reassembly_timeout", "reassembly_max_datagrams", "reassembly_max_bytes",
+                    "reassembly_max_fragments", "neighbour_cache_size", "neighbour_pending_addresses",
+                    "max_multicast_solicit", "max_unicast_solicit", "retrans_timer", "base_reachable_time",
+                    "delay_first_probe_time", "rtr_solicitation_interval", "max_addresses")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Ipv6Config.{name} must be positive (got {getattr(self, name)})")
+        if not 1 <= self.default_hop_limit <= 255:
+            raise ValueError(f"Ipv6Config.default_hop_limit must be 1 to 255 (got {self.default_hop_limit})")
+        if self.neighbour_pending_addresses >= self.neighbour_cache_size:
+            raise ValueError("Ipv6Config.neighbour_pending_addresses must be below neighbour_cache_size, so that "
+                             "a resolved entry can always be evicted")
+        if self.iid_mode not in (IID_EUI64, IID_STABLE):
+            raise ValueError(f"Ipv6Config.iid_mode must be {IID_EUI64!r} or {IID_STABLE!r} (got {self.iid_mode!r})")
+        if self.iid_mode == IID_STABLE and len(self.stable_secret) < 16:
+            raise ValueError("Ipv6Config.stable_secret must hold at least 16 bytes for stable identifiers "
+                             "(RFC 7217 section 5)")
