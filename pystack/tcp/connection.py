@@ -1518,10 +1518,9 @@ class Connection:
         if n > 0:
             end = off + n
             flags = ACK | PSH if end == len(buf) else ACK
-            self._emit(self.snd_nxt, flags, buf[off:end], now)
-            self.snd_nxt = (self.snd_nxt + n) & MASK
-            if seq_gt(self.snd_nxt, self.snd_max):
-                self.snd_max = self.snd_nxt
+            seq = self.snd_nxt
+            self._emit(seq, flags, buf[off:end], now)
+            self._sent(seq, (seq + n) & MASK, now)
             self._rtx_at = now + self.rtt.rto
         else:
             self._output(now)

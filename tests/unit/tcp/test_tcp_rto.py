@@ -386,3 +386,21 @@ def test_a_retransmission_is_known_lost_once_anything_sent_after_it_is_sacked() 
     again = [s.seq - our for s in solo.take()]
     assert 0 in again and conn.stats["timeouts"] == 0
     assert solo.layer.counters["tcp.lost_retransmissions"] == 1
+
+
+def test_data_the_sws_override_sends_again_after_a_timeout_counts_as_a_retransmission() -> None:
+    """After an RTO that a shrunken window held back (SWS avoidance: the persist timer instead), the
+    override timeout sends from SND.UNA bytes that went out before: a retransmission like any other
+    (Connection._sent), counted, and no RTT sample may come from their first transmission."""
+    solo, conn, our, peer = _connect(TcpConfig(rto_min=0.2, tail_loss_probe=False), window=10000)
+    conn.send(b"y" * 3000, solo.now)
+    assert sum(len(s.payload) for s in solo.take()) == 3000
+    solo.send(peer, our, ACK, window=500)  # acknowledges nothing, shrinks the window below what is out
+    solo.advance_to_next_timer()  # the RTO: cwnd one segment, but 500 bytes is a window SWS avoidance holds
+    solo.none()
+    assert conn.snd_nxt == our and conn.stats["retransmits"] == 0
+    solo.advance_to_next_timer()  # the persist timer: the override sends what fits
+    seg = solo.one()
+    assert (seg.seq, len(seg.payload)) == (our, 500)
+    assert conn.stats["retransmits"] == 1 == solo.counters["tcp.retransmits"]
+    assert conn.snd_nxt == our + 500 and conn.snd_max == our + 3000
