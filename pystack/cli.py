@@ -17,7 +17,7 @@ from pystack import __version__
 from pystack.tools.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
-    from pystack.config import StackConfig
+    from pystack.config import RuntimeConfig, StackConfig
     from pystack.dhcp import Bound
     from pystack.tools.session import Setup
 
@@ -68,10 +68,6 @@ def _int_between(text: str, low: int, high: int, why: str = "") -> int:
 
 def _cpu(text: str) -> int:
     return _int_between(text, 0, (os.cpu_count() or 1) - 1, " (a CPU number of this machine)")
-
-
-BUSY_POLL_AUTO_US = 200
-"""The most ``--busy-poll auto`` polls after a burst (haltpoll's default guest_halt_poll_ns)."""
 
 
 def _busy_poll(text: str) -> int | str:
@@ -139,8 +135,11 @@ def _http_spec(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pystack.tcp.config import TcpConfig
+    from pystack.config import StackConfig
+    from pystack.dhcp.config import DhcpConfig
     from pystack.tcp.congestion import ALGORITHMS
+
+    defaults, dhcp_defaults = StackConfig(), DhcpConfig()
 
     parser = _Parser(
         prog="pystack",
@@ -167,14 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--dhcp", action="store_true",
                      help="lease an address with DHCP and keep it (renew, rebind) while running; "
                           "release it on SIGINT/SIGTERM")
-    run.add_argument("--dhcp-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+    run.add_argument("--dhcp-timeout", type=_seconds, default=dhcp_defaults.acquire_timeout, metavar="SECONDS",
                      help="with --dhcp: give up (exit status 1) when no lease came within this time "
-                          "(default 60; 0 keeps trying)")
+                          "(default %(default)g; 0 keeps trying)")
     run.add_argument("--gateway", type=_ipv4_address, metavar="IP",
                      help="default router for destinations off the local network")
     run.add_argument("--host-address", type=_ipv4_interface, metavar="CIDR",
                      help="also configure the kernel's side of the TAP with this address and bring it up")
-    run.add_argument("--mtu", type=_mtu, default=1500, help="link MTU (default 1500); larger datagrams are fragmented")
+    run.add_argument("--mtu", type=_mtu, default=defaults.mtu,
+                     help="link MTU (default %(default)s); larger datagrams are fragmented")
     run.add_argument("--mac", type=_mac, help="pystack's MAC address (default: random, locally administered)")
     run.add_argument("--no-offload", action="store_true",
                      help="plain frames only: no virtio-net header, so no TCP segmentation or checksum offload "
@@ -188,15 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "Linux's net.core.busy_poll: the next frame of a request/response exchange is then "
                           "read without a wake-up (more connections/s for serial clients), at the price of up "
                           "to USEC of CPU after each burst of traffic. auto (the default) learns the window "
-                          f"from the gaps between bursts, up to {BUSY_POLL_AUTO_US} us, as KVM guests' haltpoll "
+                          f"from the gaps between bursts, up to {defaults.runtime.busy_poll_auto * 1e6:g} us, as "
+                          "KVM guests' haltpoll "
                           "does: it polls while frames follow each other within that, and not for slower "
                           "traffic such as ping or an idle link. 0: always sleep")
-    run.add_argument("--tcp-max-retries", type=_tcp_retries, default=TcpConfig().max_retries, metavar="N",
+    run.add_argument("--tcp-max-retries", type=_tcp_retries, default=defaults.tcp.max_retries, metavar="N",
                      help="retransmissions of unacknowledged data (or unanswered zero-window probes) before "
                           "a connection gives up with ETIMEDOUT (RFC 1122 4.2.3.5 R2); each waits twice as "
                           "long as the one before, up to 120 s (default %(default)s, like Linux's tcp_retries2: "
                           "about 15 minutes; 3 gives up within seconds on a LAN). SYN retries are not affected")
-    run.add_argument("--congestion", choices=sorted(ALGORITHMS), default=TcpConfig().congestion_control,
+    run.add_argument("--congestion", choices=sorted(ALGORITHMS), default=defaults.tcp.congestion_control,
                      help="TCP congestion control: cubic (RFC 9438, Linux's default: the window falls to 0.7 "
                           "on a loss and grows back with time) or newreno (RFC 5681/6582: halves it, grows one "
                           "segment per round trip) (default %(default)s)")
@@ -216,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_flags(p: argparse.ArgumentParser) -> None:
     """The set-up flags of the client commands: the TAP and how pystack gets its address."""
+    from pystack.config import StackConfig
+    from pystack.dhcp.config import DhcpConfig
+
+    defaults, dhcp_defaults = StackConfig(), DhcpConfig()
     g = p.add_argument_group("set-up (default: --tap pst0 --dhcp)")
     g.add_argument("--tap", default="pst0", metavar="NAME",
                    help="TAP device to create, or a persistent one to attach to (default pst0)")
@@ -226,13 +231,14 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gateway", type=_ipv4_address, metavar="IP", help="with --address: the default router")
     g.add_argument("--dns", type=_ipv4_address, action="append", default=[], metavar="IP",
                    help="DNS server to ask (repeatable); overrides the servers the DHCP lease names")
-    g.add_argument("--dhcp-timeout", type=_positive_seconds, default=60.0, metavar="SECONDS",
-                   help="give up when no DHCP lease came within this time (default 60)")
+    g.add_argument("--dhcp-timeout", type=_positive_seconds, default=dhcp_defaults.acquire_timeout,
+                   metavar="SECONDS",
+                   help="give up when no DHCP lease came within this time (default %(default)g)")
     g.add_argument("--release", action="store_true",
                    help="give the DHCP lease back on exit (default: leave it to run out)")
     g.add_argument("--host-address", type=_ipv4_interface, metavar="CIDR",
                    help="also configure the kernel's side of the TAP with this address and bring it up")
-    g.add_argument("--mtu", type=_mtu, default=1500, help="link MTU (default 1500)")
+    g.add_argument("--mtu", type=_mtu, default=defaults.mtu, help="link MTU (default %(default)s)")
     g.add_argument("--mac", type=_mac, help="pystack's MAC address (default: random, locally administered)")
     g.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
                    help="TCP connect timeout, and longest silence while waiting for data (default 30)")
@@ -267,6 +273,22 @@ def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         "ping", help="ICMP echo from pystack to a host (root)",
         description="Send ICMP echo requests from pystack and print the replies like ping(8).",
         epilog="example: pystack ping www.example.test -c 3 --tap pst0 --dhcp")
+    run_program = sub.add_parser(
+        "exec", help="run a Python program whose sockets are pystack's (root)",
+        description="Set pystack up as fetch does (DHCP by default), then run an unmodified Python program in "
+                    "this process with pystack.socket in place of the socket module: its TCP, UDP and name "
+                    "lookups (hosts table, then pystack's DNS client) go over pystack, and select, selectors "
+                    "and asyncio work on its sockets. The exit status is the program's. Not covered: code "
+                    "that uses _socket directly, subprocesses (they get the kernel's socket), IPv6.",
+        epilog="example: pystack exec --tap pst0 --address 192.0.2.2/24 -- -m http.server 8000\n"
+               "         pystack exec --tap pst0 --dhcp -- client.py --verbose",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_program.add_argument("program", nargs=argparse.REMAINDER, metavar="-- (SCRIPT | -m MODULE | -c CODE) [ARGS]",
+                             help="the program and its arguments, after --")
+    run_program.add_argument("--hosts", default="/etc/hosts", metavar="FILE",
+                             help="hosts table consulted before DNS (default /etc/hosts)")
+    _setup_flags(run_program)
+
     ping.add_argument("host", metavar="HOST", help="a name or an IPv4 address")
     ping.add_argument("-c", "--count", type=_count, default=4, help="echo requests to send (default 4)")
     ping.add_argument("-i", "--interval", type=_positive_seconds, default=1.0, metavar="SECONDS",
@@ -313,17 +335,34 @@ def _check_run(args: argparse.Namespace) -> None:
 
 
 def _stack_config(args: argparse.Namespace) -> StackConfig:
-    """The daemon's StackConfig: the defaults, with what ``pystack run``'s flags set."""
-    from pystack.config import StackConfig
+    """The daemon's StackConfig: the defaults, with what ``pystack run``'s flags set (one line if they
+    contradict each other)."""
+    from pystack.config import RuntimeConfig, StackConfig
+    from pystack.config_check import ConfigError
     from pystack.tcp.config import TcpConfig
 
-    return StackConfig(mtu=args.mtu, tcp=TcpConfig(max_retries=args.tcp_max_retries,
-                                                   congestion_control=args.congestion))
+    try:
+        return StackConfig(mtu=args.mtu, tcp=TcpConfig(max_retries=args.tcp_max_retries,
+                                                       congestion_control=args.congestion),
+                           runtime=_runtime_config(RuntimeConfig(), args.busy_poll))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _runtime_config(defaults: RuntimeConfig, busy_poll: int | str) -> RuntimeConfig:
+    """``--busy-poll USEC`` polls that long after every burst; ``auto`` learns the window, up to
+    ``busy_poll_auto``."""
+    import dataclasses
+
+    if busy_poll == "auto":
+        return dataclasses.replace(defaults, busy_poll=defaults.busy_poll_auto, adaptive_poll=True)
+    assert isinstance(busy_poll, int)
+    return dataclasses.replace(defaults, busy_poll=busy_poll / 1e6, adaptive_poll=False)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     _check_run(args)
-    from pystack.apps.http_session import HttpSession
+    from pystack.apps.http_session import HttpSession, SmallFileCache
     from pystack.apps.stream_server import DiscardSession, EchoSession, StreamServer
     from pystack.apps.udp_echo import UdpEcho
     from pystack.heap import keep_freed_memory
@@ -333,7 +372,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pystack.stack import Stack
     from pystack.wire.ethernet import mac_to_str
 
-    keep_freed_memory()
+    config = _stack_config(args)
+    keep_freed_memory(config.runtime)
     try:
         link, pcap = open_link(args.tap, args.mtu, offload=not args.no_offload, pcap=args.pcap,
                                host_address=args.host_address)
@@ -350,10 +390,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         loop_notes = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
-    stack = Stack(mac, _stack_config(args))
-    adaptive = args.busy_poll == "auto"
-    poll_us = BUSY_POLL_AUTO_US if adaptive else args.busy_poll
-    runtime = Runtime(stack, link, pcap, busy_poll=poll_us / 1e6, adaptive_poll=adaptive)
+    stack = Stack(mac, config)
+    runtime = Runtime(stack, link, pcap)
     now = runtime.now()
     explain_frames(stack, pcap)  # a .pcapng capture: each sent frame's reason as its comment
     if args.address is not None:
@@ -369,11 +407,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         services.append("discard on tcp port 9")
     if args.http:
         root, port = args.http
-        StreamServer(stack, port, lambda: HttpSession(root))
+        files = SmallFileCache(config.http)  # one per server: its sessions share what it holds
+        StreamServer(stack, port, lambda: HttpSession(root, config.http, files))
         services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
 
     serving = f"; serving {', '.join(services)}" if services else ""
-    if adaptive:
+    poll_us = round(config.runtime.busy_poll * 1e6)
+    if config.runtime.adaptive_poll:
         loop_notes += f", busy-poll auto (up to {poll_us} us)"
     elif poll_us:
         loop_notes += f", busy-poll {poll_us} us"
@@ -478,6 +518,17 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return resolve(_setup(args), args.name, sys.stdout, Narrator(enabled=not args.quiet))
 
 
+def cmd_exec(args: argparse.Namespace) -> int:
+    from pystack.tools.narrator import Narrator
+    from pystack.tools.program import Program, ProgramError, exec_program
+
+    try:
+        program = Program.parse(args.program)
+    except ProgramError as exc:
+        raise UsageError(str(exc)) from None
+    return exec_program(_setup(args), program, args.hosts, Narrator(enabled=not args.quiet))
+
+
 def cmd_ping(args: argparse.Namespace) -> int:
     from pystack.tools.commands import ping
     from pystack.tools.narrator import Narrator
@@ -491,7 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s pystack: %(message)s", stream=sys.stderr)
-    commands = {"run": cmd_run, "fetch": cmd_fetch, "resolve": cmd_resolve, "ping": cmd_ping}
+    commands = {"run": cmd_run, "fetch": cmd_fetch, "resolve": cmd_resolve, "ping": cmd_ping, "exec": cmd_exec}
     if args.command not in commands:
         parser.error(f"unknown command {args.command}")
     try:

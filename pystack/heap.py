@@ -7,10 +7,11 @@ they sit at the top of the heap depends on the process's history: in some daemon
 was faulted in afresh, at a cost in system time and download speed (see docs/performance.md, "The daemon
 keeps the memory it frees").
 
-So ``pystack run`` fixes the thresholds: frees of less than MMAP_THRESHOLD stay in the heap, and the heap keeps
-up to TRIM_THRESHOLD free at its top. What pystack holds is bounded by its own limits (buffers, tables); this
-only stops the memory it frees from going back and forth. A program that embeds pystack decides for its own
-process (:func:`keep_freed_memory` is public). Other C libraries than glibc are left alone.
+So ``pystack run`` fixes the thresholds (``RuntimeConfig.heap_*``): frees of less than the mmap threshold stay
+in the heap, and the heap keeps up to the trim threshold free at its top. What pystack holds is bounded by its
+own limits (buffers, tables); this only stops the memory it frees from going back and forth. A program that
+embeds pystack decides for its own process (:func:`keep_freed_memory` is public). Other C libraries than glibc
+are left alone.
 """
 
 from __future__ import annotations
@@ -19,24 +20,18 @@ import ctypes
 import logging
 import platform
 
+from pystack.config import RuntimeConfig
+
 log = logging.getLogger("pystack")
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
-TRIM_THRESHOLD = 64 << 20
-"""Bytes the heap may keep free at its top before glibc returns them to the kernel."""
-TOP_PAD = 1 << 20
-"""Bytes the heap grows by beyond each request, so that growth comes in few steps."""
-MMAP_THRESHOLD = 32 << 20
-"""Allocations from this size on are mapped on their own, and unmapped at free (glibc's largest). The
-send and receive buffers (bytearrays of up to 4 and 6 MiB, freed whenever they empty) stay below it: a
-threshold of 1 MiB mapped them afresh each time and made the faults worse (same section)."""
 
-
-def keep_freed_memory() -> bool:
-    """Set the heap thresholds above (glibc only); True if they were set."""
+def keep_freed_memory(config: RuntimeConfig | None = None) -> bool:
+    """Set the heap thresholds of ``config`` (the defaults when None; glibc only); True if they were set."""
+    config = config or RuntimeConfig()
     if platform.libc_ver()[0] != "glibc":
         return False
     try:
@@ -47,7 +42,8 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     done = all(mallopt(param, value) == 1 for param, value in (
-        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_TOP_PAD, TOP_PAD)))
+        (_M_MMAP_THRESHOLD, config.heap_mmap_threshold), (_M_TRIM_THRESHOLD, config.heap_trim_threshold),
+        (_M_TOP_PAD, config.heap_top_pad)))
     if not done:
         log.debug("mallopt refused a heap threshold; glibc's defaults stay")
     return done

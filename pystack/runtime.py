@@ -19,9 +19,6 @@ from pystack.stack import Stack
 
 log = logging.getLogger("pystack")
 
-READ_BATCH = 64
-"""Frames read per wake-up before timers and output get their turn (bounds the latency of both)."""
-
 
 class Link(Protocol):
     fd: int
@@ -37,22 +34,21 @@ class PollWindow:
     Fixed (``adaptive`` False): ``limit`` seconds after every burst, ``pystack run --busy-poll USEC``.
     Adaptive: learnt from the gaps between bursts, the way the haltpoll cpuidle governor of KVM guests
     learns how long a vCPU polls before it halts (Linux drivers/cpuidle/governors/haltpoll.c). A gap the
-    window did not cover but a window of ``limit`` would have grows it (to GROW_START, then doubling, up
-    to ``limit``); a gap longer than ``limit`` halves it, and below GROW_START it is 0 again. So the next
+    window did not cover but a window of ``limit`` would have grows it (to ``grow_start``, then doubling, up
+    to ``limit``); a gap longer than ``limit`` halves it, and below ``grow_start`` it is 0 again. So the next
     frame of a fast request/response exchange (a serial client's, well within ``limit`` of the one before)
     is read without a sleep and wake-up, while traffic with longer gaps (ping every 2 ms, an idle link)
     costs no CPU: after the last burst the loop polls for at most about twice ``limit`` in all (see
     docs/performance.md, "Adaptive busy polling").
     """
 
-    GROW_START = 50e-6
-    """The first window after a gap within ``limit`` (haltpoll's guest_halt_poll_grow_start)."""
+    __slots__ = ("limit", "adaptive", "grow_start", "window")
 
-    __slots__ = ("limit", "adaptive", "window")
-
-    def __init__(self, limit: float, adaptive: bool) -> None:
+    def __init__(self, limit: float, adaptive: bool, grow_start: float) -> None:
         self.limit = limit
         self.adaptive = adaptive
+        self.grow_start = grow_start
+        """The first window after a gap within ``limit`` (RuntimeConfig.poll_grow_start)."""
         self.window = 0.0 if adaptive else limit
         """Seconds to poll after the current burst."""
 
@@ -61,21 +57,22 @@ class PollWindow:
         if not self.adaptive or gap <= self.window:
             return  # fixed, or polling caught it: keep the window
         if gap <= self.limit:
-            self.window = min(self.limit, max(self.GROW_START, 2.0 * self.window))
+            self.window = min(self.limit, max(self.grow_start, 2.0 * self.window))
         else:
             half = self.window / 2.0
-            self.window = half if half >= self.GROW_START else 0.0
+            self.window = half if half >= self.grow_start else 0.0
 
 
 class Runtime:
-    def __init__(self, stack: Stack, link: Link, pcap: PcapWriter | None = None, busy_poll: float = 0.0,
-                 adaptive_poll: bool = False) -> None:
+    """The loop over ``stack`` and ``link``, set by ``stack.config.runtime`` (its batch size and how long it
+    polls before it sleeps)."""
+
+    def __init__(self, stack: Stack, link: Link, pcap: PcapWriter | None = None) -> None:
         self.stack = stack
-        self.poll_window = PollWindow(busy_poll, adaptive_poll)
-        """How long to keep polling without sleeping after frames arrived (Linux's busy_poll idea): the
-        next frame of an exchange often follows within tens of microseconds, and a sleep and wake-up
-        cost more than that. ``busy_poll`` 0 (the default) always sleeps; the price of more is CPU while
-        traffic flows. With ``adaptive_poll`` the window follows the traffic, up to ``busy_poll``."""
+        config = stack.config.runtime
+        self.read_batch = config.read_batch
+        self.poll_window = PollWindow(config.busy_poll, config.adaptive_poll, config.poll_grow_start)
+        """How long to keep polling without sleeping after frames arrived (RuntimeConfig.busy_poll)."""
         self.link = link
         self.pcap = pcap
         self.lock = threading.RLock()
@@ -140,6 +137,7 @@ class Runtime:
         hooks = self.tick_hooks
         changed = self.changed
         window = self.poll_window
+        read_batch = self.read_batch
         polling = window.limit > 0.0
         adaptive = window.adaptive
         spin_until = last_burst = 0.0
@@ -175,7 +173,7 @@ class Runtime:
                         spin_until = now + window.window
                         stack.begin_batch()
                         try:
-                            for _ in range(READ_BATCH):
+                            for _ in range(read_batch):
                                 if frame is None:
                                     frame = read()
                                     if frame is None:

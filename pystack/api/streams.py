@@ -7,7 +7,7 @@ transport moves bytes under the runtime's lock. The stdlib's ``StreamReaderProto
 ``StreamReader`` and ``StreamWriter`` sit on top unchanged, so code written for
 ``asyncio.open_connection`` works as it is. Back-pressure is TCP's own: a paused reader leaves data in
 the receive buffer (the window closes); writes beyond the send buffer wait in the transport and
-pause the writer above a high-water mark.
+pause the writer above a high-water mark (``StackConfig.streams``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ from pystack.tcp.connection import Connection
 from pystack.tcp.listener import Listener
 from pystack.tcp.state import State
 
-READ_CHUNK = 65536
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
-
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
 
@@ -37,6 +33,7 @@ class PystackTransport(asyncio.Transport):
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._rt = runtime
+        self._limits = runtime.stack.config.streams
         self._conn = conn
         self._protocol = protocol
         self._loop = loop
@@ -82,8 +79,9 @@ class PystackTransport(asyncio.Transport):
             conn = self._conn
             now = self._rt.now()
             if self._reading and not self._eof_seen:
+                chunk = self._limits.read_chunk
                 while conn.recv_available:
-                    chunks.append(conn.recv(READ_CHUNK, now))
+                    chunks.append(conn.recv(chunk, now))
                 if conn.at_eof:
                     eof = True
             self._send_pending(now)
@@ -100,7 +98,7 @@ class PystackTransport(asyncio.Transport):
             keep_open = self._protocol.eof_received()
             if not keep_open and not self._closing:
                 self.close()
-        if self._writing_paused and len(self._pending) <= LOW_WATER:
+        if self._writing_paused and len(self._pending) <= self._limits.low_water:
             self._writing_paused = False
             self._protocol.resume_writing()
         if error is not None and not (self._closing and error == errno.ECONNRESET and not self._pending):
@@ -168,7 +166,7 @@ class PystackTransport(asyncio.Transport):
             self._send_pending(self._rt.now())
             self._rt.flush()
             self._rt.wake()
-        if not self._writing_paused and len(self._pending) > HIGH_WATER:
+        if not self._writing_paused and len(self._pending) > self._limits.high_water:
             self._writing_paused = True
             self._protocol.pause_writing()
 

@@ -18,14 +18,9 @@ import urllib.parse
 from pathlib import Path
 from typing import BinaryIO
 
-MAX_HEADER_BYTES = 16384
-"""Request line plus headers; beyond this the request is refused (431)."""
-MAX_BUFFERED_INPUT = 65536
-"""Input held while a response is still going out (pipelining); the glue stops reading past this."""
+from pystack.config import HttpConfig
+
 SERVER = "pystack"
-SMALL_FILE = 65536
-"""Files up to this size are read whole when the request is handled (their response is one buffer);
-larger ones stream from the open file as the send window allows."""
 
 _REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             411: "Length Required", 413: "Content Too Large", 431: "Request Header Fields Too Large",
@@ -35,19 +30,19 @@ _REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 40
 class SmallFileCache:
     """Bodies of small files, for the GETs that come again and again (a site's pages, the benchmark's
     file): a hit costs the lstat that locating the file takes anyway, where a miss opens, stats, reads
-    and closes it. Bounded in bytes and entries (least recently used goes first).
+    and closes it. Bounded in bytes and entries (least recently used goes first): ``HttpConfig.cache_bytes``
+    and ``cache_entries``. One server's sessions share one cache (paths are absolute and resolved).
 
     An entry is used only while the file's lstat shows the same (device, inode, size, mtime, ctime), and
-    a file is taken in only once its ctime is ``SETTLE`` seconds old, as git does for racily clean files:
-    timestamps tick coarsely (a few ms), so a file written twice within one tick, to the same size, would
-    otherwise look unchanged. Any later change sets ctime to a later tick.
+    a file is taken in only once its ctime is ``cache_settle`` seconds old, as git does for racily clean
+    files: timestamps tick coarsely (a few ms), so a file written twice within one tick, to the same size,
+    would otherwise look unchanged. Any later change sets ctime to a later tick.
     """
 
-    SETTLE = 1.0
-
-    def __init__(self, max_bytes: int, max_entries: int) -> None:
-        self.max_bytes = max_bytes
-        self.max_entries = max_entries
+    def __init__(self, config: HttpConfig) -> None:
+        self.max_bytes = config.cache_bytes
+        self.max_entries = config.cache_entries
+        self.settle = config.cache_settle
         self.bytes = 0
         self._entries: dict[str, tuple[tuple[int, int, int, int, int], bytes, bytes]] = {}
 
@@ -67,7 +62,7 @@ class SmallFileCache:
         return entry[1], entry[2]
 
     def put(self, path: str, st: os.stat_result, body: bytes, ctype: bytes) -> None:
-        if not stat.S_ISREG(st.st_mode) or len(body) > self.max_bytes or st.st_ctime > time.time() - self.SETTLE:
+        if not stat.S_ISREG(st.st_mode) or len(body) > self.max_bytes or st.st_ctime > time.time() - self.settle:
             return
         self._drop(path)
         entries = self._entries
@@ -85,14 +80,14 @@ class SmallFileCache:
         return len(self._entries)
 
 
-SMALL_FILES = SmallFileCache(max_bytes=4 << 20, max_entries=256)
-"""The process's cache of small files, shared by every session (paths are absolute and resolved)."""
-
-
 class HttpSession:
-    """Serves files under ``root`` and ``POST /sha256``. One request at a time, in order."""
+    """Serves files under ``root`` and ``POST /sha256``. One request at a time, in order. ``files``: the
+    server's cache of small files (None: none kept)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], config: HttpConfig | None = None,
+                 files: SmallFileCache | None = None) -> None:
+        self.config = config or HttpConfig()
+        self.files = files
         self.root = _resolved(os.fspath(root))
         self._root_prefix = os.path.join(self.root, "")
         self._in = bytearray()
@@ -113,7 +108,7 @@ class HttpSession:
     @property
     def wants_input(self) -> bool:
         """False while enough input is buffered; the glue then leaves data in the TCP receive buffer."""
-        return not self.closing and len(self._in) < MAX_BUFFERED_INPUT
+        return not self.closing and len(self._in) < self.config.max_buffered_input
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -143,11 +138,12 @@ class HttpSession:
             if self._file is not None or self._out:
                 return  # one response at a time; the rest of the input waits
             end = self._in.find(b"\r\n\r\n")
+            limit = self.config.max_header_bytes
             if end < 0:
-                if len(self._in) > MAX_HEADER_BYTES:
+                if len(self._in) > limit:
                     self._error(431, "request header too large")
                 return
-            if end > MAX_HEADER_BYTES:
+            if end > limit:
                 self._error(431, "request header too large")
                 return
             head = bytes(self._in[:end])
@@ -285,7 +281,8 @@ class HttpSession:
     def _serve_file(self, path: str, head_only: bool) -> None:
         try:
             target, st = self._locate(path)
-            if st is not None and (cached := SMALL_FILES.get(target, st)) is not None:
+            files = self.files
+            if st is not None and files is not None and (cached := files.get(target, st)) is not None:
                 body, ctype = cached  # the lstat just taken shows the very file that was read
                 self._out += self._head(200, len(body), ctype) + (b"" if head_only else body)
                 self._finish()
@@ -305,14 +302,14 @@ class HttpSession:
             fh.close()
             self._out += self._head(200, size, ctype)
             self._finish()
-        elif size <= SMALL_FILE:
+        elif size <= self.config.small_file:
             # Whole, now: no open file held between pulls, one buffer for head and body. Read at most
             # the size fstat gave, and announce what was read: a file changing meanwhile still gets a
             # length that matches the body.
             with fh:
                 body = fh.read(size)
-            if len(body) == size:
-                SMALL_FILES.put(target, st, body, ctype)
+            if len(body) == size and self.files is not None:
+                self.files.put(target, st, body, ctype)
             self._out += self._head(200, len(body), ctype) + body
             self._finish()
         else:

@@ -26,8 +26,6 @@ from pystack.wire.dhcp import CLIENT_PORT, SERVER_PORT
 if TYPE_CHECKING:
     from pystack.stack import Stack
 
-_MAX_ROUNDS = 16
-
 
 class DhcpHost:
     def __init__(self, stack: Stack, client: DhcpClient, rng: random.Random, send_frame: Callable[[bytes], None],
@@ -84,7 +82,7 @@ class DhcpHost:
     def poll(self, now: float) -> None:
         """Move everything between the endpoint, the client, the probe and the stack until quiet."""
         counters = self.stack.counters
-        for _ in range(_MAX_ROUNDS):
+        for _ in range(self.client.config.host_rounds):
             busy = False
             while (item := self.endpoint.recvfrom()) is not None:
                 data, (_src, sport) = item

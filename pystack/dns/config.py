@@ -1,8 +1,11 @@
-"""Every timer and limit of the stub resolver, in one place. Defaults follow glibc and RFC 2308."""
+"""Every timer and limit of the stub resolver, in one place. Defaults follow glibc and RFC 2308; ``__post_init__``
+rejects a value out of its range with one :class:`~pystack.config_check.ConfigError`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from pystack.config_check import need
 
 
 @dataclass(slots=True)
@@ -26,3 +29,10 @@ class DnsConfig:
     port_low: int = 49152
     port_high: int = 65535
     """Range the resolver draws random source ports from when the caller does not choose (RFC 5452 9.2)."""
+
+    def __post_init__(self) -> None:
+        need(self, self.timeout > 0 and self.backoff >= 1, "timeout must be above 0 and backoff at least 1")
+        need(self, self.attempts >= 1 and self.max_outstanding >= 1, "attempts and max_outstanding must be at least 1")
+        need(self, self.max_cname_hops >= 0 and self.cache_size >= 0, "max_cname_hops and cache_size must be 0 or more")
+        need(self, self.max_ttl >= 0 and self.max_negative_ttl >= 0, "max_ttl and max_negative_ttl must be 0 or more")
+        need(self, 1 <= self.port_low <= self.port_high <= 65535, "need 1 <= port_low <= port_high <= 65535")

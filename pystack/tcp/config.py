@@ -1,12 +1,17 @@
 """Every TCP limit and switch with its default, in one documented place.
 
 The stack hangs a :class:`TcpConfig` off its ``StackConfig``; tests shrink the bounds to reach them.
-Defaults follow the RFCs, and Linux where the RFCs leave a choice.
+Defaults follow the RFCs, and Linux where the RFCs leave a choice. ``__post_init__`` rejects a value out of
+its range, or two that contradict each other, with one :class:`~pystack.config_check.ConfigError`.
+(The local port range is the stack's, shared with UDP: ``StackConfig.ephemeral_ports``.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from pystack.config_check import need
+from pystack.tcp.congestion import ALGORITHMS
 
 
 @dataclass(slots=True)
@@ -48,11 +53,12 @@ class TcpConfig:
     """Connections allowed in TIME-WAIT at once; beyond that they close at once (Linux tcp_max_tw_buckets)."""
     fin_wait2_timeout: float = 60.0
     """Seconds a closed (orphaned) connection waits in FIN-WAIT-2 for the peer's FIN (Linux tcp_fin_timeout)."""
-    ephemeral_low: int = 32768
-    ephemeral_high: int = 60999
-    """Local port range for ``connect()`` without a port (Linux ip_local_port_range)."""
     isn_secret: bytes | None = None
-    """Key of the RFC 6528 ISN hash; ``None`` draws 16 random bytes when the layer starts."""
+    """Key of the RFC 6528 ISN hash; ``None`` draws 16 random bytes when the layer starts. At least 16 bytes
+    (RFC 6528 3: the secret must be hard to guess)."""
+    ts_offset_pairs: int = 1024
+    """Host pairs whose TSval offset (RFC 7323 5.4, keyed per pair of hosts) is remembered; past this the
+    memory starts again empty (a miss only recomputes a hash)."""
 
     # --- retransmission (RFC 6298) ---
     rto_initial: float = 1.0
@@ -85,6 +91,10 @@ class TcpConfig:
     """Default of ``Connection.nodelay``: True disables Nagle's algorithm (RFC 1122 4.2.3.4)."""
     initial_window_segments: int = 10
     """Initial congestion window in segments (RFC 6928)."""
+    slow_start_limit: int = 2
+    """Most SMSS slow start adds to cwnd per ACK (RFC 3465 2.2's L; RFC 5681 3.1 has 1). 0 is Linux's rule:
+    all the ACK newly delivers, where data the peer already reported by SACK (or, without SACK, by a
+    duplicate ACK) was delivered then and is not counted again."""
     dupack_threshold: int = 3
     """Duplicate ACKs that trigger fast retransmit (RFC 5681 DupThresh)."""
     tail_loss_probe: bool = True
@@ -121,3 +131,39 @@ class TcpConfig:
     wars between two ends that each reject the other's ACKs (Linux tcp_invalid_ratelimit, 500 ms)."""
     challenge_ack_limit: int = 100
     """Challenge ACKs (RFC 5961 7) sent per second across the layer; more are suppressed and counted."""
+
+    def __post_init__(self) -> None:
+        need(self, self.send_buffer > 0 and self.recv_buffer > 0, "send_buffer and recv_buffer must be above 0")
+        need(self, self.send_buffer_max >= 0 and self.recv_buffer_max >= 0,
+             "send_buffer_max and recv_buffer_max must be 0 (no growth) or more")
+        need(self, 0 < self.min_mss <= self.default_mss,
+             "need 0 < min_mss <= default_mss: a peer without an MSS option must still be served")
+        need(self, self.mss is None or self.mss >= self.min_mss,
+             "mss must be None (MTU - 40) or at least min_mss, which we demand of peers ourselves")
+        need(self, self.ooo_max_segments >= 0, "ooo_max_segments must be 0 or more")
+        need(self, self.max_backlog >= 1 and self.syn_backlog >= 1, "max_backlog and syn_backlog must be at least 1")
+        need(self, self.time_wait >= 0 and self.max_time_wait >= 0, "time_wait and max_time_wait must be 0 or more")
+        need(self, self.fin_wait2_timeout > 0, "fin_wait2_timeout must be above 0")
+        need(self, self.isn_secret is None or len(self.isn_secret) >= 16,
+             "isn_secret must be None or at least 16 bytes (RFC 6528 3)")
+        need(self, self.ts_offset_pairs >= 1, "ts_offset_pairs must be at least 1")
+        need(self, 0 < self.rto_min <= self.rto_initial <= self.rto_max,
+             "need 0 < rto_min <= rto_initial <= rto_max (RFC 6298 2.1, 2.4, 2.5)")
+        need(self, 0 < self.ack_delay < self.rto_min,
+             "ack_delay must be above 0 and below rto_min, or the peer's retransmission timer fires before "
+             "our delayed ACK (RFC 5681 4.2 allows up to 0.5 s)")
+        need(self, self.ack_delay < 0.5, "ack_delay must be below 0.5 s (RFC 5681 4.2, RFC 1122 4.2.3.2)")
+        need(self, self.quickacks >= 0, "quickacks must be 0 (none) or more")
+        need(self, 0 < self.tlp_min <= self.rto_max, "need 0 < tlp_min <= rto_max (RFC 8985 7.2)")
+        need(self, self.persist_max >= self.rto_min,
+             "persist_max must be at least rto_min: zero-window probes back off from the RTO up to it")
+        need(self, self.syn_retries >= 0 and self.synack_retries >= 0 and self.max_retries >= 1,
+             "syn_retries and synack_retries must be 0 or more, max_retries at least 1")
+        need(self, self.initial_window_segments >= 1 and self.dupack_threshold >= 1,
+             "initial_window_segments and dupack_threshold must be at least 1")
+        if self.congestion_control not in ALGORITHMS:
+            need(self, False, f"congestion_control must be one of {', '.join(sorted(ALGORITHMS))}")
+        need(self, self.keepalive_idle > 0 and self.keepalive_interval > 0 and self.keepalive_probes >= 1,
+             "keepalive_idle and keepalive_interval must be above 0, keepalive_probes at least 1")
+        need(self, self.oow_ack_interval >= 0 and self.challenge_ack_limit >= 1,
+             "oow_ack_interval must be 0 or more, challenge_ack_limit at least 1")

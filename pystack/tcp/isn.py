@@ -10,21 +10,20 @@ import hashlib
 import os
 import struct
 
+from pystack.tcp.config import TcpConfig
+
 _TUPLE = struct.Struct("!IHIH")
 _PAIR = struct.Struct("!II")
 
 
-TS_OFFSETS_MAX = 1024
-"""Host pairs whose TSval offset is remembered (a keyed hash saved per connection); past this the memory
-starts again empty."""
-
-
 class IsnGenerator:
-    __slots__ = ("_secret", "_ts_offsets")
+    __slots__ = ("_secret", "_ts_offsets", "_max_pairs")
 
-    def __init__(self, secret: bytes | None = None) -> None:
+    def __init__(self, secret: bytes | None = None, max_pairs: int | None = None) -> None:
+        """``max_pairs``: host pairs whose TSval offset is remembered (``TcpConfig.ts_offset_pairs`` when None)."""
         self._secret = secret if secret is not None else os.urandom(16)
         self._ts_offsets: dict[tuple[int, int], int] = {}
+        self._max_pairs = max_pairs if max_pairs is not None else TcpConfig().ts_offset_pairs
 
     def __call__(self, local_ip: int, local_port: int, remote_ip: int, remote_port: int, now: float) -> int:
         digest = hashlib.blake2s(
@@ -42,7 +41,7 @@ class IsnGenerator:
             digest = hashlib.blake2s(_PAIR.pack(local_ip, remote_ip), key=self._secret, digest_size=4,
                                      person=b"tsoffset").digest()
             offset = int.from_bytes(digest, "big")
-            if len(self._ts_offsets) >= TS_OFFSETS_MAX:
+            if len(self._ts_offsets) >= self._max_pairs:
                 self._ts_offsets.clear()
             self._ts_offsets[pair] = offset
         return offset

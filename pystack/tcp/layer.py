@@ -13,6 +13,7 @@ import random
 from typing import TYPE_CHECKING, Callable
 
 from pystack.counters import Counters
+from pystack.ports import PortRange
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
 from pystack.tcp import syncookie, why
@@ -50,9 +51,11 @@ class TcpLayer:
 
     def __init__(
         self, config: TcpConfig, counters: Counters, emit: Emit, mtu: int = 1500,
-        rng: random.Random | None = None,
+        rng: random.Random | None = None, ephemeral: PortRange | None = None,
     ) -> None:
         self.config = config
+        self.ephemeral = ephemeral if ephemeral is not None else PortRange()
+        """Local ports for a socket that names none: the stack's ``StackConfig.ephemeral_ports``, shared with UDP."""
         self.counters = counters
         self.emit = emit
         self.why: why.Why | None = None
@@ -67,7 +70,7 @@ class TcpLayer:
         self.mtu = mtu
         self.rng = rng if rng is not None else random.Random()
         secret = config.isn_secret if config.isn_secret is not None else os.urandom(16)
-        self.isn = IsnGenerator(secret)
+        self.isn = IsnGenerator(secret, config.ts_offset_pairs)
         self.cookies = syncookie.SynCookies(secret)
         self.now = 0.0
         self.batching = False
@@ -145,15 +148,11 @@ class TcpLayer:
         return conn
 
     def _ephemeral_port(self, local_ip: int, remote_ip: int, remote_port: int) -> int:
-        low, high = self.config.ephemeral_low, self.config.ephemeral_high
-        span = high - low + 1
-        start = self.rng.randrange(span)
-        for i in range(span):
-            port = low + (start + i) % span
-            if ((local_ip, port, remote_ip, remote_port) not in self.connections and (local_ip, port) not in self.listeners
-                    and (local_ip, port) not in self.bound):
-                return port
-        raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port")
+        port = self.ephemeral.pick(self.rng, lambda port: (local_ip, port, remote_ip, remote_port) in self.connections
+                                   or (local_ip, port) in self.listeners or (local_ip, port) in self.bound)
+        if port is None:
+            raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port")
+        return port
 
     # ------------------------------------------------------------------ IP side
 

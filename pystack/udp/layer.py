@@ -59,14 +59,10 @@ class UdpLayer:
         return endpoint
 
     def _ephemeral(self) -> int:
-        cfg = self.config
-        span = cfg.udp_ephemeral_high - cfg.udp_ephemeral_low + 1
-        start = self.rng.randrange(span)
-        for i in range(span):
-            port = cfg.udp_ephemeral_low + (start + i) % span
-            if port not in self.ports:
-                return port
-        raise OSError(errno.EADDRINUSE, "no free ephemeral port")
+        port = self.config.ephemeral_ports.pick(self.rng, self.ports.__contains__)
+        if port is None:
+            raise OSError(errno.EADDRINUSE, "no free ephemeral port")
+        return port
 
     def unbind(self, endpoint: UdpEndpoint) -> None:
         if self.ports.get(endpoint.port) is endpoint:

@@ -8,7 +8,11 @@ import io
 
 import pytest
 
-from pystack.apps.http_session import MAX_HEADER_BYTES, SMALL_FILE, HttpSession
+from pystack.apps.http_session import HttpSession, SmallFileCache
+from pystack.config import HttpConfig
+
+MAX_HEADER_BYTES = HttpConfig().max_header_bytes
+SMALL_FILE = HttpConfig().small_file
 
 
 class _Unclosable(io.BytesIO):
@@ -97,18 +101,13 @@ def test_small_files_are_read_whole_and_larger_ones_stream(root, size):
 
 
 @pytest.fixture
-def settled_cache(monkeypatch):
+def settled_cache():
     """A fresh small-file cache that takes files at once (their ctime need not be a second old)."""
-    from pystack.apps import http_session
-
-    cache = http_session.SmallFileCache(max_bytes=1 << 20, max_entries=8)
-    cache.SETTLE = -1.0
-    monkeypatch.setattr(http_session, "SMALL_FILES", cache)
-    return cache
+    return SmallFileCache(HttpConfig(cache_bytes=1 << 20, cache_entries=8, cache_settle=0.0))
 
 
-def _get(root, path: bytes) -> tuple[int, bytes]:
-    s = HttpSession(root)
+def _get(root, path: bytes, files: SmallFileCache) -> tuple[int, bytes]:
+    s = HttpSession(root, files=files)
     s.data_received(b"GET " + path + b" HTTP/1.1\r\n\r\n")
     [(status, _headers, body)] = _responses(_drain(s), ["GET"])
     return status, body
@@ -119,40 +118,34 @@ def test_a_small_file_is_served_from_memory_until_it_changes(root, settled_cache
 
     from pystack.apps import http_session
 
-    assert _get(root, b"/hello.txt") == (200, b"hello world\n")
+    assert _get(root, b"/hello.txt", settled_cache) == (200, b"hello world\n")
     assert len(settled_cache) == 1
 
     def no_open(*_a, **_k):
         raise AssertionError("opened a file the cache holds")
 
     monkeypatch.setattr(http_session, "open", no_open, raising=False)
-    assert _get(root, b"/hello.txt") == (200, b"hello world\n")
+    assert _get(root, b"/hello.txt", settled_cache) == (200, b"hello world\n")
     monkeypatch.undo()
-    monkeypatch.setattr(http_session, "SMALL_FILES", settled_cache)
     # The same size, new bytes, and a new mtime (within one timestamp tick only the settle rule protects).
     (root / "hello.txt").write_bytes(b"HELLO WORLD\n")
     st = os.stat(root / "hello.txt")
     os.utime(root / "hello.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert _get(root, b"/hello.txt") == (200, b"HELLO WORLD\n")
+    assert _get(root, b"/hello.txt", settled_cache) == (200, b"HELLO WORLD\n")
 
 
 def test_a_file_just_written_is_not_cached(root):
-    from pystack.apps.http_session import SmallFileCache
-
-    cache = SmallFileCache(max_bytes=1 << 20, max_entries=8)
+    cache = SmallFileCache(HttpConfig(cache_bytes=1 << 20, cache_entries=8))
     import os
     path = str(root / "hello.txt")
     cache.put(path, os.stat(path), b"hello world\n", b"text/plain")
-    assert len(cache) == 0  # its ctime is not SETTLE seconds old: a rewrite in the same tick would not show
+    assert len(cache) == 0  # its ctime is not cache_settle seconds old: a rewrite in the same tick would not show
 
 
 def test_the_small_file_cache_is_bounded_in_bytes_and_entries(root):
     import os
 
-    from pystack.apps.http_session import SmallFileCache
-
-    cache = SmallFileCache(max_bytes=1000, max_entries=4)
-    cache.SETTLE = -1.0
+    cache = SmallFileCache(HttpConfig(cache_bytes=1000, cache_entries=4, cache_settle=0.0))
     for i in range(20):
         path = root / f"f{i}"
         path.write_bytes(bytes(300))

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+from pystack.config import RuntimeConfig
 from pystack.runtime import PollWindow
 
 LIMIT = 200e-6
-START = PollWindow.GROW_START
+START = RuntimeConfig().poll_grow_start
 
 
 def test_adaptive_window_starts_closed():
-    assert PollWindow(LIMIT, adaptive=True).window == 0.0
+    assert PollWindow(LIMIT, adaptive=True, grow_start=START).window == 0.0
 
 
 def test_a_gap_within_the_limit_opens_the_window_then_doubles_it_up_to_the_limit():
-    w = PollWindow(LIMIT, adaptive=True)
+    w = PollWindow(LIMIT, adaptive=True, grow_start=START)
     seen = []
     for _ in range(5):
         w.after_gap(LIMIT)  # each gap longer than the window, within the limit: polling would have caught it
@@ -25,7 +26,7 @@ def test_a_gap_within_the_limit_opens_the_window_then_doubles_it_up_to_the_limit
 
 
 def test_a_gap_the_window_caught_keeps_it():
-    w = PollWindow(LIMIT, adaptive=True)
+    w = PollWindow(LIMIT, adaptive=True, grow_start=START)
     w.after_gap(START)
     w.after_gap(1.5 * START)
     assert w.window == 2 * START
@@ -34,7 +35,7 @@ def test_a_gap_the_window_caught_keeps_it():
 
 
 def test_gaps_longer_than_the_limit_halve_the_window_and_close_it_below_the_start():
-    w = PollWindow(LIMIT, adaptive=True)
+    w = PollWindow(LIMIT, adaptive=True, grow_start=START)
     for _ in range(3):
         w.after_gap(LIMIT)
     assert w.window == LIMIT
@@ -46,7 +47,7 @@ def test_gaps_longer_than_the_limit_halve_the_window_and_close_it_below_the_star
 
 
 def test_slow_traffic_never_opens_the_window():
-    w = PollWindow(LIMIT, adaptive=True)
+    w = PollWindow(LIMIT, adaptive=True, grow_start=START)
     for _ in range(100):
         w.after_gap(0.002)
     assert w.window == 0.0
@@ -54,13 +55,13 @@ def test_slow_traffic_never_opens_the_window():
 
 @pytest.mark.parametrize("gap", [0.0, 1e-6, LIMIT, 1.0])
 def test_a_fixed_window_ignores_the_gaps(gap):
-    w = PollWindow(LIMIT, adaptive=False)
+    w = PollWindow(LIMIT, adaptive=False, grow_start=START)
     w.after_gap(gap)
     assert w.window == LIMIT
 
 
 def test_no_polling_at_all_when_the_limit_is_zero():
-    w = PollWindow(0.0, adaptive=True)
+    w = PollWindow(0.0, adaptive=True, grow_start=START)
     for gap in (0.0, 1e-6, 1.0):
         w.after_gap(gap)
     assert w.window == 0.0

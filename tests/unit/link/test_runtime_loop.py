@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import dpkt
 
-from pystack.config import StackConfig
+from pystack.config import RuntimeConfig, StackConfig
 from pystack.runtime import Runtime
 from pystack.stack import Stack
 from pystack.wire import ipv4
@@ -87,11 +87,11 @@ class FakeLink:
             return list(self.log)
 
 
-def _stack() -> Stack:
+def _stack(runtime: RuntimeConfig | None = None) -> Stack:
     """192.0.2.1/24 with the peer's MAC already known (no ARP exchange) and no timers pending: without
     announcements the loop's only wake-ups are the link and stop()."""
     now = time.monotonic()  # the Runtime's clock: the ARP entry stays fresh for the whole test
-    stack = Stack(US_MAC, StackConfig(arp_announcements=0))
+    stack = Stack(US_MAC, StackConfig(arp_announcements=0, runtime=runtime or RuntimeConfig()))
     stack.configure(US_IP, 24, None, now)
     stack.arp.update(PEER_IP, PEER_MAC, now, create=True)
     assert stack.get_timer() is None
@@ -248,9 +248,9 @@ def _timeouts_around_one_echo(monkeypatch, busy_poll: float) -> list[float | Non
 
     _RecordingPoll.timeouts = []
     monkeypatch.setattr(runtime_module.select, "poll", _RecordingPoll)
-    stack = _stack()
+    stack = _stack(RuntimeConfig(busy_poll=busy_poll))
     link = FakeLink()
-    runtime = Runtime(stack, link, busy_poll=busy_poll)
+    runtime = Runtime(stack, link)
     link.expect_writes(1)
     with _running(runtime):
         _wait_for(lambda: bool(_RecordingPoll.timeouts), "the loop's first wait")
@@ -281,12 +281,11 @@ def test_adaptive_poll_sleeps_after_a_lone_frame_and_polls_once_frames_follow_cl
     second one soon after opens it, and the loop then polls for the window before sleeping again."""
     import pystack.runtime as runtime_module
 
-    monkeypatch.setattr(runtime_module.PollWindow, "GROW_START", 0.02)
     _RecordingPoll.timeouts = []
     monkeypatch.setattr(runtime_module.select, "poll", _RecordingPoll)
-    stack = _stack()
+    stack = _stack(RuntimeConfig(busy_poll=0.5, adaptive_poll=True, poll_grow_start=0.02))
     link = FakeLink()
-    runtime = Runtime(stack, link, busy_poll=0.5, adaptive_poll=True)
+    runtime = Runtime(stack, link)
     with _running(runtime):
         _wait_for(lambda: bool(_RecordingPoll.timeouts), "the loop's first wait")
         link.expect_writes(1)

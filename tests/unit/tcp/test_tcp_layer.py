@@ -8,6 +8,7 @@ import pytest
 from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo
 from .tcp_helpers import PEER_ISS, passive
 
+from pystack.ports import PortRange
 from pystack.tcp import State, TcpConfig
 from pystack.wire.tcp import ACK, FIN, SYN
 
@@ -29,7 +30,8 @@ def test_connect_same_tuple_twice_is_eaddrinuse() -> None:
 
 
 def test_ephemeral_ports_are_in_range_and_distinct() -> None:
-    solo = Solo(TcpConfig(ephemeral_low=40000, ephemeral_high=40003))
+    solo = Solo()
+    solo.layer.ephemeral = PortRange(40000, 40003)
     ports = {solo.layer.connect(IP_B, IP_A, PEER_PORT, solo.now).local_port for _ in range(4)}
     assert ports == {40000, 40001, 40002, 40003}
     with pytest.raises(OSError) as exc:

@@ -44,15 +44,13 @@ def test_isn_is_keyed_per_tuple_and_ticks_every_4us() -> None:
 
 
 def test_ts_offset_is_keyed_per_host_pair_and_its_memory_is_bounded() -> None:
-    from pystack.tcp import isn
-
-    gen = IsnGenerator(b"k" * 16)
+    gen = IsnGenerator(b"k" * 16, max_pairs=8)
     first = gen.ts_offset(1, 2)
     assert gen.ts_offset(1, 2) == first == IsnGenerator(b"k" * 16).ts_offset(1, 2)  # remembered = recomputed
     assert gen.ts_offset(1, 3) != first and IsnGenerator(b"x" * 16).ts_offset(1, 2) != first
-    for remote in range(3 * isn.TS_OFFSETS_MAX):
+    for remote in range(3 * 8):
         gen.ts_offset(1, remote)
-    assert len(gen._ts_offsets) <= isn.TS_OFFSETS_MAX
+    assert 0 < len(gen._ts_offsets) <= 8
     assert gen.ts_offset(1, 2) == first
 
 
