@@ -7,6 +7,9 @@ The values the ``linux`` profile changes, and why (docs/conformance.md has the t
   offer is the smallest that reaches it (RFC 7323 2.3 leaves the choice), so this gives Linux's 8.
 - ``quickacks`` 16: Linux's quick-ACK mode (TCP_MAX_QUICKACKS): the first 16 data segments, and those after
   a silence longer than the RTO, are ACKed at once; RFC 5681 4.2 lets every one of them wait.
+- ``slow_start_limit`` 0: slow start grows by every segment an ACK newly delivers (a stretch ACK of ten
+  adds ten), data SACKed or duplicate-ACKed before counting as delivered then; pystack's own is RFC 3465's
+  L of 2 SMSS per ACK, counting bytes when the cumulative ACK covers them.
 """
 
 from __future__ import annotations
@@ -32,5 +35,6 @@ def stack_config(profile: str) -> StackConfig:
             tcp,
             recv_buffer_max=15 * 1024 * 1024,
             quickacks=16,
+            slow_start_limit=0,
         )
     return StackConfig(tcp=tcp)

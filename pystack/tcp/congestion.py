@@ -15,15 +15,23 @@ from typing import Callable
 class CongestionControl:
     """Interface. All sizes are bytes; ``flight`` is the data outstanding when the event happened."""
 
-    __slots__ = ("mss", "cwnd", "ssthresh")
+    __slots__ = ("mss", "cwnd", "ssthresh", "slow_start_limit")
 
     def __init__(self, mss: int, initial_window_segments: int) -> None:
         self.mss = mss
         self.cwnd = initial_window_segments * mss
         self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 3.1)
+        self.slow_start_limit = 2
+        """TcpConfig.slow_start_limit, set by the connection."""
 
     def set_mss(self, mss: int) -> None:
         self.mss = mss
+
+    def slow_start(self, acked: int) -> None:
+        """Grow cwnd by the ``acked`` bytes, at most ``slow_start_limit`` SMSS of them (RFC 3465 2.2's L), all
+        of them when that is 0."""
+        limit = self.slow_start_limit * self.mss
+        self.cwnd += acked if not limit or acked < limit else limit
 
     def on_ack(self, acked: int, flight: int, now: float, srtt: float) -> None:
         """New data acknowledged outside loss recovery; ``srtt`` in seconds (0 before any sample)."""
@@ -57,8 +65,8 @@ class NewReno(CongestionControl):
         self._ca_acked = 0
 
     def on_ack(self, acked: int, flight: int, now: float, srtt: float) -> None:
-        if self.cwnd < self.ssthresh:  # slow start, L = 2 SMSS (RFC 3465 2.2)
-            self.cwnd += min(acked, 2 * self.mss)
+        if self.cwnd < self.ssthresh:  # slow start (RFC 5681 3.1, RFC 3465 2.2)
+            self.slow_start(acked)
         else:  # congestion avoidance: one SMSS per cwnd of bytes acked (RFC 5681 3.1, RFC 3465 2.1)
             self._ca_acked += acked
             if self._ca_acked >= self.cwnd:
@@ -114,7 +122,7 @@ class Cubic(NewReno):
     def on_ack(self, acked: int, flight: int, now: float, srtt: float) -> None:
         mss = self.mss
         if self.cwnd < self.ssthresh:  # slow start, as RFC 5681 / 3465 (RFC 9438 4.10)
-            self.cwnd += min(acked, 2 * mss)
+            self.slow_start(acked)
             return
         cwnd = self.cwnd / mss
         if self._epoch is None:  # RFC 9438 4.2: a new stage starts with its first ACK

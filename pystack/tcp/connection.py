@@ -149,6 +149,7 @@ class Connection:
 
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
         self.cc = ALGORITHMS[cfg.congestion_control](self._smss, cfg.initial_window_segments)
+        self.cc.slow_start_limit = cfg.slow_start_limit
         self._rtx_at = INF
         self._persist = False
         self._persist_backoff = 0
@@ -1218,6 +1219,10 @@ class Connection:
             self.rtt.sample(now - self._rtt_time)
             self._rtt_seq = None
         self._retries = 0
+        delivered = acked
+        if not self._cfg.slow_start_limit:  # Linux's count: what the peer reported before was delivered then
+            delivered -= rec.sacked.covered(0, acked) if self._sack_ok else rec.dupacks * self._smss
+            delivered = max(delivered, 0)
         if rec.sacked or rec.high_rxt:
             rec.shift(acked)
         if self._sack_ok and seg.sack_blocks:
@@ -1236,7 +1241,7 @@ class Connection:
                 cc.on_partial_ack(acked)
         else:
             rec.dupacks = 0
-            cc.on_ack(acked, flight, now, self.rtt.srtt or 0.0)
+            cc.on_ack(delivered, flight, now, self.rtt.srtt or 0.0)
             self._snd.follow(cc.cwnd)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max:

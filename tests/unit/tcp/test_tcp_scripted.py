@@ -95,3 +95,36 @@ def test_a_gro_super_frame_counts_as_the_full_sized_segments_it_holds():
    +0 < . 1:10001(10000) ack 1 win 320
    +0 > . 1:1(0) ack 10001
 """) == "PASS"
+
+
+def test_slow_start_grows_by_what_a_stretch_ack_delivers_with_no_limit():
+    # TcpConfig.slow_start_limit 0 (the linux profile): an ACK of ten segments adds ten to cwnd, as Linux
+    # does; the default L of 2 SMSS per ACK (RFC 3465 2.2) adds two.
+    text = ACCEPTED + """
+   +0 write(4, ..., 30000) = 30000
+   +0 > P. 1:10001(10000) ack 1
+  +.1 < . 1:1(0) ack 10001 win 320
+   +0 > . 10001:30001(20000) ack 1
+"""
+    assert verdict(text, profile="linux") == "PASS"
+    assert "(payload: expected 20000 bytes, got 12000)" in verdict(text, profile="rfc")
+
+
+def test_data_sacked_before_counts_as_delivered_then_with_no_limit():
+    # Two duplicate ACKs SACK 1001:3001 (limited transmit sends a segment for each, RFC 3042); the ACK of
+    # 3001 then delivers one new segment, so cwnd goes from 10 to 11 and two more go out (Linux, with
+    # slow_start_limit 0), where counting all 3000 bytes up to 2 SMSS makes 12 and three.
+    text = ACCEPTED + """
+   +0 write(4, ..., 15000) = 15000
+   +0 > P. 1:10001(10000) ack 1
+ +.11 < . 1:1(0) ack 1 win 320 <sack 1001:2001,nop,nop>
+   +0 > . 10001:11001(1000) ack 1
+ +.01 < . 1:1(0) ack 1 win 320 <sack 1001:3001,nop,nop>
+   +0 > . 11001:12001(1000) ack 1
+ +.01 < . 1:1(0) ack 3001 win 320
+   +0 > . 12001:14001(2000) ack 1
+ +.02 < . 1:1(0) ack 5001 win 320
+   +0 > . 14001:15001(1000) ack 1
+"""
+    assert verdict(text, profile="linux") == "PASS"
+    assert "sent at 0.230000 s" in verdict(text, profile="rfc")
