@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-push", action="store_true",
                         help="compare PSH as well (RFC 9293 leaves it to the implementation)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print each script's timeline: its events and the segments pystack sent")
     args = parser.parse_args(argv)
     paths = args.paths
     if not paths:
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = [str(corpus)]
     settings = Settings(args.profile, args.ignore_window, args.ignore_option_order, args.check_push)
     try:
-        summary = run_paths(paths, settings, sys.stdout, quiet=args.quiet)
+        summary = run_paths(paths, settings, sys.stdout, quiet=args.quiet, verbose=args.verbose)
     except FileNotFoundError as exc:
         print(f"python -m pystack.conformance: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ import re
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from pystack.conformance import packets as P
 from pystack.conformance import shell, syscalls
@@ -54,7 +55,7 @@ TCPI_FIELDS = frozenset((
 _TCPI = re.compile(r"\btcpi_\w+")
 _KNOWN_OPTIONS = frozenset((
     "tolerance_usecs", "tolerance_percent", "tcp_ts_tick_usecs", "strict_segments", "ip_version",
-    "local_ip", "remote_ip", "mss", "bind_port", "connect_port",
+    "local_ip", "remote_ip", "bind_port", "connect_port",
 ))
 _FIRST_REMOTE_PORT = 48000
 
@@ -140,9 +141,12 @@ class Pending:
 
 
 class Driver:
-    def __init__(self, script: Script, settings: Settings | None = None) -> None:
+    def __init__(self, script: Script, settings: Settings | None = None,
+                 trace: Callable[[str], None] | None = None) -> None:
         self.script = script
         self.settings = settings or Settings()
+        self.trace = trace
+        """Called with one line per event run and per segment sent (``--verbose``)."""
         opts = script.options
         self.tolerance = int(opts.get("tolerance_usecs", "4000")) / 1e6
         self.tolerance_pct = float(opts.get("tolerance_percent", "12.5"))
@@ -196,6 +200,8 @@ class Driver:
         opts = self.script.options
         if opts.get("ip_version", "ipv4") != "ipv4" or ":" in opts.get("local_ip", ""):
             return "IPv6"
+        if "mss" in opts:
+            return "GRO packets (--mss: packetdrill injects GSO packets with that gso_size; the core takes frames)"
         unknown = sorted(set(opts) - _KNOWN_OPTIONS)
         if unknown:
             return "option --" + unknown[0]
@@ -249,6 +255,8 @@ class Driver:
     def event(self, ev: Event) -> None:
         action = ev.action
         start, lo, hi, end = self.times(ev)
+        if self.trace is not None:
+            self.trace(f"{start:10.6f} {ev.line:4d} {_script_text(ev)}")
         if isinstance(action, Packet) and not action.inbound:
             self.expect(ev, action, lo, hi)
         else:
@@ -316,6 +324,8 @@ class Driver:
             seen = P.parse_frame(frame)
             if isinstance(seen, P.Segment):
                 self.out.append((self.now, seen))
+                if self.trace is not None and self.flow is not None and self.is_flow(seen):
+                    self.trace(f"{self.now:10.6f}   sent {self.describe(seen)}")
             elif isinstance(seen, P.ArpRequest):
                 if seen.target_ip == P.GATEWAY_IP:
                     self.stack.receive_frame(P.arp_frame(2, P.GATEWAY_MAC, P.GATEWAY_IP, seen.sender_mac,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from pystack.conformance.driver import Driver, Settings, Verdict
 from pystack.conformance.parser import parse_file
@@ -59,7 +59,8 @@ def find_scripts(paths: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def run_script(path: str, settings: Settings, name: str | None = None) -> Verdict:
+def run_script(path: str, settings: Settings, name: str | None = None,
+               trace: Callable[[str], None] | None = None) -> Verdict:
     """One script's verdict; ``name`` is how the verdict names it (the path by default)."""
     name = name or path
     try:
@@ -69,14 +70,17 @@ def run_script(path: str, settings: Settings, name: str | None = None) -> Verdic
     except OSError as exc:
         return Verdict(name, "SKIP", f"cannot read it: {exc.strerror}")
     script.path = name
-    return Driver(script, settings).run()
+    return Driver(script, settings, trace).run()
 
 
-def run_paths(paths: list[str], settings: Settings, out: TextIO | None = None, quiet: bool = False) -> Summary:
-    """Every script's verdict, each printed to ``out`` as it comes (only failures when ``quiet``)."""
+def run_paths(paths: list[str], settings: Settings, out: TextIO | None = None, quiet: bool = False,
+              verbose: bool = False) -> Summary:
+    """Every script's verdict, each printed to ``out`` as it comes (only failures when ``quiet``; with
+    ``verbose``, each script's timeline first: its events and the segments pystack sent)."""
     summary = Summary()
+    trace = (lambda line: print(line, file=out)) if verbose and out is not None else None
     for path, name in find_scripts(paths):
-        verdict = run_script(path, settings, name)
+        verdict = run_script(path, settings, name, trace)
         summary.verdicts.append(verdict)
         if out is not None and not (quiet and verdict.status != "FAIL"):
             print(verdict.line(), file=out, flush=True)
