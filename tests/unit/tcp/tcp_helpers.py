@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
-
 from pystack.config import StackConfig
 from pystack.stack import Stack
 from pystack.wire import ipv4
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, SYN
+
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
 
 PEER_ISS = 5000
 PEER_MSS = wire.build_options(mss=1460)

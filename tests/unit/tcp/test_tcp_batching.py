@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from .tcp_harness import Solo
-from .tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
 from pystack.tcp import TcpConfig
 from pystack.tcp.connection import Connection
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK
+
+from .tcp_harness import Solo
+from .tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
 MSS = 1460
 NO_TS = TcpConfig(timestamps=False, sack=True)  # no options in data segments: every one carries MSS bytes

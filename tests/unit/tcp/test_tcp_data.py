@@ -4,12 +4,13 @@ zero-window probing, Nagle, SWS avoidance, MSS, PAWS."""
 from __future__ import annotations
 
 import pytest
-from .tcp_harness import IP_B, LOCAL_PORT, Solo
-from .tcp_helpers import PEER_ISS, active, passive
 
 from pystack.tcp import State, TcpConfig
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, SYN
+
+from .tcp_harness import IP_B, LOCAL_PORT, Solo
+from .tcp_helpers import PEER_ISS, active, passive
 
 NO_TS = TcpConfig(timestamps=False, sack=True)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 
 import pytest
-from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo
-from .tcp_helpers import PEER_ISS, passive
 
 from pystack.ports import PortRange
 from pystack.tcp import State, TcpConfig
 from pystack.wire.tcp import ACK, FIN, SYN
+
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo
+from .tcp_helpers import PEER_ISS, passive
 
 
 def test_listen_twice_is_eaddrinuse() -> None:

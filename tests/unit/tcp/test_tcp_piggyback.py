@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from .tcp_harness import Solo
-from .tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
 from pystack.tcp import State, TcpConfig
 from pystack.tcp.connection import Connection
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH
+
+from .tcp_harness import Solo
+from .tcp_helpers import PEER_ISS, connected_stacks, passive, shuttle, tcp_of
 
 MSS = 1460
 REQUEST = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"

@@ -6,12 +6,13 @@ from __future__ import annotations
 import errno
 
 import pytest
-from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
-from .tcp_helpers import PEER_ISS, active, passive
 
 from pystack.tcp import State, TcpConfig
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
+
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
+from .tcp_helpers import PEER_ISS, active, passive
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,13 @@ from __future__ import annotations
 import errno
 
 import pytest
-from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
-from .tcp_helpers import PEER_ISS
 
 from pystack.tcp import State, TcpConfig
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, SYN
+
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Solo
+from .tcp_helpers import PEER_ISS
 
 MSS = 1000
 OPTS = wire.build_options(mss=MSS)

@@ -6,11 +6,11 @@ import errno
 
 import pytest
 
-from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo, drain
-from .tcp_helpers import PEER_ISS, passive
-
 from pystack.tcp import State, TcpConfig
 from pystack.wire.tcp import ACK, FIN, SYN
+
+from .tcp_harness import IP_A, IP_B, LOCAL_PORT, PEER_PORT, Net, Solo, drain
+from .tcp_helpers import PEER_ISS, passive
 
 
 def test_passive_open_listen_synrcvd_established() -> None:

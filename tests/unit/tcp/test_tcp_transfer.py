@@ -7,9 +7,10 @@ import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from .tcp_harness import IP_A, IP_B, Impairment, Net, drain
 
 from pystack.tcp import State, TcpConfig
+
+from .tcp_harness import IP_A, IP_B, Impairment, Net, drain
 
 
 def _exchange(net: Net, size_ab: int, size_ba: int, seed: int, limit: float = 20_000.0) -> None:
