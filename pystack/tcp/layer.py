@@ -49,6 +49,10 @@ class TcpLayer:
     ``mtu`` is the link MTU; the MSS we announce is at most ``mtu - 40``.
     """
 
+    fast_paths = True
+    """Take header prediction (RFC 9293 3.10.7.4's common case first). The stack sets it from
+    StackConfig.fast_paths; a bare layer takes this class default."""
+
     def __init__(
         self, config: TcpConfig, counters: Counters, emit: Emit, mtu: int = 1500,
         rng: random.Random | None = None, ephemeral: PortRange | None = None,
@@ -61,9 +65,6 @@ class TcpLayer:
         self.why: why.Why | None = None
         """Told why each segment is sent, where TCP decides it (pystack.tcp.why), when someone listens: a
         pcapng capture's comments (pystack.reasons). None costs a test per segment."""
-        self.fast_paths = True
-        """Take header prediction (RFC 9293 3.10.7.4's common case first); the stack sets it from
-        StackConfig.fast_paths."""
         self.segment_path: SegmentPathFor | None = None
         """Set by the IP layer: a one-pack path for a burst of one connection's data segments (see
         pystack.ip.tcp_path). Without it (a bare TCP layer in tests) every segment goes through ``emit``."""
