@@ -288,7 +288,7 @@ def main() -> int:
     elif "pytcp" in names:
         notes.append("pytcp: ping rows only (its daemon has no servers; TCP and UDP rows need an app)")
     if any(not r.get("skipped") for r in wire_rows):
-        notes.append(f"wire: through scripts/impaired_wire.py (a Python relay, the same for every column), loss "
+        notes.append(f"wire: through pystack_lab/impaired_wire.py (a Python relay, the same for every column), loss "
                      f"each way, delay half each way, one download each, cut at {args.wire_max_time:g} s (*); "
                      "kernel = its default congestion control, cubic = the kernel with cubic")
     if idle_rows:

@@ -1,6 +1,6 @@
 """The loss x delay matrix of ``make bench``: a TCP download through the impaired wire (docs/lab.md).
 
-This kernel has no netem, so loss and delay come from scripts/impaired_wire.py, a Python relay bridging two
+This kernel has no netem, so loss and delay come from pystack_lab/impaired_wire.py, a Python relay bridging two
 interfaces of namespace R with AF_PACKET sockets. The client (curl) is the kernel in namespace P
 (192.0.2.1/24, veth vp0 <-> vr0 in R); the server at 192.0.2.2 is, in turn:
   pystack  ``pystack run --no-offload --http DIR`` on TAP pst0 in R (the relay drops GSO super-frames, so
