@@ -27,7 +27,7 @@ from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
 from pystack.tcp import why
-from pystack.tcp.state import State
+from pystack.tcp.state import TRANSITIONS, State, TransitionError
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
 
@@ -483,7 +483,10 @@ class Connection:
     # ------------------------------------------------------------------ helpers
 
     def _set_state(self, st: State) -> None:
+        """Every state change goes through here, and only those of RFC 9293 figure 5 (state.TRANSITIONS)."""
         old = self._st
+        if st not in TRANSITIONS[old]:
+            raise TransitionError(f"{old.name} -> {st.name} is not a transition of RFC 9293 figure 5")
         self._st = st
         self._event = True
         layer = self._layer

@@ -1,4 +1,4 @@
-"""The eleven connection states of RFC 9293 3.3.2 (figure 5)."""
+"""The eleven connection states of RFC 9293 3.3.2, and the changes between them that figure 5 allows."""
 
 from __future__ import annotations
 
@@ -22,3 +22,30 @@ class State(IntEnum):
     def synchronized(self) -> bool:
         """States past the handshake, where RFC 9293 3.10.7.4 and RFC 5961 apply in full."""
         return self >= State.ESTABLISHED
+
+
+_S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    # A connection is born CLOSED and leaves it as figure 5's LISTEN does: SYN sent (active OPEN), or SYN
+    # received by its listener; or ESTABLISHED at once from a SYN cookie's ACK (RFC 4987 3.6).
+    _S.CLOSED: frozenset((_S.SYN_SENT, _S.SYN_RECEIVED, _S.ESTABLISHED)),
+    _S.LISTEN: frozenset((_S.SYN_RECEIVED, _S.SYN_SENT, _S.CLOSED)),
+    _S.SYN_SENT: frozenset((_S.SYN_RECEIVED, _S.ESTABLISHED, _S.CLOSED)),
+    # FIN_WAIT_1: CLOSE before the handshake completes; CLOSE_WAIT: a FIN with the ACK of our SYN
+    # (RFC 9293 3.10.7.4, eighth step).
+    _S.SYN_RECEIVED: frozenset((_S.ESTABLISHED, _S.FIN_WAIT_1, _S.CLOSE_WAIT, _S.CLOSED)),
+    _S.ESTABLISHED: frozenset((_S.FIN_WAIT_1, _S.CLOSE_WAIT, _S.CLOSED)),
+    _S.FIN_WAIT_1: frozenset((_S.FIN_WAIT_2, _S.CLOSING, _S.TIME_WAIT, _S.CLOSED)),
+    _S.FIN_WAIT_2: frozenset((_S.TIME_WAIT, _S.CLOSED)),
+    _S.CLOSE_WAIT: frozenset((_S.LAST_ACK, _S.CLOSED)),
+    _S.CLOSING: frozenset((_S.TIME_WAIT, _S.CLOSED)),
+    _S.LAST_ACK: frozenset((_S.CLOSED,)),
+    _S.TIME_WAIT: frozenset((_S.CLOSED,)),
+}
+"""Every state change RFC 9293 figure 5 draws (with its errata: CLOSE in CLOSE-WAIT leads to LAST-ACK),
+plus the abort (RST, ABORT, a timeout, an error) from any state to CLOSED, which the figure leaves out.
+``Connection._set_state`` refuses any other, as h11's state machine refuses an event its table lacks."""
+
+
+class TransitionError(RuntimeError):
+    """A state change the table does not allow: a bug in the state machine, never the peer's doing."""
