@@ -32,7 +32,8 @@ class TcpConfig:
     with delay is not held to one ``recv_buffer`` per round trip. A user that reads slowly keeps the small
     buffer. Our window scale is chosen to reach this. 0 or below ``recv_buffer``: no growth."""
     mss: int | None = None
-    """MSS we advertise; ``None`` means MTU - 40 (RFC 9293 3.7.1). Always clamped to MTU - 40."""
+    """MSS we advertise, and the largest segment we send (Linux's TCP_MAXSEG); ``None`` means MTU - 40
+    (RFC 9293 3.7.1). Always clamped to MTU - 40."""
     default_mss: int = 536
     """Send MSS assumed when the peer's SYN carries no MSS option (RFC 9293 3.7.1, IPv4)."""
     min_mss: int = 48

@@ -449,8 +449,9 @@ class Connection:
         self._update_smss()
 
     def _update_smss(self) -> None:
-        """Eff.snd.MSS (RFC 9293 3.7.1): the peer's MSS and our MTU, less the timestamp option we add."""
-        mss = min(self._peer_mss, self._mtu - 40) - (12 if self._ts_ok else 0)
+        """Eff.snd.MSS (RFC 9293 3.7.1): the peer's MSS, our MTU and our configured MSS (TCP_MAXSEG bounds
+        both directions, as in Linux and BSD), less the timestamp option we add."""
+        mss = min(self._peer_mss, self._mtu - 40, self._cfg.mss or self._peer_mss) - (12 if self._ts_ok else 0)
         self._smss = max(mss, self._cfg.min_mss)
         self.cc.set_mss(self._smss)
 

@@ -128,3 +128,23 @@ def test_data_sacked_before_counts_as_delivered_then_with_no_limit():
 """
     assert verdict(text, profile="linux") == "PASS"
     assert "sent at 0.230000 s" in verdict(text, profile="rfc")
+
+
+def test_a_configured_mss_bounds_the_segments_we_send_too():
+    # TcpConfig.mss (what TCP_MAXSEG sets) is the MSS we announce and, as in Linux and BSD, the largest
+    # segment we send: the peer's 1300 is more than our 1100, so ours is the send MSS.
+    assert verdict("""--strict_segments
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [1100], 4) = 0
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0 < S 0:0(0) win 32792 <mss 1300,nop,wscale 7>
+   +0 > S. 0:0(0) ack 1 <mss 1100,nop,wscale 7>
+  +.1 < . 1:1(0) ack 1 win 257
+   +0 accept(3, ..., ...) = 4
+   +0 getsockopt(4, SOL_TCP, TCP_MAXSEG, [1100], [4]) = 0
+   +0 write(4, ..., 3300) = 3300
+   +0 > . 1:1101(1100) ack 1
+   +0 > . 1101:2201(1100) ack 1
+   +0 > P. 2201:3301(1100) ack 1
+""") == "PASS"
