@@ -84,7 +84,9 @@ class Ipv6Config:
     stable_secret: bytes = b""
     """RFC 7217's secret key, at least 16 bytes (128 bits, section 5) when ``iid_mode`` is stable."""
     idgen_retries: int = 3
-    """New stable identifiers tried after a DAD failure (RFC 7217 IDGEN_RETRIES)."""
+    """New stable identifiers tried after a DAD failure (RFC 7217 IDGEN_RETRIES)..."""
+    idgen_delay: float = 1.0
+    """...each after a random delay up to this many seconds (RFC 7217 IDGEN_DELAY)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
