@@ -106,6 +106,11 @@ class TcpConfig:
     """RFC 8985 section 7: when data in flight gets no ACK for two smoothed RTTs, send one probe segment
     (new data, or the last segment again) so that the peer's ACK (with SACK) starts fast recovery,
     instead of waiting for the retransmission timeout (at least ``rto_min``)."""
+    tlp_new_data: bool = False
+    """The probe is new data whenever there is some and the peer's window takes it, and otherwise the most
+    recently sent segment (our FIN alone, once it went out after the data), as RFC 8985 7.3 and Linux do.
+    False: new data only once SACK shows a hole, else the last MSS sent again (pystack's choice, see
+    Recovery.probe)."""
     tlp_min: float = 0.01
     """The least probe timeout in seconds (Linux's TCP_TIMEOUT_MIN is 2 jiffies; RFC 8985 suggests 10 ms)."""
     congestion_control: str = "cubic"

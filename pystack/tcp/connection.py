@@ -1424,7 +1424,7 @@ class Connection:
         una = self.snd_una
         max_off = (self.snd_max - una) & MASK
         probe = rec.probe(una, (self.snd_nxt - una) & MASK, max_off, buflen, self.snd_wnd, self._mss_now(),
-                          self._sack_ok)
+                          self._sack_ok, self._cfg.tlp_new_data)
         if probe is None:
             return
         start, end, new = probe
@@ -1432,6 +1432,8 @@ class Connection:
             flags = ACK | PSH | FIN if end == buflen and self._snd.fin else ACK | PSH if end == buflen else ACK
         else:  # the FIN went out after these bytes: send it again with them
             flags = ACK | PSH | FIN if max_off > buflen and end == buflen else ACK | PSH
+            if start == end:
+                flags = ACK | FIN  # the FIN alone
         seq = (una + start) & MASK
         self._emit(seq, flags, buf[start:end], now)
         self._sent(seq, (seq + end - start + (flags & FIN)) & MASK, now, why.TLP_NEW if new else why.TLP_RETRANSMISSION)

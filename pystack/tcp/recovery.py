@@ -190,7 +190,7 @@ class Recovery:
         self.tlp_at = at if at < rto_at else INF
 
     def probe(self, una: int, new_off: int, max_off: int, buflen: int, wnd: int, smss: int,
-              sack_ok: bool) -> tuple[int, int, bool] | None:
+              sack_ok: bool, new_first: bool = False) -> tuple[int, int, bool] | None:
         """RFC 8985 7.3: the one probe of this episode, as (offset, end, new data?), or None when only our
         FIN is out (the RTO retransmits it). Its ACK, with SACK, shows what was lost (``probe_answered``).
 
@@ -199,12 +199,18 @@ class Recovery:
         SACKed, the peer may well have everything and only its ACK was lost, and a receiver that has
         everything answers a duplicate at once (RFC 9293 3.10.7.4) but may hold the ACK of new in-order
         data for its delayed-ACK time, which Linux stretches past our RTO after a few stalls (see
-        docs/performance.md, "The tail loss probe repeats the last segment")."""
+        docs/performance.md, "The tail loss probe repeats the last segment").
+
+        ``new_first`` (TcpConfig.tlp_new_data) is RFC 8985 7.3 to the letter: new data whenever there is
+        some, else the most recently sent segment, which is our FIN alone once it went out after the data."""
         self.tlp_out = True
         self.counters["tcp.tail_loss_probes"] += 1
         avail = buflen - new_off
-        if self.sacked and avail > 0 and new_off == max_off and new_off + min(avail, smss) <= wnd:
+        if (self.sacked or new_first) and avail > 0 and new_off == max_off and new_off + min(avail, smss) <= wnd:
             start, end, new = new_off, new_off + (avail if avail < smss else smss), True
+        elif new_first and max_off > buflen:
+            start = end = buflen  # the FIN, as it was last sent
+            new = False
         else:
             end = max_off if max_off < buflen else buflen
             if end == 0:

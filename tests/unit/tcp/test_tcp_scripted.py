@@ -148,3 +148,31 @@ def test_a_configured_mss_bounds_the_segments_we_send_too():
    +0 > . 1101:2201(1100) ack 1
    +0 > P. 2201:3301(1100) ack 1
 """) == "PASS"
+
+
+def test_the_tail_loss_probe_sends_new_data_first_with_tlp_new_data():
+    # TcpConfig.tlp_new_data (the linux profile): the probe is the next new segment when there is one and
+    # the peer's window takes it, as RFC 8985 7.3 prefers; pystack's default repeats the last one sent.
+    text = ACCEPTED + """
+   +0 write(4, ..., 20000) = 20000
+   +0 > P. 1:10001(10000) ack 1
+  +.1 < . 1:1(0) ack 1001 win 320
+   +0 > . 10001:12001(2000) ack 1
+  +.2 > . {probe} ack 1
+"""
+    assert verdict(text.format(probe="12001:13001(1000)"), profile="linux") == "PASS"
+    assert verdict(text.format(probe="11001:12001(1000)"), profile="rfc") == "PASS"
+
+
+def test_a_fin_sent_alone_is_probed_alone_with_tlp_new_data():
+    # The last segment sent is the FIN, after all the data: RFC 8985 7.3 repeats it (Linux too); pystack's
+    # default resends the last MSS of data with the FIN.
+    text = ACCEPTED + """
+   +0 write(4, ..., 5000) = 5000
+   +0 > P. 1:5001(5000) ack 1
+ +.01 shutdown(4, SHUT_WR) = 0
+   +0 > F. 5001:5001(0) ack 1
+ +.19 > {probe} ack 1
+"""
+    assert verdict(text.format(probe="F. 5001:5001(0)"), profile="linux") == "PASS"
+    assert verdict(text.format(probe="FP. 4001:5001(1000)"), profile="rfc") == "PASS"
