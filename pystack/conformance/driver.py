@@ -657,7 +657,7 @@ def _packet_unsupported(pkt: Packet) -> str | None:
         return "urgent data"
     for opt in pkt.options or ():
         if opt.kind == "FO" or opt.text.startswith("FO"):
-            return "TCP fast open"
+            return shell.FAST_OPEN
         if opt.kind.startswith("md5"):
             return "TCP MD5 signatures"
         if opt.text:

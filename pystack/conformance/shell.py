@@ -29,8 +29,9 @@ _BASELINE = {
     "tcp_notsent_lowat": "4294967295", "tcp_fastopen": "0x70403", "tcp_syncookies": "1",
     "tcp_slow_start_after_idle": "0", "tcp_fastopen_key": "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4",
 }
+FAST_OPEN = "TCP fast open (RFC 7413)"
 _WHY = {
-    "tcp_ecn": "ECN", "tcp_ecn_option": "ECN", "tcp_fastopen": "TCP fast open", "tcp_notsent_lowat":
+    "tcp_ecn": "ECN", "tcp_ecn_option": "ECN", "tcp_notsent_lowat":
     "TCP_NOTSENT_LOWAT", "tcp_slow_start_after_idle": "slow start after idle (RFC 5681 4.1)",
     "tcp_mtu_probing": "packetization-layer path MTU discovery (RFC 4821)", "tcp_base_mss": "MTU probing",
     "tcp_pacing_ss_ratio": "pacing", "tcp_pacing_ca_ratio": "pacing", "tcp_frto": "F-RTO settings",
@@ -72,7 +73,7 @@ def apply(command: str, config: StackConfig) -> None:
 
 
 def _lines(command: str) -> list[str]:
-    text = command.replace("\\\n", " ")
+    text = command.replace("\\\n", " ").rstrip().rstrip("\\")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -113,5 +114,7 @@ def _sysctl(arg: str, config: StackConfig) -> None:
         tcp.dupack_threshold = int(value)
     elif name == "tcp_syncookies":
         tcp.syncookies = value != "0"
+    elif name.startswith("tcp_fastopen"):
+        raise Unhonourable(FAST_OPEN)
     else:
         raise Unhonourable(_WHY.get(name, f"sysctl {name}={value}"))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from pystack.conformance.packets import BIND_PORT, LOCAL_IP, REMOTE_IP
+from pystack.conformance.shell import FAST_OPEN
 from pystack.conformance.script import Dots, Expr, ListExpr, Num, Or, StructExpr, Sym, Syscall
 from pystack.tcp.state import State
 
@@ -60,6 +61,13 @@ SOCKOPTS = frozenset((
     ("SOL_TCP", "TCP_NODELAY"), ("SOL_TCP", "TCP_MAXSEG"), ("SOL_SOCKET", "SO_SNDBUF"),
     ("IPPROTO_TCP", "TCP_NODELAY"), ("IPPROTO_TCP", "TCP_MAXSEG"),
 ))
+_FEATURES = {
+    "MSG_FASTOPEN": FAST_OPEN, "TCP_FASTOPEN": FAST_OPEN, "TCP_FASTOPEN_CONNECT": FAST_OPEN,
+    "TCP_FASTOPEN_KEY": FAST_OPEN, "TCP_FASTOPEN_NO_COOKIE": FAST_OPEN,
+    "SO_ZEROCOPY": "zerocopy (MSG_ZEROCOPY)", "MSG_ZEROCOPY": "zerocopy (MSG_ZEROCOPY)",
+    "SO_TIMESTAMPING": "timestamping (SO_TIMESTAMPING)", "MSG_EOR": "record boundaries (MSG_EOR)",
+}
+"""What a flag or option belongs to, where that names the missing feature better than the flag does."""
 _SEND_FLAGS = frozenset(("MSG_DONTWAIT",))
 _RECV_FLAGS = frozenset(("MSG_DONTWAIT", "MSG_PEEK"))
 _DEFAULT_MSS = 536  # what Linux's TCP_MAXSEG reads before a connection has an MSS (RFC 9293 3.7.1)
@@ -98,12 +106,12 @@ def unsupported(call: Syscall) -> str | None:
     if call.name in ("setsockopt", "getsockopt") and len(call.args) >= 3:
         level, name = call.args[1], call.args[2]
         if not (isinstance(level, Sym) and isinstance(name, Sym) and (level.name, name.name) in SOCKOPTS):
-            return f"socket option {_text(name)}"
+            return _FEATURES.get(_text(name), f"socket option {_text(name)}")
     if call.name in ("send", "sendto", "sendmsg") and len(call.args) >= 3:
         flags = call.args[3] if call.name in ("send", "sendto") and len(call.args) > 3 else call.args[2]
-        bad = set(_symbols((flags,))) - _SEND_FLAGS
+        bad = sorted(set(_symbols((flags,))) - _SEND_FLAGS)
         if bad:
-            return "send flag " + ", ".join(sorted(bad))
+            return _FEATURES.get(bad[0], "send flag " + ", ".join(bad))
     if call.name in ("recv", "recvfrom", "recvmsg") and len(call.args) >= 3:
         flags = call.args[3] if call.name in ("recv", "recvfrom") and len(call.args) > 3 else call.args[2]
         bad = set(_symbols((flags,))) - _RECV_FLAGS

@@ -148,7 +148,8 @@ def test_what_pystack_does_not_have_is_a_skip_with_its_reason():
     cases = {
         "   +0 epoll_create(1) = 5\n": "epoll (system call epoll_create)",
         "   +0 setsockopt(4, SOL_TCP, TCP_CORK, [1], 4) = 0\n": "socket option TCP_CORK",
-        "   +0 send(4, ..., 100, MSG_ZEROCOPY) = 100\n": "send flag MSG_ZEROCOPY",
+        "   +0 send(4, ..., 100, MSG_ZEROCOPY) = 100\n": "zerocopy (MSG_ZEROCOPY)",
+        "   +0 send(4, ..., 100, MSG_MORE) = 100\n": "send flag MSG_MORE",
         "   +0 `tc qdisc replace dev tun0 root fq`\n": "a qdisc (replace dev tun0 root fq)",
         "   +0 %{ assert tcpi_lost == 0 }%\n": "TCP_INFO tcpi_lost",
         "   +0 < [ect0] . 1:1(0) ack 1 win 257\n": "ECN",
