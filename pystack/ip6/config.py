@@ -2,12 +2,15 @@
 :class:`pystack.config.StackConfig`).
 
 Defaults are RFC 4861 section 10's constants, RFC 4862's and RFC 8200's, or Linux's sysctl defaults where
-the RFCs leave a choice; every table has a bound here. Tests shrink the bounds to reach them.
+the RFCs leave a choice; every table has a bound here. Tests shrink the bounds to reach them. A value
+out of its range stops the build with one :class:`~pystack.config_check.ConfigError`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from pystack.config_check import need
 
 IID_EUI64 = "eui64"
 IID_STABLE = "stable"
@@ -89,24 +92,27 @@ class Ipv6Config:
     """...each after a random delay up to this many seconds (RFC 7217 IDGEN_DELAY)."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                raise ValueError(f"Ipv6Config.{f.name} must not be negative (got {value})")
-        positive = ("max_extension_headers", "reassembly_timeout", "reassembly_max_datagrams", "reassembly_max_bytes",
-                    "reassembly_max_fragments", "neighbour_cache_size", "neighbour_pending_addresses",
-                    "max_multicast_solicit", "max_unicast_solicit", "retrans_timer", "base_reachable_time",
-                    "delay_first_probe_time", "rtr_solicitation_interval", "max_addresses")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"Ipv6Config.{name} must be positive (got {getattr(self, name)})")
-        if not 1 <= self.default_hop_limit <= 255:
-            raise ValueError(f"Ipv6Config.default_hop_limit must be 1 to 255 (got {self.default_hop_limit})")
-        if self.neighbour_pending_addresses >= self.neighbour_cache_size:
-            raise ValueError("Ipv6Config.neighbour_pending_addresses must be below neighbour_cache_size, so that "
-                             "a resolved entry can always be evicted")
-        if self.iid_mode not in (IID_EUI64, IID_STABLE):
-            raise ValueError(f"Ipv6Config.iid_mode must be {IID_EUI64!r} or {IID_STABLE!r} (got {self.iid_mode!r})")
-        if self.iid_mode == IID_STABLE and len(self.stable_secret) < 16:
-            raise ValueError("Ipv6Config.stable_secret must hold at least 16 bytes for stable identifiers "
-                             "(RFC 7217 section 5)")
+        need(self, 1 <= self.default_hop_limit <= 255, "default_hop_limit must be 1 to 255")
+        need(self, self.max_extension_headers >= 1 and self.max_options_per_header >= 0,
+             "max_extension_headers must be at least 1 and max_options_per_header 0 or more")
+        need(self, self.reassembly_timeout > 0, "reassembly_timeout must be above 0")
+        need(self, min(self.reassembly_max_datagrams, self.reassembly_max_bytes, self.reassembly_max_fragments) >= 1,
+             "reassembly_max_datagrams, reassembly_max_bytes and reassembly_max_fragments must be at least 1")
+        need(self, 1 <= self.neighbour_pending_addresses < self.neighbour_cache_size,
+             "need 1 <= neighbour_pending_addresses < neighbour_cache_size (a resolved entry can always be evicted)")
+        need(self, self.neighbour_pending_bytes >= 0, "neighbour_pending_bytes must be 0 or more")
+        need(self, self.max_multicast_solicit >= 1 and self.max_unicast_solicit >= 1,
+             "max_multicast_solicit and max_unicast_solicit must be at least 1")
+        need(self, min(self.retrans_timer, self.base_reachable_time, self.delay_first_probe_time) > 0,
+             "retrans_timer, base_reachable_time and delay_first_probe_time must be above 0")
+        need(self, self.max_rtr_solicitation_delay >= 0 and self.rtr_solicitation_interval > 0,
+             "max_rtr_solicitation_delay must be 0 or more and rtr_solicitation_interval above 0")
+        need(self, min(self.max_rtr_solicitations, self.max_default_routers, self.max_onlink_prefixes,
+                       self.max_dns_servers) >= 0,
+             "max_rtr_solicitations, max_default_routers, max_onlink_prefixes and max_dns_servers must be 0 or more")
+        need(self, self.max_addresses >= 1, "max_addresses must be at least 1 (the link-local address)")
+        need(self, self.dad_transmits >= 0 and self.idgen_retries >= 0 and self.idgen_delay >= 0,
+             "dad_transmits, idgen_retries and idgen_delay must be 0 or more")
+        need(self, self.iid_mode in (IID_EUI64, IID_STABLE), f"iid_mode must be {IID_EUI64!r} or {IID_STABLE!r}")
+        need(self, self.iid_mode != IID_STABLE or len(self.stable_secret) >= 16,
+             "stable identifiers need a stable_secret of at least 16 bytes (RFC 7217 section 5)")
