@@ -96,10 +96,6 @@ class TcpConfig:
     """Most SMSS slow start adds to cwnd per ACK (RFC 3465 2.2's L; RFC 5681 3.1 has 1). 0 is Linux's rule:
     all the ACK newly delivers, where data the peer already reported by SACK (or, without SACK, by a
     duplicate ACK) was delivered then and is not counted again."""
-    slow_start_limit: int = 2
-    """Most SMSS slow start adds to cwnd per ACK (RFC 3465 2.2's L; RFC 5681 3.1 has 1). 0 is Linux's rule:
-    all the ACK newly delivers, where data the peer already reported by SACK (or, without SACK, by a
-    duplicate ACK) was delivered then and is not counted again."""
     dupack_threshold: int = 3
     """Duplicate ACKs that trigger fast retransmit (RFC 5681 DupThresh)."""
     tail_loss_probe: bool = True
