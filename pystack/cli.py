@@ -14,6 +14,8 @@ import sys
 from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from pystack import __version__
+from pystack.control.commands import COMMANDS as CONTROL_COMMANDS
+from pystack.control.commands import add_commands, add_daemon_flags, serve_control
 from pystack.tools.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
@@ -209,9 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE (tcpdump -r, Wireshark); "
                      "a FILE ending in .pcapng also tells why pystack sent each frame (tshark's frame.comment)")
     run.add_argument("--stats-json", metavar="FILE", help="write the counters as JSON to FILE on exit")
+    add_daemon_flags(run)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="logging detail on stderr (default info)")
     _client_commands(sub)
+    add_commands(sub)  # ss, stats: clients of a running daemon's control socket
     return parser
 
 
@@ -394,6 +398,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime = Runtime(stack, link, pcap)
     now = runtime.now()
     explain_frames(stack, pcap)  # a .pcapng capture: each sent frame's reason as its comment
+    try:
+        control = serve_control(runtime, link.name, args)  # what pystack ss and stats ask
+    except SetupError:
+        runtime.close()
+        raise
     if args.address is not None:
         gateway = int(args.gateway) if args.gateway else None
         stack.configure(int(args.address.ip), args.address.network.prefixlen, gateway, now)
@@ -457,6 +466,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         runtime.run()
     finally:
+        if control is not None:
+            control.close()
         runtime.close()
         if link.offload:
             stack.counters["link.super_frames_in"] += link.super_frames
@@ -543,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s pystack: %(message)s", stream=sys.stderr)
     commands = {"run": cmd_run, "fetch": cmd_fetch, "resolve": cmd_resolve, "ping": cmd_ping, "exec": cmd_exec}
+    commands.update(CONTROL_COMMANDS)
     if args.command not in commands:
         parser.error(f"unknown command {args.command}")
     try:

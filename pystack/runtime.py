@@ -12,7 +12,7 @@ import os
 import select
 import threading
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 from pystack.link.pcap import PcapWriter
 from pystack.stack import Stack
@@ -85,6 +85,9 @@ class Runtime:
             stack.enable_segmentation_offload()  # the link takes TCP super-frames (TapLink offload mode)
         self.tick_hooks: list = []
         """Callables run under the lock after every loop iteration (applications' housekeeping)."""
+        self._poller = select.poll()
+        self._watched: dict[int, Callable[[int, float], None]] = {}
+        """Other file descriptors the loop waits on (:meth:`watch`), with their handlers."""
 
     def now(self) -> float:
         return self.clock()
@@ -102,6 +105,18 @@ class Runtime:
                 counters.drop("link.tx_refused")
             elif pcap is not None:
                 pcap.write(frame)
+
+    def watch(self, fd: int, events: int, handler: Callable[[int, float], None]) -> None:
+        """Have the loop wait for ``events`` (select.POLLIN, POLLOUT) on ``fd`` too, and call
+        ``handler(revents, now)`` under the lock when they come; a second call changes the events or the
+        handler. The loop's own thread (a handler), or anyone before :meth:`run`, may call it. A handler
+        must not block: the control socket (pystack.control.server) is served this way."""
+        self._watched[fd] = handler
+        self._poller.register(fd, events)
+
+    def unwatch(self, fd: int) -> None:
+        if self._watched.pop(fd, None) is not None:
+            self._poller.unregister(fd)
 
     def wake(self) -> None:
         """Make the loop recompute its deadline (called by user threads after changing state)."""
@@ -122,7 +137,8 @@ class Runtime:
         # poll(2), not epoll: the TAP wakes its waiters with the sync hint (the sender is about to sleep:
         # run the reader on its CPU), which poll passes to the scheduler and epoll's callback drops, so a
         # reader waiting in poll answers sooner (see docs/performance.md, "Waiting in poll(2), not epoll").
-        poller = select.poll()
+        poller = self._poller
+        watched = self._watched
         poller.register(link.fd, select.POLLIN)
         poller.register(self._wake_fd, select.POLLIN)
         wake_fd = self._wake_fd
@@ -191,6 +207,8 @@ class Runtime:
                             os.eventfd_read(wake_fd)
                         except BlockingIOError:
                             pass
+                    elif (handler := watched.get(fd)) is not None:
+                        handler(_ev, now)
                 if deadline is not None and deadline <= now:
                     stack.handle_timer(now)
                 for hook in hooks:
