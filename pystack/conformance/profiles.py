@@ -10,6 +10,8 @@ The values the ``linux`` profile changes, and why (docs/conformance.md has the t
 - ``slow_start_limit`` 0: slow start grows by every segment an ACK newly delivers (a stretch ACK of ten
   adds ten), data SACKed or duplicate-ACKed before counting as delivered then; pystack's own is RFC 3465's
   L of 2 SMSS per ACK, counting bytes when the cumulative ACK covers them.
+- ``cwnd_validation``: cwnd grows only when the flight used it (Linux's tcp_is_cwnd_limited; RFC 7661's
+  idea); pystack's own lets every ACK of new data grow it (RFC 5681 3.1), however little was in flight.
 - ``tlp_new_data``: the tail loss probe is new data when there is some (RFC 8985 7.3, Linux); pystack's
   own repeats the last segment until SACK shows a hole.
 - ``tlp_min`` 2 ms: Linux's floor for the probe timeout (TCP_TIMEOUT_MIN, two jiffies at 1000 Hz); pystack's
@@ -40,6 +42,7 @@ def stack_config(profile: str) -> StackConfig:
             recv_buffer_max=15 * 1024 * 1024,
             quickacks=16,
             slow_start_limit=0,
+            cwnd_validation=True,
             tlp_new_data=True,
             tlp_min=0.002,
         )

@@ -92,6 +92,10 @@ class TcpConfig:
     """Default of ``Connection.nodelay``: True disables Nagle's algorithm (RFC 1122 4.2.3.4)."""
     initial_window_segments: int = 10
     """Initial congestion window in segments (RFC 6928)."""
+    cwnd_validation: bool = False
+    """Grow cwnd only when the flight used it (RFC 7661's idea, as Linux's tcp_is_cwnd_limited): in slow
+    start while cwnd is below twice the largest flight of the window, in congestion avoidance when the
+    flight filled it. False: every ACK of new data may grow it (RFC 5681 3.1), however little was sent."""
     slow_start_limit: int = 2
     """Most SMSS slow start adds to cwnd per ACK (RFC 3465 2.2's L; RFC 5681 3.1 has 1). 0 is Linux's rule:
     all the ACK newly delivers, where data the peer already reported by SACK (or, without SACK, by a

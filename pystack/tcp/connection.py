@@ -76,6 +76,7 @@ class Connection:
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
+        "_max_flight", "_cwnd_use_end", "_cwnd_limited",
         "_rec",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
@@ -137,6 +138,11 @@ class Connection:
         """In-order data segments still to ACK at once (TcpConfig.quickacks; see _quick_ack)."""
         self._data_at = -INF
         """When in-order data last arrived."""
+        self._max_flight = 0
+        """The most bytes in flight in the current window (ending at _cwnd_use_end), and whether the flight
+        filled cwnd in it (_cwnd_limited): how much of cwnd was used, for TcpConfig.cwnd_validation."""
+        self._cwnd_use_end = 0
+        self._cwnd_limited = False
 
         self._snd_wscale = 0
         self._rcv_wscale = 0
@@ -748,6 +754,7 @@ class Connection:
                 self._start_persist(now)
         if sent:
             self._schedule_tlp(now)
+            self._track_cwnd_use()
 
     def _open_burst(self, smss: int, now: float) -> tuple[TcpPath, int, int, bytes] | None:
         """The one-pack path (pystack.ip.tcp_path) and the header fields every data segment of this
@@ -1245,7 +1252,8 @@ class Connection:
                 cc.on_partial_ack(acked)
         else:
             rec.dupacks = 0
-            cc.on_ack(delivered, flight, now, self.rtt.srtt or 0.0)
+            if not self._cfg.cwnd_validation or self._cwnd_used():
+                cc.on_ack(delivered, flight, now, self.rtt.srtt or 0.0)
             self._snd.follow(cc.cwnd)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max:
@@ -1404,6 +1412,25 @@ class Connection:
                 self._send_ack(now, why.WINDOW_UPDATE)
 
     # ------------------------------------------------------------------ timers
+
+    def _track_cwnd_use(self) -> None:
+        """After sending: remember the largest flight of this window, or that it filled cwnd (as Linux's
+        tcp_cwnd_validate); a window ends when SND.UNA passes what was sent when it began."""
+        flight = (self.snd_nxt - self.snd_una) & MASK
+        limited = flight + self._smss > self.cc.cwnd
+        if not seq_lt(self.snd_una, self._cwnd_use_end) or limited or (
+                not self._cwnd_limited and flight > self._max_flight):
+            self._cwnd_limited = limited
+            self._max_flight = flight
+            self._cwnd_use_end = self.snd_nxt
+
+    def _cwnd_used(self) -> bool:
+        """Whether the flight tested cwnd (TcpConfig.cwnd_validation): in slow start while cwnd is below
+        twice the largest flight of the window, in congestion avoidance when the flight filled it."""
+        cc = self.cc
+        if cc.cwnd < cc.ssthresh:
+            return cc.cwnd < 2 * self._max_flight
+        return self._cwnd_limited
 
     def _schedule_tlp(self, now: float) -> None:
         """Arm the tail loss probe (Recovery.schedule_tlp) while data is in flight in a sending state."""

@@ -176,3 +176,21 @@ def test_a_fin_sent_alone_is_probed_alone_with_tlp_new_data():
 """
     assert verdict(text.format(probe="F. 5001:5001(0)"), profile="linux") == "PASS"
     assert verdict(text.format(probe="FP. 4001:5001(1000)"), profile="rfc") == "PASS"
+
+
+def test_an_application_limited_flight_does_not_grow_cwnd_with_cwnd_validation():
+    # TcpConfig.cwnd_validation (the linux profile): five segments out of a cwnd of ten never tested the
+    # window, so their ACK leaves it at ten (Linux's tcp_is_cwnd_limited, RFC 7661's idea); a full flight
+    # still doubles it in slow start. Without it every ACK of new data grows cwnd (RFC 5681).
+    text = ACCEPTED + """
+   +0 write(4, ..., 5000) = 5000
+   +0 > P. 1:5001(5000) ack 1
+  +.1 < . 1:1(0) ack 5001 win 320
+   +0 %{{ assert tcpi_snd_cwnd == {cwnd}, tcpi_snd_cwnd }}%
+   +0 write(4, ..., 30000) = 30000
+   +0 > P. 5001:15001(10000) ack 1
+  +.1 < . 1:1(0) ack 15001 win 320
+   +0 %{{ assert tcpi_snd_cwnd == {full}, tcpi_snd_cwnd }}%
+"""
+    assert verdict(text.format(cwnd=10, full=20), profile="linux") == "PASS"
+    assert verdict(text.format(cwnd=12, full=14), profile="rfc") == "PASS"
