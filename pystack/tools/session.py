@@ -99,6 +99,17 @@ class ClientSession:
         self.n.say(f"TAP {link.name} open, pystack's MAC {mac_to_str(s.mac)}, MTU {s.mtu}")
         self._thread = self.runtime.start_thread()
 
+    def stop_narrating_frames(self) -> None:
+        """From now on frames and TCP states go untold: a program's own traffic (``pystack exec``)."""
+        rt = self.runtime
+        assert rt is not None
+        with rt.lock:
+            if isinstance(rt.link, ObservedLink):
+                rt.link.on_frame = None
+                rt.link.settle = None
+            if self.states.check in rt.tick_hooks:
+                rt.tick_hooks.remove(self.states.check)
+
     def close(self) -> None:
         rt = self.runtime
         if rt is None:
