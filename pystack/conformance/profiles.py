@@ -12,6 +12,8 @@ The values the ``linux`` profile changes, and why (docs/conformance.md has the t
   L of 2 SMSS per ACK, counting bytes when the cumulative ACK covers them.
 - ``cwnd_validation``: cwnd grows only when the flight used it (Linux's tcp_is_cwnd_limited; RFC 7661's
   idea); pystack's own lets every ACK of new data grow it (RFC 5681 3.1), however little was in flight.
+- ``rto_min_on_variance``: RTO = SRTT + max(4 RTTVAR, rto_min), Linux's arithmetic; pystack's own floors
+  the whole RTO at rto_min (RFC 6298 2.4), so a steady 100 ms path gets 250 ms rather than 300.
 - ``tlp_new_data``: the tail loss probe is new data when there is some (RFC 8985 7.3, Linux); pystack's
   own repeats the last segment until SACK shows a hole.
 - ``tlp_min`` 2 ms: Linux's floor for the probe timeout (TCP_TIMEOUT_MIN, two jiffies at 1000 Hz); pystack's
@@ -43,6 +45,7 @@ def stack_config(profile: str) -> StackConfig:
             quickacks=16,
             slow_start_limit=0,
             cwnd_validation=True,
+            rto_min_on_variance=True,
             tlp_new_data=True,
             tlp_min=0.002,
         )

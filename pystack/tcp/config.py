@@ -66,6 +66,9 @@ class TcpConfig:
     """RTO before any RTT sample (RFC 6298 2.1)."""
     rto_min: float = 0.2
     """Lower bound of the RTO. RFC 6298 2.4 says 1 s; Linux (and most stacks) use 200 ms."""
+    rto_min_on_variance: bool = False
+    """Apply ``rto_min`` to the variance term, RTO = SRTT + max(4*RTTVAR, rto_min), as Linux does, rather
+    than to the RTO as a whole (RFC 6298 2.4): on a steady path the RTO stays an RTT above rto_min."""
     rto_max: float = 120.0
     """Upper bound of the backed-off RTO (RFC 6298 2.5 allows >= 60 s; Linux TCP_RTO_MAX is 120 s)."""
     syn_retries: int = 6

@@ -153,7 +153,7 @@ class Connection:
         self._ts_recent_age = 0.0
         self._sack_ok = False
 
-        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max)
+        self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max, cfg.rto_min_on_variance)
         self.cc = ALGORITHMS[cfg.congestion_control](self._smss, cfg.initial_window_segments)
         self.cc.slow_start_limit = cfg.slow_start_limit
         self._rtx_at = INF

@@ -6,13 +6,15 @@ _G = 0.001  # clock granularity G of RFC 6298 2.2; our clock is a float, so 1 ms
 
 
 class RttEstimator:
-    __slots__ = ("srtt", "rttvar", "rto", "_base", "_min", "_max")
+    __slots__ = ("srtt", "rttvar", "rto", "_base", "_min", "_max", "_min_on_variance")
 
-    def __init__(self, initial: float, minimum: float, maximum: float) -> None:
+    def __init__(self, initial: float, minimum: float, maximum: float, min_on_variance: bool = False) -> None:
         self.srtt: float | None = None
         self.rttvar = 0.0
         self._min = minimum
         self._max = maximum
+        self._min_on_variance = min_on_variance
+        """TcpConfig.rto_min_on_variance: the floor bounds 4*RTTVAR, not the sum (Linux)."""
         self._base = initial  # RTO computed from the samples, before backoff
         self.rto = initial  # RFC 6298 2.1
 
@@ -26,7 +28,10 @@ class RttEstimator:
         else:  # RFC 6298 2.3, alpha = 1/8, beta = 1/4
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
             self.srtt = 0.875 * self.srtt + 0.125 * r
-        rto = self.srtt + max(_G, 4 * self.rttvar)
+        if self._min_on_variance:
+            rto = self.srtt + max(self._min, 4 * self.rttvar)
+        else:
+            rto = self.srtt + max(_G, 4 * self.rttvar)
         self._base = rto = min(max(rto, self._min), self._max)  # RFC 6298 2.4, 2.5
         self.rto = rto  # a new sample also ends any backoff (RFC 6298 5.7)
 

@@ -194,3 +194,19 @@ def test_an_application_limited_flight_does_not_grow_cwnd_with_cwnd_validation()
 """
     assert verdict(text.format(cwnd=10, full=20), profile="linux") == "PASS"
     assert verdict(text.format(cwnd=12, full=14), profile="rfc") == "PASS"
+
+
+def test_the_rto_floor_applies_to_the_variance_with_rto_min_on_variance():
+    # Two 100 ms samples: RFC 6298 gives SRTT + 4 RTTVAR = 100 + 150 ms (2.3), floored as a whole at
+    # rto_min (2.4). Linux floors the variance term instead: SRTT + max(4 RTTVAR, rto_min) = 300 ms
+    # (TcpConfig.rto_min_on_variance, the linux profile).
+    text = ACCEPTED + """
+   +0 write(4, ..., 1000) = 1000
+   +0 > P. 1:1001(1000) ack 1
+  +.1 < . 1:1(0) ack 1001 win 320
+   +0 write(4, ..., 1000) = 1000
+   +0 > P. 1001:2001(1000) ack 1
+  +{rto} > P. 1001:2001(1000) ack 1
+"""
+    assert verdict(text.format(rto=".3"), profile="linux") == "PASS"
+    assert verdict(text.format(rto=".25"), profile="rfc") == "PASS"
