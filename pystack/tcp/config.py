@@ -174,6 +174,7 @@ class TcpConfig:
              "syn_retries and synack_retries must be 0 or more, max_retries at least 1")
         need(self, self.initial_window_segments >= 1 and self.dupack_threshold >= 1,
              "initial_window_segments and dupack_threshold must be at least 1")
+        need(self, self.slow_start_limit >= 0, "slow_start_limit must be 0 (Linux's rule) or more")
         if self.congestion_control not in ALGORITHMS:
             need(self, False, f"congestion_control must be one of {', '.join(sorted(ALGORITHMS))}")
         need(self, self.keepalive_idle > 0 and self.keepalive_interval > 0 and self.keepalive_probes >= 1,

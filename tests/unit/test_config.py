@@ -39,6 +39,7 @@ BAD: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
     (TcpConfig, {"persist_max": 0.1}, "persist_max must be at least rto_min"),
     (TcpConfig, {"max_retries": 0}, "max_retries at least 1"),
     (TcpConfig, {"dupack_threshold": 0}, "initial_window_segments and dupack_threshold must be at least 1"),
+    (TcpConfig, {"slow_start_limit": -1}, "slow_start_limit must be 0 (Linux's rule) or more"),
     (TcpConfig, {"congestion_control": "reno"}, "congestion_control must be one of cubic, newreno"),
     (TcpConfig, {"keepalive_probes": 0}, "keepalive_probes at least 1"),
     (TcpConfig, {"challenge_ack_limit": 0}, "challenge_ack_limit at least 1"),
