@@ -1,8 +1,10 @@
 """One TCP connection: the transmission control block and the RFC 9293 state machine, sans-I/O.
 
-The connection never touches a clock or a socket. Segments come in through ``_input`` (called by the
-layer), the time through ``now`` arguments, and everything it sends goes out through the layer's
-``emit``. The user side (``send``, ``recv``, ``close`` ...) mirrors a non-blocking socket.
+The connection never touches a clock or a socket. Segments come in through ``input`` (called by the
+layer), the time through ``now`` arguments, and everything it sends goes out through its context's
+``emit`` (pystack.tcp.context: all it gets of the layer). The user side (``send``, ``recv``, ``close``
+...) mirrors a non-blocking socket; the layer's side (``input``, ``after_input``, ``on_timer``,
+``deadline`` ...) is what the layer calls.
 
 Sequence numbers follow RFC 9293 names (SND.UNA, SND.NXT, RCV.NXT ...). Two extra variables:
 ``snd_max`` is the highest sequence number ever sent (BSD's snd_max), so that after a timeout
@@ -34,7 +36,7 @@ from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
 if TYPE_CHECKING:
     from pystack.ip.tcp_path import TcpPath
     from pystack.tcp.config import TcpConfig
-    from pystack.tcp.layer import TcpLayer
+    from pystack.tcp.context import TcpContext
     from pystack.tcp.listener import Listener
     from pystack.wire.tcp import TcpSegment
 
@@ -63,7 +65,7 @@ class Connection:
     """A TCP connection. Create it with ``TcpLayer.connect`` or take it from ``Listener.accept``."""
 
     __slots__ = (
-        "_layer", "_cfg", "local_ip", "local_port", "remote_ip", "remote_port", "_key", "_listener",
+        "_cx", "_cfg", "local_ip", "local_port", "remote_ip", "remote_port", "key", "_listener",
         "_st", "error", "on_event", "_nodelay", "_keepalive", "_event",
         # send sequence space
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
@@ -80,22 +82,24 @@ class Connection:
         "_rec",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
-        "_user_closed", "_sched", "_soft_error", "stats", "_ws_ok", "_syn_time", "_rtx_ts", "_ts_last",
+        "_user_closed", "_soft_error", "stats", "_ws_ok", "_syn_time", "_rtx_ts", "_ts_last",
         "_probe_end", "_oow_ack_at",
     )
 
     def __init__(
-        self, layer: TcpLayer, local_ip: int, local_port: int, remote_ip: int, remote_port: int,
+        self, cx: TcpContext, local_ip: int, local_port: int, remote_ip: int, remote_port: int,
         listener: Listener | None = None,
     ) -> None:
-        cfg = layer.config
-        self._layer = layer
+        cfg = cx.config
+        self._cx = cx
+        """All this connection gets of its layer (pystack.tcp.context)."""
         self._cfg = cfg
         self.local_ip = local_ip
         self.local_port = local_port
         self.remote_ip = remote_ip
         self.remote_port = remote_port
-        self._key = (local_ip, local_port, remote_ip, remote_port)
+        self.key = (local_ip, local_port, remote_ip, remote_port)
+        """The layer's key for it: (local IP, local port, remote IP, remote port)."""
         self._listener = listener
         self._st = CLOSED
         self.error: int | None = None
@@ -110,7 +114,7 @@ class Connection:
         self.snd_wl1 = self.snd_wl2 = 0
         self.max_snd_wnd = 0
         self._snd = SendBuffer(cfg.send_buffer, cfg.send_buffer_max)
-        self._mtu = layer.mtu
+        self._mtu = cx.mtu
         self._peer_mss = cfg.default_mss
         self._smss = cfg.default_mss
 
@@ -148,7 +152,7 @@ class Connection:
         self._rcv_wscale = 0
         self._ts_ok = False
         self._ts_last = 0
-        self._ts_offset = layer.isn.ts_offset(local_ip, remote_ip)  # RFC 7323 5.4, per host pair
+        self._ts_offset = cx.isn.ts_offset(local_ip, remote_ip)  # RFC 7323 5.4, per host pair
         self._ts_recent = 0
         self._ts_recent_age = 0.0
         self._sack_ok = False
@@ -162,9 +166,8 @@ class Connection:
         self._retries = 0
         self._rtt_seq: int | None = None
         self._rtt_time = 0.0
-        self._rec = Recovery(layer.counters)
+        self._rec = Recovery(cx.counters)
 
-        self._sched = INF  # the layer's current timer hint for this connection
         self._delack_at = INF
         self._tw_at = INF
         self._ka_at = INF
@@ -205,7 +208,7 @@ class Connection:
     def nodelay(self, value: bool) -> None:
         self._nodelay = bool(value)
         if value and self._st in _SENDING_STATES:
-            self._output(self._layer.now)
+            self._output(self._cx.now)
 
     @property
     def keepalive(self) -> bool:
@@ -215,9 +218,9 @@ class Connection:
     @keepalive.setter
     def keepalive(self, value: bool) -> None:
         self._keepalive = bool(value)
-        self._layer._touched.add(self)
+        self._cx.touched.add(self)
         if value and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
-            self._ka_at = self._layer.now + self._cfg.keepalive_idle
+            self._ka_at = self._cx.now + self._cfg.keepalive_idle
             self._ka_probes = 0
         elif not value:
             self._ka_at = INF
@@ -246,7 +249,7 @@ class Connection:
         Data written before the handshake completes is held and sent once it does (RFC 9293 3.10.2).
         Raises the connection's error as OSError, BrokenPipeError after shutdown_write/close.
         """
-        self._layer._touched.add(self)
+        self._cx.touched.add(self)
         if self.error is not None:
             raise OSError(self.error, errno.errorcode.get(self.error, "error"))
         if self._snd.fin or self._st not in (SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT):
@@ -262,7 +265,7 @@ class Connection:
     def recv(self, max_bytes: int, now: float | None = None) -> bytes:
         """Up to ``max_bytes`` of in-order data; b"" at EOF. Raises BlockingIOError when there is
         nothing yet, or the connection's error (ECONNRESET ...) as OSError once the data is drained."""
-        self._layer._touched.add(self)
+        self._cx.touched.add(self)
         buf = self._rcvbuf
         if buf:
             if max_bytes >= len(buf):
@@ -272,7 +275,7 @@ class Connection:
                 data = bytes(buf[:max_bytes])
                 del buf[:max_bytes]
             if now is None:
-                now = self._layer.now
+                now = self._cx.now
             if self._rcv_cap < self._cfg.recv_buffer_max:
                 self._rcv_space_adjust(now)
             self._window_update(now)
@@ -287,7 +290,7 @@ class Connection:
 
     def shutdown_write(self, now: float) -> None:
         """Send FIN after the queued data (half-close); receiving goes on (RFC 9293 3.10.4)."""
-        self._layer._touched.add(self)
+        self._cx.touched.add(self)
         st = self._st
         if self._snd.fin or st in (CLOSED, LISTEN):
             return
@@ -306,13 +309,13 @@ class Connection:
     def close(self, now: float) -> None:
         """Done with the connection. Unread data makes it an abort (RST, RFC 2525 2.17, as Linux);
         otherwise a graceful FIN, and data arriving afterwards is answered with RST (as Linux)."""
-        self._layer._touched.add(self)
+        self._cx.touched.add(self)
         if self._st in (CLOSED, LISTEN):
             self._user_closed = True
             return
         self._user_closed = True
         if self._rcvbuf and self._st != SYN_SENT:
-            self._layer.counters["tcp.close_with_unread_data"] += 1
+            self._cx.counters["tcp.close_with_unread_data"] += 1
             self.abort(now)
             return
         self.shutdown_write(now)
@@ -321,7 +324,7 @@ class Connection:
 
     def abort(self, now: float) -> None:
         """Drop the connection at once, telling the peer with RST when synchronized (RFC 9293 3.10.5)."""
-        self._layer._touched.add(self)
+        self._cx.touched.add(self)
         self._user_closed = True
         if self._st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
             self._note(self.snd_max, why.RST_ABORT)
@@ -374,7 +377,7 @@ class Connection:
     def _adv_mss(self) -> int:
         """The MSS we announce: configured, but never more than the MTU allows (RFC 9293 3.7.1)."""
         cfg_mss = self._cfg.mss
-        limit = self._layer.mtu - 40
+        limit = self._cx.mtu - 40
         return min(cfg_mss, limit) if cfg_mss else limit
 
     def _choose_rcv_wscale(self) -> int:
@@ -384,9 +387,10 @@ class Connection:
             shift += 1
         return shift
 
-    def _open_active(self, now: float) -> None:
+    def open_active(self, now: float) -> None:
+        """Active OPEN (RFC 9293 3.10.1): the SYN goes out."""
         cfg = self._cfg
-        self.iss = self._layer.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
+        self.iss = self._cx.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
         self.snd_una = self.iss
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
         self._rec.recover = self.iss
@@ -396,11 +400,11 @@ class Connection:
         self._send_syn(now)
         self._rtx_at = now + self.rtt.rto
 
-    def _open_passive(self, seg: TcpSegment, now: float) -> None:
+    def open_passive(self, seg: TcpSegment, now: float) -> None:
         """A SYN reached a listener (RFC 9293 3.10.7.2): answer SYN-ACK with the options we share."""
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
-        self.iss = self._layer.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
+        self.iss = self._cx.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
         self.snd_una = self.iss
         self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
         self._rec.recover = self.iss
@@ -413,9 +417,9 @@ class Connection:
         self._syn_time = now
         self._send_syn(now)
         self._rtx_at = now + self.rtt.rto
-        self._layer.counters["tcp.passive_opens"] += 1
+        self._cx.counters["tcp.passive_opens"] += 1
 
-    def _open_from_cookie(self, seg: TcpSegment, mss: int, now: float) -> None:
+    def open_from_cookie(self, seg: TcpSegment, mss: int, now: float) -> None:
         """The final ACK of a handshake answered with a SYN cookie: ESTABLISHED at once, with the MSS the
         cookie carried and no other option (they were not remembered), then the ACK itself is processed."""
         self.irs = (seg.seq - 1) & MASK
@@ -428,10 +432,10 @@ class Connection:
         self.snd_wl1 = seg.seq
         self.snd_wl2 = seg.ack
         self.rcv_adv = (self.rcv_nxt + min(self._rcv_cap, 0xFFFF)) & MASK
-        self._layer.counters["tcp.passive_opens"] += 1
+        self._cx.counters["tcp.passive_opens"] += 1
         self._established(now)
         if seg.payload or seg.flags & FIN:
-            self._input(seg, now)
+            self.input(seg, now)
         self._flush_event()
 
     def _negotiate(self, seg: TcpSegment, now: float) -> None:
@@ -483,9 +487,9 @@ class Connection:
             SYN | ACK if synack else SYN, window, options,
         )
         self._last_ack_sent = ack
-        self._layer.counters["tcp.out_segments"] += 1
+        self._cx.counters["tcp.out_segments"] += 1
         self._note(self.iss, why.syn(synack, self._retries))
-        self._layer.emit(self.local_ip, self.remote_ip, seg)
+        self._cx.emit(self.local_ip, self.remote_ip, seg)
 
     # ------------------------------------------------------------------ helpers
 
@@ -496,12 +500,12 @@ class Connection:
             raise TransitionError(f"{old.name} -> {st.name} is not a transition of RFC 9293 figure 5")
         self._st = st
         self._event = True
-        layer = self._layer
-        layer.counters[_STATE_COUNTERS[st]] += 1
+        cx = self._cx
+        cx.counters[_STATE_COUNTERS[st]] += 1
         if st == TIME_WAIT:
-            layer._time_wait_count += 1
+            cx.time_wait += 1
         if old == TIME_WAIT:
-            layer._time_wait_count -= 1
+            cx.time_wait -= 1
 
     def _close_now(self) -> None:
         """Enter CLOSED and leave the layer's tables."""
@@ -510,12 +514,14 @@ class Connection:
         was_half_open = self._st in (SYN_RECEIVED, SYN_SENT)
         self._set_state(CLOSED)
         self._rtx_at = self._delack_at = self._tw_at = self._ka_at = self._rec.tlp_at = INF
-        self._layer._forget(self, was_half_open)
+        if was_half_open and self._listener is not None:
+            self._listener.half_open_gone(self)
+        self._cx.forget(self)
 
     def _fail(self, err: int) -> None:
         if self.error is None:
             self.error = err
-        self._layer.counters["tcp.error." + errno.errorcode.get(err, str(err))] += 1
+        self._cx.counters["tcp.error." + errno.errorcode.get(err, str(err))] += 1
         self._close_now()
 
     def _flush_event(self) -> None:
@@ -529,7 +535,7 @@ class Connection:
                 finally:
                     self._dispatching = False
                 if self._ack_now and self._st not in (CLOSED, SYN_SENT):
-                    self._send_ack(self._layer.now)  # owed and not carried by a reply (see _window_update)
+                    self._send_ack(self._cx.now)  # owed and not carried by a reply (see _window_update)
 
     def _ts_clock(self, now: float) -> int:
         """TSval: a millisecond clock with a per-connection offset (RFC 7323 5.4). Never goes back, even
@@ -553,11 +559,11 @@ class Connection:
             self.local_ip, self.remote_ip, self.local_port, self.remote_port, seq, ack, flags, field,
             options, payload, checksum=not gso,
         )
-        self._layer.counters["tcp.out_segments"] += 1
+        self._cx.counters["tcp.out_segments"] += 1
         if gso:
-            self._layer.emit(self.local_ip, self.remote_ip, seg, self._mss_now())
+            self._cx.emit(self.local_ip, self.remote_ip, seg, self._mss_now())
         else:
-            self._layer.emit(self.local_ip, self.remote_ip, seg)
+            self._cx.emit(self.local_ip, self.remote_ip, seg)
 
     def _header_fields(self, flags: int, now: float) -> tuple[int, int, bytes]:
         """(ACK number, window field, options) of a segment sent now, with their side effects: the
@@ -624,21 +630,21 @@ class Connection:
     def _send_ack(self, now: float, reason: str = why.ACK_NOW) -> None:
         # SND.MAX, not SND.NXT: after a timeout SND.NXT went back, and a pure ACK numbered below the
         # peer's RCV.NXT would be unacceptable and its acknowledgement ignored (BSD does the same).
-        hook = self._layer.why
+        hook = self._cx.why
         if hook is not None:
-            hook(self._key, self.snd_max, reason, self)
+            hook(self.key, self.snd_max, reason, self)
         self._emit(self.snd_max, ACK, b"", now)
 
     def _note(self, seq: int, reason: str) -> None:
         """Tell the layer's ``why`` hook (a pcapng capture listens) why the segment at ``seq`` goes out."""
-        hook = self._layer.why
+        hook = self._cx.why
         if hook is not None:
-            hook(self._key, seq, reason, self)
+            hook(self.key, seq, reason, self)
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 3.2/4.2/5.2 challenge ACK, rate-limited across the layer (RFC 5961 7)."""
-        if self._layer._challenge_allowed(now):
-            self._layer.counters["tcp.challenge_acks"] += 1
+        if self._cx.challenge_allowed(now):
+            self._cx.counters["tcp.challenge_acks"] += 1
             self._send_ack(now, why.CHALLENGE_ACK)
 
     def _sent(self, seq: int, end: int, now: float, reason: str | None = None) -> None:
@@ -651,14 +657,14 @@ class Connection:
             self.snd_max = end
         else:
             self.stats["retransmits"] += 1
-            self._layer.counters["tcp.retransmits"] += 1
+            self._cx.counters["tcp.retransmits"] += 1
             self._rtt_seq = None
             self._rtx_ts = self._ts_clock(now)
             if seq_gt(end, snd_max):
                 self.snd_max = end
         if seq == self.snd_nxt:
             self.snd_nxt = end
-        hook = self._layer.why
+        hook = self._cx.why
         if hook is not None:  # ``reason`` None: _output's choice, new data or going back from SND.UNA
             if reason is None:
                 if seq != snd_max:
@@ -668,7 +674,7 @@ class Connection:
                 else:
                     rec = self._rec
                     reason = why.LIMITED_TRANSMIT if rec.dupacks and not rec.in_recovery else why.NEW_DATA
-            hook(self._key, seq, reason, self)
+            hook(self.key, seq, reason, self)
 
     def _output(self, now: float) -> None:
         """Send whatever data (and FIN) the windows, Nagle and SWS avoidance allow."""
@@ -688,7 +694,7 @@ class Connection:
         buflen = len(buf)
         smss = self._mss_now()
         # With segmentation offload a segment may carry many MSS; the link cuts it on the wire.
-        gso_max = self._layer.gso_max
+        gso_max = self._cx.gso_max
         seg_max = (gso_max // smss) * smss if gso_max > smss else smss
         snd_una = self.snd_una
         wnd = self.snd_wnd
@@ -745,7 +751,7 @@ class Connection:
                 self._rtt_time = now
             self._sent(snd_nxt, new_nxt, now)
         if burst is not None:
-            self._layer.counters["tcp.out_segments"] += burst[0].finish()
+            self._cx.counters["tcp.out_segments"] += burst[0].finish()
         if sent and (self._rtx_at == INF or self._persist):
             self._persist = False
             self._rtx_at = now + self.rtt.rto  # RFC 6298 5.1
@@ -760,7 +766,7 @@ class Connection:
         """The one-pack path (pystack.ip.tcp_path) and the header fields every data segment of this
         output pass shares, or None when the IP layer wants each segment the layered way (neighbour
         unresolved, our own address, no IP layer below: the unit tests' bare TCP layer)."""
-        path_for = self._layer.segment_path
+        path_for = self._cx.segment_path
         if path_for is None:
             return None
         path = path_for(self.local_ip, self.remote_ip, self.local_port, self.remote_port, now)
@@ -828,24 +834,24 @@ class Connection:
 
     # ------------------------------------------------------------------ segment input
 
-    def _input(self, seg: TcpSegment, now: float) -> bool:
+    def input(self, seg: TcpSegment, now: float) -> bool:
         """Process one segment (RFC 9293 3.10.7). Returns True when a SYN should go to a listener
         instead (a new connection reusing a TIME-WAIT 4-tuple, RFC 9293 3.10.7.4 / RFC 6191)."""
         st = self._st
         if st == SYN_SENT:
             self._input_syn_sent(seg, now)
-        elif not (st == ESTABLISHED and self._layer.fast_paths and self._input_predicted(seg, now)):
+        elif not (st == ESTABLISHED and self._cx.fast_paths and self._input_predicted(seg, now)):
             if self._input_synchronized(seg, now):
                 return True
-        if self._st != CLOSED and self._layer.batching:
+        if self._st != CLOSED and self._cx.batching:
             # More frames of the same read follow: send, ACK and tell the user once, at the end of the
             # batch (TcpLayer.end_batch), not once per segment. The ACKs of _ack_at_once still go now:
             # duplicate ACKs are signals to the sender, one per segment (RFC 5681 4.2, RFC 9293 3.10.7.4).
             if self._ack_at_once:
                 self._send_ack(now, why.IMMEDIATE_ACK)
-            self._layer._deferred[self] = None
+            self._cx.deferred[self] = None
             return False
-        self._after_input(now)
+        self.after_input(now)
         return False
 
     def _input_predicted(self, seg: TcpSegment, now: float) -> bool:
@@ -903,7 +909,12 @@ class Connection:
             self._ka_probes = 0
         return True
 
-    def _after_input(self, now: float) -> None:
+    def send_owed_ack(self, now: float) -> None:
+        """The end of a batch: one stretch ACK for the in-order data it brought, unless one went since."""
+        if self._st != CLOSED and self._last_ack_sent != self.rcv_nxt:
+            self._send_ack(now, why.STRETCH_ACK)
+
+    def after_input(self, now: float) -> None:
         """What follows received segments: tell the user, then send what the windows allow and ACK.
         The user goes first so that its reply (or its FIN, after the peer's) carries the ACK."""
         self._flush_event()
@@ -920,18 +931,18 @@ class Connection:
         if flags & ACK:
             if not seq_gt(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
-                    self._layer.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
+                    self._cx.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
                                          seg.ack, 0, RST, why.RST_BAD_ACK)
-                self._layer.counters.drop("tcp.syn_sent_bad_ack")
+                self._cx.counters.drop("tcp.syn_sent_bad_ack")
                 return
         if flags & RST:
             if flags & ACK:  # acceptable ACK (checked above): the peer refused (RFC 5961 3.2 allows this)
                 self._fail(errno.ECONNREFUSED)
             else:
-                self._layer.counters.drop("tcp.syn_sent_rst_without_ack")
+                self._cx.counters.drop("tcp.syn_sent_rst_without_ack")
             return
         if not flags & SYN:
-            self._layer.counters.drop("tcp.syn_sent_no_syn")
+            self._cx.counters.drop("tcp.syn_sent_no_syn")
             return
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
@@ -982,7 +993,7 @@ class Connection:
             self._ka_at = now + self._cfg.keepalive_idle
         listener = self._listener
         if listener is not None:
-            listener._established(self)
+            listener.established(self)
 
     def _input_synchronized(self, seg: TcpSegment, now: float) -> bool:
         """RFC 9293 3.10.7.4 for SYN-RECEIVED and the synchronized states."""
@@ -991,7 +1002,7 @@ class Connection:
         payload = seg.payload
         seq = seg.seq
         plen = len(payload)
-        counters = self._layer.counters
+        counters = self._cx.counters
 
         # RFC 7323 5.3 PAWS: a timestamp older than ts_recent marks an old duplicate...
         if self._ts_ok and seg.ts_val is not None and not flags & RST:
@@ -1102,12 +1113,12 @@ class Connection:
             return False
         if st == SYN_RECEIVED:
             if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
-                self._layer.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
+                self._cx.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
                                      seg.ack, 0, RST, why.RST_BAD_ACK)
                 counters.drop("tcp.syn_received_bad_ack")
                 return False
             listener = self._listener
-            if listener is not None and not listener._has_room():
+            if listener is not None and not listener.has_room():
                 counters.drop("tcp.accept_queue_full")  # as Linux: ignore the ACK, the SYN-ACK will repeat
                 return False
             self._rtt_sample_syn(seg, now)
@@ -1151,7 +1162,7 @@ class Connection:
         Returns False when the segment must be dropped."""
         ack = seg.ack
         una = self.snd_una
-        counters = self._layer.counters
+        counters = self._cx.counters
         if seq_gt(ack, self.snd_max) and ack == self._probe_end:
             self.snd_max = ack  # the peer took our zero-window probe byte
         if seq_gt(ack, self.snd_max):
@@ -1284,7 +1295,7 @@ class Connection:
             cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
         self._rec.high_rxt = self._retransmit_head(now, reason)
         self.stats["fast_retransmits"] += 1
-        self._layer.counters["tcp.fast_retransmits"] += 1
+        self._cx.counters["tcp.fast_retransmits"] += 1
 
     def _quick_ack(self, now: float) -> bool:
         """Whether in-order data arriving now is ACKed at once in quick-ACK mode (TcpConfig.quickacks):
@@ -1329,17 +1340,17 @@ class Connection:
             elif quick or not self._cfg.delayed_ack or ((self.rcv_nxt - self._last_ack_sent) & MASK) >= 2 * self._rcv_mss:
                 # RFC 5681 4.2: at least every second full-sized segment. While the link hands over a
                 # batch of frames, one ACK at the end covers them all (a stretch ACK, as GRO gives Linux).
-                if self._layer.batching:
-                    self._layer._ack_soon[self] = None
+                if self._cx.batching:
+                    self._cx.acks_owed[self] = None
                 else:
                     self._ack_now = True
         else:
             pos = self._rcv_pos + ((seq - self.rcv_nxt) & MASK)
             if plen and not ooo.add(pos, payload):
-                self._layer.counters.drop("tcp.ooo_queue_full")
+                self._cx.counters.drop("tcp.ooo_queue_full")
             if fin:
                 ooo.fin_pos = pos + plen
-            self._layer.counters["tcp.out_of_order"] += 1
+            self._cx.counters["tcp.out_of_order"] += 1
             self._ack_now = self._ack_at_once = True  # RFC 5681 4.2: immediate duplicate ACK for out-of-order data
 
     def _fin_received(self, now: float) -> None:
@@ -1360,11 +1371,11 @@ class Connection:
             self._enter_time_wait(now)
 
     def _enter_time_wait(self, now: float) -> None:
-        layer = self._layer
+        cx = self._cx
         self._rtx_at = INF
         self._ka_at = INF
-        if layer._time_wait_count >= self._cfg.max_time_wait:
-            layer.counters["tcp.time_wait_overflow"] += 1
+        if cx.time_wait >= self._cfg.max_time_wait:
+            cx.counters["tcp.time_wait_overflow"] += 1
             self._ack_now = False
             self._send_ack(now)
             self._close_now()
@@ -1466,7 +1477,8 @@ class Connection:
         self._sent(seq, (seq + end - start + (flags & FIN)) & MASK, now, why.TLP_NEW if new else why.TLP_RETRANSMISSION)
         self._rtx_at = now + self.rtt.rto  # RFC 8985 7.3: the RTO re-armed after the probe, the last resort
 
-    def _on_timer(self, now: float) -> None:
+    def on_timer(self, now: float) -> None:
+        """Whatever of its timers is due at ``now`` (the layer calls it at ``deadline()``)."""
         if self._tw_at <= now:
             self._tw_at = INF
             if self._st in (TIME_WAIT, FIN_WAIT_2):
@@ -1497,12 +1509,12 @@ class Connection:
         cfg = self._cfg
         self._retries += 1
         self.stats["timeouts"] += 1
-        self._layer.counters["tcp.timeouts"] += 1
+        self._cx.counters["tcp.timeouts"] += 1
         if st in (SYN_SENT, SYN_RECEIVED):
             limit = cfg.syn_retries if st == SYN_SENT else cfg.synack_retries
             if self._retries > limit:
                 if st == SYN_RECEIVED and self._listener is not None:
-                    self._layer.counters.drop("tcp.synack_timeout")
+                    self._cx.counters.drop("tcp.synack_timeout")
                     self._close_now()
                 else:
                     self._fail(self._soft_error or errno.ETIMEDOUT)
@@ -1538,7 +1550,7 @@ class Connection:
             if self._retries > self._cfg.max_retries:
                 self._fail(errno.ETIMEDOUT)
                 return
-            self._layer.counters["tcp.window_probes"] += 1
+            self._cx.counters["tcp.window_probes"] += 1
             self._note(self.snd_nxt if off < len(buf) else (self.snd_una - 1) & MASK, why.WINDOW_PROBE)
             if off < len(buf):
                 # One byte of new data (RFC 9293 3.8.6.1). SND.NXT and SND.MAX stay, so our other
@@ -1573,14 +1585,14 @@ class Connection:
             self._fail(errno.ETIMEDOUT)
             return
         self._ka_probes += 1
-        self._layer.counters["tcp.keepalive_probes"] += 1
+        self._cx.counters["tcp.keepalive_probes"] += 1
         self._note((self.snd_una - 1) & MASK, why.keepalive(self._ka_probes))
         self._emit((self.snd_una - 1) & MASK, ACK, b"", now)
         self._ka_at = now + cfg.keepalive_interval
 
     # ------------------------------------------------------------------ ICMP
 
-    def _icmp_error(self, err: int, hard: bool, now: float) -> None:
+    def icmp_error(self, err: int, hard: bool, now: float) -> None:
         """RFC 1122 4.2.3.9 / RFC 5461: hard errors abort a connection being opened; otherwise the
         error is remembered and reported if the connection later times out."""
         if hard and self._st in (SYN_SENT, SYN_RECEIVED):
@@ -1589,7 +1601,7 @@ class Connection:
         else:
             self._soft_error = err
 
-    def _set_mtu(self, mtu: int, now: float) -> None:
+    def set_mtu(self, mtu: int, now: float) -> None:
         """Path MTU shrank (RFC 1191): shrink segments and resend what is outstanding."""
         if mtu >= self._mtu or mtu < 68:
             return

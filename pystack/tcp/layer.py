@@ -10,12 +10,11 @@ import os
 import heapq
 import itertools
 import random
-from typing import TYPE_CHECKING, Callable
-
 from pystack.counters import Counters
 from pystack.ports import PortRange
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
+from pystack.tcp.context import Emit, SegmentPathFor, TcpContext
 from pystack.tcp import syncookie, why
 from pystack.tcp.isn import IsnGenerator
 from pystack.tcp.listener import Listener
@@ -25,14 +24,6 @@ from pystack.wire import tcp as wire
 from pystack.wire.errors import WireError
 from pystack.wire.tcp import ACK, RST, SYN
 
-if TYPE_CHECKING:
-    from pystack.ip.tcp_path import TcpPath
-
-Emit = Callable[..., None]
-"""``emit(src_ip, dst_ip, segment)``, or ``emit(src_ip, dst_ip, segment, gso_size)`` for a segment
-larger than the MSS that the link is to cut into ``gso_size`` pieces (only when ``gso_max`` is set)."""
-SegmentPathFor = Callable[[int, int, int, int, float], "TcpPath | None"]
-"""``segment_path(src_ip, dst_ip, src_port, dst_port, now)``: a TcpPath, or None for the layered way."""
 _INF = float("inf")
 
 # ICMP destination-unreachable codes (RFC 792) -> errno; codes 2-4 are hard errors (RFC 1122 4.2.3.9)
@@ -49,9 +40,8 @@ class TcpLayer:
     ``mtu`` is the link MTU; the MSS we announce is at most ``mtu - 40``.
     """
 
-    fast_paths = True
-    """Take header prediction (RFC 9293 3.10.7.4's common case first). The stack sets it from
-    StackConfig.fast_paths; a bare layer takes this class default."""
+    FAST_PATHS_DEFAULT = True
+    """``fast_paths`` of a new layer (the stack then sets it from StackConfig.fast_paths)."""
 
     def __init__(
         self, config: TcpConfig, counters: Counters, emit: Emit, mtu: int = 1500,
@@ -61,40 +51,64 @@ class TcpLayer:
         self.ephemeral = ephemeral if ephemeral is not None else PortRange()
         """Local ports for a socket that names none: the stack's ``StackConfig.ephemeral_ports``, shared with UDP."""
         self.counters = counters
-        self.emit = emit
-        self.why: why.Why | None = None
-        """Told why each segment is sent, where TCP decides it (pystack.tcp.why), when someone listens: a
-        pcapng capture's comments (pystack.reasons). None costs a test per segment."""
-        self.segment_path: SegmentPathFor | None = None
-        """Set by the IP layer: a one-pack path for a burst of one connection's data segments (see
-        pystack.ip.tcp_path). Without it (a bare TCP layer in tests) every segment goes through ``emit``."""
-        self.mtu = mtu
-        self.rng = rng if rng is not None else random.Random()
         secret = config.isn_secret if config.isn_secret is not None else os.urandom(16)
-        self.isn = IsnGenerator(secret, config.ts_offset_pairs)
+        self.cx = TcpContext(config, counters, emit, mtu, rng if rng is not None else random.Random(),
+                             IsnGenerator(secret, config.ts_offset_pairs), self._forget, self._forget_listener)
+        """All that connections and listeners get of the layer (pystack.tcp.context)."""
+        self.cx.fast_paths = self.FAST_PATHS_DEFAULT
         self.cookies = syncookie.SynCookies(secret)
-        self.now = 0.0
-        self.batching = False
-        """True while the IP layer delivers a batch of frames read at once (see end_batch)."""
-        self._ack_soon: dict[Connection, None] = {}
-        self._deferred: dict[Connection, None] = {}
-        """Connections that took segments in this batch; they send and notify at end_batch."""
-        self.gso_max = 0
-        """Largest segment payload to build when the link segments for us (TSO); 0 = one MSS."""
         self.connections: dict[tuple[int, int, int, int], Connection] = {}
         # Timers: a heap of wake-up hints, never later than the connection's real deadline, so that
         # get_timer costs O(log n) with 10,000 idle connections. A connection that ran (input, timer or
-        # user call) is "touched"; get_timer pushes a new hint only when its deadline moved earlier. A
-        # hint that fires early (the deadline moved later) just re-schedules; stale hints are skipped.
+        # user call) is "touched" (cx.touched); get_timer pushes a new hint only when its deadline moved
+        # earlier. A hint that fires early (the deadline moved later) just re-schedules; stale hints
+        # (no longer the connection's in _hints) are skipped.
         self._heap: list[tuple[float, int, Connection]] = []
-        self._touched: set[Connection] = set()
+        self._hints: dict[Connection, float] = {}
         self._heap_seq = itertools.count()
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.bound: set[tuple[int, int]] = set()
         """(local address, port) of sockets bound but neither listening nor connected yet."""
-        self._time_wait_count = 0
-        self._challenge_second = -1
-        self._challenge_count = 0
+
+    # ------------------------------------------------------------------ what the IP layer sets and reads
+
+    @property
+    def now(self) -> float:
+        """The time of the segment, timer or call being handled (the way out reads it)."""
+        return self.cx.now
+
+    @property
+    def why(self) -> why.Why | None:
+        return self.cx.why
+
+    @why.setter
+    def why(self, hook: why.Why | None) -> None:
+        self.cx.why = hook
+
+    @property
+    def segment_path(self) -> SegmentPathFor | None:
+        return self.cx.segment_path
+
+    @segment_path.setter
+    def segment_path(self, path_for: SegmentPathFor | None) -> None:
+        self.cx.segment_path = path_for
+
+    @property
+    def gso_max(self) -> int:
+        return self.cx.gso_max
+
+    @gso_max.setter
+    def gso_max(self, size: int) -> None:
+        self.cx.gso_max = size
+
+    @property
+    def fast_paths(self) -> bool:
+        """Take header prediction (RFC 9293 3.10.7.4's common case first)."""
+        return self.cx.fast_paths
+
+    @fast_paths.setter
+    def fast_paths(self, on: bool) -> None:
+        self.cx.fast_paths = on
 
     # ------------------------------------------------------------------ user side
 
@@ -108,7 +122,7 @@ class TcpLayer:
         if key in self.listeners or key in self.bound or not 0 < port < 65536:
             raise OSError(errno.EADDRINUSE if key in self.listeners or key in self.bound else errno.EINVAL,
                           "cannot listen there")
-        listener = Listener(self, local_ip, port, backlog)
+        listener = Listener(self.cx, local_ip, port, backlog)
         self.listeners[(local_ip, port)] = listener
         return listener
 
@@ -134,22 +148,22 @@ class TcpLayer:
         self, local_ip: int, remote_ip: int, remote_port: int, now: float, local_port: int | None = None,
     ) -> Connection:
         """Active open (RFC 9293 3.10.1): sends SYN at once and returns the connection in SYN-SENT."""
-        self.now = now
+        self.cx.now = now
         if not 0 < remote_port < 65536:
             raise OSError(errno.EINVAL, "bad port")
         if local_port is None:
             local_port = self._ephemeral_port(local_ip, remote_ip, remote_port)
         elif (local_ip, local_port, remote_ip, remote_port) in self.connections:
             raise OSError(errno.EADDRINUSE, "4-tuple in use")
-        conn = Connection(self, local_ip, local_port, remote_ip, remote_port)
-        self.connections[conn._key] = conn
-        self._touched.add(conn)
+        conn = Connection(self.cx, local_ip, local_port, remote_ip, remote_port)
+        self.connections[conn.key] = conn
+        self.cx.touched.add(conn)
         self.counters["tcp.active_opens"] += 1
-        conn._open_active(now)
+        conn.open_active(now)
         return conn
 
     def _ephemeral_port(self, local_ip: int, remote_ip: int, remote_port: int) -> int:
-        port = self.ephemeral.pick(self.rng, lambda port: (local_ip, port, remote_ip, remote_port) in self.connections
+        port = self.ephemeral.pick(self.cx.rng, lambda port: (local_ip, port, remote_ip, remote_port) in self.connections
                                    or (local_ip, port) in self.listeners or (local_ip, port) in self.bound)
         if port is None:
             raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port")
@@ -161,7 +175,8 @@ class TcpLayer:
                 checksum_trusted: bool = False) -> None:
         """One IPv4 payload of protocol 6. Bad segments are dropped and counted, never raised.
         ``checksum_trusted``: the kernel built it in memory (a partial-checksum TAP frame)."""
-        self.now = now
+        cx = self.cx
+        cx.now = now
         counters = self.counters
         try:
             seg = wire.parse(segment, src_ip, dst_ip, not checksum_trusted)
@@ -171,8 +186,8 @@ class TcpLayer:
         counters["tcp.in_segments"] += 1
         conn = self.connections.get((dst_ip, seg.dst_port, src_ip, seg.src_port))
         if conn is not None:
-            self._touched.add(conn)
-            if not conn._input(seg, now):
+            cx.touched.add(conn)
+            if not conn.input(seg, now):
                 return
             # A SYN for a TIME-WAIT 4-tuple: the old incarnation is gone, let a listener take it.
         listener = self.listeners.get((dst_ip, seg.dst_port)) or self.listeners.get((0, seg.dst_port))
@@ -190,44 +205,45 @@ class TcpLayer:
         if flags & ACK:
             if not flags & SYN and self._cookie_ack(listener, seg, src_ip, dst_ip, now):
                 return
-            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST, why.RST_LISTEN_ACK)
+            self.cx.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST, why.RST_LISTEN_ACK)
             self.counters.drop("tcp.listen_ack")
             return
         if not flags & SYN:
             self.counters.drop("tcp.listen_no_syn")
             return
-        if not listener._can_take_syn():
-            if self.config.syncookies and listener._has_room():
+        if not listener.can_take_syn():
+            if self.config.syncookies and listener.has_room():
                 self._send_cookie(listener, seg, src_ip, dst_ip, now)
                 return
             self.counters.drop("tcp.listen_queue_full")
             return
-        conn = Connection(self, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
-        self.connections[conn._key] = conn
-        self._touched.add(conn)
-        listener._half_open.add(conn)
-        conn._open_passive(seg, now)
+        conn = Connection(self.cx, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
+        self.connections[conn.key] = conn
+        self.cx.touched.add(conn)
+        listener.add_half_open(conn)
+        conn.open_passive(seg, now)
 
     def _send_cookie(self, listener: Listener, seg: wire.TcpSegment, src_ip: int, dst_ip: int, now: float) -> None:
         """The half-open queue is full: answer with a SYN cookie and keep nothing (RFC 4987 3.6)."""
-        listener._cookie_time = now
+        listener.cookie_time = now
         cookie, mss = self.cookies.make(dst_ip, seg.dst_port, src_ip, seg.src_port, seg.seq,
                                         seg.mss if seg.mss is not None else self.config.default_mss, now)
-        mss = min(mss, self.mtu - 40)
+        mss = min(mss, self.cx.mtu - 40)
         self.counters["tcp.syncookies_sent"] += 1
         self.counters["tcp.out_segments"] += 1
         window = min(self.config.recv_buffer, 0xFFFF)
-        if self.why is not None:
-            self.why((dst_ip, seg.dst_port, src_ip, seg.src_port), cookie, why.SYN_COOKIE, None)
-        self.emit(dst_ip, src_ip, wire.build(dst_ip, src_ip, seg.dst_port, seg.src_port, cookie,
+        cx = self.cx
+        if cx.why is not None:
+            cx.why((dst_ip, seg.dst_port, src_ip, seg.src_port), cookie, why.SYN_COOKIE, None)
+        cx.emit(dst_ip, src_ip, wire.build(dst_ip, src_ip, seg.dst_port, seg.src_port, cookie,
                                              (seg.seq + 1) & MASK, SYN | ACK, window, wire.build_options(mss=mss)))
 
     def _cookie_ack(self, listener: Listener, seg: wire.TcpSegment, src_ip: int, dst_ip: int, now: float) -> bool:
         """An ACK to a listener that recently sent cookies: if it carries a valid one, the connection
         is born ESTABLISHED from it. Cookies are only checked within two ticks of the last one sent."""
-        if listener._cookie_time is None or now - listener._cookie_time > 2 * syncookie.TICK:
+        if listener.cookie_time is None or now - listener.cookie_time > 2 * syncookie.TICK:
             return False
-        if not listener._has_room():
+        if not listener.has_room():
             return False
         peer_isn = (seg.seq - 1) & MASK
         mss = self.cookies.check(dst_ip, seg.dst_port, src_ip, seg.src_port, peer_isn, (seg.ack - 1) & MASK, now)
@@ -235,10 +251,10 @@ class TcpLayer:
             self.counters.drop("tcp.syncookie_invalid")
             return False
         self.counters["tcp.syncookies_accepted"] += 1
-        conn = Connection(self, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
-        self.connections[conn._key] = conn
-        self._touched.add(conn)
-        conn._open_from_cookie(seg, mss, now)
+        conn = Connection(self.cx, dst_ip, seg.dst_port, src_ip, seg.src_port, listener=listener)
+        self.connections[conn.key] = conn
+        self.cx.touched.add(conn)
+        conn.open_from_cookie(seg, mss, now)
         return True
 
     def _closed_input(self, seg: wire.TcpSegment, src_ip: int, dst_ip: int) -> None:
@@ -248,17 +264,9 @@ class TcpLayer:
         if flags & RST:
             return
         if flags & ACK:
-            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST)
+            self.cx.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, seg.ack, 0, RST)
         else:
-            self.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & MASK, RST | ACK)
-
-    def send_rst(self, local_ip: int, remote_ip: int, local_port: int, remote_port: int, seq: int, ack: int, flags: int,
-                 reason: str = why.RST_CLOSED_PORT) -> None:
-        if self.why is not None:
-            self.why((local_ip, local_port, remote_ip, remote_port), seq, reason, None)
-        self.counters["tcp.rst_sent"] += 1
-        self.counters["tcp.out_segments"] += 1
-        self.emit(local_ip, remote_ip, wire.build(local_ip, remote_ip, local_port, remote_port, seq, ack, flags, 0))
+            self.cx.send_rst(dst_ip, src_ip, seg.dst_port, seg.src_port, 0, (seg.seq + seg.seg_len) & MASK, RST | ACK)
 
     def icmp_error(
         self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
@@ -268,7 +276,7 @@ class TcpLayer:
         8 bytes: ports and sequence number). Type 3 code 4 with ``next_hop_mtu`` shrinks the segment size
         (RFC 1191); other unreachables abort a connection being opened (RFC 1122 4.2.3.9) and are
         otherwise kept as a soft error. The quoted sequence number must be in flight (RFC 5927 4.1)."""
-        self.now = now
+        self.cx.now = now
         if len(quoted) < 8:
             self.counters.drop("tcp.icmp_short_quote")
             return
@@ -283,57 +291,59 @@ class TcpLayer:
             self.counters.drop("tcp.icmp_bad_seq")
             return
         self.counters["tcp.icmp_errors"] += 1
-        self._touched.add(conn)
+        self.cx.touched.add(conn)
         if icmp_type == 3 and icmp_code == 4:
             if next_hop_mtu:
-                conn._set_mtu(next_hop_mtu, now)
+                conn.set_mtu(next_hop_mtu, now)
             return
         if icmp_type == 3:
             err = _UNREACH_ERRNO.get(icmp_code, errno.EHOSTUNREACH)
-            conn._icmp_error(err, icmp_code in (2, 3, 4) or conn._st == State.SYN_SENT, now)
+            conn.icmp_error(err, icmp_code in (2, 3, 4) or conn.state == State.SYN_SENT, now)
         elif icmp_type in (11, 12):  # time exceeded, parameter problem: soft errors (RFC 1122 4.2.3.9)
-            conn._icmp_error(errno.EHOSTUNREACH if icmp_type == 11 else errno.EPROTO, False, now)
+            conn.icmp_error(errno.EHOSTUNREACH if icmp_type == 11 else errno.EPROTO, False, now)
 
     # ------------------------------------------------------------------ timers
 
     def begin_batch(self) -> None:
-        self.batching = True
+        self.cx.batching = True
 
     def end_batch(self, now: float) -> None:
         """Let each connection that took segments send what they allow and tell its user, once for the
         whole batch; then send the ACKs that the batch's in-order data earned (one per connection)."""
-        self.batching = False
-        if self._deferred:
-            deferred, self._deferred = self._deferred, {}
+        cx = self.cx
+        cx.batching = False
+        if cx.deferred:
+            deferred, cx.deferred = cx.deferred, {}
             for conn in deferred:
-                conn._after_input(now)
-        if not self._ack_soon:
-            return
-        pending, self._ack_soon = self._ack_soon, {}
-        for conn in pending:
-            if conn._st != State.CLOSED and conn._last_ack_sent != conn.rcv_nxt:
-                conn._send_ack(now, why.STRETCH_ACK)
+                conn.after_input(now)
+        if cx.acks_owed:
+            owed, cx.acks_owed = cx.acks_owed, {}
+            for conn in owed:
+                conn.send_owed_ack(now)
 
     def _schedule_touched(self) -> None:
         heap = self._heap
+        hints = self._hints
         connections = self.connections
-        for conn in self._touched:
-            if connections.get(conn._key) is not conn:
+        touched = self.cx.touched
+        for conn in touched:
+            if connections.get(conn.key) is not conn:
                 continue
             deadline = conn.deadline()
-            if deadline < conn._sched:
-                conn._sched = deadline
+            if deadline < hints.get(conn, _INF):
+                hints[conn] = deadline
                 heapq.heappush(heap, (deadline, next(self._heap_seq), conn))
-        self._touched.clear()
+        touched.clear()
 
     def get_timer(self) -> float | None:
         """The earliest deadline of all connections (possibly a little early), or None."""
-        if self._touched:
+        if self.cx.touched:
             self._schedule_touched()
         heap = self._heap
+        hints = self._hints
         while heap:
             when, _seq, conn = heap[0]
-            if conn._sched != when:
+            if hints.get(conn) != when:
                 heapq.heappop(heap)  # stale: a newer, earlier hint exists, or the connection is gone
                 continue
             deadline = conn.deadline()
@@ -341,55 +351,45 @@ class TcpLayer:
                 return when
             # The deadline moved later (an RTO restarted by an ACK, say): move the hint there.
             heapq.heappop(heap)
-            conn._sched = deadline
             if deadline != _INF:
+                hints[conn] = deadline
                 heapq.heappush(heap, (deadline, next(self._heap_seq), conn))
+            else:
+                del hints[conn]
         return None
 
     def handle_timer(self, now: float) -> None:
-        self.now = now
-        if self._touched:
+        cx = self.cx
+        cx.now = now
+        if cx.touched:
             self._schedule_touched()
         heap = self._heap
+        hints = self._hints
         due = []
         while heap and heap[0][0] <= now:
             when, _seq, conn = heapq.heappop(heap)
-            if conn._sched != when:
+            if hints.get(conn) != when:
                 continue
-            conn._sched = _INF
+            del hints[conn]
             if conn.deadline() <= now:
                 due.append(conn)
             else:
-                self._touched.add(conn)  # the deadline moved later: schedule it again
+                cx.touched.add(conn)  # the deadline moved later: schedule it again
         for conn in due:
-            if conn._st != State.CLOSED:
-                conn._on_timer(now)
-            self._touched.add(conn)
+            if conn.state != State.CLOSED:
+                conn.on_timer(now)
+            cx.touched.add(conn)
 
     # ------------------------------------------------------------------ internal
 
-    def _forget(self, conn: Connection, was_half_open: bool) -> None:
-        if self.connections.get(conn._key) is conn:
-            del self.connections[conn._key]
-        self._touched.discard(conn)
-        conn._sched = _INF
-        listener = conn._listener
-        if listener is not None and was_half_open:
-            listener._half_open_gone(conn)
+    def _forget(self, conn: Connection) -> None:
+        """A connection closed (cx.forget): out of the tables and the timers."""
+        if self.connections.get(conn.key) is conn:
+            del self.connections[conn.key]
+        self.cx.touched.discard(conn)
+        self._hints.pop(conn, None)
 
     def _forget_listener(self, listener: Listener) -> None:
         key = (listener.local_ip, listener.local_port)
         if self.listeners.get(key) is listener:
             del self.listeners[key]
-
-    def _challenge_allowed(self, now: float) -> bool:
-        """RFC 5961 7: at most ``challenge_ack_limit`` challenge ACKs per second."""
-        second = int(now)
-        if second != self._challenge_second:
-            self._challenge_second = second
-            self._challenge_count = 0
-        if self._challenge_count >= self.config.challenge_ack_limit:
-            self.counters.drop("tcp.challenge_ack_limited")
-            return False
-        self._challenge_count += 1
-        return True

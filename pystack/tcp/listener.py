@@ -9,7 +9,7 @@ from pystack.tcp.state import State
 
 if TYPE_CHECKING:
     from pystack.tcp.connection import Connection
-    from pystack.tcp.layer import TcpLayer
+    from pystack.tcp.context import TcpContext
 
 
 class Listener:
@@ -20,19 +20,19 @@ class Listener:
     ignored while the accept queue is full, so the SYN-ACK is repeated later.
     """
 
-    __slots__ = ("_layer", "local_ip", "local_port", "backlog", "_accept_queue", "_half_open", "on_event", "_closed",
-                 "_cookie_time")
+    __slots__ = ("_cx", "local_ip", "local_port", "backlog", "_accept_queue", "_half_open", "on_event", "_closed",
+                 "cookie_time")
 
-    def __init__(self, layer: TcpLayer, local_ip: int, local_port: int, backlog: int) -> None:
-        self._layer = layer
+    def __init__(self, cx: TcpContext, local_ip: int, local_port: int, backlog: int) -> None:
+        self._cx = cx
         self.local_ip = local_ip
         self.local_port = local_port
-        self.backlog = max(1, min(backlog, layer.config.max_backlog))
+        self.backlog = max(1, min(backlog, cx.config.max_backlog))
         self._accept_queue: deque[Connection] = deque()
         self._half_open: set[Connection] = set()
         self.on_event: Callable[[], None] | None = None
         self._closed = False
-        self._cookie_time: float | None = None
+        self.cookie_time: float | None = None
         """When this listener last answered with a SYN cookie (cookies are checked only after that)."""
 
     @property
@@ -61,7 +61,7 @@ class Listener:
         if self._closed:
             return
         self._closed = True
-        self._layer._forget_listener(self)
+        self._cx.forget_listener(self)
         for conn in list(self._half_open) + list(self._accept_queue):
             conn.abort(now)
         self._half_open.clear()
@@ -69,20 +69,26 @@ class Listener:
         if self.on_event is not None:
             self.on_event()
 
-    # -- called by the layer and the connections
+    # ------------------------------------------------------------------ the layer's and connections' side
 
-    def _can_take_syn(self) -> bool:
-        return len(self._half_open) < self._layer.config.syn_backlog and len(self._accept_queue) < self.backlog
+    def can_take_syn(self) -> bool:
+        return len(self._half_open) < self._cx.config.syn_backlog and len(self._accept_queue) < self.backlog
 
-    def _has_room(self) -> bool:
+    def has_room(self) -> bool:
         return len(self._accept_queue) < self.backlog
 
-    def _established(self, conn: Connection) -> None:
+    def add_half_open(self, conn: Connection) -> None:
+        """A SYN made ``conn`` (SYN-RECEIVED)."""
+        self._half_open.add(conn)
+
+    def established(self, conn: Connection) -> None:
+        """``conn`` completed its handshake: it waits in the accept queue."""
         self._half_open.discard(conn)
         self._accept_queue.append(conn)
-        self._layer.counters["tcp.accept_queued"] += 1
+        self._cx.counters["tcp.accept_queued"] += 1
         if self.on_event is not None:
             self.on_event()
 
-    def _half_open_gone(self, conn: Connection) -> None:
+    def half_open_gone(self, conn: Connection) -> None:
+        """``conn`` closed before its handshake completed."""
         self._half_open.discard(conn)

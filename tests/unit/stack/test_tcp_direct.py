@@ -27,7 +27,7 @@ def _listening_b():
     a, b, wire = make_pair()
     a.send_ip(B_IP, ipv4.PROTO_UDP, b"\x00\x01\x00\x02\x00\x08\x00\x00", wire.clock.now)
     wire.run(duration=0.1)  # B answers ARP for A's first datagram, and learns A on the way
-    b.tcp.isn = IsnGenerator(SECRET)
+    b.tcp.cx.isn = IsnGenerator(SECRET)
     b.tcp.listen(0, 80, 64)
     a.frames_to_send()
     b.frames_to_send()

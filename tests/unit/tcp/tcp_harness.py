@@ -179,7 +179,7 @@ def pump(net: Net, conn, data: bytes, sink: bytearray, reader, chunk: int = 6553
 
 def drain(conn, sink: bytearray, max_bytes: int = 1 << 20) -> None:
     while conn.recv_available:
-        sink += conn.recv(max_bytes, conn._layer.now)
+        sink += conn.recv(max_bytes, conn._cx.now)
 
 
 LOCAL_PORT = 80

@@ -325,7 +325,7 @@ def test_setting_nodelay_flushes_what_nagle_held() -> None:
     solo.one()
     conn.send(b"held", solo.now)
     solo.none()
-    solo.layer.now = solo.now
+    solo.layer.cx.now = solo.now
     conn.nodelay = True
     assert bytes(solo.one().payload) == b"held"
 
@@ -336,7 +336,7 @@ def test_enabling_keepalive_later_arms_the_idle_timer() -> None:
     assert conn.keepalive is False
     solo.advance(50)
     solo.none()
-    solo.layer.now = solo.now
+    solo.layer.cx.now = solo.now
     conn.keepalive = True
     solo.advance(10.1)
     assert solo.one().seq == our - 1
