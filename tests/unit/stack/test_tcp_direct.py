@@ -1,16 +1,22 @@
-"""TCP's direct way in (Stack._receive_tcp_direct): a plain IPv4 segment for us goes to TCP without the
-layered Ethernet and IPv4 parse. It must take exactly what the layered path would deliver, and leave the
-rest to it, so that what comes out (frames and counters) is the same whichever path a frame takes."""
+"""TCP's direct way in (pystack.iface.tcp.TcpGlue.receive_direct): a plain IPv4 segment for us goes to TCP
+without the layered Ethernet and IPv4 parse. It must take exactly what the layered path would deliver, and
+leave the rest to it, so that what comes out (frames and counters) is the same whichever path a frame takes
+(the mutated frames of test_fast_paths.py check that too)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from pystack.tcp.isn import IsnGenerator
+from pystack.config import StackConfig
+from pystack.iface.ethernet import EthernetLink
+from pystack.iface.tcp import TcpGlue
+from pystack.tcp.config import TcpConfig
 from pystack.wire import ethernet, ipv4
 
 from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
-from .twins import mutated, outcome
+from .twins import calls, mutated, outcome, twin_configs
 
 SECRET = bytes(range(16))
 
@@ -22,52 +28,47 @@ def _syn(a, wire) -> bytes:
     return frame
 
 
-def _listening_b():
+def _listening_b(config: StackConfig | None = None):
     """(a, b, wire) with B listening on port 80, both ARP caches filled, B's ISNs from a fixed secret."""
-    a, b, wire = make_pair()
+    config = config or StackConfig()
+    a, b, wire = make_pair(dataclasses.replace(config, tcp=dataclasses.replace(TcpConfig(), isn_secret=SECRET)))
     a.send_ip(B_IP, ipv4.PROTO_UDP, b"\x00\x01\x00\x02\x00\x08\x00\x00", wire.clock.now)
     wire.run(duration=0.1)  # B answers ARP for A's first datagram, and learns A on the way
-    b.tcp.cx.isn = IsnGenerator(SECRET)
     b.tcp.listen(0, 80, 64)
     a.frames_to_send()
     b.frames_to_send()
     return a, b, wire
 
 
-def _layered_only(b) -> None:
-    b._receive_tcp_direct = lambda frame, now: False
+def _twins():
+    """(a, fast_b, layered_b, wire): two listening Bs in the same state, fast paths on and off."""
+    fast, layered = twin_configs()
+    a, fast_b, wire = _listening_b(fast)
+    _a2, layered_b, _wire2 = _listening_b(layered)
+    return a, fast_b, layered_b, wire
 
 
 def test_a_plain_segment_skips_the_layered_path():
-    a, b, wire = _listening_b()
+    a, b, _layered_b, wire = _twins()
     frame = _syn(a, wire)
-
-    def layered(frame, now):
-        raise AssertionError("the layered receive path ran")
-
-    b._receive_frame = layered
     segments = b.counters["tcp.in_segments"]
-    b.receive_frame(frame, wire.clock.now)
+    with calls(TcpGlue.receive_direct, EthernetLink.receive) as seen:
+        b.receive_frame(frame, wire.clock.now)
     (syn_ack,) = b.frames_to_send()
+    assert seen == {"TcpGlue.receive_direct": 1}
     assert b.counters["tcp.in_segments"] == segments + 1
     assert syn_ack[:6] == A_MAC and syn_ack[47] == 0x12  # SYN+ACK back to A
     assert b.counters["drop.internal_error"] == 0
-
-
-def _twins():
-    """(a, fast_b, layered_b, wire): two listening Bs in the same state, one that never takes the direct path."""
-    a, fast_b, wire = _listening_b()
-    _a2, layered_b, _wire2 = _listening_b()
-    _layered_only(layered_b)
-    layered_b._ident = fast_b._ident
-    return a, fast_b, layered_b, wire
 
 
 def test_the_direct_path_answers_as_the_layered_path_does():
     a, fast_b, layered_b, wire = _twins()
     frame = _syn(a, wire)
     fast = outcome(fast_b, frame, wire.clock.now)
-    assert len(fast[0]) == 1 and fast == outcome(layered_b, frame, wire.clock.now)
+    with calls(TcpGlue.receive_direct) as seen:
+        layered = outcome(layered_b, frame, wire.clock.now)
+    assert not seen  # the switch off: the direct path is not even asked
+    assert len(fast[0]) == 1 and fast == layered
 
 
 def _with(offset: int, value: int, refix: bool = True):
@@ -101,45 +102,19 @@ def test_what_is_wrong_is_dropped_and_counted_once(change, counter):
 
 
 def test_a_segment_with_ip_options_is_delivered_by_the_layered_path():
-    a, b, wire = _listening_b()
-    called = []
-    layered = b._receive_frame
-    b._receive_frame = lambda frame, now: called.append(1) or layered(frame, now)
-    b.receive_frame(_with_ip_options(_syn(a, wire)), wire.clock.now)
-    assert called and len(b.frames_to_send()) == 1
+    a, b, _layered_b, wire = _twins()
+    with calls(EthernetLink.receive) as seen:
+        b.receive_frame(_with_ip_options(_syn(a, wire)), wire.clock.now)
+    assert seen and len(b.frames_to_send()) == 1
 
 
-@pytest.mark.parametrize("layered", [False, True])
-def test_a_segment_in_a_broadcast_frame_is_dropped(layered):
+@pytest.mark.parametrize("fast_paths", [True, False])
+def test_a_segment_in_a_broadcast_frame_is_dropped(fast_paths):
     """TCP is unicast only (RFC 1122 4.2.3.10); Linux drops it in a link-layer broadcast too, whatever
     the IP destination says."""
-    a, b, wire = _listening_b()
-    if layered:
-        _layered_only(b)
+    a, b, wire = _listening_b(StackConfig(fast_paths=fast_paths))
     frame = _syn(a, wire)
     assert frame[:6] == B_MAC
     b.receive_frame(ethernet.BROADCAST + frame[6:], wire.clock.now)
     assert b.frames_to_send() == []
     assert b.counters["drop.ipv4.transport_not_unicast"] == 1
-
-
-def test_the_direct_and_layered_paths_agree_on_mutated_segments():
-    """Whatever a segment looks like (any header byte flipped, the frame cut anywhere), both paths put
-    the same frames out and move the same counters: the direct path takes only what the layered path
-    would have delivered to TCP."""
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
-    a, fast_b, layered_b, wire = _twins()
-    base = _syn(a, wire)
-    now = wire.clock.now
-
-    @given(st.lists(st.tuples(st.integers(0, len(base) - 1), st.integers(0, 255)), min_size=1, max_size=3),
-           st.one_of(st.just(len(base)), st.integers(0, len(base))), st.booleans())
-    @settings(max_examples=1000, deadline=None, database=None)
-    def check(changes, cut, refix):
-        frame = mutated(base, changes, cut, refix)
-        assert outcome(fast_b, frame, now) == outcome(layered_b, frame, now)
-        assert fast_b.counters["drop.internal_error"] == 0
-
-    check()

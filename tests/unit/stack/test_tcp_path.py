@@ -118,7 +118,7 @@ def test_a_stale_neighbour_is_polled_while_the_burst_goes_out() -> None:
 def test_no_path_to_our_own_address_or_an_unresolved_or_unroutable_host() -> None:
     a, _b, wire_ = make_pair()
     now = wire_.clock.now
-    assert a._tcp_path(A_IP, A_IP, 1, 2, now) is None  # loopback: never a frame
-    assert a._tcp_path(A_IP, 0xC0000263, 1, 2, now) is None  # on-link, not in the ARP cache
+    assert a._tcp.path(A_IP, A_IP, 1, 2, now) is None  # loopback: never a frame
+    assert a._tcp.path(A_IP, 0xC0000263, 1, 2, now) is None  # on-link, not in the ARP cache
     a.gateway = None
-    assert a._tcp_path(A_IP, 0x0A000001, 1, 2, now) is None  # off-link with no gateway
+    assert a._tcp.path(A_IP, 0x0A000001, 1, 2, now) is None  # off-link with no gateway

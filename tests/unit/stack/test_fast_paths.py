@@ -1,0 +1,209 @@
+"""The fast paths change nothing but speed: twins made from the same seed, one with
+``StackConfig.fast_paths`` on and one with it off, put out the same frames and count the same, frame by
+frame over one corpus of mutated frames, and over whole transfers on a lossy wire.
+
+The corpus starts from one frame of each kind a fast path takes or turns away (an echo request, a SYN,
+a data segment and a pure ACK of an established connection, UDP, a fragment, ARP), flips bytes in it,
+cuts it anywhere and makes its checksums valid again or not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pystack.apps.udp_echo import UdpEcho
+from pystack.config import StackConfig
+from pystack.iface.ethernet import EthernetLink
+from pystack.iface.icmp import Icmpv4
+from pystack.iface.tcp import TcpGlue
+from pystack.ip.tcp_path import TcpPath
+from pystack.stack import Stack
+from pystack.tcp.config import TcpConfig
+from pystack.tcp.connection import Connection
+from pystack.wire import arp, ethernet, icmp, ipv4
+
+from .conftest import A_IP, A_MAC, B_IP, C_IP, make_pair
+from .twins import calls, mutated, outcome, twin_configs
+
+_TCP = dataclasses.replace(TcpConfig(), isn_secret=b"k" * 16)
+
+
+def _scenario(config: StackConfig):
+    """(a, b, wire): B serves UDP echo on 7 and TCP on 80; A's connection to B has moved data both ways."""
+    a, b, wire = make_pair(dataclasses.replace(config, tcp=_TCP))
+    UdpEcho(b)
+    listener = b.tcp.listen(0, 80, 8)
+    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now, local_port=40000)
+    wire.run(until=lambda: listener.readable)
+    server = listener.accept()
+    client.send(bytes(range(256)) * 20, wire.clock.now)
+    server.send(b"reply" * 300, wire.clock.now)
+    wire.run(duration=1.0)
+    server.recv(1 << 20, wire.clock.now)
+    client.recv(1 << 20, wire.clock.now)
+    wire.run(duration=1.0)
+    return a, b, wire, client
+
+
+def _corpus(a: Stack, client: Connection, now: float) -> dict[str, bytes]:
+    """One frame of each kind, as A sends them (taken from A's queue: B has not seen them)."""
+    def sent(action) -> bytes:
+        action()
+        return a.frames_to_send()[0]
+
+    udp = a.udp.bind(0, 5000)
+    data = sent(lambda: client.send(b"more data", now))
+    return {
+        "echo request": sent(lambda: a.send_ip(B_IP, ipv4.PROTO_ICMP,
+                                               icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x77770001, bytes(40)), now)),
+        "syn": sent(lambda: a.tcp.connect(A_IP, B_IP, 80, now, local_port=40001)),
+        "data segment": data,
+        "pure ack": _pure_ack(data),
+        "udp": sent(lambda: udp.sendto(b"echo me", (B_IP, 7), now)),
+        "first fragment": sent(lambda: udp.sendto(bytes(2000), (B_IP, 7), now)),
+        "arp request": ethernet.build(ethernet.BROADCAST, A_MAC, ethernet.ETHERTYPE_ARP,
+                                      arp.build(arp.OP_REQUEST, A_MAC, A_IP, bytes(6), B_IP)),
+    }
+
+
+def _pure_ack(data_segment: bytes) -> bytes:
+    """The segment without its payload and PSH: what A's ACK of new data looks like."""
+    header_end = 34 + (data_segment[46] >> 4) * 4
+    frame = bytearray(data_segment[:header_end])
+    frame[16:18] = (header_end - 14).to_bytes(2, "big")
+    frame[47] &= ~0x08
+    return mutated(bytes(frame), [], len(frame), refix=True)
+
+
+def _twins():
+    fast, layered = twin_configs()
+    a, fast_b, wire, client = _scenario(fast)
+    a2, layered_b, wire2, client2 = _scenario(layered)
+    assert [f for _t, _s, f in wire.log] == [f for _t, _s, f in wire2.log]
+    corpus = _corpus(a, client, wire.clock.now)
+    assert corpus == _corpus(a2, client2, wire2.clock.now)
+    return fast_b, layered_b, corpus, wire.clock.now
+
+
+KINDS = ["echo request", "syn", "data segment", "pure ack", "udp", "first fragment", "arp request"]
+
+
+def _address_at(offset: int, address: int) -> list[tuple[int, int]]:
+    return [(offset + i, b) for i, b in enumerate(address.to_bytes(4, "big"))]
+
+
+# Changes where the fast paths decide, each tried alone on every frame: MACs, EtherType, version and header
+# length, lengths, flags and fragment offset, protocol, ICMP type and code, and addresses that are martian,
+# broadcast or not ours (IPv4 source and destination at 26 and 30; ARP's sender and target IP at 28 and 38).
+FIELD_CHANGES = (
+    [[(0, 0xFF)], [(0, 0x01)], [(5, 0x99)], [(6, 0x01)], [(6, 0xFF)], [(12, 0x86), (13, 0xDD)], [(13, 0x06)],
+     [(14, 0x44)], [(14, 0x46)], [(14, 0x55)], [(16, 0x00), (17, 0x13)], [(17, 0xFF)], [(16, 0xFF)],
+     [(20, 0x80)], [(20, 0x20)], [(20, 0x40)], [(20, 0x00)], [(21, 0x01)], [(23, 0x01)], [(23, 0x06)],
+     [(23, 0x11)], [(23, 0x02)], [(34, 0x00)], [(34, 0x03)], [(35, 0x01)]]
+    + [_address_at(offset, address) for offset in (26, 30, 28, 38)
+       for address in (0x7F000001, 0xE0000001, 0xEFFFFFFF, 0xFFFFFFFF, 0, 0xC00002FF, A_IP, B_IP, C_IP)])
+_BYTE = st.integers(0, 255)
+_HEADER_BYTE = st.tuples(st.integers(0, 63), _BYTE).map(lambda change: [change])
+
+
+@pytest.fixture(scope="module")
+def twins():
+    return _twins()
+
+
+def test_every_frame_of_the_corpus_gets_the_same_answer_either_way(twins):
+    fast_b, layered_b, corpus, now = twins
+    assert sorted(corpus) == sorted(KINDS)
+    with calls(Icmpv4.answer_echo, TcpGlue.receive_direct, EthernetLink.receive) as seen:
+        for frame in corpus.values():
+            assert outcome(fast_b, frame, now) == outcome(layered_b, frame, now)
+    # The fast twin answered the echo and took the SYN, the segment and the ACK directly; the layered twin
+    # received every frame the layered way.
+    assert seen["TcpGlue.receive_direct"] == 3 and seen["EthernetLink.receive"] == 2 * len(corpus) - 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_field_change_gets_the_same_answer_either_way(twins, kind):
+    """Every change of FIELD_CHANGES in every frame of the corpus, with the IPv4 checksum refixed or not."""
+    fast_b, layered_b, corpus, now = twins
+    base = corpus[kind]
+    for change in FIELD_CHANGES:
+        for refix in (True, False):
+            frame = mutated(base, [c for c in change if c[0] < len(base)], len(base), refix)
+            assert outcome(fast_b, frame, now) == outcome(layered_b, frame, now), (change, refix)
+    assert fast_b.counters == layered_b.counters and fast_b.counters["drop.internal_error"] == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mutated_frames_get_the_same_answer_either_way(twins, kind):
+    """Up to three changes at once, of fields or of any byte, and cuts anywhere."""
+    fast_b, layered_b, corpus, now = twins
+    base = corpus[kind]
+
+    any_byte = st.tuples(st.integers(0, len(base) - 1), _BYTE).map(lambda change: [change])
+    changes = st.lists(st.one_of(st.sampled_from(FIELD_CHANGES), _HEADER_BYTE, any_byte), min_size=1, max_size=3)
+
+    @given(changes.map(lambda changes: [c for change in changes for c in change if c[0] < len(base)]),
+           st.one_of(st.just(len(base)), st.integers(0, len(base))), st.booleans())
+    @settings(max_examples=300, deadline=None, database=None)
+    def check(changes, cut, refix):
+        frame = mutated(base, changes, cut, refix)
+        assert outcome(fast_b, frame, now) == outcome(layered_b, frame, now)
+        assert fast_b.counters["drop.internal_error"] == 0
+
+    check()
+    assert fast_b.counters == layered_b.counters
+
+
+def _transfer(config: StackConfig, loss: float, seed: int) -> tuple[list[bytes], dict, dict]:
+    """100 kB each way in turn, then both ways at once, over a wire that loses frames: every frame on the
+    wire, and both stacks' counters."""
+    drops = random.Random(seed)
+    # A 16 KiB receive buffer: the window, not cwnd, paces the sender, so window updates matter.
+    config = dataclasses.replace(config, tcp=dataclasses.replace(_TCP, recv_buffer=16 * 1024))
+    a, b, wire = make_pair(config, seed=seed, latency=0.001,
+                           fault=lambda _i, frame: [] if drops.random() < loss and len(frame) > 100 else [frame])
+    listener = b.tcp.listen(0, 80, 4)
+    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now, local_port=40000)
+    wire.run(until=lambda: listener.pending > 0)
+    server = listener.accept()
+    data = bytes(i * 31 & 0xFF for i in range(100_000))
+    # One way, the other way, then both at once (segments that carry data and acknowledge data).
+    for senders in ((client,), (server,), (client, server)):
+        got = {client: bytearray(), server: bytearray()}
+        sent = {client: 0, server: 0}
+        for _ in range(20_000):
+            for conn in (client, server):
+                if conn in senders and sent[conn] < len(data) and conn.send_space:
+                    sent[conn] += conn.send(data[sent[conn]:sent[conn] + 30_000], wire.clock.now)
+                if conn.recv_available:
+                    got[conn] += conn.recv(1 << 13, wire.clock.now)  # a slow reader: the windows move
+            peers = [client if conn is server else server for conn in senders]
+            if all(len(got[peer]) == len(data) for peer in peers):
+                break
+            wire.run(duration=0.002)
+        for conn in senders:
+            assert got[server if conn is client else client] == data
+    return [frame for _t, _i, frame in wire.log], dict(a.counters), dict(b.counters)
+
+
+@pytest.mark.parametrize("loss, seed", [(0.0, 1), (0.02, 2), (0.05, 3)])
+def test_transfers_put_the_same_frames_on_the_wire_either_way(loss: float, seed: int) -> None:
+    """Header prediction, the direct receive path and the one-pack send path (TcpPath) take most segments
+    of a transfer with the switch on, none with it off, and the wire cannot tell."""
+    fast, layered = twin_configs()
+    watched = (Connection._input_predicted, TcpGlue.receive_direct, TcpPath.send)
+    with calls(*watched) as fast_calls:
+        fast_run = _transfer(fast, loss, seed)
+    with calls(*watched) as layered_calls:
+        layered_run = _transfer(layered, loss, seed)
+    assert fast_run == layered_run
+    assert not layered_calls
+    segments = 3 * 100_000 // 1448
+    assert fast_calls["Connection._input_predicted"] > segments
+    assert fast_calls["TcpGlue.receive_direct"] > segments and fast_calls["TcpPath.send"] > segments
