@@ -16,6 +16,8 @@ The values the ``linux`` profile changes, and why (docs/conformance.md has the t
   the whole RTO at rto_min (RFC 6298 2.4), so a steady 100 ms path gets 250 ms rather than 300.
 - ``tlp_new_data``: the tail loss probe is new data when there is some (RFC 8985 7.3, Linux); pystack's
   own repeats the last segment until SACK shows a hole.
+- ``tlp_at_rto``: a probe whose timeout would come after the RTO goes at the RTO's time, the RTO one RTO
+  later (RFC 8985 7.2, Linux); pystack's own lets the RTO fire.
 - ``tlp_min`` 2 ms: Linux's floor for the probe timeout (TCP_TIMEOUT_MIN, two jiffies at 1000 Hz); pystack's
   own is 10 ms.
 """
@@ -47,6 +49,7 @@ def stack_config(profile: str) -> StackConfig:
             cwnd_validation=True,
             rto_min_on_variance=True,
             tlp_new_data=True,
+            tlp_at_rto=True,
             tlp_min=0.002,
         )
     return StackConfig(tcp=tcp)

@@ -114,6 +114,10 @@ class TcpConfig:
     recently sent segment (our FIN alone, once it went out after the data), as RFC 8985 7.3 and Linux do.
     False: new data only once SACK shows a hole, else the last MSS sent again (pystack's choice, see
     Recovery.probe)."""
+    tlp_at_rto: bool = False
+    """When the probe timeout would come after the RTO (one segment out: 2 SRTT plus the delayed-ACK
+    allowance), probe at the RTO's time instead and let the RTO follow one RTO later, as RFC 8985 7.2 and
+    Linux do. False: no probe then, the RTO fires (pystack's choice)."""
     tlp_min: float = 0.01
     """The least probe timeout in seconds (Linux's TCP_TIMEOUT_MIN is 2 jiffies; RFC 8985 suggests 10 ms)."""
     congestion_control: str = "cubic"

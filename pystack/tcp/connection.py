@@ -1449,7 +1449,7 @@ class Connection:
         flight = (self.snd_max - self.snd_una) & MASK
         if self._persist or not cfg.tail_loss_probe or self._st not in _SENDING_STATES:
             flight = 0
-        self._rec.schedule_tlp(now, self.rtt.srtt, flight, self._smss, cfg.tlp_min, self._rtx_at)
+        self._rec.schedule_tlp(now, self.rtt.srtt, flight, self._smss, cfg.tlp_min, self._rtx_at, cfg.tlp_at_rto)
 
     def _send_tlp(self, now: float) -> None:
         """RFC 8985 7.3: the one probe of an episode, as Recovery.probe chooses it."""
@@ -1489,9 +1489,10 @@ class Connection:
             self._delack_at = INF
             if self._st not in (CLOSED, SYN_SENT):
                 self._send_ack(now, why.DELAYED_ACK)
-        if self._rec.tlp_at <= now:
+        tlp_at = self._rec.tlp_at
+        if tlp_at <= now:
             self._rec.tlp_at = INF
-            if self._rtx_at > now:
+            if self._rtx_at >= tlp_at:  # also when both are due (tlp_at_rto): the probe, which re-arms the RTO
                 self._send_tlp(now)
         if self._rtx_at <= now:
             self._rtx_at = INF

@@ -177,9 +177,11 @@ class Recovery:
     # ------------------------------------------------------------------ the tail loss probe
 
     def schedule_tlp(self, now: float, srtt: float | None, flight: int, smss: int, tlp_min: float,
-                     rto_at: float) -> None:
+                     rto_at: float, at_rto: bool = False) -> None:
         """RFC 8985 7.2: after new data goes out or an ACK moves SND.UNA, probe in max(2 SRTT, tlp_min)
-        if nothing is heard by then; only with data in flight, outside recovery, before the RTO."""
+        if nothing is heard by then; only with data in flight, outside recovery, before the RTO. With
+        ``at_rto`` (TcpConfig.tlp_at_rto) a probe that would come after the RTO comes at its time instead,
+        as RFC 8985 7.2 words it."""
         if self.tlp_out or self.in_recovery or srtt is None or not flight:
             self.tlp_at = INF
             return
@@ -187,7 +189,7 @@ class Recovery:
         if flight <= smss:
             pto += _TLP_DELAYED_ACK  # one segment out: the peer may be holding a delayed ACK (RFC 8985 7.2)
         at = now + pto
-        self.tlp_at = at if at < rto_at else INF
+        self.tlp_at = at if at < rto_at else rto_at if at_rto else INF
 
     def probe(self, una: int, new_off: int, max_off: int, buflen: int, wnd: int, smss: int,
               sack_ok: bool, new_first: bool = False) -> tuple[int, int, bool] | None:

@@ -210,3 +210,19 @@ def test_the_rto_floor_applies_to_the_variance_with_rto_min_on_variance():
 """
     assert verdict(text.format(rto=".3"), profile="linux") == "PASS"
     assert verdict(text.format(rto=".25"), profile="rfc") == "PASS"
+
+
+def test_a_probe_goes_in_place_of_an_rto_that_would_come_first_with_tlp_at_rto():
+    # One segment out: the PTO is 2 SRTT plus the delayed-ACK allowance, 400 ms, later than the RTO (300 ms
+    # here). With TcpConfig.tlp_at_rto (the linux profile) the probe goes at the RTO's time, as RFC 8985 7.2
+    # says, and the RTO, re-armed after it (7.3), follows one RTO later without backoff; pystack's default
+    # sends no probe: the RTO fires, then backs off.
+    assert verdict(ACCEPTED + """
+   +0 write(4, ..., 1000) = 1000
+   +0 > P. 1:1001(1000) ack 1
+  +.1 < . 1:1(0) ack 1001 win 320
+   +0 write(4, ..., 1000) = 1000
+   +0 > P. 1001:2001(1000) ack 1
+  +.3 > P. 1001:2001(1000) ack 1
+  +.3 > P. 1001:2001(1000) ack 1
+""", profile="linux") == "PASS"
