@@ -40,6 +40,7 @@ from pystack.conformance.script import (
     Code, Command, Dots, Event, OtherPacket, Packet, Script, Syscall, TcpOption, TimeKind,
 )
 from pystack.conformance.syscalls import Attempt, CallFailed, Result, Sockets, Unsupported
+from pystack.config import StackConfig
 from pystack.stack import Stack
 from pystack.tcp.connection import Connection
 
@@ -152,7 +153,8 @@ class Driver:
         self.tolerance_pct = float(opts.get("tolerance_percent", "12.5"))
         self.ts_tick = int(opts.get("tcp_ts_tick_usecs", "0")) / 1e6
         self.strict_segments = "strict_segments" in opts
-        self.config = stack_config(self.settings.profile)
+        self.config: StackConfig
+        """The profile's config, made when the run starts (sysctls in the script change it)."""
         self.stack: Stack
         self.now = 0.0
         self.last_event_time = 0.0
@@ -176,6 +178,7 @@ class Driver:
         log.handlers[:] = [handler]
         log.propagate = False
         try:
+            self.config = stack_config(self.settings.profile)
             reason = self.skip_reason()
             if reason:
                 return Verdict(path, "SKIP", reason)

@@ -165,3 +165,14 @@ def test_sysctls_in_commands_become_config():
 sysctl -q net.ipv4.tcp_timestamps=0`
 """ + CLIENT.replace("sackOK,TS val 100 ecr 0,nop,wscale 8", "nop,nop,sackOK,nop,wscale 8")
     assert run(text.replace("TS val 700 ecr 100,", "")).status == "PASS"
+
+
+def test_a_runner_bug_is_a_verdict_not_a_traceback(monkeypatch):
+    from pystack.conformance.syscalls import Sockets
+
+    def broken(self, args):
+        raise KeyError("oops")
+    monkeypatch.setattr(Sockets, "sys_accept", broken)
+    verdict = run(SERVER)
+    assert verdict.status == "FAIL" and verdict.detail.startswith("runner error: KeyError: 'oops' (test_driver.py:")
+    assert run(SERVER, profile="bsd").detail.startswith("runner error: ValueError: unknown profile 'bsd'")
