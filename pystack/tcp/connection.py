@@ -996,39 +996,19 @@ class Connection:
             listener.established(self)
 
     def _input_synchronized(self, seg: TcpSegment, now: float) -> bool:
-        """RFC 9293 3.10.7.4 for SYN-RECEIVED and the synchronized states."""
+        """RFC 9293 3.10.7.4 for SYN-RECEIVED and the synchronized states, its steps in order."""
         flags = seg.flags
-        st = self._st
         payload = seg.payload
         seq = seg.seq
         plen = len(payload)
-        counters = self._cx.counters
-
-        # RFC 7323 5.3 PAWS: a timestamp older than ts_recent marks an old duplicate...
-        if self._ts_ok and seg.ts_val is not None and not flags & RST:
-            behind = (self._ts_recent - seg.ts_val) & MASK
-            if 0 < behind < 0x80000000 and now - self._ts_recent_age < _TS_IDLE_LIMIT:
-                # ...except a duplicate ACK merely overtaken by a newer segment, which still carries SACK
-                # news: accepted, as Linux's tcp_disordered_ack does, when it is no older than an RTO.
-                disordered = (flags == ACK and not plen and seq == self.rcv_nxt and seg.ack == self.snd_una
-                              and behind <= self.rtt.rto * 1000)
-                if not disordered:
-                    counters.drop("tcp.paws")
-                    self._ack_now = self._ack_at_once = True
-                    return False
-
-        if flags & SYN and st != SYN_RECEIVED:
-            if st == TIME_WAIT and not flags & ACK and seq_gt(seq, self.rcv_nxt):
-                self._close_now()  # a new incarnation may reuse the 4-tuple (RFC 9293 3.6.1, RFC 6191)
-                return True
-            counters.drop("tcp.syn_in_synchronized")
-            self._challenge_ack(now)  # RFC 5961 4.2, whatever the sequence number
+        if self._ts_ok and seg.ts_val is not None and not flags & RST and self._paws_rejects(seg, now):
             return False
-        if flags & SYN and st == SYN_RECEIVED and seq == self.irs and not flags & ACK:
-            self._send_syn(now)  # the peer lost our SYN-ACK and repeats its SYN: repeat ours
-            return False
+        if flags & SYN:
+            verdict = self._syn_when_synchronized(seg, now)
+            if verdict is not None:
+                return verdict
 
-        # 1. Sequence number check (RFC 9293 3.10.7.4, four cases).
+        # 1. Sequence number check (four cases).
         rcv_nxt = self.rcv_nxt
         wnd = (self.rcv_adv - rcv_nxt) & MASK
         if wnd > 0x40000000:
@@ -1041,50 +1021,119 @@ class Connection:
         else:
             ok = ((seq - rcv_nxt) & MASK) < wnd or ((seq + seg_len - 1 - rcv_nxt) & MASK) < wnd
         if not ok:
-            if flags & RST:
-                counters.drop("tcp.rst_out_of_window")
+            if not self._unacceptable(seg, seg_len, wnd, now):
                 return False
-            if wnd == 0 and seq == rcv_nxt and flags & ACK:
-                # RFC 9293 3.10.7.4: with a zero window still take the ACK (a window probe); drop the data.
-                counters.drop("tcp.zero_window_data")
-                payload = payload[:0]
-                plen = 0
-                flags &= ~(FIN | SYN | PSH)
-                self._ack_now = self._ack_at_once = True
-            else:
-                counters.drop("tcp.out_of_window")
-                if st == TIME_WAIT and flags & FIN:
-                    self._restart_time_wait(now)  # a repeated FIN restarts 2 MSL
-                if seg_len or now - self._oow_ack_at >= self._cfg.oow_ack_interval:
-                    # Answer, but a pure ACK at most every oow_ack_interval: two ends that each find
-                    # the other's ACKs unacceptable would otherwise ACK each other forever (as Linux).
-                    self._oow_ack_at = now
-                    self._ack_now = self._ack_at_once = True
-                else:
-                    counters.drop("tcp.oow_ack_limited")
-                return False
+            payload = payload[:0]  # a zero window: the ACK (of a window probe) is taken, the data not
+            plen = 0
+            flags &= ~(FIN | SYN | PSH)
 
         # 2. RST (RFC 5961 3.2: only an exact match resets; otherwise challenge).
         if flags & RST:
-            if seq != rcv_nxt:
-                self._challenge_ack(now)
-                return False
-            counters["tcp.rst_received"] += 1
-            if st == SYN_RECEIVED and self._listener is not None:
-                self._close_now()  # passive open: back to LISTEN, i.e. just forget it
-            elif st == SYN_RECEIVED:
-                self._fail(errno.ECONNREFUSED)
-            elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
-                self._fail(errno.ECONNRESET)
-            else:  # CLOSING, LAST_ACK, TIME_WAIT
-                self._close_now()
+            self._rst_received(seq, now)
             return False
 
         # RFC 7323 4.3: the peer's timestamp is remembered if this segment covers Last.ACK.sent (below,
         # once its ACK is found acceptable).
         covers_last_ack = self._ts_ok and seg.ts_val is not None and not seq_gt(seq, self._last_ack_sent)
+        if seq != rcv_nxt or plen > wnd:
+            seq, payload, flags = self._trim(seq, payload, flags, wnd)
+            plen = len(payload)
 
-        # Trim what lies before RCV.NXT (already received) and past the window.
+        # 4. SYN handled above. 5. ACK.
+        if not flags & ACK:
+            self._cx.counters.drop("tcp.no_ack")
+            return False
+        if self._st == SYN_RECEIVED and not self._handshake_acked(seg, seq, now):
+            return False
+        if not self._process_ack(seg, seq, now):
+            return False  # its timestamp too: a blind ACK of unsent data must not raise TS.Recent for PAWS
+        if covers_last_ack:
+            self._ts_recent = seg.ts_val
+            self._ts_recent_age = now
+        if self._st == CLOSED:
+            return False
+
+        # 7. Segment text (and 8. FIN).
+        if plen or flags & FIN:
+            self._segment_text(seq, payload, flags & FIN, now)
+        if self._keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
+            self._ka_at = now + self._cfg.keepalive_idle
+            self._ka_probes = 0
+        return False
+
+    def _paws_rejects(self, seg: TcpSegment, now: float) -> bool:
+        """RFC 7323 5.3 PAWS: a timestamp older than TS.Recent marks an old duplicate, dropped and ACKed..."""
+        behind = (self._ts_recent - seg.ts_val) & MASK  # type: ignore[operator]
+        if not (0 < behind < 0x80000000 and now - self._ts_recent_age < _TS_IDLE_LIMIT):
+            return False
+        # ...except a duplicate ACK merely overtaken by a newer segment, which still carries SACK news:
+        # accepted, as Linux's tcp_disordered_ack does, when it is no older than an RTO.
+        if (seg.flags == ACK and not seg.payload and seg.seq == self.rcv_nxt and seg.ack == self.snd_una
+                and behind <= self.rtt.rto * 1000):
+            return False
+        self._cx.counters.drop("tcp.paws")
+        self._ack_now = self._ack_at_once = True
+        return True
+
+    def _syn_when_synchronized(self, seg: TcpSegment, now: float) -> bool | None:
+        """A SYN after the handshake: what ``_input_synchronized`` returns for it, or None to go on."""
+        st = self._st
+        if st != SYN_RECEIVED:
+            if st == TIME_WAIT and not seg.flags & ACK and seq_gt(seg.seq, self.rcv_nxt):
+                self._close_now()  # a new incarnation may reuse the 4-tuple (RFC 9293 3.6.1, RFC 6191)
+                return True
+            self._cx.counters.drop("tcp.syn_in_synchronized")
+            self._challenge_ack(now)  # RFC 5961 4.2, whatever the sequence number
+            return False
+        if seg.seq == self.irs and not seg.flags & ACK:
+            self._send_syn(now)  # the peer lost our SYN-ACK and repeats its SYN: repeat ours
+            return False
+        return None
+
+    def _unacceptable(self, seg: TcpSegment, seg_len: int, wnd: int, now: float) -> bool:
+        """A segment that fails the sequence number check: dropped, and ACKed unless a RST (RFC 9293
+        3.10.7.4). True for the one kind whose ACK is still taken: at RCV.NXT while our window is zero."""
+        counters = self._cx.counters
+        flags = seg.flags
+        if flags & RST:
+            counters.drop("tcp.rst_out_of_window")
+            return False
+        if wnd == 0 and seg.seq == self.rcv_nxt and flags & ACK:
+            counters.drop("tcp.zero_window_data")
+            self._ack_now = self._ack_at_once = True
+            return True
+        counters.drop("tcp.out_of_window")
+        if self._st == TIME_WAIT and flags & FIN:
+            self._restart_time_wait(now)  # a repeated FIN restarts 2 MSL
+        if seg_len or now - self._oow_ack_at >= self._cfg.oow_ack_interval:
+            # Answer, but a pure ACK at most every oow_ack_interval: two ends that each find the
+            # other's ACKs unacceptable would otherwise ACK each other forever (as Linux).
+            self._oow_ack_at = now
+            self._ack_now = self._ack_at_once = True
+        else:
+            counters.drop("tcp.oow_ack_limited")
+        return False
+
+    def _rst_received(self, seq: int, now: float) -> None:
+        """An acceptable RST: only one exactly at RCV.NXT resets; any other is challenged (RFC 5961 3.2)."""
+        if seq != self.rcv_nxt:
+            self._challenge_ack(now)
+            return
+        self._cx.counters["tcp.rst_received"] += 1
+        st = self._st
+        if st == SYN_RECEIVED and self._listener is not None:
+            self._close_now()  # passive open: back to LISTEN, i.e. just forget it
+        elif st == SYN_RECEIVED:
+            self._fail(errno.ECONNREFUSED)
+        elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+            self._fail(errno.ECONNRESET)
+        else:  # CLOSING, LAST_ACK, TIME_WAIT
+            self._close_now()
+
+    def _trim(self, seq: int, payload: memoryview, flags: int, wnd: int) -> tuple[int, memoryview, int]:
+        """Cut what lies before RCV.NXT (already received) and past the window: (seq, payload, flags)."""
+        rcv_nxt = self.rcv_nxt
+        plen = len(payload)
         if seq != rcv_nxt and plen + (flags & FIN):
             d = (rcv_nxt - seq) & MASK
             if d < 0x80000000:
@@ -1102,60 +1151,46 @@ class Connection:
                 seq = rcv_nxt
         off = (seq - rcv_nxt) & MASK
         if off + plen > wnd:
-            keep = max(wnd - off, 0)
-            payload = payload[:keep]
-            plen = keep
+            payload = payload[:max(wnd - off, 0)]
             flags &= ~FIN
+        return seq, payload, flags
 
-        # 4. SYN handled above. 5. ACK.
-        if not flags & ACK:
-            counters.drop("tcp.no_ack")
+    def _handshake_acked(self, seg: TcpSegment, seq: int, now: float) -> bool:
+        """SYN-RECEIVED: an ACK of our SYN completes the handshake (ESTABLISHED); False drops the segment."""
+        counters = self._cx.counters
+        if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
+            self._cx.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
+                              seg.ack, 0, RST, why.RST_BAD_ACK)
+            counters.drop("tcp.syn_received_bad_ack")
             return False
-        if st == SYN_RECEIVED:
-            if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
-                self._cx.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                                     seg.ack, 0, RST, why.RST_BAD_ACK)
-                counters.drop("tcp.syn_received_bad_ack")
-                return False
-            listener = self._listener
-            if listener is not None and not listener.has_room():
-                counters.drop("tcp.accept_queue_full")  # as Linux: ignore the ACK, the SYN-ACK will repeat
-                return False
-            self._rtt_sample_syn(seg, now)
-            self.snd_una = (self.iss + 1) & MASK
-            self.snd_wnd = seg.window << self._snd_wscale
-            self.max_snd_wnd = self.snd_wnd
-            self.snd_wl1 = seq
-            self.snd_wl2 = seg.ack
-            self._established(now)
-            st = self._st
-        if not self._process_ack(seg, seq, now):
-            return False  # its timestamp too: a blind ACK of unsent data must not raise TS.Recent for PAWS
-        if covers_last_ack:
-            self._ts_recent = seg.ts_val
-            self._ts_recent_age = now
+        listener = self._listener
+        if listener is not None and not listener.has_room():
+            counters.drop("tcp.accept_queue_full")  # as Linux: ignore the ACK, the SYN-ACK will repeat
+            return False
+        self._rtt_sample_syn(seg, now)
+        self.snd_una = (self.iss + 1) & MASK
+        self.snd_wnd = seg.window << self._snd_wscale
+        self.max_snd_wnd = self.snd_wnd
+        self.snd_wl1 = seq
+        self.snd_wl2 = seg.ack
+        self._established(now)
+        return True
+
+    def _segment_text(self, seq: int, payload: memoryview, fin: int, now: float) -> None:
+        """RFC 9293 3.10.7.4 seventh and eighth steps, after the ACK was taken."""
         st = self._st
-        if st == CLOSED:
-            return False
-
-        # 7. Segment text.
-        if plen or flags & FIN:
-            if st in _RECEIVING_STATES:
-                if plen and self._user_closed:
-                    # Nobody will read this: reset, as Linux does for data after close().
-                    counters.drop("tcp.data_after_close")
-                    self._note(self.snd_max, why.RST_DATA_AFTER_CLOSE)
-                    self._emit(self.snd_max, RST | ACK, b"", now)
-                    self._fail(errno.ECONNRESET)
-                    return False
-                self._receive(seq, payload, flags & FIN, now)
-            elif flags & FIN and st == TIME_WAIT:
-                self._ack_now = self._ack_at_once = True
-                self._restart_time_wait(now)
-        if self._keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
-            self._ka_at = now + self._cfg.keepalive_idle
-            self._ka_probes = 0
-        return False
+        if st in _RECEIVING_STATES:
+            if payload and self._user_closed:
+                # Nobody will read this: reset, as Linux does for data after close().
+                self._cx.counters.drop("tcp.data_after_close")
+                self._note(self.snd_max, why.RST_DATA_AFTER_CLOSE)
+                self._emit(self.snd_max, RST | ACK, b"", now)
+                self._fail(errno.ECONNRESET)
+                return
+            self._receive(seq, payload, fin, now)
+        elif fin and st == TIME_WAIT:
+            self._ack_now = self._ack_at_once = True
+            self._restart_time_wait(now)
 
     def _process_ack(self, seg: TcpSegment, seq: int, now: float) -> bool:
         """RFC 9293 3.10.7.4 fifth step, with RFC 5961 5.2 bounds, RFC 5681/6582/6675 recovery.
