@@ -65,31 +65,38 @@ class Program:
         return " ".join([what, *self.args])
 
 
+OVERRIDDEN = ("socket", "create_connection", "create_server", "getaddrinfo", "gethostbyname", "gethostbyname_ex",
+              "gethostbyaddr", "getnameinfo", "getfqdn", "has_dualstack_ipv6")
+"""What pystack.socket has of its own (the rest of it is the stdlib module's)."""
+
+
 def put_pystack_socket_in_place() -> list[str]:
-    """``socket`` is pystack.socket from now on; modules already imported that hold the kernel's socket
-    module (asyncio, ssl, logging.handlers ... imported for the set-up) are forgotten, whole packages at a
-    time, so that the program imports them afresh over pystack. Returns the packages forgotten."""
+    """``socket`` is pystack.socket from now on. Modules imported already (asyncio, logging.handlers ...,
+    for the set-up) that hold the kernel's socket module, or one of the functions pystack.socket replaces,
+    get pystack's in its place, so that they too make pystack sockets. They are rebound, not imported
+    again: a second asyncio would not match its C accelerator's first (``_asyncio`` raises the first's
+    CancelledError). Returns the modules changed."""
     import socket as kernel_socket
 
     import pystack.socket as ours
 
-    kernel_things = {id(kernel_socket), id(kernel_socket.socket), id(kernel_socket.create_connection)}
+    ours_for = {id(kernel_socket): ours}
+    for name in OVERRIDDEN:
+        ours_for[id(getattr(kernel_socket, name))] = getattr(ours, name)
     sys.modules["socket"] = ours
-    tainted: set[str] = set()
+    changed = []
     for name, module in list(sys.modules.items()):
-        top = name.partition(".")[0]
-        if module is None or top in KEEP_KERNEL_SOCKETS or name in ("socket", "__main__") or top in tainted:
+        if module is None or module is ours or name.partition(".")[0] in KEEP_KERNEL_SOCKETS or name == "socket":
             continue
         try:
-            values = list(vars(module).values())
+            namespace = vars(module)
         except TypeError:
             continue
-        if any(id(v) in kernel_things for v in values):
-            tainted.add(top)
-    for name in list(sys.modules):
-        if name.partition(".")[0] in tainted:
-            del sys.modules[name]
-    return sorted(tainted)
+        found = {key: ours_for[id(value)] for key, value in list(namespace.items()) if id(value) in ours_for}
+        if found:
+            namespace.update(found)
+            changed.append(name)
+    return changed
 
 
 def run_program(program: Program) -> int:
