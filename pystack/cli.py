@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, NoReturn, Sequence
 from pystack import __version__
 from pystack.control.commands import COMMANDS as CONTROL_COMMANDS
 from pystack.control.commands import add_commands, add_daemon_flags, serve_control
+from pystack.plot.command import COMMANDS as PLOT_COMMANDS
+from pystack.plot.command import add_command as add_plot_command
 from pystack.tools.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
@@ -216,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="logging detail on stderr (default info)")
     _client_commands(sub)
     add_commands(sub)  # ss, stats: clients of a running daemon's control socket
+    add_plot_command(sub)
     return parser
 
 
@@ -246,7 +249,9 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mac", type=_mac, help="pystack's MAC address (default: random, locally administered)")
     g.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
                    help="TCP connect timeout, and longest silence while waiting for data (default 30)")
-    g.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE")
+    g.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE "
+                   "(FILE.pcapng: with why pystack sent each frame)")
+    g.add_argument("--ladder-svg", metavar="FILE", help="also draw the ladder diagram as SVG in FILE")
     g.add_argument("--quiet", "-q", action="store_true",
                    help="no narration: only the result (the body, the addresses) and errors")
     g.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -492,7 +497,8 @@ def _setup(args: argparse.Namespace) -> Setup:
     _check_root(args.command)
     return Setup(tap=args.tap, mac=args.mac or _random_mac(), mtu=args.mtu, address=args.address,
                  gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
-                 dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout)
+                 dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
+                 ladder_svg=args.ladder_svg)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -555,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s pystack: %(message)s", stream=sys.stderr)
     commands = {"run": cmd_run, "fetch": cmd_fetch, "resolve": cmd_resolve, "ping": cmd_ping, "exec": cmd_exec}
     commands.update(CONTROL_COMMANDS)
+    commands.update(PLOT_COMMANDS)
     if args.command not in commands:
         parser.error(f"unknown command {args.command}")
     try:

@@ -14,7 +14,7 @@ from typing import BinaryIO, TextIO
 from pystack.tcp.state import State
 from pystack.tools.http import HttpError, ResponseReader, Url, build_request
 from pystack.tools.narrator import Narrator, human_bytes, ip, ms, rate
-from pystack.tools.errors import CommandError
+from pystack.tools.errors import CommandError, SetupError
 from pystack.tools.session import ClientSession, Setup
 from pystack.wire import icmp as icmp_wire
 from pystack.wire import ipv4
@@ -26,6 +26,12 @@ CLOSE_WAIT_LIMIT = 5.0
 
 def _run(setup: Setup, narrator: Narrator, job: Callable[[ClientSession], int]) -> int:
     """Open the session, run ``job``, always close; the ladder and the counters end the narration."""
+    svg = None
+    if setup.ladder_svg:
+        try:
+            svg = open(setup.ladder_svg, "w", encoding="utf-8")
+        except OSError as exc:
+            raise SetupError(f"cannot write {setup.ladder_svg}: {exc.strerror}") from None
     session = ClientSession(setup, narrator)
     try:
         session.open()
@@ -40,6 +46,9 @@ def _run(setup: Setup, narrator: Narrator, job: Callable[[ClientSession], int]) 
             if narrator.arrows and narrator.enabled:
                 narrator.note("\nladder (seconds since start; runs of data segments and ACKs summarised):\n"
                               + narrator.ladder() + "\n")
+            if svg is not None:
+                with svg:
+                    svg.write(narrator.ladder_svg())
 
 
 # ---------------------------------------------------------------------- fetch

@@ -75,15 +75,24 @@ class Narrator:
     def roles_of(self, key: str) -> list[str]:
         return list(self._roles.get(key, []))
 
-    def ladder(self) -> str:
+    def ladder_parts(self) -> tuple[list[Participant], list[Arrow]]:
+        """The ladder's columns, pystack first, then broadcast, then the others in order of first
+        appearance; and its arrows."""
         with self._lock:
-            # pystack first, then broadcast, then the others in order of first appearance.
             order = [self._participants[US]]
             if BROADCAST in self._participants:
                 order.append(self._participants[BROADCAST])
             used = {a.src for a in self.arrows} | {a.dst for a in self.arrows}
             order += [p for k, p in self._participants.items() if k not in (US, BROADCAST) and k in used]
-            return render(order, list(self.arrows))
+            return order, list(self.arrows)
+
+    def ladder(self) -> str:
+        return render(*self.ladder_parts())
+
+    def ladder_svg(self) -> str:
+        from pystack.tools.ladder_svg import render_svg
+
+        return render_svg(*self.ladder_parts())
 
 
 # ---------------------------------------------------------------------- wording shared by the commands

@@ -55,6 +55,8 @@ class Setup:
     release: bool = False
     """Give the lease back on exit (otherwise it is left to run out, as a one-shot client does)."""
     pcap: str | None = None
+    ladder_svg: str | None = None
+    """Where to draw the session's ladder diagram as SVG, if anywhere."""
     timeout: float = 30.0
     """Seconds for a TCP connect, and for the peer to send something while we wait for it."""
 
