@@ -105,7 +105,6 @@ class Flow:
     ts_map: dict[int, int] = field(default_factory=dict)
     ts_first: tuple[int, int] | None = None
     """(script TSval, live TSval) of our first segment with a timestamp."""
-    adv_mss: int | None = None
 
     def seq_to_script(self, live: int) -> int:
         if self.live_isn is None or self.script_isn is None:
@@ -343,7 +342,7 @@ class Driver:
         if pkt.window is None:
             raise Skip(f"line {ev.line}: an inbound packet without a window")
         flags = P.flag_bits(pkt.flags)
-        options: list[P.Option] = []
+        options: list[TcpOption] = []
         for opt in pkt.options or ():
             options.append(self.inbound_option(flow, opt, bool(flags & P.ACK)))
         ack = pkt.ack or 0
@@ -361,13 +360,14 @@ class Driver:
         self.collect()
         self.retry_pending()
 
-    def inbound_option(self, flow: Flow, opt: TcpOption, acking: bool) -> P.Option:
+    def inbound_option(self, flow: Flow, opt: TcpOption, acking: bool) -> TcpOption:
+        """The script's option with our sequence numbers (SACK) and our TSval echoed (TS ecr)."""
         if opt.kind == "sack":
-            return ("sack", *(flow.ack_to_live(v) for v in opt.values))
+            return TcpOption("sack", tuple(flow.ack_to_live(v) for v in opt.values))
         if opt.kind == "TS":
             val, ecr = opt.values
-            return ("TS", val, flow.ecr_to_live(ecr) if acking else ecr)
-        return (opt.kind, *opt.values)
+            return TcpOption("TS", (val, flow.ecr_to_live(ecr) if acking else ecr))
+        return opt
 
     def flow_for_inbound(self, pkt: Packet) -> Flow:
         flags = P.flag_bits(pkt.flags)
@@ -468,9 +468,6 @@ class Driver:
         if seg.flags & P.SYN and "S" in pkt.flags and flow.live_isn is None:
             flow.live_isn = seg.seq
             flow.script_isn = pkt.seq
-            mss = seg.option("mss")
-            if mss is not None:
-                flow.adv_mss = mss[1]
 
     def compare(self, pkt: Packet, seg: P.Segment, event_start: int) -> str | None:
         """The first difference between the script's packet and the one sent, or None."""
@@ -500,43 +497,37 @@ class Driver:
         script_ts = next((o for o in pkt.options or () if o.kind == "TS"), None)
         live_ts = seg.option("TS")
         if script_ts is not None and live_ts is not None:
-            flow.ts_map[script_ts.values[0]] = live_ts[1]
+            flow.ts_map[script_ts.values[0]] = live_ts.values[0]
             if flow.ts_first is None:
-                flow.ts_first = (script_ts.values[0], live_ts[1])
+                flow.ts_first = (script_ts.values[0], live_ts.values[0])
         if pkt.options is None:
             return None
-        want = [(o.kind, *o.values) if not o.text else ("opt", o.text) for o in pkt.options]
+        want = list(pkt.options)
         got = list(seg.options)
         if self.settings.ignore_option_order:
-            def key(o: tuple) -> str:
-                return o[0]
-            want = sorted((o for o in want if o[0] not in ("nop", "eol")), key=key)
-            got = sorted((o for o in got if o[0] not in ("nop", "eol")), key=key)
-        if [o[0] for o in want] != [o[0] for o in got]:
+            want = sorted((o for o in want if o.kind not in ("nop", "eol")), key=lambda o: o.kind)
+            got = sorted((o for o in got if o.kind not in ("nop", "eol")), key=lambda o: o.kind)
+        if [o.kind for o in want] != [o.kind for o in got]:
             return "options: expected " + P.format_options(want) + ", got " + P.format_options(got)
         for w, g in zip(want, got):
-            if w[0] == "TS":
-                tsval = flow.tsval_to_script(g[1])
+            if w.kind == "TS":
+                tsval = flow.tsval_to_script(g.values[0])
                 if self.ts_tick:
                     allowed = max(self.tolerance, self.tolerance_pct / 100 * event_start / 1e6)
-                    if abs(((tsval - w[1] + 0x80000000) & MASK) - 0x80000000) * self.ts_tick > allowed + 1e-9:
-                        return f"TS val: expected {w[1]}, got {tsval}"
-                if g[2] != w[2]:
-                    return f"TS ecr: expected {w[2]}, got {g[2]}"
-            elif w != g:
-                return f"option {w[0]}: expected {P.format_options([w])}, got {P.format_options([g])}"
+                    if abs(((tsval - w.values[0] + 0x80000000) & MASK) - 0x80000000) * self.ts_tick > allowed + 1e-9:
+                        return f"TS val: expected {w.values[0]}, got {tsval}"
+                if g.values[1] != w.values[1]:
+                    return f"TS ecr: expected {w.values[1]}, got {g.values[1]}"
+            elif w.values != g.values or w.text != g.text:
+                return f"option {w.kind}: expected {P.format_options([w])}, got {P.format_options([g])}"
         return None
 
     def describe(self, seg: P.Segment) -> str:
         """A sent segment in the script's terms (our sequence numbers from the script's ISN)."""
         flow = self.flow
         assert flow is not None
-        options: list[P.Option] = []
-        for opt in seg.options:
-            if opt[0] == "TS":
-                options.append(("TS", flow.tsval_to_script(opt[1]), opt[2]))
-            else:
-                options.append(opt)
+        options = [TcpOption("TS", (flow.tsval_to_script(o.values[0]), o.values[1])) if o.kind == "TS" else o
+                   for o in seg.options]
         ack = seg.ack if seg.flags & P.ACK else None
         return P.format_segment(">", seg.flags, flow.seq_to_script(seg.seq), len(seg.payload), ack, seg.window,
                                 options)

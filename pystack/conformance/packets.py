@@ -9,7 +9,10 @@ Addresses are packetdrill's IPv4 defaults: the stack under test in 192.168.0.0/1
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from pystack.conformance.script import TcpOption
 
 LOCAL_IP = 0xC0A80002  # 192.168.0.2
 GATEWAY_IP = 0xC0A80001  # 192.168.0.1
@@ -53,13 +56,10 @@ def internet_checksum(data: bytes, start: int = 0) -> int:
     """RFC 1071, written out plainly (pystack has its own; this one checks it)."""
     if len(data) & 1:
         data += b"\0"
-    total = start + sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = start + sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
-
-
-Option = tuple  # ("nop",), ("mss", 1460), ("sack", a, b, c, d), ("TS", val, ecr), ("opt", kind, raw)
 
 
 @dataclass(slots=True)
@@ -73,41 +73,40 @@ class Segment:
     ack: int
     flags: int
     window: int
-    options: list[Option] = field(default_factory=list)
+    options: list[TcpOption] = field(default_factory=list)
     payload: bytes = b""
     urgent: int = 0
     tos: int = 0
 
-    def option(self, kind: str) -> Option | None:
+    def option(self, kind: str) -> TcpOption | None:
         for opt in self.options:
-            if opt[0] == kind:
+            if opt.kind == kind:
                 return opt
         return None
 
 
-def encode_options(options: list[Option]) -> bytes:
+def encode_options(options: Sequence[TcpOption]) -> bytes:
     out = bytearray()
     for opt in options:
-        kind = opt[0]
+        kind, v = opt.kind, opt.values
         if kind == "nop":
             out.append(1)
         elif kind == "eol":
             out.append(0)
         elif kind == "mss":
-            out += struct.pack("!BBH", 2, 4, opt[1])
+            out += struct.pack("!BBH", 2, 4, v[0])
         elif kind == "wscale":
-            out += struct.pack("!BBB", 3, 3, opt[1])
+            out += struct.pack("!BBB", 3, 3, v[0])
         elif kind == "sackOK":
             out += b"\x04\x02"
         elif kind == "sack":
-            blocks = opt[1:]
-            out += struct.pack("!BB", 5, 2 + 4 * len(blocks))
-            for v in blocks:
-                out += struct.pack("!I", v & 0xFFFFFFFF)
+            out += struct.pack("!BB", 5, 2 + 4 * len(v))
+            for x in v:
+                out += struct.pack("!I", x & 0xFFFFFFFF)
         elif kind == "TS":
-            out += struct.pack("!BBII", 8, 10, opt[1] & 0xFFFFFFFF, opt[2] & 0xFFFFFFFF)
+            out += struct.pack("!BBII", 8, 10, v[0] & 0xFFFFFFFF, v[1] & 0xFFFFFFFF)
         else:
-            raise ValueError(f"cannot encode TCP option {kind}")
+            raise ValueError(f"cannot encode TCP option {opt.text or kind}")
     while len(out) % 4:
         out.append(0)  # EOL padding, as packetdrill pads a short list
     if len(out) > 40:
@@ -115,36 +114,37 @@ def encode_options(options: list[Option]) -> bytes:
     return bytes(out)
 
 
-def decode_options(raw: bytes) -> list[Option]:
-    """The options in order, NOPs and EOL included; trailing padding after EOL is dropped."""
-    out: list[Option] = []
+def decode_options(raw: bytes) -> list[TcpOption]:
+    """The options in order, NOPs and EOL included; the padding after EOL is dropped. A kind this does
+    not know is kept as ``optN`` with its bytes in hex."""
+    out: list[TcpOption] = []
     i = 0
     while i < len(raw):
         kind = raw[i]
         if kind == 0:
-            out.append(("eol",))
+            out.append(TcpOption("eol"))
             break
         if kind == 1:
-            out.append(("nop",))
+            out.append(TcpOption("nop"))
             i += 1
             continue
         if i + 1 >= len(raw) or raw[i + 1] < 2 or i + raw[i + 1] > len(raw):
-            out.append(("opt", kind, raw[i:]))
+            out.append(TcpOption(f"opt{kind}", text=raw[i:].hex()))
             break
         length = raw[i + 1]
         body = raw[i + 2:i + length]
         if kind == 2 and length == 4:
-            out.append(("mss", struct.unpack("!H", body)[0]))
+            out.append(TcpOption("mss", struct.unpack("!H", body)))
         elif kind == 3 and length == 3:
-            out.append(("wscale", body[0]))
+            out.append(TcpOption("wscale", (body[0],)))
         elif kind == 4 and length == 2:
-            out.append(("sackOK",))
+            out.append(TcpOption("sackOK"))
         elif kind == 5 and (length - 2) % 8 == 0:
-            out.append(("sack", *struct.unpack(f"!{(length - 2) // 4}I", body)))
+            out.append(TcpOption("sack", struct.unpack(f"!{(length - 2) // 4}I", body)))
         elif kind == 8 and length == 10:
-            out.append(("TS", *struct.unpack("!II", body)))
+            out.append(TcpOption("TS", struct.unpack("!II", body)))
         else:
-            out.append(("opt", kind, bytes(body)))
+            out.append(TcpOption(f"opt{kind}", text=bytes(body).hex()))
         i += length
     return out
 
@@ -223,27 +223,25 @@ def parse_frame(frame: bytes) -> Segment | ArpRequest | Unreadable | None:
                    urgent, tos)
 
 
-def format_options(options: list[Option] | None) -> str:
+def format_options(options: Sequence[TcpOption] | None) -> str:
     if options is None:
         return "<...>"
     words = []
     for opt in options:
-        kind = opt[0]
+        kind, v = opt.kind, opt.values
         if kind in ("mss", "wscale"):
-            words.append(f"{kind} {opt[1]}")
+            words.append(f"{kind} {v[0]}")
         elif kind == "sack":
-            words.append("sack " + " ".join(f"{opt[i]}:{opt[i + 1]}" for i in range(1, len(opt) - 1, 2)))
+            words.append("sack " + " ".join(f"{v[i]}:{v[i + 1]}" for i in range(0, len(v) - 1, 2)))
         elif kind == "TS":
-            words.append(f"TS val {opt[1]} ecr {opt[2]}")
-        elif kind == "opt":
-            words.append(f"opt{opt[1]}")
+            words.append(f"TS val {v[0]} ecr {v[1]}")
         else:
-            words.append(kind)
+            words.append(opt.text or kind)
     return "<" + ",".join(words) + ">"
 
 
 def format_segment(direction: str, flags: int, seq: int, length: int, ack: int | None, window: int | None,
-                   options: list[Option] | None) -> str:
+                   options: Sequence[TcpOption] | None) -> str:
     """A segment in packetdrill's notation, e.g. ``> P. 1:1001(1000) ack 1 win 256 <nop,nop,TS val 5 ecr 1>``."""
     end = (seq + length) & 0xFFFFFFFF
     text = f"{direction} {flag_letters(flags)} {seq}:{end}({length})"

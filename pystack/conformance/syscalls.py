@@ -114,9 +114,9 @@ def unsupported(call: Syscall) -> str | None:
             return _FEATURES.get(bad[0], "send flag " + ", ".join(bad))
     if call.name in ("recv", "recvfrom", "recvmsg") and len(call.args) >= 3:
         flags = call.args[3] if call.name in ("recv", "recvfrom") and len(call.args) > 3 else call.args[2]
-        bad = set(_symbols((flags,))) - _RECV_FLAGS
-        if bad:
-            return "receive flag " + ", ".join(sorted(bad))
+        unknown = sorted(set(_symbols((flags,))) - _RECV_FLAGS)
+        if unknown:
+            return "receive flag " + ", ".join(unknown)
     if call.name in ("recvmsg", "sendmsg") and len(call.args) >= 2 and isinstance(call.args[1], StructExpr):
         control = call.args[1].get("msg_control")
         if control is not None and not (isinstance(control, ListExpr) and not control.items):
