@@ -5,7 +5,7 @@ its system calls become TCP user calls, and the frames the stack emits are compa
 outbound packets. The clock is the script's: between events it jumps from timer to timer, so a script of
 seconds runs in milliseconds and every run is the same.
 
-What packetdrill does, done the same way here (gtests/net/packetdrill/run*.c at 2c4001c):
+What packetdrill does (its run*.c), done the same way here:
 
 - Times: ``+t`` is relative to when the previous event ended (for an outbound packet, when it was sent);
   an outbound packet may come ``tolerance_usecs`` (4 ms) or 12.5 % of the gap since the previous event
@@ -18,8 +18,9 @@ What packetdrill does, done the same way here (gtests/net/packetdrill/run*.c at 
   pystack cuts them at the MSS) unless ``--strict_segments``.
 - Only the connection under test is watched: the newest one the script opened or accepted.
 
-One check packetdrill does not make: the ``ecr`` of our outbound segments is compared too (the script
-writes what a correct stack echoes; RFC 7323 4.3 fixes it).
+Two checks differ: the ``ecr`` of our outbound segments is compared too (the script writes what a correct
+stack echoes; RFC 7323 4.3 fixes it), and PSH only with ``Settings.check_push`` (RFC 9293 3.9.1 leaves it
+to the implementation).
 """
 
 from __future__ import annotations
@@ -379,9 +380,6 @@ class Driver:
         return self.flow
 
     # hooks for the socket layer (syscalls.Sockets)
-
-    def socket_created(self, fd: int) -> None:
-        pass
 
     def listening(self, sock: syscalls.Sock) -> None:
         self.listening_flow = True

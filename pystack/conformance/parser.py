@@ -93,7 +93,7 @@ class _Parser:
             if self.pos >= len(text):
                 return script
             start = self.pos
-            at_line_start = start == 0 or text[start - 1] == "\n" or not text[text.rfind("\n", 0, start) + 1:start].strip()
+            at_line_start = not text[text.rfind("\n", 0, start) + 1:start].strip()
             if text.startswith("--", start) and at_line_start:
                 self.pos += 2
                 option = self.rest_of_line().strip()

@@ -236,7 +236,6 @@ class Sockets:
     def sys_socket(self, args: tuple[Expr, ...]) -> Attempt:
         fd = self._new_fd()
         self.fds[fd] = Sock(fd)
-        self.driver.socket_created(fd)
         return lambda: Result(fd)
 
     def sys_bind(self, args: tuple[Expr, ...]) -> Attempt:
