@@ -26,13 +26,18 @@ class Summary:
 CORPUS_ENV = "PYSTACK_PACKETDRILL"
 
 
+# Where the workplace keeps the corpus, for clones made elsewhere (CI clones into a directory of its own).
+WORKPLACE_CORPUS = Path("/work/shared/conformance/packetdrill")
+
+
 def default_corpus() -> Path:
     """Where the packetdrill corpus is looked for: $PYSTACK_PACKETDRILL, else ``shared/conformance/packetdrill``
-    in the directory that holds the repository (``../shared/...`` from its root)."""
+    in the directory that holds the repository (``../shared/...`` from its root), else the workplace's copy."""
     env = os.environ.get(CORPUS_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "packetdrill"
+    beside = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "packetdrill"
+    return beside if beside.exists() or not WORKPLACE_CORPUS.exists() else WORKPLACE_CORPUS
 
 
 def corpus_tcp_scripts() -> Path:
