@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable
 
 from pystack.tcp.congestion import ALGORITHMS
 from pystack.tcp.recovery import Recovery
+from pystack.tcp.recvbuf import ReceiveBuffer
 from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
@@ -71,8 +72,7 @@ class Connection:
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd",
         "_snd", "_smss", "_peer_mss", "_mtu",
         # receive sequence space
-        "irs", "rcv_nxt", "rcv_adv", "_rcvbuf", "_rcv_cap", "_ooo", "_rcv_pos", "_eof", "_rcv_mss",
-        "_rcv_space", "_rcv_space_pos", "_rcv_space_time",
+        "irs", "rcv_nxt", "rcv_adv", "_rb", "_ooo", "_rcv_mss",
         "_last_ack_sent", "_ack_now", "_ack_at_once", "_dispatching", "_quickacks", "_data_at",
         # options
         "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
@@ -121,15 +121,8 @@ class Connection:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0
-        self._rcvbuf = bytearray()
-        self._rcv_cap = cfg.recv_buffer
+        self._rb = ReceiveBuffer(cfg.recv_buffer, 10 * self._adv_mss())
         self._ooo = Reassembly(cfg.ooo_max_segments)
-        self._rcv_pos = 0  # stream position of RCV.NXT (bytes delivered in order)
-        self._rcv_space = 10 * self._adv_mss()
-        """Bytes the user read in the last measured round trip (Linux rcvq_space), for buffer auto-tuning."""
-        self._rcv_space_pos = 0  # stream position the user had read to when that round trip began
-        self._rcv_space_time = 0.0
-        self._eof = False
         self._rcv_mss = min(self._adv_mss(), 536)
         self._last_ack_sent = 0
         self._ack_now = False
@@ -190,7 +183,7 @@ class Connection:
     @property
     def readable(self) -> bool:
         """``recv`` would not raise BlockingIOError: data, EOF, an error, or the connection is gone."""
-        return bool(self._rcvbuf) or self._eof or self.error is not None or self._st == CLOSED
+        return bool(self._rb.data) or self._rb.eof or self.error is not None or self._st == CLOSED
 
     @property
     def writable(self) -> bool:
@@ -227,7 +220,7 @@ class Connection:
 
     @property
     def recv_available(self) -> int:
-        return len(self._rcvbuf)
+        return len(self._rb.data)
 
     @property
     def send_space(self) -> int:
@@ -241,7 +234,7 @@ class Connection:
     @property
     def at_eof(self) -> bool:
         """The peer's FIN has arrived and every byte before it has been read."""
-        return self._eof and not self._rcvbuf
+        return self._rb.eof and not self._rb.data
 
     def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
         """Queue as much of ``data`` as the send buffer takes and transmit what the windows allow.
@@ -266,21 +259,17 @@ class Connection:
         """Up to ``max_bytes`` of in-order data; b"" at EOF. Raises BlockingIOError when there is
         nothing yet, or the connection's error (ECONNRESET ...) as OSError once the data is drained."""
         self._cx.touched.add(self)
-        buf = self._rcvbuf
-        if buf:
-            if max_bytes >= len(buf):
-                data = bytes(buf)
-                buf.clear()
-            else:
-                data = bytes(buf[:max_bytes])
-                del buf[:max_bytes]
+        rb = self._rb
+        if rb.data:
+            data = rb.read(max_bytes)
             if now is None:
                 now = self._cx.now
-            if self._rcv_cap < self._cfg.recv_buffer_max:
-                self._rcv_space_adjust(now)
+            cap_max = self._cfg.recv_buffer_max
+            if rb.cap < cap_max:
+                rb.autotune(now, self.rtt.srtt, self._adv_mss(), cap_max)
             self._window_update(now)
             return data
-        if self._eof:
+        if self._rb.eof:
             return b""
         if self.error is not None:
             raise OSError(self.error, errno.errorcode.get(self.error, "error"))
@@ -314,7 +303,7 @@ class Connection:
             self._user_closed = True
             return
         self._user_closed = True
-        if self._rcvbuf and self._st != SYN_SENT:
+        if self._rb.data and self._st != SYN_SENT:
             self._cx.counters["tcp.close_with_unread_data"] += 1
             self.abort(now)
             return
@@ -334,9 +323,9 @@ class Connection:
 
     def peek(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` of in-order data, left in the buffer (MSG_PEEK); otherwise as :meth:`recv`."""
-        if self._rcvbuf:
-            return bytes(self._rcvbuf[:max_bytes])
-        if self._eof or self._st == CLOSED and self.error is None:
+        if self._rb.data:
+            return bytes(self._rb.data[:max_bytes])
+        if self._rb.eof or self._st == CLOSED and self.error is None:
             return b""
         if self.error is not None:
             raise OSError(self.error, errno.errorcode.get(self.error, "error"))
@@ -349,7 +338,7 @@ class Connection:
         self._cfg = cfg
         self._snd.cap = cfg.send_buffer
         self._snd.cap_max = cfg.send_buffer_max
-        self._rcv_cap = max(cfg.recv_buffer, len(self._rcvbuf))
+        self._rb.cap = max(cfg.recv_buffer, len(self._rb.data))
         if self._keepalive:
             self.keepalive = True
 
@@ -363,7 +352,7 @@ class Connection:
             "snd_wscale": self._snd_wscale, "rcv_wscale": self._rcv_wscale, "timestamps": self._ts_ok,
             "sack": self._sack_ok, "window_scaling": self._ws_ok, "cwnd": self.cc.cwnd,
             "ssthresh": self.cc.ssthresh, "unacked": flight, "snd_wnd": self.snd_wnd,
-            "rcv_space": self._rcv_cap, "total_retrans": self.stats["retransmits"],
+            "rcv_space": self._rb.cap, "total_retrans": self.stats["retransmits"],
         }
 
     def __repr__(self) -> str:
@@ -382,7 +371,7 @@ class Connection:
 
     def _choose_rcv_wscale(self) -> int:
         shift = 0
-        reach = max(self._rcv_cap, self._cfg.recv_buffer_max)  # the window may grow that far
+        reach = max(self._rb.cap, self._cfg.recv_buffer_max)  # the window may grow that far
         while (reach >> shift) > 0xFFFF and shift < 14:
             shift += 1
         return shift
@@ -431,7 +420,7 @@ class Connection:
         self.snd_wnd = self.max_snd_wnd = seg.window
         self.snd_wl1 = seg.seq
         self.snd_wl2 = seg.ack
-        self.rcv_adv = (self.rcv_nxt + min(self._rcv_cap, 0xFFFF)) & MASK
+        self.rcv_adv = (self.rcv_nxt + min(self._rb.cap, 0xFFFF)) & MASK
         self._cx.counters["tcp.passive_opens"] += 1
         self._established(now)
         if seg.payload or seg.flags & FIN:
@@ -479,7 +468,7 @@ class Connection:
             mss=self._adv_mss(), wscale=wscale,
             sack_permitted=cfg.sack and (not synack or self._sack_ok), timestamps=ts,
         )
-        window = min(self._rcv_cap, 0xFFFF)  # the window in a SYN is never scaled (RFC 7323 2.2)
+        window = min(self._rb.cap, 0xFFFF)  # the window in a SYN is never scaled (RFC 7323 2.2)
         self.rcv_adv = (self.rcv_nxt + window) & MASK
         ack = self.rcv_nxt if synack else 0
         seg = wire.build(
@@ -570,27 +559,7 @@ class Connection:
         advertised edge moves, and an ACK sent clears the pending ACK state."""
         rcv_nxt = self.rcv_nxt
         ws = self._rcv_wscale
-        # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): move the right edge only by a useful amount,
-        # and never move it left (the window we grant is a promise), but for the scaling remainder below.
-        cur = (self.rcv_adv - rcv_nxt) & MASK
-        if cur > self._rcv_cap + (1 << ws):  # stale edge (RCV.NXT passed it): treat as closed
-            cur = 0
-        wmax = 0xFFFF << ws
-        if wmax > self._rcv_cap:
-            wmax = self._rcv_cap
-        free = self._rcv_cap - len(self._rcvbuf)
-        if free > wmax:
-            free = wmax
-        if free - cur >= min(wmax >> 1, self._smss):
-            cur = free
-        field = cur >> ws
-        if field > 0xFFFF:
-            field = 0xFFFF
-        elif (field << ws) < cur and ((field + 1) << ws) < free + (1 << ws):
-            field += 1  # round up so the edge never moves left; the slack is below 2**ws bytes
-        # Else a stalled reader's window is not rounded up: each ACK would move the edge right by up to
-        # 2**ws - 1 bytes the buffer does not have, without end (RFC 7323 appendix F; Linux's
-        # tcp_shrink_window). It retracts by less than one unit instead.
+        field = self._rb.offer((self.rcv_adv - rcv_nxt) & MASK, ws, self._smss)
         self.rcv_adv = (rcv_nxt + (field << ws)) & MASK
         if self._ts_ok:
             options = wire.timestamp_option(self._ts_clock(now), self._ts_recent)
@@ -620,7 +589,7 @@ class Connection:
         """NOP NOP SACK with the held out-of-order blocks, converted back to sequence numbers."""
         limit = _MAX_SACK_BLOCKS_TS if prefix else 4
         base_seq = self.rcv_nxt
-        base_pos = self._rcv_pos
+        base_pos = self._rb.pos
         blocks = [
             ((base_seq + s - base_pos) & MASK, (base_seq + e - base_pos) & MASK)
             for s, e in self._ooo.ranges(limit)
@@ -946,7 +915,7 @@ class Connection:
             return
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
-        self.rcv_adv = (self.rcv_nxt + min(self._rcv_cap, 0xFFFF)) & MASK  # what our SYN offered
+        self.rcv_adv = (self.rcv_nxt + min(self._rb.cap, 0xFFFF)) & MASK  # what our SYN offered
         self._negotiate(seg, now)
         if flags & ACK:
             self.snd_una = seg.ack
@@ -984,7 +953,7 @@ class Connection:
         self._rtx_at = INF
         self._update_smss()
         self.cc.cwnd = self._cfg.initial_window_segments * self._smss
-        self._rcv_space_time = now
+        self._rb.space_time = now
         if self._snd.fin:
             self._set_state(FIN_WAIT_1)
         else:
@@ -1347,12 +1316,13 @@ class Connection:
         """Deliver in-order data (and what it makes contiguous) or hold it out of order."""
         plen = len(payload)
         ooo = self._ooo
+        rb = self._rb
         if seq == self.rcv_nxt:
             fin_now = bool(fin)
             if plen:
-                self._rcvbuf += payload
+                rb.data += payload
                 self.rcv_nxt = (self.rcv_nxt + plen) & MASK
-                self._rcv_pos += plen
+                rb.pos += plen
                 if plen > self._rcv_mss:
                     # At most the MSS we announced: a longer segment is a GRO super-frame of several, and
                     # RFC 5681 4.2 counts full-sized segments, not frames.
@@ -1360,14 +1330,14 @@ class Connection:
                 self._event = True
             if ooo:
                 while True:
-                    more = ooo.pop_ready(self._rcv_pos)
+                    more = ooo.pop_ready(rb.pos)
                     if more is None:
                         break
-                    self._rcvbuf += more
+                    rb.data += more
                     self.rcv_nxt = (self.rcv_nxt + len(more)) & MASK
-                    self._rcv_pos += len(more)
+                    rb.pos += len(more)
                 self._ack_now = self._ack_at_once = True  # RFC 5681 4.2: ACK at once when a hole is (partly) filled
-            if ooo.fin_pos is not None and ooo.fin_pos == self._rcv_pos and not ooo:
+            if ooo.fin_pos is not None and ooo.fin_pos == rb.pos and not ooo:
                 fin_now = True
             quick = bool(plen) and self._quick_ack(now)
             if fin_now:
@@ -1380,7 +1350,7 @@ class Connection:
                 else:
                     self._ack_now = True
         else:
-            pos = self._rcv_pos + ((seq - self.rcv_nxt) & MASK)
+            pos = rb.pos + ((seq - self.rcv_nxt) & MASK)
             if plen and not ooo.add(pos, payload):
                 self._cx.counters.drop("tcp.ooo_queue_full")
             if fin:
@@ -1391,7 +1361,7 @@ class Connection:
     def _fin_received(self, now: float) -> None:
         """RFC 9293 3.10.7.4 eighth step."""
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self._eof = True
+        self._rb.eof = True
         self._ack_now = True
         self._event = True
         st = self._st
@@ -1422,36 +1392,12 @@ class Connection:
     def _restart_time_wait(self, now: float) -> None:
         self._tw_at = now + self._cfg.time_wait
 
-    def _rcv_space_adjust(self, now: float) -> None:
-        """Receive buffer auto-tuning, as Linux's tcp_rcv_space_adjust: once per round trip, compare what the
-        user read in it with the last one; if it read more, the sender is held by our window rather than
-        by the user, so grow the buffer to twice that much (what a round trip needs with room to double),
-        plus the growth itself once more, up to recv_buffer_max. Only reading grows it: a slow reader
-        keeps its small buffer, and memory is taken only as data waits."""
-        srtt = self.rtt.srtt
-        if srtt is None or now - self._rcv_space_time < srtt:
-            return
-        read_to = self._rcv_pos - len(self._rcvbuf)
-        copied = read_to - self._rcv_space_pos
-        space = self._rcv_space
-        if copied > space:
-            window = 2 * copied + 16 * self._adv_mss()
-            window += 2 * window * (copied - space) // space
-            if window > self._rcv_cap:
-                self._rcv_cap = min(window, self._cfg.recv_buffer_max)
-            self._rcv_space = copied
-        self._rcv_space_pos = read_to
-        self._rcv_space_time = now
-
     def _window_update(self, now: float) -> None:
         """After the user reads: tell a peer facing a small window that it opened (as Linux's
         tcp_cleanup_rbuf: when the new window is at least double what it has left)."""
         if self._st not in _RECEIVING_STATES:
             return
-        cur = (self.rcv_adv - self.rcv_nxt) & MASK
-        wmax = min(self._rcv_cap, 0xFFFF << self._rcv_wscale)
-        free = min(self._rcv_cap - len(self._rcvbuf), wmax)
-        if cur * 2 <= wmax and free >= 2 * cur and free - cur >= min(wmax >> 1, self._smss):
+        if self._rb.opened((self.rcv_adv - self.rcv_nxt) & MASK, self._rcv_wscale, self._smss):
             if self._dispatching:
                 self._ack_now = True  # sent when the user's handler returns, on its reply if it makes one
             else:

@@ -52,12 +52,12 @@ def tcp_info(conn: Connection) -> dict[str, Any]:
         congestion_control=conn._cfg.congestion_control,
         ca_state=ca_state(conn),
         bytes_acked=(una - conn.iss - 1) & MASK if conn.state.name not in ("SYN_SENT", "SYN_RECEIVED") else 0,
-        bytes_received=conn._rcv_pos,
+        bytes_received=conn._rb.pos,
         sacked=sacked,
         lost=lost,
         timeouts=conn.stats["timeouts"],
         fast_retransmits=conn.stats["fast_retransmits"],
-        rcv_buffer=conn._rcv_cap,
+        rcv_buffer=conn._rb.cap,
         snd_buffer=conn._snd.cap,
     )
     return info

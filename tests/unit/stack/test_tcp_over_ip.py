@@ -235,7 +235,7 @@ def _over_delay(upload: bool, read: bool = True, **tcp: int) -> tuple[float, int
         setattr(config.tcp, name, value)
     a, b, wire = make_pair(config, latency=0.010)
     client, server = _connected(a, b, wire)
-    cap = (lambda: server._rcv_cap) if upload else (lambda: server._snd.cap)
+    cap = (lambda: server._rb.cap) if upload else (lambda: server._snd.cap)
     before = cap()
     data = random.Random(3).randbytes(6 << 20)
     started = wire.clock.now

@@ -122,7 +122,7 @@ class Net:
                 assert not seq_lt(y.rcv_nxt, x.snd_una), (x, y, x.snd_una, y.rcv_nxt)
                 assert x.unsent <= x._snd.cap
                 assert len(x._snd.data) <= 2 * x._snd.cap  # acknowledged bytes kept in front: at most as many
-                assert len(y._rcvbuf) <= y._rcv_cap + (1 << y._rcv_wscale)
+                assert len(y._rb.data) <= y._rb.cap + (1 << y._rcv_wscale)
 
     def step(self) -> bool:
         if self.invariants:
