@@ -721,15 +721,19 @@ class Connection:
             self._sent(snd_nxt, new_nxt, now)
         if burst is not None:
             self._cx.counters["tcp.out_segments"] += burst[0].finish()
-        if sent and (self._rtx_at == INF or self._persist):
-            self._persist = False
-            self._rtx_at = now + self.rtt.rto  # RFC 6298 5.1
-        elif not sent and self._rtx_at == INF and self.snd_nxt == snd_una:
-            if len(buf) or fin:
-                self._start_persist(now)
+        self._after_output(sent, now)
+
+    def _after_output(self, sent: bool, now: float) -> None:
+        """The timers after an output pass: the RTO runs while data is out (RFC 6298 5.1), and the tail
+        loss probe; with nothing sent and nothing out but data (or a FIN) waiting, the persist timer."""
         if sent:
+            if self._rtx_at == INF or self._persist:
+                self._persist = False
+                self._rtx_at = now + self.rtt.rto
             self._schedule_tlp(now)
             self._track_cwnd_use()
+        elif self._rtx_at == INF and self.snd_nxt == self.snd_una and (len(self._snd) or self._snd.fin):
+            self._start_persist(now)
 
     def _open_burst(self, smss: int, now: float) -> tuple[TcpPath, int, int, bytes] | None:
         """The one-pack path (pystack.ip.tcp_path) and the header fields every data segment of this
