@@ -15,13 +15,16 @@ is full, oldest first.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Hashable
+from typing import TYPE_CHECKING, Callable, Hashable
 
 from pystack.tcp.info import congestion_note
 
 if TYPE_CHECKING:
     from pystack.stack import Stack
     from pystack.tcp.connection import Connection
+
+Note = Callable[[Hashable, str], None]
+"""``note(key, reason)``: the next frame with ``key`` is sent because of ``reason`` (FrameReasons.note)."""
 
 MAX_KEYS = 4096
 """Keys with notes waiting at once; a burst of a whole window of segments needs one per segment."""
@@ -134,4 +137,5 @@ def explain_frames(stack: Stack, writer: object) -> FrameReasons | None:
     writer.mac = stack.mac
     writer.explain = reasons.take
     stack.tcp.why = reasons.tcp
+    stack.explain(reasons.note)
     return reasons

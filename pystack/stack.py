@@ -26,6 +26,7 @@ from pystack.iface.ipv4 import Ipv4
 from pystack.iface.ipv4_address import Ipv4Address
 from pystack.iface.tcp import TcpGlue
 from pystack.iface.transport import TransportLayer, Transports
+from pystack.reasons import Note
 from pystack.udp.layer import UdpLayer
 from pystack.wire import WireError
 from pystack.wire import ipv4 as ipv4_wire
@@ -83,6 +84,13 @@ class Stack:
         self.now = 0.0
         """The time of the frame or timer being handled, for callbacks that need a clock."""
         self._internal_errors = 0
+        self.why: Note | None = None
+        """Told why each frame is sent, while a capture listens (set with :meth:`explain`)."""
+
+    def explain(self, note: Note | None) -> None:
+        """Have ARP, ICMP and the applications on the stack (DHCP) tell ``note(key, reason)`` why they
+        send each frame (pystack.reasons; TCP has its own hook, ``tcp.why``). None stops it."""
+        self.why = self._arp.why = self._icmp.why = note
 
     # ------------------------------------------------------------------ configuration
 

@@ -62,6 +62,8 @@ class DhcpDatagram:
     dst: int
     src: int
     """0 until an address is bound (RFC 2131 section 4.1); the bound address when renewing."""
+    why: str = ""
+    """Why it is sent (a capture's comment, pystack.reasons)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +275,7 @@ class DhcpClient:
         msg = self._message(wire.DECLINE, flags=0, options={
             wire.OPT_REQUESTED_IP: wire.option_u32(pending.address),
             wire.OPT_SERVER_ID: wire.option_u32(pending.server)}, secs=False)
-        self._emit(msg, BROADCAST, 0)
+        self._emit(msg, BROADCAST, 0, "DHCPDECLINE: another host has the address (RFC 2131 4.4.1, RFC 5227)")
         self._events.append(Declined(pending.address, pending.server))
         self._pending = None
         if self.previous_address == pending.address:
@@ -288,7 +290,7 @@ class DhcpClient:
             self.xid = self._new_xid()
             msg = self._message(wire.RELEASE, flags=0, ciaddr=lease.address,
                                 options={wire.OPT_SERVER_ID: wire.option_u32(lease.server)}, secs=False)
-            self._emit(msg, lease.server, lease.address)
+            self._emit(msg, lease.server, lease.address, "DHCPRELEASE: giving the lease back (RFC 2131 4.4.6)")
             self.counters["dhcp.releases_sent"] += 1
             self._events.append(LeaseLost(lease.address, "released"))
             self.lease = None
@@ -330,7 +332,8 @@ class DhcpClient:
             options[wire.OPT_REQUESTED_IP] = wire.option_u32(self.previous_address)
         self._tally["discovers"] += 1
         self.counters["dhcp.discovers_sent"] += 1
-        self._emit(self._message(wire.DISCOVER, now=now, options=options), BROADCAST, 0)
+        self._emit(self._message(wire.DISCOVER, now=now, options=options), BROADCAST, 0,
+                   _retransmitted("DHCPDISCOVER", self._attempts))
         self._deadline = now + self._backoff(self._attempts)
 
     def _on_offer(self, msg: DhcpMessage, now: float) -> None:
@@ -356,7 +359,8 @@ class DhcpClient:
         options = {wire.OPT_REQUESTED_IP: wire.option_u32(offer.yiaddr),
                    wire.OPT_SERVER_ID: wire.option_u32(offer.server_id)}
         self.counters["dhcp.requests_sent"] += 1
-        self._emit(self._message(wire.REQUEST, now=now, options=options), BROADCAST, 0)
+        self._emit(self._message(wire.REQUEST, now=now, options=options), BROADCAST, 0,
+                   _retransmitted("DHCPREQUEST for the offered address", self._attempts))
         self._deadline = now + self._backoff(self._attempts)
 
     def _on_requesting_answer(self, msg: DhcpMessage, now: float) -> None:
@@ -444,7 +448,9 @@ class DhcpClient:
         renewing = self.state is State.RENEWING
         msg = self._message(wire.REQUEST, now=now, flags=0, ciaddr=lease.address)
         self.counters["dhcp.renewals_sent" if renewing else "dhcp.rebinds_sent"] += 1
-        self._emit(msg, lease.server if renewing else BROADCAST, lease.address)
+        self._emit(msg, lease.server if renewing else BROADCAST, lease.address,
+                   "DHCPREQUEST to renew the lease (RENEWING, RFC 2131 4.4.5)" if renewing
+                   else "DHCPREQUEST to any server (REBINDING, RFC 2131 4.4.5)")
         # RFC 2131 section 4.4.5: wait half the time left until T2 (renewing) or expiry (rebinding),
         # but at least the minimum; never past the point where the next state begins.
         end = lease.rebind_at if renewing else lease.expires_at
@@ -540,8 +546,8 @@ class DhcpClient:
         return DhcpMessage(op=wire.OP_REQUEST, xid=self.xid, chaddr=self.mac, options=opts,
                            secs=max(0, min(elapsed, 0xFFFF)), flags=flags, ciaddr=ciaddr)
 
-    def _emit(self, msg: DhcpMessage, dst: int, src: int) -> None:
-        self._out.append(DhcpDatagram(wire.build(msg), dst, src))
+    def _emit(self, msg: DhcpMessage, dst: int, src: int, why: str) -> None:
+        self._out.append(DhcpDatagram(wire.build(msg), dst, src, why))
 
     def _backoff(self, attempt: int) -> float:
         """RFC 2131 section 4.1: 4, 8, 16 ... up to 64 s, each randomised by +-1 s."""
@@ -554,6 +560,11 @@ class DhcpClient:
         while xid == self.xid:
             xid = self.rng.getrandbits(32)
         return xid
+
+
+def _retransmitted(message: str, attempt: int) -> str:
+    """Why a message goes out: the first time, or again after ``attempt`` timeouts (RFC 2131 4.1)."""
+    return f"{message} retransmission #{attempt} (RFC 2131 4.1)" if attempt else message
 
 
 def _usable_address(addr: int) -> bool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pystack.dhcp.client import Bound, DhcpClient, Event, LeaseLost, ProbeAddress
 from pystack.dhcp.probe import AddressProbe
+from pystack.reasons import arp_key, udp_key
 from pystack.wire import arp as arp_wire
 from pystack.wire import ethernet
 from pystack.wire import udp as udp_wire
@@ -93,6 +94,9 @@ class DhcpHost:
             for dgram in self.client.datagrams_to_send():
                 busy = True
                 segment = udp_wire.build(dgram.src, dgram.dst, CLIENT_PORT, SERVER_PORT, dgram.payload)
+                why = self.stack.why
+                if why is not None and dgram.why:
+                    why(udp_key(dgram.src, dgram.dst, CLIENT_PORT, SERVER_PORT), dgram.why)
                 try:
                     self.stack.send_ip(dgram.dst, udp_wire.PROTO_UDP, segment, now, src=dgram.src)
                 except OSError:
@@ -103,6 +107,9 @@ class DhcpHost:
             probe = self.probe
             if probe is not None:
                 for payload in probe.arp_to_send():
+                    if self.stack.why is not None:
+                        self.stack.why(arp_key(arp_wire.OP_REQUEST, 0, probe.address),
+                                       "ARP probe: does another host have the offered address? (RFC 5227 2.1)")
                     self.send_frame(ethernet.build(ethernet.BROADCAST, self.stack.mac, ethernet.ETHERTYPE_ARP,
                                                    payload))
                 if probe.done:

@@ -10,6 +10,7 @@ from pystack.counters import Counters
 from pystack.iface.ethernet import EthernetLink
 from pystack.iface.ipv4_address import Ipv4Address, is_martian_source
 from pystack.ip.arp_cache import ArpCache
+from pystack.reasons import Note, arp_key
 from pystack.wire import arp as arp_wire
 from pystack.wire import ethernet
 from pystack.wire.errors import WireError
@@ -29,6 +30,8 @@ class Arp:
         self.cache = ArpCache(config, counters)
         self.observers: list[Callable[[arp_wire.ArpPacket], None]] = []
         self._announce: list[float] = []
+        self.why: Note | None = None
+        """Told why each ARP packet is sent, while a capture listens (pystack.reasons)."""
         link.protocols[ethernet.ETHERTYPE_ARP] = self.receive
 
     # ------------------------------------------------------------------ resolution
@@ -38,17 +41,19 @@ class Arp:
         A stale entry is still used, and polled by unicast (RFC 1122 2.3.2.1)."""
         mac, ask = self.cache.lookup(next_hop, now)
         if ask and mac is not None:
-            self.request(next_hop, mac)
+            self.request(next_hop, mac, "ARP request: the entry is stale, polled by unicast (RFC 1122 2.3.2.1)")
         return mac
 
     def hold(self, next_hop: int, packet: bytes, now: float) -> None:
         """Keep an IPv4 datagram until ``next_hop`` resolves; the first one held asks for it."""
         if self.cache.enqueue(next_hop, packet, now):
-            self.request(next_hop, None)
+            self.request(next_hop, None, "ARP request: a datagram waits for this next hop's MAC")
 
-    def request(self, target_ip: int, known_mac: bytes | None) -> None:
+    def request(self, target_ip: int, known_mac: bytes | None, reason: str) -> None:
         """Broadcast a request, or unicast it to refresh a stale entry (RFC 1122 2.3.2.1)."""
         self.counters["arp.requests_sent"] += 1
+        if self.why is not None:
+            self.why(arp_key(arp_wire.OP_REQUEST, self.addr.address or 0, target_ip), reason)
         request = arp_wire.build(arp_wire.OP_REQUEST, self.link.mac, self.addr.address or 0, _ZERO_MAC, target_ip)
         self.link.send(known_mac or ethernet.BROADCAST, ethernet.ETHERTYPE_ARP, request)
 
@@ -75,6 +80,8 @@ class Arp:
         if pkt.op == arp_wire.OP_REQUEST:
             if for_us and us is not None:
                 self.counters["arp.replies_sent"] += 1
+                if self.why is not None:
+                    self.why(arp_key(arp_wire.OP_REPLY, us, sip), "ARP reply: asked for our address")
                 reply = arp_wire.build(arp_wire.OP_REPLY, self.link.mac, us, pkt.sender_mac, sip)
                 self.link.send(pkt.sender_mac, ethernet.ETHERTYPE_ARP, reply)
             else:
@@ -106,9 +113,13 @@ class Arp:
             if us is not None:
                 # RFC 5227 2.3: an ARP request with sender and target IP both ours.
                 self.counters["arp.announcements_sent"] += 1
+                if self.why is not None:
+                    self.why(arp_key(arp_wire.OP_REQUEST, us, us), "ARP announcement of our address (RFC 5227 2.3)")
                 self.link.send(ethernet.BROADCAST, ethernet.ETHERTYPE_ARP, arp_wire.build(
                     arp_wire.OP_REQUEST, self.link.mac, us, _ZERO_MAC, us))
         retry, failed = self.cache.handle_timer(now)
         for ip in retry:
-            self.request(ip, None)
+            waiting = self.cache.pending.get(ip)
+            tries = waiting.tries if waiting is not None else 0
+            self.request(ip, None, f"ARP request again, retry #{tries - 1}: no reply yet")
         return [packet for _ip, packets in failed for packet in packets]

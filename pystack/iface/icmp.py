@@ -14,6 +14,7 @@ from pystack.iface.ipv4 import Ipv4
 from pystack.iface.ipv4_address import Ipv4Address, is_martian_source
 from pystack.iface.transport import TransportLayer
 from pystack.ip.ratelimit import IcmpRateLimiter
+from pystack.reasons import Note, icmp_key
 from pystack.wire import icmp as icmp_wire
 from pystack.wire import ipv4 as ipv4_wire
 from pystack.wire.checksum import fold, incremental_update
@@ -31,6 +32,19 @@ _ECHO_REPLY = struct.Struct("!6s10sHH4sH10sH")
 checksums) and three fixed runs (our MAC to the type of service; flags to protocol; the addresses, type and
 code), packed in one C call."""
 
+_ECHO_REASON = "echo reply (RFC 792)"
+_ERROR_REASONS = {
+    (3, 0): "net unreachable: no route (RFC 1122 3.2.2.1)",
+    (3, 1): "host unreachable (RFC 1122 3.2.2.1)",
+    (3, 2): "protocol unreachable: no transport for this IP protocol (RFC 1122 3.2.2.1)",
+    (3, 3): "port unreachable: no socket on this port (RFC 1122 4.1.3.1)",
+    (3, 4): "fragmentation needed and DF set (RFC 1191)",
+    (11, 0): "time to live exceeded in transit (RFC 792)",
+    (11, 1): "fragment reassembly time exceeded (RFC 792, RFC 1122 3.3.2)",
+    (12, 0): "parameter problem (RFC 792)",
+}
+"""Why an ICMP error of each (type, code) is sent, for a capture's comments."""
+
 
 class Icmpv4:
     """ICMP of one interface, registered with IPv4 as protocol 1 and as its error reporter."""
@@ -46,6 +60,8 @@ class Icmpv4:
         self.limiter = IcmpRateLimiter(config.icmp_ratelimit_interval, config.icmp_ratelimit_burst,
                                        config.icmp_global_rate, config.icmp_global_burst)
         self.echo_reply_handler: EchoReplyHandler | None = None
+        self.why: Note | None = None
+        """Told why each ICMP message is sent, while a capture listens (pystack.reasons)."""
         self._arp_entries = arp.cache.entries
         self._internal_error = internal_error
         self._echo_peer: tuple | None = None
@@ -62,6 +78,8 @@ class Icmpv4:
             if pkt.dst != self.addr.address and self.config.icmp_echo_ignore_broadcasts:
                 self.counters.drop("icmp.broadcast_echo_ignored")
                 return
+            if self.why is not None:
+                self.why(icmp_key(self.addr.address or 0, pkt.src, icmp_wire.TYPE_ECHO_REPLY, 0), _ECHO_REASON)
             try:
                 self.ipv4.send(pkt.src, ipv4_wire.PROTO_ICMP, icmp_wire.echo_reply_from_request(payload), now,
                                tos=pkt.tos)
@@ -133,6 +151,9 @@ class Icmpv4:
             self.counters["icmp.errors_ratelimited"] += 1
             return
         self.counters["icmp.errors_sent"] += 1
+        if self.why is not None:
+            reason = _ERROR_REASONS.get((mtype, code), f"ICMP error type {mtype} code {code}")
+            self.why(icmp_key(self.addr.address or 0, pkt.src, mtype, code), reason)
         body = bytes(header) + bytes(payload[:8])
         try:
             self.ipv4.send(pkt.src, ipv4_wire.PROTO_ICMP, icmp_wire.build(mtype, code, rest, body), now)
@@ -191,6 +212,8 @@ class Icmpv4:
             counters["frames_in"] += 1
             counters["frames_out"] += 1
             counters["icmp.echo_replies_sent"] += 1
+            if self.why is not None:
+                self.why(icmp_key(self.addr.address or 0, src, icmp_wire.TYPE_ECHO_REPLY, 0), _ECHO_REASON)
             return _ECHO_REPLY.pack(entry.mac, reply_mid, total, ident, reply_flags, h, reply_addrs,
                                     csum) + frame[38:end]
         except Exception:  # a bug must not stop the loop: counted, and the layered path gets the frame

@@ -165,3 +165,28 @@ def test_lease_expiry_without_a_server_deconfigures() -> None:
     wire.run(until=lambda: a.stack.address is None)
     lost = [e for _t, e in events if isinstance(e, LeaseLost)]
     assert lost == [LeaseLost(OFFERED, "expired")]
+
+
+def test_every_frame_of_a_lease_says_why_it_was_sent() -> None:
+    from pystack.reasons import FrameReasons
+
+    a, _b, wire, _events = _lab(FakeServer(lease=600))
+    reasons = FrameReasons()
+    a.stack.explain(reasons.note)
+    lost: list[bytes] = []
+
+    def lose_the_first_datagram(sender: int, frame: bytes) -> list[bytes]:
+        if sender == 0 and frame[12:14] == b"\x08\x00" and not lost:
+            lost.append(frame)
+            return []
+        return [frame]
+
+    wire.fault = lose_the_first_datagram
+    wire.run(until=lambda: a.stack.address is not None)
+    wire.run(duration=3)
+    comments = [reasons.take(f) for _t, i, f in wire.log if i == 0]
+    assert comments[:3] == ["DHCPDISCOVER", "DHCPDISCOVER retransmission #1 (RFC 2131 4.1)",
+                            "DHCPREQUEST for the offered address"]
+    assert comments.count("ARP probe: does another host have the offered address? (RFC 5227 2.1)") >= 3
+    assert "ARP announcement of our address (RFC 5227 2.3)" in comments
+    assert None not in comments, comments

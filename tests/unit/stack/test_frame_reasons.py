@@ -157,6 +157,40 @@ def test_rst_for_a_closed_port_and_a_delayed_ack_say_so(tmp_path: Path) -> None:
     client.send(b"hello", wire.clock.now)  # one small segment: B holds its ACK for the delayed-ACK timer
     wire.run(duration=1.0)
     comments = [c for _f, c in _capture(b, 1, wire.log, tmp_path / "b.pcapng") if c is not None]
+    assert comments[0] == "ARP reply: asked for our address"
+    comments = comments[1:]
     assert comments[0] == why.RST_CLOSED_PORT
     assert comments[1].startswith("SYN-ACK; cwnd=")
     assert comments[-1].startswith(why.DELAYED_ACK + ";")
+
+
+def test_arp_and_icmp_say_why(tmp_path: Path) -> None:
+    from pystack.link.memory import FakeClock, MemoryWire
+    from pystack.wire import icmp
+
+    from .conftest import C_IP
+
+    clock = FakeClock()
+    a = Stack(A_MAC, rng=random.Random(1))
+    b = Stack(B_MAC, rng=random.Random(2))
+    notes = FrameReasons()
+    a.explain(notes.note)
+    a.configure(A_IP, 24, None, clock.now)
+    b.configure(B_IP, 24, None, clock.now)
+    wire = MemoryWire(a, b, clock=clock)
+    wire.run(duration=5)
+    a.tcp.connect(A_IP, C_IP, 80, clock.now)  # nobody has C: ARP asks, then asks again
+    wire.run(duration=1.5)
+    endpoint = b.udp.bind(0, 5000)
+    endpoint.sendto(b"anyone?", (A_IP, 9), clock.now)  # no socket on A's port 9
+    request = icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x12340001, b"ping")
+    b.send_ip(A_IP, 1, request, clock.now)
+    wire.run(duration=1)
+    comments = [notes.take(f) for _t, s, f in wire.log if s == 0]
+    assert comments.count("ARP announcement of our address (RFC 5227 2.3)") == a.config.arp_announcements
+    assert "ARP request: a datagram waits for this next hop's MAC" in comments
+    assert "ARP request again, retry #1: no reply yet" in comments
+    assert "ARP reply: asked for our address" in comments
+    assert "port unreachable: no socket on this port (RFC 1122 4.1.3.1)" in comments
+    assert "echo reply (RFC 792)" in comments
+    assert None not in comments, comments
