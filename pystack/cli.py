@@ -261,13 +261,17 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
 def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fetch = sub.add_parser(
         "fetch", help="get a URL over pystack's own TCP, narrating every step (root)",
-        description="Fetch an http:// URL with pystack's own stack: lease an address (DHCP), find the "
-                    "router's MAC (ARP), resolve the name (DNS over UDP, TCP when truncated), open TCP, "
-                    "GET, close. Each step goes to stderr as it happens, then a ladder diagram of the "
+        description="Fetch an http:// or https:// URL with pystack's own stack: lease an address (DHCP), find "
+                    "the router's MAC (ARP), resolve the name (DNS over UDP, TCP when truncated), open TCP, "
+                    "for https the TLS handshake (the certificate checked against the system's CAs or "
+                    "--cacert), GET, close. Each step goes to stderr as it happens, then a ladder diagram of the "
                     "exchange; the body goes to stdout or -o FILE.",
         epilog="example: pystack fetch http://www.example.test/file --tap pst0 --dhcp -o file")
-    fetch.add_argument("url", metavar="URL", help="http://HOST[:PORT]/PATH (HOST a name or an IPv4 address)")
+    fetch.add_argument("url", metavar="URL",
+                       help="http://HOST[:PORT]/PATH or https://... (HOST a name or an IPv4 address)")
     fetch.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE instead of stdout")
+    fetch.add_argument("--cacert", metavar="FILE",
+                       help="for https: trust the CA certificates in FILE (PEM) instead of the system's")
     _setup_flags(fetch)
 
     resolve = sub.add_parser(
@@ -510,6 +514,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         url = parse_url(args.url)
     except UrlError as exc:
         raise UsageError(str(exc)) from None
+    if args.cacert is not None and not os.access(args.cacert, os.R_OK):
+        raise UsageError(f"cannot read --cacert {args.cacert}")
     setup = _setup(args)
     narrator = Narrator(enabled=not args.quiet)
     if args.output:
@@ -518,8 +524,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
         with out:
-            return fetch(setup, url, out, narrator)
-    return fetch(setup, url, sys.stdout.buffer, narrator)
+            return fetch(setup, url, out, narrator, args.cacert)
+    return fetch(setup, url, sys.stdout.buffer, narrator, args.cacert)
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:

@@ -76,7 +76,8 @@ _EAI_TEXT = {
 _EAI_OF_DNS = {"nxdomain": _std.EAI_NONAME, "bad_name": _std.EAI_NONAME, "nodata": _std.EAI_NODATA,
                "cname_loop": _std.EAI_FAIL}
 """How the resolver's outcomes read as getaddrinfo errors; the others (timeout, servfail ...) are EAI_AGAIN."""
-_TYPES = ((_std.SOCK_STREAM, _std.IPPROTO_TCP, "tcp"), (_std.SOCK_DGRAM, _std.IPPROTO_UDP, "udp"), (_std.SOCK_RAW, 0, ""))
+_TYPES = ((_std.SOCK_STREAM, _std.IPPROTO_TCP, "tcp"), (_std.SOCK_DGRAM, _std.IPPROTO_UDP, "udp"),
+          (_std.SOCK_RAW, 0, ""))
 
 
 def _gaierror(code: int) -> _std.gaierror:
@@ -109,7 +110,8 @@ def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family
     """As the stdlib's, for IPv4 over pystack: the hosts table, then pystack's DNS client."""
     if family not in (_std.AF_UNSPEC, _std.AF_INET):
         raise _gaierror(_std.EAI_FAMILY)
-    kinds = [(k, p, n) for k, p, n in _TYPES if type in (0, k) and proto in (0, p) and (type or k != _std.SOCK_RAW or not proto)]
+    kinds = [(k, p, n) for k, p, n in _TYPES
+             if type in (0, k) and proto in (0, p) and (type or k != _std.SOCK_RAW or not proto)]
     if not kinds:
         raise _gaierror(_std.EAI_SOCKTYPE)
     number = 0

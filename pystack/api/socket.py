@@ -787,9 +787,10 @@ class TcpSocket(_Base):
                 return
             elif level == SOL_SOCKET and option in (SO_RCVBUF, SO_SNDBUF):
                 cfg = self._rt.stack.config.tcp
-                which = ("recv_buffer", cfg.recv_buffer_max) if option == SO_RCVBUF else ("send_buffer", cfg.send_buffer_max)
-                size = min(max(number, _BUFFER_MIN), max(which[1], _BUFFER_MIN))
-                opts.tuned[which[0]] = opts.tuned[which[0] + "_max"] = size  # no auto-tuning, as Linux
+                field, ceiling = (("recv_buffer", cfg.recv_buffer_max) if option == SO_RCVBUF
+                                  else ("send_buffer", cfg.send_buffer_max))
+                size = min(max(number, _BUFFER_MIN), max(ceiling, _BUFFER_MIN))
+                opts.tuned[field] = opts.tuned[field + "_max"] = size  # no auto-tuning, as Linux
             elif level == IPPROTO_TCP and option in (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT):
                 if not 1 <= number <= _KEEPALIVE_MAX:
                     raise _oserror(errno.EINVAL)
@@ -807,7 +808,9 @@ class TcpSocket(_Base):
             self._check_open()
             value: int | bytes | None = self._common_option(level, option)
             opts, conn = self._opts, self._conn
-            cfg = dataclasses.replace(self._rt.stack.config.tcp, **opts.tuned) if opts.tuned else self._rt.stack.config.tcp
+            cfg = self._rt.stack.config.tcp
+            if opts.tuned:
+                cfg = dataclasses.replace(cfg, **opts.tuned)
             if value is not None:
                 pass
             elif level == IPPROTO_TCP and option == TCP_NODELAY:

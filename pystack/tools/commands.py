@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from pystack.tcp.state import State
 from pystack.tools.http import HttpError, ResponseReader, Url, build_request
@@ -54,15 +54,17 @@ def _run(setup: Setup, narrator: Narrator, job: Callable[[ClientSession], int]) 
 # ---------------------------------------------------------------------- fetch
 
 
-def fetch(setup: Setup, url: Url, out: BinaryIO, narrator: Narrator) -> int:
-    narrator.say(f"fetch http://{url.host_header}{url.target}")
-    return _run(setup, narrator, lambda session: _fetch(session, url, out, narrator))
+def fetch(setup: Setup, url: Url, out: BinaryIO, narrator: Narrator, cacert: str | None = None) -> int:
+    """``cacert``: for https, the CA certificates (PEM) to trust instead of the system's."""
+    narrator.say(f"fetch {url.text}")
+    return _run(setup, narrator, lambda session: _fetch(session, url, out, narrator, cacert))
 
 
-def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator) -> int:
+def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator, cacert: str | None = None) -> int:
     addr = session.lookup(url.host)
     n.role(ip(addr), "web server")
-    sock = session.connect(addr, url.port)
+    tcp = session.connect(addr, url.port)
+    sock: Any = session.tls(tcp, url.host, cacert) if url.scheme == "https" else tcp
     request = build_request(url)
     first_line = request.split(b"\r\n", 1)[0].decode("ascii")
     n.say(f"request: {first_line} (Host: {url.host_header}), {len(request)} bytes")
@@ -92,19 +94,19 @@ def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator) -> int:
                 break
         out.flush()
     except HttpError as exc:
-        sock.close()
+        tcp.close()
         raise CommandError(f"bad response from {url.host_header}: {exc}") from None
     response = reader.response
     assert response is not None
     took = time.monotonic() - (first_byte or sent)
     n.say(f"body complete: {human_bytes(reader.body_bytes)} in {ms(took)} ({rate(reader.body_bytes, took)})")
-    if sock.state == State.CLOSE_WAIT:
+    if tcp.state == State.CLOSE_WAIT:
         n.say("closing: the server closed first, so pystack's FIN ends it (LAST_ACK); "
               "the TIME_WAIT is on the server's side")
     else:
         n.say("closing: pystack sends its FIN first, so its side goes through FIN_WAIT to TIME_WAIT")
-    sock.close()
-    state = session.wait_closed(sock, CLOSE_WAIT_LIMIT)
+    tcp.close()
+    state = session.wait_closed(tcp, CLOSE_WAIT_LIMIT)
     if state == State.TIME_WAIT:
         msl2 = session.stack.config.tcp.time_wait if session.stack is not None else 60.0
         n.say(f"TIME_WAIT: pystack holds the connection for {msl2:g} s (2 MSL, RFC 9293 3.6) so that a late "

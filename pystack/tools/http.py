@@ -30,16 +30,25 @@ class UrlError(ValueError):
     """Not a URL ``pystack fetch`` can get."""
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 @dataclass(frozen=True)
 class Url:
     host: str
     port: int
     target: str
     """The request target: path and query, never empty (RFC 9112 section 3.2.1)."""
+    scheme: str = "http"
+    """http, or https: TLS over the connection (RFC 9110 4.2.2)."""
 
     @property
     def host_header(self) -> str:
-        return self.host if self.port == 80 else f"{self.host}:{self.port}"
+        return self.host if self.port == DEFAULT_PORTS[self.scheme] else f"{self.host}:{self.port}"
+
+    @property
+    def text(self) -> str:
+        return f"{self.scheme}://{self.host_header}{self.target}"
 
     @property
     def is_literal(self) -> bool:
@@ -52,10 +61,9 @@ class Url:
 
 def parse_url(text: str) -> Url:
     parts = urlsplit(text)
-    if parts.scheme.lower() != "http":
-        if parts.scheme.lower() == "https":
-            raise UrlError("https is not supported (pystack has no TLS): use an http:// URL")
-        raise UrlError(f"not an http:// URL: {text!r}")
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise UrlError(f"not an http:// or https:// URL: {text!r}")
     if parts.username is not None or parts.password is not None:
         raise UrlError("user names and passwords in URLs are not supported")
     host = parts.hostname
@@ -64,7 +72,7 @@ def parse_url(text: str) -> Url:
     if host.startswith("[") or ":" in host:
         raise UrlError("IPv6 addresses are not supported")
     try:
-        port = parts.port if parts.port is not None else 80
+        port = parts.port if parts.port is not None else DEFAULT_PORTS[scheme]
     except ValueError:
         raise UrlError(f"bad port in URL {text!r}") from None
     if port == 0:
@@ -74,7 +82,7 @@ def parse_url(text: str) -> Url:
         target += "?" + parts.query
     if any(c in target for c in " \r\n\t") or any(ord(c) > 0x7E for c in target):
         raise UrlError(f"characters in the URL's path must be percent-encoded: {text!r}")
-    return Url(host.lower(), port, target)
+    return Url(host.lower(), port, target, scheme)
 
 
 def build_request(url: Url, method: str = "GET", extra: list[tuple[str, str]] | None = None) -> bytes:

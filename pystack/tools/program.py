@@ -20,6 +20,7 @@ import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pystack.api import tls
 from pystack.api.names import Names
 from pystack.dns.hosts import HostsTable
 from pystack.tools.narrator import Narrator, ip
@@ -71,7 +72,8 @@ OVERRIDDEN = ("socket", "create_connection", "create_server", "getaddrinfo", "ge
 
 
 def put_pystack_socket_in_place() -> list[str]:
-    """``socket`` is pystack.socket from now on. Modules imported already (asyncio, logging.handlers ...,
+    """``socket`` is pystack.socket from now on, and ``ssl.SSLContext.wrap_socket`` takes its sockets
+    (pystack/api/tls.py). Modules imported already (asyncio, logging.handlers ...,
     for the set-up) that hold the kernel's socket module, or one of the functions pystack.socket replaces,
     get pystack's in its place, so that they too make pystack sockets. They are rebound, not imported
     again: a second asyncio would not match its C accelerator's first (``_asyncio`` raises the first's
@@ -84,6 +86,7 @@ def put_pystack_socket_in_place() -> list[str]:
     for name in OVERRIDDEN:
         ours_for[id(getattr(kernel_socket, name))] = getattr(ours, name)
     sys.modules["socket"] = ours
+    tls.install()  # ssl's wrap_socket: TLS over a MemoryBIO for pystack sockets
     changed = []
     for name, module in list(sys.modules.items()):
         if module is None or module is ours or name.partition(".")[0] in KEEP_KERNEL_SOCKETS or name == "socket":
@@ -142,8 +145,9 @@ def _exit_status(code: object) -> int:
 def _program_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
     """The traceback from the program's first frame on (without runpy's and ours)."""
     here = os.path.dirname(__file__)
+    ours = (runpy.__file__, "<frozen runpy>")
     while tb is not None and (tb.tb_frame.f_code.co_filename.startswith(here)
-                              or tb.tb_frame.f_code.co_filename == runpy.__file__):
+                              or tb.tb_frame.f_code.co_filename in ours):
         tb = tb.tb_next
     return tb
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from pystack.api.names import Names
 from pystack.api.socket import TcpSocket
+from pystack.api.tls import TlsSocket
 from pystack.config import StackConfig
 from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseLost, ProbeAddress
 from pystack.dhcp.client import Event
@@ -280,6 +281,38 @@ class ClientSession:
                    f"(from {sock.getsockname()[0]}:{sock.getsockname()[1]})")
         return sock
 
+    def tls(self, sock: TcpSocket, host: str, cacert: str | None) -> TlsSocket:
+        """TLS over ``sock`` (pystack/api/tls.py), the server's certificate checked against ``cacert`` or the
+        system's CAs and against ``host``; the handshake told as a step. One line when it fails."""
+        import ssl
+
+        try:
+            context = ssl.create_default_context(cafile=cacert)
+        except (OSError, ssl.SSLError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise SetupError(f"cannot read CA certificates from {cacert}: {why}") from None
+        self.n.say(f"TLS handshake with {host} (SNI and name check: {host}; trusting "
+                   f"{cacert or 'the system CAs'})")
+        started = time.monotonic()
+        try:
+            tls = TlsSocket(sock, context, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise CommandError(f"TLS handshake with {host} failed: its certificate is not trusted "
+                               f"({exc.verify_message})") from None
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            why = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else exc.strerror or str(exc)
+            raise CommandError(f"TLS handshake with {host} failed: {why}") from None
+        cipher = tls.cipher()
+        cert = tls.getpeercert() or {}
+        names = ", ".join(f"{kind} {value}" for kind, value in cert.get("subjectAltName", ()))
+        self.n.say(f"TLS established in {ms(time.monotonic() - started)}: {tls.version()}, "
+                   f"{cipher[0] if cipher else '?'} ({cipher[2] if cipher else '?'} bits); certificate of "
+                   f"{_dn(cert.get('subject', ()))} ({names or 'no names'}), issued by {_dn(cert.get('issuer', ()))}, "
+                   f"valid {cert.get('notBefore', '?')} to {cert.get('notAfter', '?')}")
+        return tls
+
     def wait_closed(self, sock: TcpSocket, timeout: float) -> State:
         """After close(): wait (bounded) until the connection is in TIME_WAIT or CLOSED."""
         rt = self.runtime
@@ -302,3 +335,9 @@ class ClientSession:
         if drops:
             text += "; dropped: " + ", ".join(f"{k[5:]} {v}" for k, v in drops)
         return text
+
+
+def _dn(name: tuple[tuple[tuple[str, str], ...], ...]) -> str:
+    """A distinguished name from getpeercert() as text: CN=..., O=..."""
+    short = {"commonName": "CN", "organizationName": "O", "countryName": "C", "organizationalUnitName": "OU"}
+    return ", ".join(f"{short.get(k, k)}={v}" for rdn in name for k, v in rdn) or "(empty)"

@@ -86,6 +86,19 @@ def stack(start_stack: StartStack) -> lab.Daemon:
 
 
 @pytest.fixture
+def tap(daemon_ready: None, ns: lab.Namespace) -> lab.Namespace:
+    """``pst0`` in ``ns``, made by the kernel before pystack attaches to it (as a client command or
+    ``pystack exec`` does without --host-address): 192.0.2.1/24, up, no IPv6. Kernel servers can bind
+    192.0.2.1 before pystack starts."""
+    with ns.ipr() as ipr:
+        ipr.link("add", ifname=lab.TAP, kind="tuntap", mode="tap")
+    ns.add_address(lab.TAP, lab.HOST_ADDRESS)
+    ns.link_up(lab.TAP)
+    ns.disable_ipv6(lab.TAP)
+    return ns
+
+
+@pytest.fixture
 def www(tmp_path: Path) -> Path:
     """An empty document root for pystack's --http service, filled by the test."""
     root = tmp_path / "www"

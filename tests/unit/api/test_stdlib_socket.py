@@ -80,7 +80,8 @@ def _dns_server(rb: Runtime, records: dict[str, str]) -> api.UdpSocket:
             query = dns_wire.parse(data)
             q = query.questions[0]
             address = records.get(q.name.rstrip(".").lower())
-            answers = [dns_wire.Record(q.name, dns_wire.TYPE_A, dns_wire.CLASS_IN, 60, api._ip(address))] if address else []
+            answers = ([dns_wire.Record(q.name, dns_wire.TYPE_A, dns_wire.CLASS_IN, 60, api._ip(address))]
+                       if address else [])
             flags = dns_wire.FLAG_QR | dns_wire.FLAG_RD | dns_wire.FLAG_RA | (0 if address else dns_wire.RCODE_NXDOMAIN)
             sock.sendto(dns_wire.build(dns_wire.DnsMessage(query.id, flags, [q], answers)), peer)
 
@@ -176,7 +177,8 @@ def test_errors_are_the_kernels(net):
         "connect twice": lambda make, addr: connected(make, addr).connect(addr),
         "listen connected": lambda make, addr: connected(make, addr).listen(),
         "bind twice": lambda make, addr: (lambda s: (s.bind(("", 0)), s.bind(("", 0))))(make()),
-        "send after shutdown": lambda make, addr: (lambda s: (s.shutdown(ps.SHUT_WR), s.send(b"x")))(connected(make, addr)),
+        "send after shutdown": lambda make, addr: (lambda s: (s.shutdown(ps.SHUT_WR), s.send(b"x")))(
+            connected(make, addr)),
         "recv timeout": lambda make, addr: (lambda s: (s.settimeout(0.05), s.recv(1)))(connected(make, addr)),
         "recv nonblocking": lambda make, addr: (lambda s: (s.setblocking(False), s.recv(1)))(connected(make, addr)),
         "udp send unconnected": lambda make, addr: make(ps.SOCK_DGRAM).send(b"x"),

@@ -30,7 +30,10 @@ def test_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["fetch", "https://www.example.test/"], "https"),
+    (["fetch", "https://www.example.test/", "--cacert", "/nonexistent/ca.pem"], "--cacert"),
+    (["exec", "--address", "192.0.2.2/24"], "give the program"),
+    (["exec", "--", "-m"], "-m needs a module"),
+    (["exec", "--", "/nonexistent/program.py"], "no such script"),
     (["fetch", "gopher://h/"], "http://"),
     (["fetch", "http://h/", "--gateway", "192.0.2.1"], "--gateway"),
     (["fetch", "http://h/", "--address", "192.0.2.2/24", "--gateway", "198.51.100.1"], "not on the local network"),
@@ -49,7 +52,8 @@ def test_refused_before_anything_is_opened(argv: list[str], needle: str, capsys:
 
 def test_client_commands_need_root(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
-    for argv in (["fetch", "http://h/"], ["resolve", "h"], ["ping", "h"], ["run", "--tap", "p", "--dhcp"]):
+    for argv in (["fetch", "http://h/"], ["resolve", "h"], ["ping", "h"], ["run", "--tap", "p", "--dhcp"],
+                 ["exec", "--", "-c", "pass"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "needs root" in err[0], err

@@ -18,14 +18,21 @@ from pystack.tools.http import HttpError, ResponseReader, UrlError, build_reques
     ("http://WWW.Example.Test", "www.example.test", 80, "/"),
     ("http://198.51.100.80:8080/a/b?x=1&y=2", "198.51.100.80", 8080, "/a/b?x=1&y=2"),
     ("HTTP://h/%20space", "h", 80, "/%20space"),
+    ("https://www.example.test/f", "www.example.test", 443, "/f"),
+    ("https://h:8443", "h", 8443, "/"),
 ])
 def test_parse_url(text: str, host: str, port: int, target: str) -> None:
     url = parse_url(text)
     assert (url.host, url.port, url.target) == (host, port, target)
+    assert url.scheme == text.split(":", 1)[0].lower()
+
+
+def test_host_header_leaves_out_the_schemes_own_port() -> None:
+    assert parse_url("https://h:443/").host_header == "h" and parse_url("https://h:80/").host_header == "h:80"
+    assert parse_url("http://h:443/").host_header == "h:443"
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("https://www.example.test/", "https"),
     ("ftp://host/file", "http://"),
     ("www.example.test/file", "http://"),
     ("http:///nohost", "no host"),
