@@ -38,9 +38,9 @@ class TcpGlue:
             self.tcp.segment_path = self.path
         transports.attach(ipv4_wire.PROTO_TCP, self.tcp)
 
-    def emit(self, src: int, dst: int, segment_bytes: bytes, gso_size: int = 0) -> None:
-        """TCP's way out. Routing errors are counted, not raised: TCP retransmits on its own timers."""
-        now = self.tcp.now
+    def emit(self, src: int, dst: int, segment_bytes: bytes, now: float, gso_size: int = 0) -> None:
+        """TCP's way out, at the time of the segment, timer or user call that sends it. Routing errors are
+        counted, not raised: TCP retransmits on its own timers."""
         try:
             if gso_size:
                 self.send_gso(dst, segment_bytes, now, src, gso_size)

@@ -2,7 +2,7 @@
 
 The IP layer drives it::
 
-    tcp = TcpLayer(TcpConfig(), counters, emit=lambda src_ip, dst_ip, segment: ..., mtu=1500)
+    tcp = TcpLayer(TcpConfig(), counters, emit=lambda src_ip, dst_ip, segment, now, gso_size=0: ..., mtu=1500)
     tcp.receive(src_ip, dst_ip, ipv4_payload, now)   # every protocol-6 datagram
     deadline = tcp.get_timer()                        # float | None, absolute time
     tcp.handle_timer(now)                             # when the deadline is reached

@@ -478,7 +478,7 @@ class Connection:
         self._last_ack_sent = ack
         self._cx.counters["tcp.out_segments"] += 1
         self._note(self.iss, why.syn(synack, self._retries))
-        self._cx.emit(self.local_ip, self.remote_ip, seg)
+        self._cx.emit(self.local_ip, self.remote_ip, seg, now)
 
     # ------------------------------------------------------------------ helpers
 
@@ -550,9 +550,9 @@ class Connection:
         )
         self._cx.counters["tcp.out_segments"] += 1
         if gso:
-            self._cx.emit(self.local_ip, self.remote_ip, seg, self._mss_now())
+            self._cx.emit(self.local_ip, self.remote_ip, seg, now, self._mss_now())
         else:
-            self._cx.emit(self.local_ip, self.remote_ip, seg)
+            self._cx.emit(self.local_ip, self.remote_ip, seg, now)
 
     def _header_fields(self, flags: int, now: float) -> tuple[int, int, bytes]:
         """(ACK number, window field, options) of a segment sent now, with their side effects: the

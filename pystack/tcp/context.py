@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from pystack.tcp.listener import Listener
 
 Emit = Callable[..., None]
-"""``emit(src_ip, dst_ip, segment)``, or ``emit(src_ip, dst_ip, segment, gso_size)`` for a segment
-larger than the MSS that the link is to cut into ``gso_size`` pieces (only when ``gso_max`` is set)."""
+"""``emit(src_ip, dst_ip, segment, now)``, or ``emit(src_ip, dst_ip, segment, now, gso_size)`` for a segment
+larger than the MSS that the link is to cut into ``gso_size`` pieces (only when ``gso_max`` is set). ``now``
+is the time of the segment, timer or user call that sends it."""
 SegmentPathFor = Callable[[int, int, int, int, float], "TcpPath | None"]
 """``segment_path(src_ip, dst_ip, src_port, dst_port, now)``: a TcpPath, or None for the layered way."""
 
@@ -96,4 +97,5 @@ class TcpContext:
             self.why((local_ip, local_port, remote_ip, remote_port), seq, reason, None)
         self.counters["tcp.rst_sent"] += 1
         self.counters["tcp.out_segments"] += 1
-        self.emit(local_ip, remote_ip, wire.build(local_ip, remote_ip, local_port, remote_port, seq, ack, flags, 0))
+        segment = wire.build(local_ip, remote_ip, local_port, remote_port, seq, ack, flags, 0)
+        self.emit(local_ip, remote_ip, segment, self.now)  # it answers the segment being handled: its time

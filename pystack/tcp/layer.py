@@ -36,7 +36,8 @@ _UNREACH_ERRNO = {0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTO
 class TcpLayer:
     """All TCP state of one stack.
 
-    ``emit(src_ip, dst_ip, segment)`` receives finished segments (checksum filled) for the IP layer.
+    ``emit(src_ip, dst_ip, segment, now)`` receives finished segments (checksum filled) for the IP layer,
+    with the time of the segment, timer or user call that sends them.
     ``mtu`` is the link MTU; the MSS we announce is at most ``mtu - 40``.
     """
 
@@ -71,11 +72,6 @@ class TcpLayer:
         """(local address, port) of sockets bound but neither listening nor connected yet."""
 
     # ------------------------------------------------------------------ what the IP layer sets and reads
-
-    @property
-    def now(self) -> float:
-        """The time of the segment, timer or call being handled (the way out reads it)."""
-        return self.cx.now
 
     @property
     def why(self) -> why.Why | None:
@@ -236,7 +232,7 @@ class TcpLayer:
         if cx.why is not None:
             cx.why((dst_ip, seg.dst_port, src_ip, seg.src_port), cookie, why.SYN_COOKIE, None)
         cx.emit(dst_ip, src_ip, wire.build(dst_ip, src_ip, seg.dst_port, seg.src_port, cookie,
-                                             (seg.seq + 1) & MASK, SYN | ACK, window, wire.build_options(mss=mss)))
+                                           (seg.seq + 1) & MASK, SYN | ACK, window, wire.build_options(mss=mss)), now)
 
     def _cookie_ack(self, listener: Listener, seg: wire.TcpSegment, src_ip: int, dst_ip: int, now: float) -> bool:
         """An ACK to a listener that recently sent cookies: if it carries a valid one, the connection

@@ -66,7 +66,7 @@ class Net:
         self.invariants = True
 
     def _emitter(self, ip: int):
-        def emit(src: int, dst: int, segment: bytes) -> None:
+        def emit(src: int, dst: int, segment: bytes, _now: float) -> None:
             assert src == ip
             self._send(src, dst, segment)
         return emit
@@ -195,7 +195,7 @@ class Solo:
         self.out: list[wire.TcpSegment] = []
         self.layer = TcpLayer(cfg or TcpConfig(), self.counters, self._emit, mtu=mtu, rng=random.Random(7))
 
-    def _emit(self, src: int, dst: int, raw: bytes) -> None:
+    def _emit(self, src: int, dst: int, raw: bytes, _now: float) -> None:
         assert (src, dst) == (IP_B, IP_A)
         self.out.append(wire.parse(raw, src, dst))
 
