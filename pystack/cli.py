@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from pystack import __version__
 from pystack.control.commands import COMMANDS as CONTROL_COMMANDS
-from pystack.control.commands import add_commands, add_daemon_flags, serve_control
+from pystack.control.commands import add_commands, add_daemon_flags, control_address, serve_control
 from pystack.plot.command import COMMANDS as PLOT_COMMANDS
 from pystack.plot.command import add_command as add_plot_command
 from pystack.tools.errors import CommandError, SetupError
@@ -301,6 +301,7 @@ def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     run_program.add_argument("--hosts", default="/etc/hosts", metavar="FILE",
                              help="hosts table consulted before DNS (default /etc/hosts)")
     _setup_flags(run_program)
+    add_daemon_flags(run_program)
 
     ping.add_argument("host", metavar="HOST", help="a name or an IPv4 address")
     ping.add_argument("-c", "--count", type=_count, default=4, help="echo requests to send (default 4)")
@@ -502,7 +503,7 @@ def _setup(args: argparse.Namespace) -> Setup:
     return Setup(tap=args.tap, mac=args.mac or _random_mac(), mtu=args.mtu, address=args.address,
                  gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
                  dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
-                 ladder_svg=args.ladder_svg)
+                 ladder_svg=args.ladder_svg, control=control_address(args))
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

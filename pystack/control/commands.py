@@ -25,6 +25,16 @@ def add_daemon_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-control", action="store_true", help="no control socket")
 
 
+def control_address(args: argparse.Namespace) -> str | None:
+    """Where a command with :func:`add_daemon_flags` serves its control socket; None for no socket (or
+    a command without those flags)."""
+    from pystack.control.protocol import default_address
+
+    if getattr(args, "no_control", True):
+        return None
+    return args.control or default_address(args.tap)
+
+
 def serve_control(runtime: Runtime, tap: str, args: argparse.Namespace) -> ControlServer | None:
     """The daemon's control socket as its flags ask, or None; SetupError (one line) if it cannot listen."""
     from pystack.control.protocol import default_address

@@ -54,13 +54,17 @@ def _block(block_type: int, body: bytes) -> bytes:
 
 
 _END = _option(OPT_ENDOFOPT, b"")
-_FLAGS_IN = _option(EPB_FLAGS, _U32.pack(FLAG_INBOUND))
-_FLAGS_OUT = _option(EPB_FLAGS, _U32.pack(FLAG_OUTBOUND))
+_DIRECTION = {None: b"", True: _option(EPB_FLAGS, _U32.pack(FLAG_OUTBOUND)) + _END,
+              False: _option(EPB_FLAGS, _U32.pack(FLAG_INBOUND)) + _END}
+"""The options of a frame without a comment: its direction when known, then opt_endofopt."""
+_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 
 def comment_option(text: str) -> bytes:
     """opt_comment with ``text`` in UTF-8, cut to MAX_COMMENT bytes on a character boundary."""
-    data = text.encode("utf-8")[:MAX_COMMENT].decode("utf-8", "ignore").encode("utf-8")
+    data = text.encode("utf-8")
+    if len(data) > MAX_COMMENT:
+        data = data[:MAX_COMMENT].decode("utf-8", "ignore").encode("utf-8")
     return _option(OPT_COMMENT, data)
 
 
@@ -105,20 +109,17 @@ class PcapngWriter:
 
     def _record(self, frame: bytes | memoryview, ts: int, outbound: bool | None, comment: str | None) -> None:
         length = len(frame)
-        captured = min(length, SNAPLEN)
-        options = b""
+        if length > SNAPLEN:
+            frame = frame[:SNAPLEN]
+        captured = len(frame)
+        options = _DIRECTION[outbound]
         if comment:
-            options += comment_option(comment)
+            options = comment_option(comment) + (options or _END)
             self.comments += 1
-        if outbound is not None:
-            options += _FLAGS_OUT if outbound else _FLAGS_IN
-        if options:
-            options += _END
-        pad = -captured % 4
-        total = 32 + captured + pad + len(options)
-        self._file.write(_EPB_HEAD.pack(BLOCK_EPB, total, 0, ts >> 32, ts & 0xFFFFFFFF, captured, length))
-        self._file.write(frame[:captured])
-        self._file.write(b"\x00" * pad + options + _U32.pack(total))
+        pad = _PAD[captured & 3]
+        total = 32 + captured + len(pad) + len(options)
+        self._file.write(b"".join((_EPB_HEAD.pack(BLOCK_EPB, total, 0, ts >> 32, ts & 0xFFFFFFFF, captured, length),
+                                   frame, pad, options, _U32.pack(total))))
         self.frames += 1
 
     def flush(self) -> None:

@@ -20,6 +20,7 @@ from pystack.api.names import Names
 from pystack.api.socket import TcpSocket
 from pystack.api.tls import TlsSocket
 from pystack.config import StackConfig
+from pystack.control.server import ControlError, ControlServer
 from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseLost, ProbeAddress
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
@@ -58,6 +59,8 @@ class Setup:
     pcap: str | None = None
     ladder_svg: str | None = None
     """Where to draw the session's ladder diagram as SVG, if anywhere."""
+    control: str | None = None
+    """The control socket to serve for pystack ss and stats, if any (pystack exec's)."""
     timeout: float = 30.0
     """Seconds for a TCP connect, and for the peer to send something while we wait for it."""
 
@@ -81,6 +84,7 @@ class ClientSession:
         self.dns_servers: list[int] = []
         self.names: Names | None = None
         self._thread: threading.Thread | None = None
+        self.control: ControlServer | None = None
 
     # ------------------------------------------------------------------ the link and the loop
 
@@ -98,6 +102,13 @@ class ClientSession:
         explain_frames(stack, pcap)
         self.runtime = Runtime(stack, observed, pcap)
         self.runtime.tick_hooks.append(self.states.check)
+        if s.control is not None:
+            try:
+                self.control = ControlServer(self.runtime, s.control)  # before the loop runs: it watches fds
+            except ControlError as exc:
+                self.runtime.close()
+                self.runtime = None
+                raise SetupError(str(exc)) from None
         self.n.set_us(mac_to_str(s.mac))
         self.n.say(f"TAP {link.name} open, pystack's MAC {mac_to_str(s.mac)}, MTU {s.mtu}")
         self._thread = self.runtime.start_thread()
@@ -126,6 +137,8 @@ class ClientSession:
         rt.stop()
         if self._thread is not None:
             self._thread.join(5)
+        if self.control is not None:
+            self.control.close()
         rt.close()
         if self.wire is not None:
             self.wire.flush()

@@ -16,15 +16,16 @@ pytestmark = pytest.mark.integration
 _PIECE = re.compile(r" \[TSO piece (\d+)/(\d+)\]$")
 
 
-def _comments(ns: lab.Namespace, capture: Path) -> list[tuple[str, str]]:
-    """(source address, comment) of every frame of ``capture`` that has a comment, as tshark reads them."""
+def _comments(ns: lab.Namespace, capture: Path) -> list[tuple[str, str, str]]:
+    """(source address, TCP source port, comment) of every frame of ``capture`` that has a comment, as
+    tshark reads them (address and port empty for a frame without them: ARP)."""
     proc = ns.run(["tshark", "-n", "-r", str(capture), "-Y", "frame.comment", "-T", "fields",
-                   "-E", "separator=\t", "-e", "ip.src", "-e", "frame.comment"], timeout=120)
+                   "-E", "separator=\t", "-e", "ip.src", "-e", "tcp.srcport", "-e", "frame.comment"], timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = []
     for line in proc.stdout.splitlines():
-        src, _, comment = line.partition("\t")
-        rows.append((src, comment))
+        src, port, comment = line.split("\t", 2)
+        rows.append((src, port, comment))
     return rows
 
 
@@ -48,9 +49,12 @@ def test_retransmission_comments_match_the_counters_after_a_lossy_download(
     assert drops.get("in", 0) > 0, drops  # the path really lost pystack's segments
 
     rows = _comments(daemon.ns, capture)
-    assert all(src == lab.STACK_IP for src, _c in rows if src), rows[:5]  # only what pystack sent is explained
+    assert all(src == lab.STACK_IP for src, _p, _c in rows if src), rows[:5]  # only what pystack sent is explained
+    assert any(c == "ARP reply: asked for our address" for src, _p, c in rows if not src)
     first_pieces = []
-    for _src, comment in rows:
+    for _src, port, comment in rows:
+        if not port:
+            continue  # not TCP
         m = _PIECE.search(comment)
         if m is None or m.group(1) == "1":
             first_pieces.append(comment)

@@ -111,3 +111,20 @@ def test_without_a_daemon_ss_says_so_in_one_line(ns: lab.Namespace) -> None:
     assert proc.stderr.strip().splitlines() == [
         "pystack: error: no pystack daemon listens on @pystack/pst0 in this network namespace "
         "(pystack run --tap NAME listens on @pystack/NAME)"]
+
+
+def test_a_program_under_pystack_exec_is_seen_by_ss(daemon_ready: None, ns: lab.Namespace) -> None:
+    program = "import socket, time\ns = socket.socket()\ns.bind(('', 8080))\ns.listen()\ntime.sleep(60)\n"
+    proc = ns.spawn([*lab.pystack_command(), "exec", "--tap", lab.TAP, "--address", lab.STACK_ADDRESS,
+                     "--host-address", lab.HOST_ADDRESS, "--quiet", "--", "-c", program],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def listening() -> dict | None:
+            out = pystack(ns, "ss", "-tl", "--json")
+            rows = json.loads(out.stdout) if out.returncode == 0 else []
+            return next((r for r in rows if r["local"] == "0.0.0.0:8080"), None)
+
+        row = _poll(listening, "pystack ss shows the program's listening socket")
+        assert row["state"] == "LISTEN", row
+    finally:
+        lab.stop_process(proc)
