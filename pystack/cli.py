@@ -162,8 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                "or, on a LAN with a DHCP server: pystack run --tap pst0 --dhcp --http /srv/www",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--tap", required=True, metavar="NAME",
-                     help="TAP device to create, or a persistent one to attach to (e.g. pst0)")
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tap", metavar="NAME",
+                       help="TAP device to create, or a persistent one to attach to (e.g. pst0); "
+                            "one made for you (ip tuntap add mode tap user YOU) needs no root")
+    where.add_argument("--fd", type=_descriptor, metavar="N",
+                       help="the TAP open as descriptor N, handed over by whoever opened it (no root needed)")
     how = run.add_mutually_exclusive_group(required=True)
     how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
                      help="pystack's IPv4 address and prefix, e.g. 192.0.2.2/24")
@@ -230,7 +234,11 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
     defaults, dhcp_defaults = StackConfig(), DhcpConfig()
     g = p.add_argument_group("set-up (default: --tap pst0 --dhcp)")
     g.add_argument("--tap", default="pst0", metavar="NAME",
-                   help="TAP device to create, or a persistent one to attach to (default pst0)")
+                   help="TAP device to create, or a persistent one to attach to (default pst0); one made "
+                        "for you (ip tuntap add mode tap user YOU), up, needs no root")
+    g.add_argument("--fd", type=_descriptor, metavar="N",
+                   help="use the TAP open as descriptor N (handed over by whoever opened it, no root needed) "
+                        "instead of opening --tap")
     how = g.add_mutually_exclusive_group()
     how.add_argument("--dhcp", action="store_true", help="lease an address with DHCP (the default)")
     how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
@@ -318,10 +326,29 @@ def _random_mac() -> bytes:
     return bytes([0x02]) + random.randbytes(5)
 
 
-def _check_root(command: str) -> None:
+def _descriptor(text: str) -> int:
+    fd = _int_between(text, 0, 1 << 20)
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise argparse.ArgumentTypeError(f"descriptor {fd} is not open") from None
+    return fd
+
+
+def _check_root(command: str, args: argparse.Namespace) -> None:
+    """Root opens any TAP; a TAP made for this user, or a descriptor handed over, needs none (then the
+    kernel's side is the administrator's to configure)."""
+    fd = getattr(args, "fd", None)
     if os.geteuid() != 0:
-        raise UsageError(f"pystack {command} needs root (CAP_NET_ADMIN) to open a TAP device")
-    if not os.path.exists("/dev/net/tun"):
+        from pystack.link.tap import tap_owner
+
+        if fd is None and tap_owner(args.tap) != os.geteuid():
+            raise UsageError(f"pystack {command} needs root (CAP_NET_ADMIN) to open a TAP device, or a TAP made "
+                             f"for this user (ip tuntap add mode tap user {os.geteuid()}), or --fd N")
+        for flag in ("host_address", "cpu"):
+            if getattr(args, flag, None) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} needs root")
+    if fd is None and not os.path.exists("/dev/net/tun"):
         raise UsageError("/dev/net/tun is missing: this kernel or container has no TUN/TAP device")
 
 
@@ -345,7 +372,7 @@ def _check_addressing(args: argparse.Namespace) -> None:
 
 def _check_run(args: argparse.Namespace) -> None:
     _check_addressing(args)
-    _check_root("run")
+    _check_root("run", args)
 
 
 def _stack_config(args: argparse.Namespace) -> StackConfig:
@@ -389,7 +416,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _stack_config(args)
     keep_freed_memory(config.runtime)
     try:
-        link, pcap = open_link(args.tap, args.mtu, offload=not args.no_offload, pcap=args.pcap,
+        link, pcap = open_link(args.tap or "", args.mtu, offload=not args.no_offload, pcap=args.pcap, fd=args.fd,
                                host_address=args.host_address)
     except LinkSetupError as exc:
         raise UsageError(str(exc)) from None
@@ -499,8 +526,8 @@ def _setup(args: argparse.Namespace) -> Setup:
     _check_addressing(args)
     if args.address is not None and args.release:
         raise UsageError("--release goes with DHCP, not with --address")
-    _check_root(args.command)
-    return Setup(tap=args.tap, mac=args.mac or _random_mac(), mtu=args.mtu, address=args.address,
+    _check_root(args.command, args)
+    return Setup(tap=args.tap, fd=args.fd, mac=args.mac or _random_mac(), mtu=args.mtu, address=args.address,
                  gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
                  dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
                  ladder_svg=args.ladder_svg, control=control_address(args))

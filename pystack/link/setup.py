@@ -19,8 +19,10 @@ class LinkSetupError(Exception):
 
 
 def open_link(tap: str, mtu: int, *, offload: bool = False, pcap: str | None = None,
-              host_address: ipaddress.IPv4Interface | None = None) -> tuple[TapLink, CaptureWriter | None]:
-    """The TAP (created or attached), its kernel side configured when asked, and the capture writer."""
+              host_address: ipaddress.IPv4Interface | None = None,
+              fd: int | None = None) -> tuple[TapLink, CaptureWriter | None]:
+    """The TAP (created or attached, or the one open as descriptor ``fd``), its kernel side configured
+    when asked, and the capture writer."""
     try:
         writer: CaptureWriter | None = None
         if pcap:
@@ -28,7 +30,7 @@ def open_link(tap: str, mtu: int, *, offload: bool = False, pcap: str | None = N
     except OSError as exc:
         raise LinkSetupError(f"cannot write pcap file {pcap}: {exc.strerror}") from None
     try:
-        link = TapLink(tap, mtu, offload=offload)
+        link = TapLink(tap, mtu, offload=offload) if fd is None else TapLink.from_fd(fd, offload=offload)
     except TapError as exc:
         if writer is not None:
             writer.close()

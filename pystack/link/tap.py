@@ -1,5 +1,9 @@
 """The TAP link (IFF_TAP | IFF_NO_PI) through python-pytun, read and written without blocking.
 
+Root is needed to create a TAP, not to use one: a persistent TAP made for a user (``ip tuntap add mode
+tap user NAME``) and brought up by the administrator is attached to without privileges, and a TAP
+descriptor someone else opened can be handed over (:meth:`TapLink.from_fd`, ``--fd N``).
+
 With ``offload`` the TAP also carries a virtio-net header on every frame (IFF_VNET_HDR) and
 ``TUNSETOFFLOAD`` tells the kernel it may hand us TCP segments of up to 64 KiB (TSO/GRO) whose
 checksums are left partial (TUN_F_CSUM): one read, one parse and one ACK then cover what would be
@@ -13,6 +17,7 @@ import errno
 import fcntl
 import io
 import os
+import socket
 import struct
 
 import pytun
@@ -24,8 +29,13 @@ from pystack.wire.virtio import (GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN
 
 MAX_FRAME = 65535 + 14
 TUNSETOFFLOAD = 0x400454D0
+TUNGETIFF = 0x800454D2
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
+SIOCGIFFLAGS = 0x8913
+SIOCGIFMTU = 0x8921
+SIOCGIFHWADDR = 0x8927
+IFF_UP = 0x1
 _NO_OFFLOAD_HEADER = bytes(VNET_HDR_LEN)
 
 
@@ -33,8 +43,34 @@ class TapError(Exception):
     """The TAP could not be opened; the message is one line for the user."""
 
 
+def interface_state(name: str) -> tuple[int, bool, bytes] | None:
+    """(MTU, up, MAC) of the interface ``name`` in this network namespace, or None if there is none.
+    Reading them needs no privilege."""
+    request = struct.pack("16s24x", name.encode()[:15])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            mtu = struct.unpack_from("i", fcntl.ioctl(sock, SIOCGIFMTU, request), 16)[0]
+            flags = struct.unpack_from("H", fcntl.ioctl(sock, SIOCGIFFLAGS, request), 16)[0]
+            mac = fcntl.ioctl(sock, SIOCGIFHWADDR, request)[18:24]
+        except OSError:
+            return None
+    return mtu, bool(flags & IFF_UP), mac
+
+
+def tap_owner(name: str) -> int | None:
+    """The user a persistent TAP was made for (``ip tuntap add ... user NAME``), or None."""
+    try:
+        with open(f"/sys/class/net/{name}/owner") as fh:
+            owner = int(fh.read())
+    except (OSError, ValueError):
+        return None
+    return owner if owner >= 0 else None
+
+
 class TapLink:
     """Creates the TAP, or attaches to a persistent one of that name (the kernel's TUNSETIFF does both)."""
+
+    dev: pytun.TunTapDevice | None
 
     def __init__(self, name: str, mtu: int, offload: bool = False) -> None:
         if not os.path.exists("/dev/net/tun"):
@@ -43,31 +79,60 @@ class TapLink:
         try:
             self.dev = pytun.TunTapDevice(name=name, flags=flags)
         except pytun.Error as exc:
-            raise TapError(f"cannot open TAP {name!r}: {exc}") from None
-        self.offload = False
-        if offload:
-            try:
-                fcntl.ioctl(self.dev.fileno(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
-                self.offload = True
-            except OSError:
-                pass  # the header stays, with nothing offloaded: every frame is whole
-        self.vnet = offload
-        self.partial_checksum_frames = 0
-        self.super_frames = 0
-        self.name = self.dev.name
+            hint = "" if os.access("/dev/net/tun", os.R_OK | os.W_OK) else " (/dev/net/tun is closed to this user)"
+            raise TapError(f"cannot open TAP {name!r}: {exc}{hint}") from None
         try:
             self.dev.mtu = mtu
             self.dev.up()
         except pytun.Error as exc:
-            self.dev.close()
-            raise TapError(f"cannot configure TAP {name!r}: {exc}") from None
-        self.fd = self.dev.fileno()
+            # Without CAP_NET_ADMIN (a TAP made for this user) the administrator configures it.
+            state = interface_state(self.dev.name)
+            if state is None or state[:2] != (mtu, True):
+                self.dev.close()
+                raise TapError(f"cannot configure TAP {name!r}: {exc} (without root, it must be up already "
+                               f"with MTU {mtu}: ip link set {name} up mtu {mtu})") from None
+        self._start(self.dev.fileno(), self.dev.name, offload)
+
+    @classmethod
+    def from_fd(cls, fd: int, offload: bool = False) -> TapLink:
+        """A TAP that someone else opened and handed over as descriptor ``fd`` (``pystack ... --fd N``): it
+        must be a TAP without packet information; with IFF_VNET_HDR set by the opener, offload is asked for.
+        Its MTU and state are the opener's to set."""
+        try:
+            ifreq = fcntl.ioctl(fd, TUNGETIFF, bytes(40))
+        except OSError:
+            raise TapError(f"descriptor {fd} is not a TUN/TAP device") from None
+        name = ifreq[:16].rstrip(b"\0").decode(errors="replace")
+        flags = struct.unpack_from("H", ifreq, 16)[0]
+        if not flags & pytun.IFF_TAP:
+            raise TapError(f"descriptor {fd} is {name}, a TUN device: pystack needs a TAP (Ethernet frames)")
+        if not flags & pytun.IFF_NO_PI:
+            raise TapError(f"descriptor {fd} ({name}) was opened without IFF_NO_PI: pystack reads bare frames")
+        self = cls.__new__(cls)
+        self.dev = None
+        self._start(fd, name, offload and bool(flags & pytun.IFF_VNET_HDR), vnet=bool(flags & pytun.IFF_VNET_HDR))
+        return self
+
+    def _start(self, fd: int, name: str, offload: bool, vnet: bool | None = None) -> None:
+        self.offload = False
+        if offload:
+            try:
+                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+                self.offload = True
+            except OSError:
+                pass  # the header stays, with nothing offloaded: every frame is whole
+        self.vnet = offload if vnet is None else vnet
+        self.partial_checksum_frames = 0
+        self.super_frames = 0
+        self.name = name
+        self.fd = fd
         os.set_blocking(self.fd, False)
         self._reader = io.FileIO(self.fd, "rb", closefd=False)
         """Reads the descriptor and says "nothing waiting" with None rather than raising BlockingIOError:
         every wake-up ends with that read, and an exception costs more than the read."""
-        self._read_size = MAX_FRAME + VNET_HDR_LEN if offload else MAX_FRAME
-        self.kernel_mac: bytes = self.dev.hwaddr
+        self._read_size = MAX_FRAME + VNET_HDR_LEN if self.vnet else MAX_FRAME
+        state = interface_state(name)
+        self.kernel_mac: bytes = state[2] if state is not None else b""
 
     def read(self) -> bytes | None:
         """One frame, or None when none is waiting."""
@@ -127,7 +192,10 @@ class TapLink:
         return header, view[:field], partial.to_bytes(2, "big"), view[field + 2:]
 
     def close(self) -> None:
-        self._reader.close()  # closefd=False: the descriptor is the device's to close
+        self._reader.close()  # closefd=False: the descriptor is the device's (or ours, from_fd) to close
+        if self.dev is None:
+            os.close(self.fd)
+            return
         try:
             self.dev.close()
         except pytun.Error:

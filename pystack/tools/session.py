@@ -45,6 +45,8 @@ class Setup:
     """The flags every client command shares."""
 
     tap: str = "pst0"
+    fd: int | None = None
+    """A TAP descriptor handed over, used instead of opening ``tap``."""
     mac: bytes = b""
     mtu: int = 1500
     address: ipaddress.IPv4Interface | None = None
@@ -93,7 +95,7 @@ class ClientSession:
 
         s = self.setup
         try:
-            link, pcap = open_link(s.tap, s.mtu, pcap=s.pcap, host_address=s.host_address)
+            link, pcap = open_link(s.tap, s.mtu, pcap=s.pcap, host_address=s.host_address, fd=s.fd)
         except LinkSetupError as exc:
             raise SetupError(str(exc)) from None
         self.stack = stack = Stack(s.mac, StackConfig(mtu=s.mtu))

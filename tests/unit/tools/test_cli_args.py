@@ -18,6 +18,8 @@ from pystack.cli import main
     ["ping", "h", "-c", "0"],
     ["ping", "h", "-s", "70000"],
     ["ping", "h", "-i", "-1"],
+    ["exec", "--fd", "987654", "--", "-c", "pass"],
+    ["run", "--fd", "-1", "--address", "192.0.2.2/24"],
     ["run", "--tap", "pst0", "--dhcp", "--address", "192.0.2.2/24"],
     ["run", "--tap", "pst0", "--dhcp", "--dhcp-timeout", "-5"],
 ])
@@ -34,6 +36,8 @@ def test_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     (["exec", "--address", "192.0.2.2/24"], "give the program"),
     (["exec", "--", "-m"], "-m needs a module"),
     (["exec", "--", "/nonexistent/program.py"], "no such script"),
+    (["exec", "--fd", "0", "--address", "192.0.2.2/24", "--host-address", "192.0.2.1/24", "--", "-c", "pass"],
+     "--host-address needs root"),
     (["fetch", "gopher://h/"], "http://"),
     (["fetch", "http://h/", "--gateway", "192.0.2.1"], "--gateway"),
     (["fetch", "http://h/", "--address", "192.0.2.2/24", "--gateway", "198.51.100.1"], "not on the local network"),
