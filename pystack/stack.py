@@ -82,7 +82,8 @@ class Stack:
         self.timer_sources: list[TimerSource] = []
         """Extra deadlines merged into :meth:`get_timer` and served by :meth:`handle_timer`."""
         self.now = 0.0
-        """The time of the frame or timer being handled, for callbacks that need a clock."""
+        """The time of the frame or timer being handled, set before any callback of it runs (the UDP echo
+        service and the DHCP host read it there). No layer reads it: a user call brings its own ``now``."""
         self._internal_errors = 0
         self.why: Note | None = None
         """Told why each frame is sent, while a capture listens (set with :meth:`explain`)."""

@@ -31,6 +31,8 @@ class TcpGlue:
         self.ipv4 = ipv4
         self.transports = transports
         self.fast = fast
+        self._addr = ipv4.addr
+        self._layers = transports.layers
         self.tcp = TcpLayer(config.tcp, counters, self.emit, mtu=config.mtu, rng=rng,
                             ephemeral=config.ephemeral_ports)
         self.tcp.fast_paths = fast  # header prediction
@@ -87,13 +89,14 @@ class TcpGlue:
         its header checksum right, handed to TCP without the Ethernet and IPv4 parse objects.
 
         Every segment of a transfer and each of the five or so of a short connection takes this path,
-        so it is checked with builtins only, as fully as the layered path checks it (frame to our MAC from
-        a unicast source, version 4 with a 20-byte header, total length within the frame, RFC 791
-        checksum, reserved flag clear, source not martian). Anything else returns False and the layered
-        path takes the frame, counting what it drops. A test feeds the same frames to both paths and
-        compares what comes out.
+        so it is checked with builtins (and the one martian-source rule), as fully as the layered path
+        checks it (frame to our MAC from a unicast source, version 4 with a 20-byte header, total length
+        within the frame, RFC 791 checksum, reserved flag clear, source not martian). Anything else
+        returns False and the layered path takes the frame, counting what it drops. The twin tests
+        (tests/unit/stack/test_fast_paths.py) feed the same frames to both paths and compare what comes
+        out.
         """
-        us = self.ipv4.addr.address
+        us = self._addr.address
         if (frame[12:14] != b"\x08\x00" or frame[14] != 0x45 or frame[0:6] != self.link.mac or frame[6] & 1
                 or frame[20] & 0xBF or frame[21] or us is None):  # options, reserved flag, MF, offset
             return False
@@ -104,7 +107,7 @@ class TcpGlue:
         if is_martian_source(src):
             return False
         # A header with 0x45 first never sums to zero, so it verifies iff its sum is 0 mod 0xFFFF.
-        if int.from_bytes(frame[14:34], "big") % 0xFFFF or self.transports.layers.get(6) is not self.tcp:
+        if int.from_bytes(frame[14:34], "big") % 0xFFFF or self._layers.get(6) is not self.tcp:
             return False
         self.tcp.receive(src, us, memoryview(frame)[34:14 + total], now, checksum_trusted)
         return True
