@@ -15,12 +15,11 @@ is full, oldest first.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol
 
 from pystack.tcp.info import congestion_note
 
 if TYPE_CHECKING:
-    from pystack.stack import Stack
     from pystack.tcp.connection import Connection
 
 Note = Callable[[Hashable, str], None]
@@ -126,7 +125,18 @@ class FrameReasons:
         self.note(tcp_key(local_ip, remote_ip, local_port, remote_port, seq), text)
 
 
-def explain_frames(stack: Stack, writer: object) -> FrameReasons | None:
+class Explaining(Protocol):
+    """What explain_frames needs of a stack (pystack.stack.Stack, whose layers import this module: a
+    protocol here keeps the import graph free of cycles)."""
+
+    @property
+    def mac(self) -> bytes: ...
+    @property
+    def tcp(self) -> Any: ...
+    def explain(self, note: Note | None) -> None: ...
+
+
+def explain_frames(stack: Explaining, writer: object) -> FrameReasons | None:
     """Have ``stack``'s senders give their reasons and ``writer`` write them, if it is a pcapng writer
     (the classic pcap format has no place for them): returns the notes' table, or None."""
     from pystack.link.pcapng import PcapngWriter
