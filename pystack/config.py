@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pystack.config_check import need
+from pystack.ip6.config import Ipv6Config
 from pystack.ports import PortRange
 from pystack.tcp.config import TcpConfig
 
@@ -173,6 +174,9 @@ class StackConfig:
 
     # --- TCP (RFC 9293): its own section, documented in pystack/tcp/config.py ---
     tcp: TcpConfig = field(default_factory=TcpConfig)
+
+    # --- IPv6 (RFC 8200), neighbour discovery, SLAAC: its own section, in pystack/ip6/config.py ---
+    ipv6: Ipv6Config = field(default_factory=Ipv6Config)
 
     # --- around the protocols ---
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
