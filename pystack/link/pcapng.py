@@ -32,6 +32,16 @@ FLAG_INBOUND = 1
 FLAG_OUTBOUND = 2
 """epb_flags bits 0-1: the direction of the frame (section 4.3.1)."""
 
+LATER_PIECE = "[TSO piece, continued]"
+"""The mark of the wire segments after the first of an offloaded super-frame: the reason is the same,
+and a count of frames by reason takes the first pieces only."""
+
+
+def first_piece(pieces: int) -> str:
+    """The mark of the first wire segment of an offloaded super-frame cut into ``pieces``."""
+    return f"[TSO piece 1/{pieces}]"
+
+
 MAX_COMMENT = 1024
 """Bytes of a comment kept (a reason is a line; the bound keeps a record's size known)."""
 
@@ -99,22 +109,27 @@ class PcapngWriter:
         if type(frame) is GsoFrame:
             pieces = segment(frame, frame.gso_size)  # record what the wire carries, not the super-frame
             n = len(pieces)
-            for i, piece in enumerate(pieces, 1):
-                note = comment if comment is None or n == 1 else f"{comment} [TSO piece {i}/{n}]"
-                self._record(piece, ts, outbound, note)
+            first = rest = None
+            if comment is not None:  # made once per super-frame: each piece is a record to write
+                first = comment_option(comment if n == 1 else f"{comment} {first_piece(n)}")
+                rest = comment_option(f"{comment} {LATER_PIECE}")
+            for i, piece in enumerate(pieces):
+                self._record(piece, ts, outbound, rest if i else first)
             return
         if type(frame) is PartialChecksumFrame:
             frame = complete_checksum(frame)  # record a frame Wireshark verifies, as it was meant
-        self._record(frame, ts, outbound if mac is not None else None, comment)
+        self._record(frame, ts, outbound if mac is not None else None,
+                     comment_option(comment) if comment else None)
 
-    def _record(self, frame: bytes | memoryview, ts: int, outbound: bool | None, comment: str | None) -> None:
+    def _record(self, frame: bytes | memoryview, ts: int, outbound: bool | None, comment: bytes | None) -> None:
+        """One Enhanced Packet Block; ``comment`` is its opt_comment option, made by comment_option."""
         length = len(frame)
         if length > SNAPLEN:
             frame = frame[:SNAPLEN]
         captured = len(frame)
         options = _DIRECTION[outbound]
-        if comment:
-            options = comment_option(comment) + (options or _END)
+        if comment is not None:
+            options = comment + (options or _END)
             self.comments += 1
         pad = _PAD[captured & 3]
         total = 32 + captured + len(pad) + len(options)

@@ -90,6 +90,6 @@ def test_an_offloaded_super_frame_is_recorded_as_its_wire_segments(tmp_path: Pat
     w.close()
     blocks = epbs(path)
     assert [options(b)[pcapng_dpkt.PCAPNG_OPT_COMMENT] for b in blocks] == [
-        b"new data [TSO piece 1/3]", b"new data [TSO piece 2/3]", b"new data [TSO piece 3/3]"]
+        b"new data [TSO piece 1/3]", b"new data [TSO piece, continued]", b"new data [TSO piece, continued]"]
     seqs = [dpkt.ethernet.Ethernet(b.pkt_data).data.data.seq for b in blocks]
     assert seqs == [1000, 2024, 3048]
