@@ -11,6 +11,8 @@ ROW = 30
 TIME_COLUMN = 80
 HEAD = 70
 MAX_LABEL = 60
+_HALO = ' stroke="white" stroke-width="4" paint-order="stroke"'
+"""A label's white outline, so that a lifeline it crosses does not cut through its letters."""
 
 
 def _clip(label: str) -> str:
@@ -56,7 +58,7 @@ def render_svg(participants: list[Participant], arrows: list[Arrow], summarise_b
             colour = "#1f3f9f" if a.bulk is None else "#777"
             body.append(f'<line x1="{x[s]}" y1="{y}" x2="{x[d]}" y2="{y}" stroke="{colour}" stroke-width="1.4" '
                         'marker-end="url(#head)"/>')
-            body.append(svg.text((x[s] + x[d]) / 2, y - 5, label, "middle", 12))
+            body.append(svg.text((x[s] + x[d]) / 2, y - 5, label, "middle", 12, _HALO))
         body.append("</g>")
     body.append("</g>")
     return svg.document(width, height, "ladder diagram", body)
