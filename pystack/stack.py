@@ -1,4 +1,5 @@
-"""The sans-I/O core: one interface's Ethernet, ARP, IPv4, ICMP, UDP and TCP, behind one facade.
+"""The sans-I/O core: one interface's Ethernet, ARP, IPv4, ICMP, IPv6 (with ND, SLAAC, MLD and ICMPv6),
+UDP and TCP, behind one facade.
 
 It never touches a file descriptor or reads a clock. The caller feeds frames and the time::
 
@@ -22,13 +23,18 @@ from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
 from pystack.iface.icmp import EchoReplyHandler, Icmpv4
+from pystack.iface.icmpv6 import EchoReplyHandler6, Icmpv6
 from pystack.iface.ipv4 import Ipv4
 from pystack.iface.ipv4_address import Ipv4Address
+from pystack.iface.ipv6 import Ipv6
+from pystack.iface.ndisc import AddressObserver, Ndisc
 from pystack.iface.tcp import TcpGlue
 from pystack.iface.transport import TransportLayer, Transports
+from pystack.ip6.addresses import Address
 from pystack.reasons import Note
 from pystack.udp.layer import UdpLayer
 from pystack.wire import WireError
+from pystack.wire import ethernet
 from pystack.wire import ipv4 as ipv4_wire
 from pystack.wire.virtio import PartialChecksumFrame
 
@@ -79,6 +85,14 @@ class Stack:
         self.icmp_limiter = self._icmp.limiter
         self.transports = self._transports.layers
         """IP protocols above ours by number (6 for TCP, 17 for UDP)."""
+        # IPv6: built here, on the link from start_ipv6 on (until then its frames are dropped as before).
+        self._nd = Ndisc(cfg, counters, self._link, self.rng)
+        self._ipv6 = Ipv6(cfg, counters, self._link, self._nd, self.rng)
+        self.transports6: dict[int, TransportLayer] = {}
+        """Transports over IPv6 by Next Header."""
+        self._icmp6 = Icmpv6(cfg, counters, self._ipv6, self._nd, self.transports6)
+        self._ipv6_on = False
+        self._deadline6: float | None = None
         self.timer_sources: list[TimerSource] = []
         """Extra deadlines merged into :meth:`get_timer` and served by :meth:`handle_timer`."""
         self.now = 0.0
@@ -145,6 +159,92 @@ class Stack:
     def echo_reply_handler(self, handler: EchoReplyHandler | None) -> None:
         self._icmp.echo_reply_handler = handler
 
+    # ------------------------------------------------------------------ IPv6
+
+    def start_ipv6(self, now: float) -> None:
+        """Bring IPv6 up: take its frames, join all-nodes, form the link-local address (DAD first),
+        then solicit routers; addresses come from RAs (SLAAC, unless ``config.ipv6.slaac`` is off) and
+        :meth:`add_address6`. Needs an MTU of 1280 at least (RFC 8200 5); raises ValueError otherwise."""
+        if self.config.mtu < 1280:
+            raise ValueError(f"IPv6 needs an MTU of at least 1280 bytes (RFC 8200 section 5), not {self.config.mtu}")
+        if self._ipv6_on:
+            return
+        self._ipv6_on = True
+        self._link.protocols[ethernet.ETHERTYPE_IPV6] = self._receive6
+        self._nd.start(now)
+        self._ipv6.timers_changed = True
+
+    @property
+    def ipv6_enabled(self) -> bool:
+        return self._ipv6_on
+
+    def add_address6(self, address: int, prefix_len: int, now: float) -> None:
+        """A static IPv6 address: usable once DAD passes; its prefix is on-link. Raises ValueError for
+        an address no interface may have."""
+        self._nd.add(address, prefix_len, now)
+        self._ipv6.timers_changed = True
+
+    def remove_address6(self, address: int, now: float) -> None:
+        self._nd.remove(address, now)
+        self._ipv6.timers_changed = True
+
+    @property
+    def addresses6(self) -> list[Address]:
+        """The interface's IPv6 addresses, tentative and duplicate ones included (see their ``state``)."""
+        return list(self._nd.addresses)
+
+    @property
+    def address6_observers(self) -> list[AddressObserver]:
+        """Called with each IPv6 address event (added, configured, deprecated, removed, duplicate)."""
+        return self._nd.observers
+
+    @property
+    def gateway6(self) -> int | None:
+        """The default IPv6 router set by hand (routers advertised in RAs are used when it is None)."""
+        return self._nd.gateway
+
+    @gateway6.setter
+    def gateway6(self, gateway: int | None) -> None:
+        self._nd.gateway = gateway
+
+    @property
+    def nd(self) -> Ndisc:
+        """Neighbour discovery: the neighbour cache, the routers and DNS servers advertised, the groups."""
+        return self._nd
+
+    @property
+    def echo6_reply_handler(self) -> EchoReplyHandler6 | None:
+        """Called with (source, rest, payload, now) for ICMPv6 echo replies, by a local ping client."""
+        return self._icmp6.echo_reply_handler
+
+    @echo6_reply_handler.setter
+    def echo6_reply_handler(self, handler: EchoReplyHandler6 | None) -> None:
+        self._icmp6.echo_reply_handler = handler
+
+    def source_for6(self, dst: int) -> int | None:
+        return self._ipv6.source_for(dst)
+
+    def send_ip6(self, dst: int, next_header: int, payload: bytes | memoryview, now: float, *,
+                 src: int | None = None, hop_limit: int | None = None) -> None:
+        """Route, fragment to the MTU and send (or queue behind neighbour discovery) one IPv6 packet.
+        Raises OSError (ENETUNREACH, EADDRNOTAVAIL, EMSGSIZE) as the kernel's sendto would."""
+        self._ipv6.send(dst, next_header, payload, now, src=src, hop_limit=hop_limit)
+
+    def _receive6(self, payload: memoryview, link_unicast: bool, now: float) -> None:
+        self._ipv6.receive(payload, link_unicast, now)
+
+    def _ipv6_deadline(self) -> float | None:
+        best = self._nd.next_deadline()
+        d = self._ipv6.next_deadline()
+        if d is not None and (best is None or d < best):
+            best = d
+        return best
+
+    def _ipv6_timer(self, now: float) -> None:
+        for packet in self._nd.handle_timer(now):
+            self._icmp6.unreachable_locally(packet, now)
+        self._ipv6.handle_timer(now)
+
     def attach_transport(self, protocol: int, layer: TransportLayer, broadcast: bool = False) -> None:
         """Hand IP datagrams of ``protocol`` to ``layer``. ``broadcast``: it takes datagrams sent to a
         broadcast or multicast address too (UDP does; TCP is unicast only, RFC 1122 4.2.3.10)."""
@@ -180,6 +280,14 @@ class Stack:
         d = self._transports.next_deadline()
         if d is not None and (best is None or d < best):
             best = d
+        if self._ipv6_on:
+            ipv6 = self._ipv6
+            if ipv6.timers_changed:  # IPv6's tables moved only if it saw a frame, timer or send since
+                ipv6.timers_changed = False
+                self._deadline6 = self._ipv6_deadline()
+            d = self._deadline6
+            if d is not None and (best is None or d < best):
+                best = d
         for timer in self.timer_sources:
             d = timer.get_timer()
             if d is not None and (best is None or d < best):
@@ -193,6 +301,10 @@ class Stack:
                 self._icmp.unreachable_locally(packet, now)
             self._ipv4.handle_timer(now)
             self._transports.handle_timer(now)
+            if self._ipv6_on:
+                d = self._ipv6_deadline()
+                if d is not None and d <= now:
+                    self._ipv6_timer(now)
             for source in self.timer_sources:
                 deadline = source.get_timer()
                 if deadline is not None and deadline <= now:

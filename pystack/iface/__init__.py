@@ -3,6 +3,7 @@
 ``ethernet`` (which frames are ours; the one queue of frames out), ``ipv4_address`` (our address,
 subnet and gateway), ``arp``, ``ipv4`` (routing, fragmentation, loopback, reassembly), ``icmp``
 (errors both ways, echo and its fast path), ``transport`` (what IPv4 hands to TCP, UDP and any other
-transport) and ``tcp`` (TCP's fast ways in and out). A module imports only those listed before it, so
-an IPv6 family (``ipv6_address``, ``ndp``, ``ipv6``, ``icmpv6``) can stand beside the IPv4 one.
+transport) and ``tcp`` (TCP's fast ways in and out). The IPv6 family stands beside them: ``mld`` (the
+multicast groups we listen to), ``ndisc`` (neighbour discovery, addresses with DAD and SLAAC, routers),
+``ipv6`` and ``icmpv6``. A module imports only those listed before it in its family.
 """

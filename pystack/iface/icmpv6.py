@@ -1,0 +1,147 @@
+"""ICMPv6 (RFC 4443) for one interface: echo answered (to the all-nodes group too, from our unicast
+address, as Linux does by default), errors sent about packets we received, rate-limited, and those that
+come back about ours handed to the transport they concern; ND and MLD messages go to their owners
+(pystack.iface.ndisc, pystack.iface.mld)."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Protocol
+
+from pystack.config import StackConfig
+from pystack.counters import Counters
+from pystack.iface.ipv6 import Ipv6
+from pystack.iface.ndisc import Ndisc
+from pystack.ip.ratelimit import IcmpRateLimiter
+from pystack.wire import icmpv6 as icmpv6_wire
+from pystack.wire import ipv6 as ipv6_wire
+from pystack.wire.errors import WireError
+from pystack.wire.ipv6 import HeaderChain, Ipv6Packet
+
+EchoReplyHandler6 = Callable[[int, int, bytes, float], None]
+"""``handler(source, rest, payload, now)`` for echo replies, set by a local ping client."""
+
+_ND_TYPES = frozenset({icmpv6_wire.TYPE_ROUTER_SOLICITATION, icmpv6_wire.TYPE_ROUTER_ADVERTISEMENT,
+                       icmpv6_wire.TYPE_NEIGHBOUR_SOLICITATION, icmpv6_wire.TYPE_NEIGHBOUR_ADVERTISEMENT,
+                       icmpv6_wire.TYPE_REDIRECT})
+_MLD_REPORTS = frozenset({131, 132, icmpv6_wire.TYPE_MLD_REPORT})
+"""MLDv1 report and done, MLDv2 report: other hosts' business (RFC 3810 6: a host ignores them)."""
+
+
+class ErrorTaker6(Protocol):
+    """A transport over IPv6 as ICMPv6 sees it: told of the errors about what it sent."""
+
+    def icmp_error(self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
+                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0) -> None: ...
+
+
+class Icmpv6:
+    """ICMPv6 of one interface, attached to IPv6 as Next Header 58 and as its error reporter."""
+
+    def __init__(self, config: StackConfig, counters: Counters, ipv6: Ipv6, nd: Ndisc,
+                 transports: Mapping[int, ErrorTaker6]) -> None:
+        self.config = config
+        self.counters = counters
+        self.ipv6 = ipv6
+        self.nd = nd
+        self.transports = transports
+        self.limiter = IcmpRateLimiter(config.icmp_ratelimit_interval, config.icmp_ratelimit_burst,
+                                       config.icmp_global_rate, config.icmp_global_burst)
+        """RFC 4443 2.4 (f): errors are rate-limited, per destination and in all, as Linux's icmpv6_xrlim."""
+        self.echo_reply_handler: EchoReplyHandler6 | None = None
+        ipv6.attach(ipv6_wire.NH_ICMPV6, self.receive)
+        ipv6.errors = self
+
+    # ------------------------------------------------------------------ receive
+
+    def receive(self, pkt: Ipv6Packet, chain: HeaderChain, now: float) -> None:
+        data = pkt.datagram[chain.offset:]
+        msg = icmpv6_wire.parse(data, pkt.src, pkt.dst)
+        mtype = msg.type
+        if mtype in _ND_TYPES:
+            self.nd.receive(pkt, msg, self.ipv6.fragmented, now)
+        elif mtype == icmpv6_wire.TYPE_MLD_QUERY:
+            self.nd.mld.on_query(icmpv6_wire.parse_mld_query(
+                msg, src=pkt.src, hop_limit=pkt.hop_limit, router_alert=chain.router_alert == ipv6_wire.ROUTER_ALERT_MLD),
+                now)
+        elif mtype in _MLD_REPORTS:
+            self.counters["mld.reports_heard"] += 1
+        elif pkt.src == ipv6_wire.UNSPECIFIED:
+            raise WireError("icmpv6.unspecified_source")  # only DAD and MLD may come from :: (RFC 4291 2.5.2)
+        elif mtype == icmpv6_wire.TYPE_ECHO_REQUEST:
+            self._echo(pkt, data, msg, now)
+        elif mtype == icmpv6_wire.TYPE_ECHO_REPLY:
+            self.counters["icmpv6.echo_replies_received"] += 1
+            if self.echo_reply_handler is not None:
+                self.echo_reply_handler(pkt.src, msg.rest, bytes(msg.body), now)
+        elif mtype < 128:
+            self._receive_error(msg, now)
+        else:
+            raise WireError("icmpv6.unsupported_type")  # an unknown informational message (RFC 4443 2.4 (b))
+
+    def _echo(self, pkt: Ipv6Packet, data: memoryview, msg: icmpv6_wire.Icmpv6Message, now: float) -> None:
+        """RFC 4443 4.2: the reply carries the request's identifier, sequence and data; one sent to a
+        multicast group is answered from a unicast address of ours (Linux's echo_ignore_multicast 0)."""
+        if ipv6_wire.is_multicast(pkt.dst):
+            src = self.ipv6.source_for(pkt.src)
+            if src is None:
+                raise WireError("icmpv6.echo_no_source")
+            reply = icmpv6_wire.build(icmpv6_wire.TYPE_ECHO_REPLY, msg.code, msg.rest, msg.body, src, pkt.src)
+        else:
+            src = pkt.dst
+            reply = icmpv6_wire.echo_reply_from_request(data)
+        try:
+            self.ipv6.send(pkt.src, ipv6_wire.NH_ICMPV6, reply, now, src=src, traffic_class=pkt.traffic_class)
+        except OSError:
+            self.counters.drop("icmpv6.echo_unroutable")
+            return
+        self.counters["icmpv6.echo_replies_sent"] += 1
+
+    def _receive_error(self, msg: icmpv6_wire.Icmpv6Message, now: float) -> None:
+        """Hand an error about a packet we sent to the transport it concerns (RFC 4443 2.4 (a), 3)."""
+        self._to_transport(msg.type, msg.code, msg.rest, msg.body, now)
+        self.counters["icmpv6.errors_received"] += 1
+
+    def _to_transport(self, mtype: int, code: int, rest: int, quoted: bytes | memoryview, now: float) -> None:
+        quote = icmpv6_wire.parse_quote(quoted)
+        if not self.ipv6.is_ours(quote.src):
+            raise WireError("icmpv6.quote_not_ours")
+        layer = self.transports.get(quote.protocol)
+        if layer is not None:
+            mtu = rest if mtype == icmpv6_wire.TYPE_PACKET_TOO_BIG else 0
+            layer.icmp_error(mtype, code, quote.src, quote.dst, quote.upper, now, next_hop_mtu=mtu)
+
+    def unreachable_locally(self, packet: bytes, now: float) -> None:
+        """Neighbour discovery gave up on a packet we sent: tell its transport, as the kernel's
+        EHOSTUNREACH (RFC 4861 7.2.2: address unreachable)."""
+        self.counters.drop("ndisc.unresolved")
+        try:
+            self._to_transport(icmpv6_wire.TYPE_DEST_UNREACHABLE, icmpv6_wire.CODE_ADDRESS_UNREACHABLE, 0, packet, now)
+        except WireError:
+            pass
+
+    # ------------------------------------------------------------------ send
+
+    def send_error(self, pkt: Ipv6Packet, mtype: int, code: int, rest: int, now: float, *,
+                   multicast_ok: bool = False) -> None:
+        """An error about ``pkt``, which we received, within RFC 4443 2.4 (e)'s rules and (f)'s rate."""
+        invoking = None
+        if pkt.next_header == ipv6_wire.NH_ICMPV6 and len(pkt.payload):
+            invoking = pkt.payload[0]
+        if not icmpv6_wire.error_allowed(mtype, code, pkt.src, pkt.dst, multicast_ok=multicast_ok,
+                                         link_multicast=not self.ipv6.link_unicast, invoking_icmp_type=invoking):
+            self.counters["icmpv6.errors_not_allowed"] += 1
+            return
+        if not self.limiter.allow(pkt.src, now):
+            self.counters["icmpv6.errors_ratelimited"] += 1
+            return
+        src = pkt.dst if self.ipv6.is_ours(pkt.dst) else self.ipv6.source_for(pkt.src)
+        if src is None:
+            self.counters.drop("icmpv6.error_no_source")
+            return
+        message = icmpv6_wire.build_error(mtype, code, rest, pkt.datagram, src, pkt.src)
+        try:
+            self.ipv6.send(pkt.src, ipv6_wire.NH_ICMPV6, message, now, src=src)
+        except OSError:
+            self.counters.drop("icmpv6.error_unroutable")
+            return
+        self.counters["icmpv6.errors_sent"] += 1

@@ -1,0 +1,184 @@
+"""IPv6 (RFC 8200) for one interface: receiving (addressed to us, the extension headers walked, fragments
+reassembled) and handing each packet to the protocol above it by Next Header; sending (routed through
+neighbour discovery, fragmented to the MTU, or looped back when it is to ourselves).
+
+What RFC 8200 answers with a Parameter Problem (an unknown Next Header or option, a bad fragment, a
+routing header of type 0) is answered through ``errors`` (ICMPv6, pystack.iface.icmpv6, registers
+itself), then dropped and counted like every other refusal. Addresses, routes and neighbours are
+pystack.iface.ndisc's.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from typing import Callable, Protocol
+
+from pystack.config import StackConfig
+from pystack.counters import Counters
+from pystack.iface.ethernet import EthernetLink
+from pystack.iface.ndisc import Ndisc
+from pystack.ip6.addresses import State
+from pystack.ip6.reassembly import Reassembler
+from pystack.wire import ethernet
+from pystack.wire import icmpv6 as icmpv6_wire
+from pystack.wire import ipv6 as ipv6_wire
+from pystack.wire.errors import WireError
+from pystack.wire.ipv6 import HeaderChain, Ipv6Packet, ParameterProblem
+
+Deliver6 = Callable[[Ipv6Packet, HeaderChain, float], None]
+"""``deliver(packet, chain, now)``: a whole packet for us; its upper-layer header starts at ``chain.offset``
+of ``packet.datagram``."""
+
+
+class ErrorReporter6(Protocol):
+    """ICMPv6 as IPv6 sees it (pystack.iface.icmpv6.Icmpv6)."""
+
+    def send_error(self, pkt: Ipv6Packet, mtype: int, code: int, rest: int, now: float, *,
+                   multicast_ok: bool = False) -> None:
+        """Tell ``pkt``'s sender about it, quoting as much of it as fits (RFC 4443 2.4)."""
+
+
+class Ipv6:
+    """IPv6 of one interface. ``protocols`` maps a Next Header value to what takes its packets."""
+
+    def __init__(self, config: StackConfig, counters: Counters, link: EthernetLink, nd: Ndisc,
+                 rng: random.Random) -> None:
+        self.config = config
+        self.cfg6 = cfg6 = config.ipv6
+        self.counters = counters
+        self.link = link
+        self.nd = nd
+        self.reassembler = Reassembler(cfg6, counters)
+        self.protocols: dict[int, Deliver6] = {}
+        self._upper: frozenset[int] = frozenset()
+        self.errors: ErrorReporter6 | None = None
+        self.link_unicast = True
+        """False while handling a packet that came in a link-layer multicast or broadcast frame."""
+        self.fragmented = False
+        """True while handling a packet rebuilt from fragments (ND refuses those: RFC 6980)."""
+        self.checksum_trusted = False
+        self.timers_changed = True
+        """Set by whatever may move a deadline (a send, a frame, a timer): the stack then asks again."""
+        self._ident = rng.getrandbits(32)
+
+    def attach(self, next_header: int, deliver: Deliver6) -> None:
+        self.protocols[next_header] = deliver
+        self._upper = frozenset(self.protocols)
+
+    def next_ident(self) -> int:
+        """The Identification of the next fragmented packet (RFC 8200 4.5; one counter for all, started
+        at random as RFC 7739 asks)."""
+        self._ident = ident = (self._ident + 1) & 0xFFFFFFFF
+        return ident
+
+    def is_ours(self, address: int) -> bool:
+        return self.nd.addresses.is_assigned(address)
+
+    # ------------------------------------------------------------------ receive
+
+    def receive(self, data: memoryview, link_unicast: bool, now: float) -> None:
+        """A packet from the link (raises WireError, counted by the caller, for what it refuses)."""
+        self.timers_changed = True
+        self.link_unicast = link_unicast
+        self.fragmented = False
+        pkt = ipv6_wire.parse(data)
+        dst = pkt.dst
+        if ipv6_wire.is_multicast(dst):
+            if dst not in self.nd.mld.groups:
+                raise WireError("ipv6.group_not_joined")
+        elif not self.nd.addresses.is_assigned(dst):
+            entry = self.nd.addresses.get(dst)
+            if entry is not None and entry.state is State.TENTATIVE:
+                raise WireError("ipv6.tentative_destination")  # RFC 4862 5.4: silently discarded
+            raise WireError("ipv6.not_for_us")  # a host does not forward
+        chain = self._walk(pkt, False, now)
+        if chain.fragment is not None:
+            whole = self.reassembler.add(pkt, chain, now)
+            if whole is None:
+                return
+            pkt = ipv6_wire.parse(whole)
+            chain = self._walk(pkt, True, now)
+            self.fragmented = True
+        if chain.protocol == ipv6_wire.NH_NONE:
+            raise WireError("ipv6.no_next_header")  # RFC 8200 4.7: nothing follows
+        self.protocols[chain.protocol](pkt, chain, now)
+
+    def _walk(self, pkt: Ipv6Packet, reassembled: bool, now: float) -> HeaderChain:
+        """The extension headers, walked; a Parameter Problem is answered before the packet is dropped."""
+        cfg6 = self.cfg6
+        try:
+            return ipv6_wire.walk(pkt, upper_layers=self._upper, max_headers=cfg6.max_extension_headers,
+                                  max_options=cfg6.max_options_per_header, reassembled=reassembled)
+        except ParameterProblem as problem:
+            if self.errors is not None:
+                self.errors.send_error(pkt, icmpv6_wire.TYPE_PARAMETER_PROBLEM, problem.code, problem.pointer, now,
+                                       multicast_ok=problem.multicast_ok)
+            raise
+
+    # ------------------------------------------------------------------ send
+
+    def source_for(self, dst: int) -> int | None:
+        return self.nd.addresses.source_for(dst)
+
+    def send(self, dst: int, next_header: int, payload: bytes | memoryview, now: float, *, src: int | None = None,
+             hop_limit: int | None = None, traffic_class: int = 0) -> None:
+        """Route, fragment to the MTU and send (or queue behind neighbour discovery) one packet.
+        Raises OSError (ENETUNREACH, EADDRNOTAVAIL, EMSGSIZE) as the kernel's sendto would."""
+        self.timers_changed = True
+        nd = self.nd
+        if src is None:
+            src = nd.addresses.source_for(dst)
+            if src is None:
+                raise OSError(errno.EADDRNOTAVAIL, "no IPv6 source address for this destination")
+        if len(payload) > ipv6_wire.MAX_PAYLOAD:
+            raise OSError(errno.EMSGSIZE, "message too long")
+        hops = hop_limit or nd.hop_limit
+        if nd.addresses.is_assigned(dst):
+            self._loopback(src, dst, next_header, payload, hops, traffic_class, now)
+            return
+        if ipv6_wire.is_multicast(dst):
+            next_hop, mac = dst, ipv6_wire.multicast_mac(dst)
+        else:
+            next_hop, mac = nd.route(dst), None
+        mtu = nd.mtu
+        if ipv6_wire.HEADER_LEN + len(payload) <= mtu:
+            packets = [ipv6_wire.build(src, dst, next_header, payload, hop_limit=hops, traffic_class=traffic_class)]
+        else:
+            packets = ipv6_wire.fragment(src, dst, next_header, payload, mtu, ident=self.next_ident(), hop_limit=hops,
+                                         traffic_class=traffic_class)
+        if mac is None:
+            mac = nd.resolve(next_hop, packets[0], now)
+            if mac is None:
+                for packet in packets[1:]:
+                    nd.resolve(next_hop, packet, now)  # queued behind the first
+                return
+        self.link.send_all(mac, ethernet.ETHERTYPE_IPV6, packets)
+
+    def _loopback(self, src: int, dst: int, next_header: int, payload: bytes | memoryview, hops: int,
+                  traffic_class: int, now: float) -> None:
+        """Packets to our own address never reach the wire (as the kernel's lo)."""
+        packet = ipv6_wire.build(src, dst, next_header, payload, hop_limit=hops, traffic_class=traffic_class)
+        self.counters["ipv6.loopback"] += 1
+        try:
+            self.receive(memoryview(packet), True, now)
+        except WireError as exc:
+            self.counters.drop(exc.reason)
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        return self.reassembler.next_deadline()
+
+    def handle_timer(self, now: float) -> None:
+        """Partial packets that waited too long: Time Exceeded, code 1, quoting the first fragment, if it
+        came (RFC 8200 4.5)."""
+        self.timers_changed = True
+        for first in self.reassembler.expire(now):
+            if self.errors is not None:
+                try:
+                    pkt = ipv6_wire.parse(first)
+                except WireError:
+                    continue
+                self.errors.send_error(pkt, icmpv6_wire.TYPE_TIME_EXCEEDED, icmpv6_wire.CODE_REASSEMBLY_TIMEOUT, 0,
+                                       now)
