@@ -23,6 +23,7 @@ from pystack.tools.errors import CommandError, SetupError
 if TYPE_CHECKING:
     from pystack.config import RuntimeConfig, StackConfig
     from pystack.dhcp import Bound
+    from pystack.stack import Stack
     from pystack.tools.session import Setup
 
 log = logging.getLogger("pystack")
@@ -57,6 +58,29 @@ def _ipv4_address(text: str) -> ipaddress.IPv4Address:
         return ipaddress.IPv4Address(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+
+
+def _ipv6_interface(text: str) -> ipaddress.IPv6Interface:
+    try:
+        iface = ipaddress.IPv6Interface(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv6 address with prefix (like 2001:db8::2/64): {text!r}") from None
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(f"give the prefix length too (like {text}/64)")
+    if iface.ip.is_multicast or iface.ip.is_unspecified or iface.ip.is_loopback or iface.ip.is_link_local:
+        raise argparse.ArgumentTypeError(f"{iface.ip} cannot be given to an interface (link-local addresses are "
+                                         "formed by pystack itself)")
+    return iface
+
+
+def _ipv6_address(text: str) -> ipaddress.IPv6Address:
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv6 address: {text!r}") from None
+    if address.is_multicast or address.is_unspecified or address.is_loopback:
+        raise argparse.ArgumentTypeError(f"{address} cannot be a router's address")
+    return address
 
 
 def _int_between(text: str, low: int, high: int, why: str = "") -> int:
@@ -181,8 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default router for destinations off the local network")
     run.add_argument("--host-address", type=_ipv4_interface, metavar="CIDR",
                      help="also configure the kernel's side of the TAP with this address and bring it up")
+    run.add_argument("--address6", type=_ipv6_interface, metavar="CIDR",
+                     help="a static IPv6 address and prefix, e.g. 2001:db8::2/64, used once duplicate address "
+                          "detection passes (IPv6 is on by default: a link-local address, and SLAAC from "
+                          "router advertisements)")
+    run.add_argument("--gateway6", type=_ipv6_address, metavar="ADDR",
+                     help="default IPv6 router (link-local, or on --address6's network); without it, routers "
+                          "advertised in RAs are used")
+    run.add_argument("--host-address6", type=_ipv6_interface, metavar="CIDR",
+                     help="also give the kernel's side of the TAP this IPv6 address (nodad: usable at once)")
+    run.add_argument("--no-slaac", action="store_true",
+                     help="take no addresses from router advertisements (their routers, MTU and DNS servers "
+                          "are still used)")
+    run.add_argument("--no-ipv6", action="store_true", help="IPv4 only: no IPv6 at all (its frames are dropped)")
     run.add_argument("--mtu", type=_mtu, default=defaults.mtu,
-                     help="link MTU (default %(default)s); larger datagrams are fragmented")
+                     help="link MTU (default %(default)s); larger datagrams are fragmented; below 1280 there is "
+                          "no IPv6 (RFC 8200 section 5)")
     run.add_argument("--mac", type=_mac, help="pystack's MAC address (default: random, locally administered)")
     run.add_argument("--no-offload", action="store_true",
                      help="plain frames only: no virtio-net header, so no TCP segmentation or checksum offload "
@@ -370,8 +408,33 @@ def _check_addressing(args: argparse.Namespace) -> None:
         raise UsageError(f"--address {addr.ip} is the network or broadcast address of {addr.network}")
 
 
+def _check_ipv6(args: argparse.Namespace) -> None:
+    """--address6, --gateway6, --host-address6 and --no-slaac need IPv6 (on by default, off with --no-ipv6
+    or an MTU below 1280), and must agree with each other."""
+    asked = [flag for flag, value in (("--address6", args.address6), ("--gateway6", args.gateway6),
+                                      ("--host-address6", args.host_address6), ("--no-slaac", args.no_slaac))
+             if value]
+    if asked and args.no_ipv6:
+        raise UsageError(f"{asked[0]} goes with IPv6, which --no-ipv6 turns off")
+    if asked and args.mtu < 1280:
+        raise UsageError(f"{asked[0]} needs IPv6, and IPv6 needs an MTU of at least 1280 (not {args.mtu})")
+    addr, host = args.address6, args.host_address6
+    if addr is not None and host is not None:
+        if host.ip == addr.ip:
+            raise UsageError(f"--host-address6 {host.ip} is the same as --address6")
+        if host.network != addr.network:
+            raise UsageError(f"--host-address6 {host} is not on pystack's network {addr.network}")
+    gateway = args.gateway6
+    if gateway is not None and not gateway.is_link_local and (addr is None or gateway not in addr.network):
+        raise UsageError(f"--gateway6 {gateway} is not on-link: give a link-local address or one in --address6's "
+                         "network")
+    if addr is not None and gateway is not None and gateway == addr.ip:
+        raise UsageError(f"--gateway6 {gateway} is pystack's own --address6")
+
+
 def _check_run(args: argparse.Namespace) -> None:
     _check_addressing(args)
+    _check_ipv6(args)
     _check_root("run", args)
 
 
@@ -380,12 +443,14 @@ def _stack_config(args: argparse.Namespace) -> StackConfig:
     contradict each other)."""
     from pystack.config import RuntimeConfig, StackConfig
     from pystack.config_check import ConfigError
+    from pystack.ip6.config import Ipv6Config
     from pystack.tcp.config import TcpConfig
 
     try:
         return StackConfig(mtu=args.mtu, tcp=TcpConfig(max_retries=args.tcp_max_retries,
                                                        congestion_control=args.congestion),
-                           runtime=_runtime_config(RuntimeConfig(), args.busy_poll))
+                           runtime=_runtime_config(RuntimeConfig(), args.busy_poll),
+                           ipv6=Ipv6Config(slaac=not args.no_slaac))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -417,7 +482,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     keep_freed_memory(config.runtime)
     try:
         link, pcap = open_link(args.tap or "", args.mtu, offload=not args.no_offload, pcap=args.pcap, fd=args.fd,
-                               host_address=args.host_address)
+                               host_address=args.host_address, host_address6=args.host_address6)
     except LinkSetupError as exc:
         raise UsageError(str(exc)) from None
     loop_notes = ""  # how the loop runs: --cpu, --busy-poll (for the ready line)
@@ -443,6 +508,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.address is not None:
         gateway = int(args.gateway) if args.gateway else None
         stack.configure(int(args.address.ip), args.address.network.prefixlen, gateway, now)
+    ipv6_note = _start_ipv6(stack, args, now)
     services = []
     if args.echo:
         UdpEcho(stack)
@@ -467,7 +533,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def ready(address: str, gateway: str | None, extra: str = "") -> None:
         # The ready line is printed at every log level: scripts wait for it.
         print(f"pystack: ready on {link.name}: mac {mac_to_str(mac)}, address {address}{extra}"
-              f"{f', gateway {gateway}' if gateway else ''}, mtu {args.mtu}, offload {'on' if link.offload else 'off'}{loop_notes}"
+              f"{f', gateway {gateway}' if gateway else ''}{ipv6_note}, mtu {args.mtu}, offload {'on' if link.offload else 'off'}{loop_notes}"
               f"{serving}", file=sys.stderr, flush=True)
 
     keeper = None
@@ -517,6 +583,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if keeper is not None and keeper.failure is not None:
         raise CommandError(f"no DHCP lease: {keeper.failure}")
     return 0
+
+
+def _start_ipv6(stack: Stack, args: argparse.Namespace, now: float) -> str:
+    """IPv6 up as ``pystack run``'s flags say (on unless --no-ipv6 or an MTU below 1280); what the ready
+    line says of it. Each address is logged at info when DAD lets it be used, and when it goes."""
+    if args.no_ipv6:
+        return ", ipv6 off"
+    if args.mtu < 1280:
+        log.info("IPv6 off: the MTU %d is below IPv6's minimum of 1280 (RFC 8200 section 5)", args.mtu)
+        return ", ipv6 off (mtu below 1280)"
+    stack.start_ipv6(now)
+    parts = ["link-local"]
+    if args.address6 is not None:
+        stack.add_address6(int(args.address6.ip), args.address6.network.prefixlen, now)
+        parts.append(str(args.address6))
+    if args.gateway6 is not None:
+        stack.gateway6 = int(args.gateway6)
+        parts.append(f"gateway {args.gateway6}")
+    parts.append("no SLAAC" if args.no_slaac else "SLAAC")
+    return f", ipv6 {' + '.join(parts[:-1])} ({parts[-1]})"
 
 
 def _setup(args: argparse.Namespace) -> Setup:

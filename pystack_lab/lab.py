@@ -36,6 +36,13 @@ HOST_IP = "192.0.2.1"
 STACK_IP = "192.0.2.2"
 HOST_ADDRESS = f"{HOST_IP}/24"
 STACK_ADDRESS = f"{STACK_IP}/24"
+# IPv6 on the TAP (RFC 3849 documentation prefix; docs/lab.md).
+HOST_IP6 = "2001:db8::1"
+STACK_IP6 = "2001:db8::2"
+HOST_ADDRESS6 = f"{HOST_IP6}/64"
+STACK_ADDRESS6 = f"{STACK_IP6}/64"
+IFA_F_NODAD = 0x02
+"""linux/if_addr.h: an IPv6 address used at once, without the second duplicate address detection takes."""
 
 # Debian tools the lab drives (their packages are in debian-packages.txt).
 TOOLS = ("ip", "ping", "nc", "tcpdump")
@@ -102,6 +109,13 @@ class Namespace:
         with self.ipr() as ipr:
             ipr.addr("add", index=self._lookup(ipr, ifname), address=str(iface.ip),
                      prefixlen=iface.network.prefixlen)
+
+    def add_address6(self, ifname: str, cidr: str, *, nodad: bool = True) -> None:
+        """An IPv6 address, by default usable at once (``nodad``: the kernel skips DAD's wait)."""
+        iface = ipaddress.IPv6Interface(cidr)
+        with self.ipr() as ipr:
+            ipr.addr("add", index=self._lookup(ipr, ifname), address=str(iface.ip),
+                     prefixlen=iface.network.prefixlen, flags=IFA_F_NODAD if nodad else 0)
 
     def add_route(self, dst: str, gateway: str) -> None:
         """A route to ``dst`` (CIDR, or ``"default"``) via ``gateway``."""
@@ -319,6 +333,30 @@ class Daemon:
 
     def stderr(self) -> str:
         return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """The first stderr line matching the regular expression ``pattern``, waiting for it."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            lines = self.lines[:]
+            for line in lines[seen:]:
+                if (found := regex.search(line)) is not None:
+                    return found
+            seen = len(lines)
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                lines = self.lines[:]
+                found = next((m for m in map(regex.search, lines[seen:]) if m), None)
+                if found is not None:
+                    return found
+                raise LabError(f"pystack exited (status {self.proc.returncode}) before logging {pattern!r}:\n"
+                               f"{self.stderr()}")
+            if time.monotonic() > deadline:
+                raise LabError(f"pystack did not log {pattern!r} within {timeout} s; its stderr so far:\n"
+                               f"{self.stderr()}")
+            time.sleep(0.05)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

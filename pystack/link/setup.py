@@ -20,7 +20,8 @@ class LinkSetupError(Exception):
 
 def open_link(tap: str, mtu: int, *, offload: bool = False, pcap: str | None = None,
               host_address: ipaddress.IPv4Interface | None = None,
-              fd: int | None = None) -> tuple[TapLink, CaptureWriter | None]:
+              fd: int | None = None,
+              host_address6: ipaddress.IPv6Interface | None = None) -> tuple[TapLink, CaptureWriter | None]:
     """The TAP (created or attached, or the one open as descriptor ``fd``), its kernel side configured
     when asked, and the capture writer."""
     try:
@@ -35,9 +36,9 @@ def open_link(tap: str, mtu: int, *, offload: bool = False, pcap: str | None = N
         if writer is not None:
             writer.close()
         raise LinkSetupError(str(exc)) from None
-    if host_address is not None:
+    if host_address is not None or host_address6 is not None:
         try:
-            configure_host_side(link.name, host_address, mtu)
+            configure_host_side(link.name, host_address, mtu, host_address6)
         except HostSideError as exc:
             link.close()
             if writer is not None:
