@@ -29,7 +29,7 @@ from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
-from pystack.tcp import why
+from pystack.tcp import events, why
 from pystack.tcp.state import TRANSITIONS, State, TransitionError
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
@@ -491,6 +491,8 @@ class Connection:
         self._event = True
         cx = self._cx
         cx.counters[_STATE_COUNTERS[st]] += 1
+        if cx.trace is not None:
+            cx.trace(cx.now, self, events.STATE, {"from": old.name, "to": st.name})
         if st == TIME_WAIT:
             cx.time_wait += 1
         if old == TIME_WAIT:
@@ -609,6 +611,23 @@ class Connection:
         hook = self._cx.why
         if hook is not None:
             hook(self.key, seq, reason, self)
+
+    def _trace_congestion(self, now: float, event: str) -> None:
+        """Tell the context's ``trace`` hook (``--trace``) of a congestion event, with the window after it."""
+        trace = self._cx.trace
+        if trace is not None:
+            cc = self.cc
+            trace(now, self, events.CONGESTION, {"event": event, "cwnd": cc.cwnd, "ssthresh": cc.ssthresh,
+                                                 "flight": (self.snd_max - self.snd_una) & MASK})
+
+    def _trace_loss(self, now: float, seq: int, rule: str, end: int | None = None) -> None:
+        """Tell the ``trace`` hook that the bytes from ``seq`` (one segment's worth unless ``end``) are
+        taken for lost by ``rule``."""
+        trace = self._cx.trace
+        if trace is not None:
+            if end is None:
+                end = (seq + min(self._mss_now(), (self.snd_max - seq) & MASK)) & MASK
+            trace(now, self, events.LOSS, {"seq": seq, "end": end, "rule": rule})
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 3.2/4.2/5.2 challenge ACK, rate-limited across the layer (RFC 5961 7)."""
@@ -794,6 +813,8 @@ class Connection:
             if new and flags & PSH and self._snd.fin:
                 flags |= FIN
             seq = (una + off) & MASK
+            if not new and self._cx.trace is not None:
+                self._trace_loss(now, seq, why.SACK_HOLE, (seq + n) & MASK)
             self._emit(seq, flags, buf[off:off + n], now)
             self._sent(seq, (seq + n + (flags & FIN)) & MASK, now, why.SACK_NEW if new else why.SACK_HOLE)
             sent = True
@@ -868,6 +889,8 @@ class Connection:
         if ts is not None and not seq_gt(seq, self._last_ack_sent):  # RFC 7323 4.3
             self._ts_recent = ts
             self._ts_recent_age = now
+        if win != self.snd_wnd and self._cx.trace is not None:
+            self._cx.trace(now, self, events.WINDOW, {"from": self.snd_wnd, "to": win})
         self.snd_wnd = win
         self.snd_wl1 = seq
         self.snd_wl2 = ack
@@ -1201,6 +1224,8 @@ class Connection:
         if acked < 0x80000000 and (
                 seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_ge(ack, self.snd_wl2))):
             opened = self.snd_wnd == 0 and win > 0
+            if win != self.snd_wnd and self._cx.trace is not None:
+                self._cx.trace(now, self, events.WINDOW, {"from": self.snd_wnd, "to": win})
             self.snd_wnd = win
             self.snd_wl1 = seq
             self.snd_wl2 = ack
@@ -1266,7 +1291,9 @@ class Connection:
                     cc.cwnd = cc.ssthresh  # RFC 6675 5 (end of recovery)
                 else:
                     cc.on_exit_recovery((self.snd_max - ack) & MASK)
+                self._trace_congestion(now, "recovery_end")
             elif not self._sack_ok:
+                self._trace_loss(now, ack, why.PARTIAL_ACK)
                 self._retransmit_head(now, why.PARTIAL_ACK)  # RFC 6582 3.2 step 5: partial ACK
                 cc.on_partial_ack(acked)
         else:
@@ -1298,9 +1325,11 @@ class Connection:
     def _fast_retransmit(self, now: float, reason: str) -> None:
         """Enter recovery and retransmit the head (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4)."""
         cc = self.cc
+        self._trace_loss(now, self.snd_una, reason)
         cc.on_enter_recovery(self._rec.enter(self.snd_max, (self.snd_max - self.snd_una) & MASK), now)
         if self._sack_ok:
             cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
+        self._trace_congestion(now, "recovery")
         self._rec.high_rxt = self._retransmit_head(now, reason)
         self.stats["fast_retransmits"] += 1
         self._cx.counters["tcp.fast_retransmits"] += 1
@@ -1496,6 +1525,10 @@ class Connection:
         self._retries += 1
         self.stats["timeouts"] += 1
         self._cx.counters["tcp.timeouts"] += 1
+        trace = self._cx.trace
+        if trace is not None:
+            trace(now, self, events.RTO, {"retries": self._retries, "rto": self.rtt.rto, "snd_una": self.snd_una,
+                                          "flight": (self.snd_max - self.snd_una) & MASK})
         if st in (SYN_SENT, SYN_RECEIVED):
             limit = cfg.syn_retries if st == SYN_SENT else cfg.synack_retries
             if self._retries > limit:
@@ -1517,6 +1550,7 @@ class Connection:
         flight = (self.snd_max - self.snd_una) & MASK
         self.cc.on_timeout(flight, now)
         self._rec.on_timeout(self.snd_max)
+        self._trace_congestion(now, "rto")
         self._rtt_seq = None  # Karn
         self.rtt.backoff()
         self.snd_nxt = self.snd_una

@@ -14,7 +14,7 @@ import random
 from typing import TYPE_CHECKING, Callable
 
 from pystack.counters import Counters
-from pystack.tcp import why
+from pystack.tcp import events, why
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.isn import IsnGenerator
 from pystack.wire import tcp as wire
@@ -34,7 +34,7 @@ SegmentPathFor = Callable[[int, int, int, int, float], "TcpPath | None"]
 
 class TcpContext:
     __slots__ = (
-        "config", "counters", "rng", "isn", "emit", "why", "segment_path", "mtu", "gso_max", "fast_paths",
+        "config", "counters", "rng", "isn", "emit", "why", "trace", "segment_path", "mtu", "gso_max", "fast_paths",
         "now", "batching", "touched", "deferred", "acks_owed", "time_wait", "forget", "forget_listener",
         "_challenge_second", "_challenge_count",
     )
@@ -51,6 +51,9 @@ class TcpContext:
         self.why: why.Why | None = None
         """Told why each segment is sent, where TCP decides it (pystack.tcp.why), when someone listens: a
         pcapng capture's comments (pystack.reasons). None costs a test per segment."""
+        self.trace: events.Trace | None = None
+        """Told each connection event (pystack.tcp.events) when someone listens: ``--trace FILE.jsonl``
+        (pystack.trace). None costs a test per event."""
         self.segment_path: SegmentPathFor | None = None
         """Set by the IP layer: a one-pack path for a burst of one connection's data segments (see
         pystack.ip.tcp_path). Without it (a bare TCP layer in tests) every segment goes through ``emit``."""

@@ -15,7 +15,7 @@ from pystack.ports import PortRange
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
 from pystack.tcp.context import Emit, SegmentPathFor, TcpContext
-from pystack.tcp import syncookie, why
+from pystack.tcp import events, syncookie, why
 from pystack.tcp.isn import IsnGenerator
 from pystack.tcp.listener import Listener
 from pystack.tcp.seq import MASK, seq_in
@@ -25,6 +25,10 @@ from pystack.wire.errors import WireError
 from pystack.wire.tcp import ACK, RST, SYN
 
 _INF = float("inf")
+
+
+def _timer_order(conn: Connection) -> tuple[float, tuple[int, int, int, int]]:
+    return conn.deadline(), conn.key
 
 # ICMP destination-unreachable codes (RFC 792) -> errno; codes 2-4 are hard errors (RFC 1122 4.2.3.9)
 _UNREACH_ERRNO = {0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTOOPT, 3: errno.ECONNREFUSED,
@@ -80,6 +84,15 @@ class TcpLayer:
     @why.setter
     def why(self, hook: why.Why | None) -> None:
         self.cx.why = hook
+
+    @property
+    def trace(self) -> events.Trace | None:
+        """Told each connection event (pystack.tcp.events): ``--trace`` (pystack.trace)."""
+        return self.cx.trace
+
+    @trace.setter
+    def trace(self, hook: events.Trace | None) -> None:
+        self.cx.trace = hook
 
     @property
     def segment_path(self) -> SegmentPathFor | None:
@@ -371,6 +384,10 @@ class TcpLayer:
                 due.append(conn)
             else:
                 cx.touched.add(conn)  # the deadline moved later: schedule it again
+        if len(due) > 1:
+            # By deadline, then 4-tuple: the order a run gives is the order its replay gives (the heap's
+            # ties follow a set of connections, whose order is their addresses in memory).
+            due.sort(key=_timer_order)
         for conn in due:
             if conn.state != State.CLOSED:
                 conn.on_timer(now)
