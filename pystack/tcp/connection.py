@@ -1457,6 +1457,13 @@ class Connection:
             return cc.cwnd < 2 * self._max_flight
         return self._cwnd_limited
 
+    def _window_bound(self) -> bool:
+        """Whether data waits that the peer's window holds back: what it leaves past SND.NXT is less than
+        the next segment needs (nothing, or a bit that SWS avoidance holds, RFC 9293 3.8.6.2.1)."""
+        off = (self.snd_nxt - self.snd_una) & MASK
+        waiting = len(self._snd) - off
+        return waiting > 0 and off + min(waiting, self._mss_now()) > self.snd_wnd
+
     def _schedule_tlp(self, now: float) -> None:
         """Arm the tail loss probe (Recovery.schedule_tlp) while data is in flight in a sending state."""
         cfg = self._cfg
@@ -1466,10 +1473,16 @@ class Connection:
         self._rec.schedule_tlp(now, self.rtt.srtt, flight, self._smss, cfg.tlp_min, self._rtx_at, cfg.tlp_at_rto)
 
     def _send_tlp(self, now: float) -> None:
-        """RFC 8985 7.3: the one probe of an episode, as Recovery.probe chooses it."""
+        """RFC 8985 7.3: the one probe of an episode, as Recovery.probe chooses it. None while the peer's
+        window holds data back (``_window_bound``): a receiver whose reader is slow holds the ACK of a
+        flight that fills its window, as that ACK would not open it (Linux waits for its delayed-ACK
+        timer, tens of ms, past a PTO of 10 ms on a fast path), so the probe would only resend what
+        arrived. The window, not a loss, keeps the data back; a real loss there is the RTO's, and once
+        the window shows zero, the persist timer's (RFC 9293 3.8.6.1). Older Linux had the same rule
+        (no probe while cwnd had room and data waited)."""
         rec = self._rec
         if (rec.tlp_out or rec.in_recovery or self._persist or self.snd_una == self.snd_max
-                or self._st not in _SENDING_STATES):
+                or self._st not in _SENDING_STATES or self._window_bound()):
             return
         buf = self._snd.view()
         buflen = len(buf)

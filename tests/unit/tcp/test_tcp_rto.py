@@ -283,6 +283,49 @@ def test_no_tail_loss_probe_for_a_lone_segment_before_the_rto() -> None:
     assert solo.counters["tcp.timeouts"] == 1 and solo.counters["tcp.tail_loss_probes"] == 0
 
 
+def test_no_tail_loss_probe_while_the_peers_window_holds_the_data_back() -> None:
+    """A flight that fills the peer's window, more data waiting: the peer (Linux, its reader slow, as
+    under ``curl --limit-rate``) holds its ACK, which would not open the window, for its delayed-ACK
+    time, then acknowledges everything with a zero window. Nothing was lost, so no tail loss probe
+    (RFC 8985 7.2) may go out in between; after the ACK only zero-window probes, on the persist
+    timer's doubling schedule (RFC 9293 3.8.6.1), and none counts as a retransmission (Linux counts
+    neither its window probes nor new data in RetransSegs)."""
+    cfg = TcpConfig(timestamps=False, sack=True, rto_min=0.2)
+    solo, conn, our, peer = _connect(cfg, rtt=0.001, options=OPTS_SACK, window=4 * MSS)
+    conn.send(b"w" * (10 * MSS), solo.now)
+    assert sum(len(s.payload) for s in solo.take()) == 4 * MSS  # the peer's window, not cwnd, stops it
+    solo.advance(0.04)  # the peer's delayed ACK; the probe timeout, max(2 SRTT, 10 ms), is shorter
+    solo.none()
+    solo.send(peer, our + 4 * MSS, ACK, window=0)
+    solo.none()
+    rto = conn.rtt.rto
+    gaps = []
+    for _ in range(4):
+        t0 = solo.now
+        solo.advance_to_next_timer()
+        probe = solo.one()
+        assert (probe.seq, len(probe.payload)) == (our + 4 * MSS, 1)  # one new byte past the closed window
+        gaps.append(solo.now - t0)
+        solo.send(peer, our + 4 * MSS, ACK, window=0)  # still closed
+    assert gaps == pytest.approx([rto, 2 * rto, 4 * rto, 8 * rto])
+    assert solo.counters["tcp.window_probes"] == 4
+    assert solo.counters["tcp.tail_loss_probes"] == 0 and solo.counters["tcp.retransmits"] == 0
+    assert conn.stats["retransmits"] == 0 and conn.info()["total_retrans"] == 0
+
+
+def test_no_tail_loss_probe_after_an_ack_that_leaves_the_flight_at_the_windows_edge() -> None:
+    """An ACK of new data arms the probe before its window is read: one for half the flight whose window
+    ends where the flight does (the peer's reader took nothing) leaves the rest to the window too."""
+    cfg = TcpConfig(timestamps=False, sack=True, rto_min=0.2)
+    solo, conn, our, peer = _connect(cfg, rtt=0.001, options=OPTS_SACK, window=4 * MSS)
+    conn.send(b"w" * (10 * MSS), solo.now)
+    solo.take()
+    solo.send(peer, our + 2 * MSS, ACK, window=2 * MSS)
+    solo.advance(0.1)  # past the probe timeout (10 ms), before the RTO
+    solo.none()
+    assert solo.counters["tcp.tail_loss_probes"] == 0 and solo.counters["tcp.retransmits"] == 0
+
+
 def test_tail_loss_probe_can_be_turned_off() -> None:
     solo, conn, our, peer = _bulk(sack=True, segments=4, tlp=False)
     solo.advance_to_next_timer()
