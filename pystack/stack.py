@@ -23,7 +23,7 @@ from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
 from pystack.iface.icmp import EchoReplyHandler, Icmpv4
-from pystack.iface.icmpv6 import EchoReplyHandler6, Icmpv6
+from pystack.iface.icmpv6 import IPV6_EXTRA_HEADER, EchoReplyHandler6, Icmpv6
 from pystack.iface.ipv4 import Ipv4
 from pystack.iface.ipv4_address import Ipv4Address
 from pystack.iface.ipv6 import Ipv6
@@ -32,10 +32,12 @@ from pystack.iface.tcp import TcpGlue
 from pystack.iface.transport import TransportLayer, Transports
 from pystack.ip6.addresses import Address
 from pystack.reasons import Note
+from pystack.tcp.layer import TcpLayer
 from pystack.udp.layer import UdpLayer
 from pystack.wire import WireError
 from pystack.wire import ethernet
 from pystack.wire import ipv4 as ipv4_wire
+from pystack.wire import ipv6 as ipv6_wire
 from pystack.wire.virtio import PartialChecksumFrame
 
 __all__ = ["Stack", "TimerSource", "TransportLayer"]
@@ -91,6 +93,16 @@ class Stack:
         self.transports6: dict[int, TransportLayer] = {}
         """Transports over IPv6 by Next Header."""
         self._icmp6 = Icmpv6(cfg, counters, self._ipv6, self._nd, self.transports6)
+        # TCP and UDP over IPv6: the same classes, one instance per family. TCP's counts its MTU smaller by
+        # what IPv6's header takes beyond IPv4's, so its MSS is MTU - 60 (pystack.iface.icmpv6).
+        self.tcp6 = TcpLayer(cfg.tcp, counters, self._emit_tcp6, mtu=cfg.mtu - IPV6_EXTRA_HEADER, rng=self.rng,
+                             ephemeral=cfg.ephemeral_ports)
+        self.tcp6.fast_paths = fast  # header prediction
+        self.udp6 = UdpLayer(cfg, counters, self._emit_udp6, self.source_for6, self.rng)
+        for next_header, layer6, multicast in ((ipv6_wire.NH_TCP, self.tcp6, False),
+                                               (ipv6_wire.NH_UDP, self.udp6, True)):
+            self.transports6[next_header] = layer6
+            self._ipv6.attach_transport(next_header, layer6, multicast)
         self._ipv6_on = False
         self._deadline6: float | None = None
         self.timer_sources: list[TimerSource] = []
@@ -231,9 +243,23 @@ class Stack:
         self._ipv6.send(dst, next_header, payload, now, src=src, hop_limit=hop_limit)
 
     def _receive6(self, payload: memoryview, link_unicast: bool, now: float) -> None:
+        self._ipv6.checksum_trusted = self._ipv4.checksum_trusted  # receive_frame set it for this frame
         self._ipv6.receive(payload, link_unicast, now)
 
+    def _emit_tcp6(self, src: int, dst: int, segment_bytes: bytes, now: float, gso_size: int = 0) -> None:
+        """TCP-over-IPv6's way out. Routing errors are counted, not raised: TCP retransmits on its timers."""
+        try:
+            self._ipv6.send(dst, ipv6_wire.NH_TCP, segment_bytes, now, src=src)
+        except OSError:
+            self.counters.drop("tcp.unroutable")
+
+    def _emit_udp6(self, src: int, dst: int, segment: bytes, now: float, dont_fragment: bool) -> None:
+        """UDP-over-IPv6's way out: raises OSError (ENETUNREACH, EMSGSIZE) to the sender, as sendto does.
+        IPv6 routers never fragment, so there is no DF to set (RFC 8200 5)."""
+        self._ipv6.send(dst, ipv6_wire.NH_UDP, segment, now, src=src)
+
     def _ipv6_deadline(self) -> float | None:
+        """ND's, MLD's and reassembly's deadlines (TCP's over IPv6 move with every segment: asked apart)."""
         best = self._nd.next_deadline()
         d = self._ipv6.next_deadline()
         if d is not None and (best is None or d < best):
@@ -253,9 +279,13 @@ class Stack:
     def begin_batch(self) -> None:
         """Frames read together follow: TCP may answer them with one ACK at :meth:`end_batch`."""
         self.tcp.begin_batch()
+        if self._ipv6_on:
+            self.tcp6.begin_batch()
 
     def end_batch(self, now: float) -> None:
         self.tcp.end_batch(now)
+        if self._ipv6_on:
+            self.tcp6.end_batch(now)
 
     def enable_segmentation_offload(self, max_segment: int = 65535 - 20 - 60) -> None:
         """The link cuts TCP segments for us (TSO): let TCP build segments of up to ``max_segment``
@@ -288,6 +318,9 @@ class Stack:
             d = self._deadline6
             if d is not None and (best is None or d < best):
                 best = d
+            d = self.tcp6.get_timer()
+            if d is not None and (best is None or d < best):
+                best = d
         for timer in self.timer_sources:
             d = timer.get_timer()
             if d is not None and (best is None or d < best):
@@ -305,6 +338,9 @@ class Stack:
                 d = self._ipv6_deadline()
                 if d is not None and d <= now:
                     self._ipv6_timer(now)
+                d = self.tcp6.get_timer()
+                if d is not None and d <= now:
+                    self.tcp6.handle_timer(now)
             for source in self.timer_sources:
                 deadline = source.get_timer()
                 if deadline is not None and deadline <= now:

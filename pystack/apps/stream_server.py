@@ -30,7 +30,8 @@ class StreamSession(Protocol):
 
 
 class StreamServer:
-    """Listens on ``port`` and runs one session per accepted connection."""
+    """Listens on ``port`` and runs one session per accepted connection; on IPv6 too when the stack has
+    it up (as a Linux socket bound to :: takes both families)."""
 
     def __init__(self, stack: Stack, port: int, session_factory: Callable[[], StreamSession],
                  backlog: int = 1024) -> None:
@@ -38,13 +39,19 @@ class StreamServer:
         self.factory = session_factory
         self.listener = stack.tcp.listen(0, port, backlog)
         self.listener.on_event = self._on_accept
+        self.listeners = [self.listener]
+        if stack.ipv6_enabled:
+            listener6 = stack.tcp6.listen(0, port, backlog)
+            listener6.on_event = self._on_accept
+            self.listeners.append(listener6)
         self.active: set[_ServedConnection] = set()
 
     def _on_accept(self) -> None:
-        while (conn := self.listener.accept()) is not None:
-            served = _ServedConnection(self, conn, self.factory())
-            self.active.add(served)
-            served.on_event()
+        for listener in self.listeners:
+            while (conn := listener.accept()) is not None:
+                served = _ServedConnection(self, conn, self.factory())
+                self.active.add(served)
+                served.on_event()
 
 
 class _ServedConnection:

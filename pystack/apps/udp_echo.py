@@ -9,10 +9,15 @@ ECHO_PORT = 7
 
 
 class UdpEcho:
+    """On ``port`` of IPv4, and of IPv6 when the stack has it up."""
+
     def __init__(self, stack: Stack, port: int = ECHO_PORT) -> None:
         self.stack = stack
         self.endpoint = stack.udp.bind(0, port)
         self.endpoint.on_event = self._on_event
+        if stack.ipv6_enabled:
+            self.endpoint6 = stack.udp6.bind(0, port)
+            self.endpoint6.on_event = self._on_event
 
     def _on_event(self, endpoint: UdpEndpoint) -> None:
         now = self.stack.now

@@ -27,6 +27,16 @@ _MLD_REPORTS = frozenset({131, 132, icmpv6_wire.TYPE_MLD_REPORT})
 """MLDv1 report and done, MLDv2 report: other hosts' business (RFC 3810 6: a host ignores them)."""
 
 
+AS_ICMPV4 = {(1, 0): (3, 0), (1, 1): (3, 13), (1, 2): (3, 1), (1, 3): (3, 1), (1, 4): (3, 3), (1, 5): (3, 13),
+             (1, 6): (3, 13), (3, 0): (11, 0), (3, 1): (11, 1)}
+"""ICMPv6 errors (type, code) as the ICMP ones the transports know (RFC 4443 3 beside RFC 792): they are
+told in IPv4's words, so one TCP and one UDP serve both families; the errno a socket sees then follows
+Linux's icmpv6_err_convert (administratively prohibited gives EHOSTUNREACH here, EACCES there)."""
+IPV6_EXTRA_HEADER = 20
+"""Bytes an IPv6 header takes beyond an IPv4 one: the transports over IPv6 count their MTU that much
+smaller, so their segment sizes come out right (an MSS of MTU - 60)."""
+
+
 class ErrorTaker6(Protocol):
     """A transport over IPv6 as ICMPv6 sees it: told of the errors about what it sent."""
 
@@ -106,9 +116,16 @@ class Icmpv6:
         if not self.ipv6.is_ours(quote.src):
             raise WireError("icmpv6.quote_not_ours")
         layer = self.transports.get(quote.protocol)
-        if layer is not None:
-            mtu = rest if mtype == icmpv6_wire.TYPE_PACKET_TOO_BIG else 0
-            layer.icmp_error(mtype, code, quote.src, quote.dst, quote.upper, now, next_hop_mtu=mtu)
+        if layer is None:
+            return
+        if mtype == icmpv6_wire.TYPE_PACKET_TOO_BIG:
+            # RFC 8201: never below IPv6's minimum MTU.
+            mtu = max(rest, ipv6_wire.MIN_MTU)
+            layer.icmp_error(3, 4, quote.src, quote.dst, quote.upper, now, next_hop_mtu=mtu - IPV6_EXTRA_HEADER)
+            return
+        as_v4 = AS_ICMPV4.get((mtype, code), (12, 0) if mtype == icmpv6_wire.TYPE_PARAMETER_PROBLEM else None)
+        if as_v4 is not None:
+            layer.icmp_error(as_v4[0], as_v4[1], quote.src, quote.dst, quote.upper, now)
 
     def unreachable_locally(self, packet: bytes, now: float) -> None:
         """Neighbour discovery gave up on a packet we sent: tell its transport, as the kernel's

@@ -31,6 +31,14 @@ Deliver6 = Callable[[Ipv6Packet, HeaderChain, float], None]
 of ``packet.datagram``."""
 
 
+class Transport6(Protocol):
+    """What IPv6 needs of a transport it hands packets to (TCP's and UDP's layers, as over IPv4)."""
+
+    def receive(self, src: int, dst: int, segment: memoryview, now: float,
+                checksum_trusted: bool = False) -> bool | None:
+        """One packet's upper-layer part; False when no socket has its port (port unreachable)."""
+
+
 class ErrorReporter6(Protocol):
     """ICMPv6 as IPv6 sees it (pystack.iface.icmpv6.Icmpv6)."""
 
@@ -65,6 +73,23 @@ class Ipv6:
     def attach(self, next_header: int, deliver: Deliver6) -> None:
         self.protocols[next_header] = deliver
         self._upper = frozenset(self.protocols)
+
+    def attach_transport(self, next_header: int, layer: Transport6, multicast: bool = False) -> None:
+        """Hand packets of ``next_header`` to ``layer``; ``multicast``: it takes packets sent to a group
+        (UDP does; TCP is unicast only)."""
+        def deliver(pkt: Ipv6Packet, chain: HeaderChain, now: float) -> None:
+            group = ipv6_wire.is_multicast(pkt.dst)
+            if pkt.src == ipv6_wire.UNSPECIFIED:
+                raise WireError("ipv6.unspecified_source")  # RFC 4291 2.5.2: never the source of a reply
+            if (group or not self.link_unicast) and not multicast:
+                raise WireError("ipv6.transport_not_unicast")  # as Linux's tcp_v6_rcv (PACKET_HOST only)
+            taken = layer.receive(pkt.src, pkt.dst, pkt.datagram[chain.offset:], now, self.checksum_trusted)
+            if taken is False and not group and self.errors is not None:
+                # No socket on that port (RFC 4443 3.1, code 4); never about a packet to a group (2.4 (e.3)).
+                self.errors.send_error(pkt, icmpv6_wire.TYPE_DEST_UNREACHABLE, icmpv6_wire.CODE_PORT_UNREACHABLE,
+                                       0, now)
+
+        self.attach(next_header, deliver)
 
     def next_ident(self) -> int:
         """The Identification of the next fragmented packet (RFC 8200 4.5; one counter for all, started

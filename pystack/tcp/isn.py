@@ -14,6 +14,16 @@ from pystack.tcp.config import TcpConfig
 
 _TUPLE = struct.Struct("!IHIH")
 _PAIR = struct.Struct("!II")
+_IPV4_END = 1 << 32
+
+
+def four_tuple(local_ip: int, local_port: int, remote_ip: int, remote_port: int) -> bytes:
+    """A connection's addresses and ports as the bytes its hashes take: IPv4 addresses in 4 bytes, IPv6
+    ones (every IPv6 address a connection can have is above 2**32) in 16."""
+    if local_ip < _IPV4_END and remote_ip < _IPV4_END:
+        return _TUPLE.pack(local_ip, local_port, remote_ip, remote_port)
+    return (local_ip.to_bytes(16, "big") + local_port.to_bytes(2, "big") + remote_ip.to_bytes(16, "big")
+            + remote_port.to_bytes(2, "big"))
 
 
 class IsnGenerator:
@@ -27,7 +37,7 @@ class IsnGenerator:
 
     def __call__(self, local_ip: int, local_port: int, remote_ip: int, remote_port: int, now: float) -> int:
         digest = hashlib.blake2s(
-            _TUPLE.pack(local_ip, local_port, remote_ip, remote_port), key=self._secret, digest_size=4
+            four_tuple(local_ip, local_port, remote_ip, remote_port), key=self._secret, digest_size=4
         ).digest()
         return (int(now * 250_000) + int.from_bytes(digest, "big")) & 0xFFFFFFFF
 
@@ -38,7 +48,9 @@ class IsnGenerator:
         pair = (local_ip, remote_ip)
         offset = self._ts_offsets.get(pair)
         if offset is None:
-            digest = hashlib.blake2s(_PAIR.pack(local_ip, remote_ip), key=self._secret, digest_size=4,
+            pair_bytes = (_PAIR.pack(local_ip, remote_ip) if local_ip < _IPV4_END and remote_ip < _IPV4_END
+                          else local_ip.to_bytes(16, "big") + remote_ip.to_bytes(16, "big"))
+            digest = hashlib.blake2s(pair_bytes, key=self._secret, digest_size=4,
                                      person=b"tsoffset").digest()
             offset = int.from_bytes(digest, "big")
             if len(self._ts_offsets) >= self._max_pairs:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from pystack.tcp.isn import four_tuple
+
 MSS_TABLE = (536, 1300, 1440, 1460)
 """MSS values a cookie can carry (Linux's msstab for IPv4)."""
 TICK = 64.0
@@ -20,7 +22,6 @@ MAX_AGE = 2
 """Ticks a cookie stays valid."""
 
 _MASK = 0xFFFFFFFF
-_TUPLE = struct.Struct("!IHIHI")
 
 
 class SynCookies:
@@ -42,7 +43,7 @@ class SynCookies:
             if mss <= peer_mss:
                 index = i
         count = int(now / TICK) & 0xFF
-        tuple_bytes = _TUPLE.pack(local_ip, local_port, remote_ip, remote_port, 0)
+        tuple_bytes = four_tuple(local_ip, local_port, remote_ip, remote_port) + bytes(4)
         h1 = self._hash(self._key1, tuple_bytes)
         h2 = self._hash(self._key2, tuple_bytes[:-4] + struct.pack("!I", count))
         cookie = (h1 + peer_isn + (count << 24) + ((h2 + index) & 0xFFFFFF)) & _MASK
@@ -51,7 +52,7 @@ class SynCookies:
     def check(self, local_ip: int, local_port: int, remote_ip: int, remote_port: int, peer_isn: int,
               cookie: int, now: float) -> int | None:
         """The MSS a valid cookie encodes, or None for a forged or expired one."""
-        tuple_bytes = _TUPLE.pack(local_ip, local_port, remote_ip, remote_port, 0)
+        tuple_bytes = four_tuple(local_ip, local_port, remote_ip, remote_port) + bytes(4)
         value = (cookie - self._hash(self._key1, tuple_bytes) - peer_isn) & _MASK
         count = value >> 24
         if ((int(now / TICK) - count) & 0xFF) >= MAX_AGE:

@@ -1,0 +1,128 @@
+"""TCP and UDP over IPv6 between two in-memory stacks: the same layers as over IPv4, one instance per
+family, checksums over the IPv6 pseudo-header (judged by dpkt), an MSS of MTU - 60, port unreachable
+as ECONNREFUSED, and the services on both families."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import dpkt
+import pytest
+
+from pystack.apps.stream_server import EchoSession, StreamServer
+from pystack.apps.udp_echo import UdpEcho
+from pystack.tcp.state import State
+from pystack.wire import icmpv6, ipv6
+from pystack.wire import tcp as tcp_wire
+
+from .stack_pair import A6, B6, ipv6_packets, make_pair6
+
+
+def _dpkt_checksum_verifies(packet: ipv6.Ipv6Packet) -> bool:
+    """dpkt recomputes the upper layer's checksum over its own pseudo-header when the field is zero:
+    pystack's must be the same number."""
+    ip = dpkt.ip6.IP6(bytes(packet.datagram))
+    upper = ip.data
+    ours = upper.sum
+    upper.sum = 0
+    again = dpkt.ip6.IP6(bytes(ip))
+    return again.data.sum == ours
+
+
+def _connected(a, b, wire, port: int = 80):
+    listener = b.tcp6.listen(0, port, 8)
+    client = a.tcp6.connect(A6, B6, port, wire.clock.now)
+    wire.run(until=lambda: listener.readable)
+    return client, listener.accept()
+
+
+def _transfer(sender, receiver, wire, data: bytes) -> bytes:
+    sent = 0
+    got = bytearray()
+    while len(got) < len(data):
+        if sent < len(data):
+            sent += sender.send(data[sent:], wire.clock.now)
+        wire.run(until=lambda: receiver.readable)
+        while receiver.recv_available:
+            got += receiver.recv(1 << 20, wire.clock.now)
+    return bytes(got)
+
+
+def test_tcp_over_ipv6_moves_bytes_both_ways_and_closes() -> None:
+    a, b, wire = make_pair6()
+    client, server = _connected(a, b, wire)
+    assert server is not None and client.state == State.ESTABLISHED
+    data = random.Random(1).randbytes(300_000)
+    got = _transfer(client, server, wire, data)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    server.send(b"thanks", wire.clock.now)
+    wire.run(until=lambda: client.readable)
+    assert client.recv(100, wire.clock.now) == b"thanks"
+    client.close(wire.clock.now)
+    wire.run(until=lambda: server.at_eof)
+    server.close(wire.clock.now)
+    wire.run(duration=1)
+    assert server.state == State.CLOSED and client.state in (State.TIME_WAIT, State.CLOSED)
+    tcp_packets = [p for p in ipv6_packets(wire) if p.next_header == ipv6.NH_TCP]
+    assert len(tcp_packets) > 200 and all(_dpkt_checksum_verifies(p) for p in tcp_packets[:50])
+    assert max(len(p.datagram) for p in tcp_packets) <= 1500
+    for stack in (a, b):
+        assert stack.counters["drop.internal_error"] == 0 and stack.counters["drop.tcp.bad_checksum"] == 0
+
+
+def test_the_syn_announces_an_mss_of_mtu_minus_60() -> None:
+    a, b, wire = make_pair6()
+    start = len(wire.log)
+    _connected(a, b, wire)
+    syn = next(p for p in ipv6_packets(wire, start, sender=0) if p.next_header == ipv6.NH_TCP)
+    assert tcp_wire.parse(syn.payload, syn.src, syn.dst).mss == 1500 - 60
+
+
+def test_tcp_to_a_closed_port_over_ipv6_is_refused() -> None:
+    a, _b, wire = make_pair6()
+    client = a.tcp6.connect(A6, B6, 81, wire.clock.now)
+    wire.run(until=lambda: client.error is not None)
+    assert client.error == 111  # ECONNREFUSED, from the RST
+
+
+def test_udp_echo_over_ipv6_and_its_checksums() -> None:
+    a, b, wire = make_pair6()
+    UdpEcho(b)
+    endpoint = a.udp6.bind(0, 5000)
+    start = len(wire.log)
+    for size in (1, 1000, 3000):
+        payload = random.Random(size).randbytes(size)
+        endpoint.sendto(payload, (B6, 7), wire.clock.now)
+        wire.run(until=lambda: bool(endpoint.queue))
+        assert endpoint.recvfrom() == (payload, (B6, 7))
+    udp = [p for p in ipv6_packets(wire, start) if p.next_header == ipv6.NH_UDP]
+    assert len(udp) == 4 and all(_dpkt_checksum_verifies(p) for p in udp)  # 3000 bytes went in fragments
+    assert b.counters["udp.echoed"] == 3
+
+
+def test_udp_to_a_closed_port_over_ipv6_reports_connection_refused() -> None:
+    """B answers with ICMPv6 port unreachable (RFC 4443 3.1, code 4); A's connected socket hears it as
+    ECONNREFUSED, as the kernel's does."""
+    a, b, wire = make_pair6()
+    endpoint = a.udp6.bind(0, 5000)
+    endpoint.connect((B6, 9))
+    start = len(wire.log)
+    endpoint.sendto(b"anyone?", None, wire.clock.now)
+    wire.run(duration=1)
+    errors = [p for p in ipv6_packets(wire, start, sender=1) if p.next_header == ipv6.NH_ICMPV6 and p.payload[0] < 128]
+    assert [(p.payload[0], p.payload[1]) for p in errors] == [(icmpv6.TYPE_DEST_UNREACHABLE,
+                                                                icmpv6.CODE_PORT_UNREACHABLE)]
+    with pytest.raises(OSError) as info:
+        endpoint.recvfrom()
+    assert info.value.errno == 111
+
+
+def test_the_echo_service_listens_on_both_families() -> None:
+    a, b, wire = make_pair6()
+    StreamServer(b, 7, EchoSession)
+    client = a.tcp6.connect(A6, B6, 7, wire.clock.now)
+    wire.run(until=lambda: client.state == State.ESTABLISHED)
+    client.send(b"over ipv6", wire.clock.now)
+    wire.run(until=lambda: client.recv_available >= 9)
+    assert client.recv(100, wire.clock.now) == b"over ipv6"
