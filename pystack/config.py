@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from pystack.config_check import need
 from pystack.ip6.config import Ipv6Config
+from pystack.medium import Medium
 from pystack.ports import PortRange
 from pystack.tcp.config import TcpConfig
 
@@ -114,6 +115,9 @@ class StackConfig:
     # --- link ---
     mtu: int = 1500
     """Link MTU in bytes (IP header + payload). IPv4 datagrams larger than this are fragmented."""
+    medium: Medium = Medium.ETHERNET
+    """What the link carries (pystack.medium): Ethernet frames with ARP (a TAP), or bare IP packets with no
+    link header and no next-hop resolution (a TUN). Frames in and out are of this kind."""
 
     # --- ARP (RFC 826) ---
     arp_cache_size: int = 512

@@ -22,6 +22,7 @@ from pystack.config import StackConfig
 from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
+from pystack.iface.ip_link import IpLink, PointToPoint
 from pystack.iface.icmp import EchoReplyHandler, Icmpv4
 from pystack.iface.icmpv6 import IPV6_EXTRA_HEADER, EchoReplyHandler6, Icmpv6
 from pystack.iface.ipv4 import Ipv4
@@ -31,6 +32,7 @@ from pystack.iface.ndisc import AddressObserver, Ndisc
 from pystack.iface.tcp import TcpGlue
 from pystack.iface.transport import TransportLayer, Transports
 from pystack.ip6.addresses import Address
+from pystack.medium import Medium
 from pystack.reasons import Note
 from pystack.tcp.layer import TcpLayer
 from pystack.udp.layer import UdpLayer
@@ -53,7 +55,12 @@ class TimerSource(Protocol):
 
 
 class Stack:
-    """One Ethernet interface with one IPv4 address (or none yet, for DHCP)."""
+    """One interface with one IPv4 address (or none yet, for DHCP), on the medium ``config.medium`` says:
+    Ethernet frames (a TAP), or bare IP packets with no link header and no ARP (a TUN)."""
+
+    receive_frame: Callable[[bytes | memoryview, float], None]
+    """Feed one frame read from the link (an IP packet on the IP medium): the medium's own way in, chosen
+    once, so that neither medium's frames pay for the other's."""
 
     answer_echo: Callable[[bytes | memoryview, float], bytes | None]
     """Ping's lane: the reply to a plain echo request, or None for "give the frame to receive_frame"
@@ -68,8 +75,9 @@ class Stack:
         """Every random choice of the stack (IPv4 idents, ephemeral ports) comes from here: a seeded one
         makes a run repeatable."""
         self._addr = Ipv4Address()
-        self._link = EthernetLink(mac, counters)
-        self._arp = Arp(cfg, counters, self._link, self._addr)
+        ethernet_medium = cfg.medium is Medium.ETHERNET
+        self._link = EthernetLink(mac, counters) if ethernet_medium else IpLink(mac, counters)
+        self._arp = (Arp if ethernet_medium else PointToPoint)(cfg, counters, self._link, self._addr)
         self._ipv4 = Ipv4(cfg, counters, self._link, self._arp, self._addr, self.rng)
         self._transports = Transports(counters, self._ipv4)
         self._icmp = Icmpv4(cfg, counters, self._link, self._arp, self._addr, self._ipv4, self._transports.layers,
@@ -79,7 +87,9 @@ class Stack:
         self.tcp = self._tcp.tcp
         self.udp = UdpLayer(cfg, counters, self._emit_udp, self.source_for, self.rng)
         self._transports.attach(ipv4_wire.PROTO_UDP, self.udp, broadcast=True)
-        self.answer_echo = self._icmp.answer_echo if fast else _no_fast_path
+        # The fast ways in read a frame at Ethernet's offsets: the IP medium takes the layered way.
+        self.answer_echo = self._icmp.answer_echo if fast and ethernet_medium else _no_fast_path
+        self.receive_frame = self._receive_frame if ethernet_medium else self._receive_packet
         self.arp = self._arp.cache
         self.arp_observers = self._arp.observers
         """Called with every valid ARP packet received (the DHCP client's RFC 5227 probe watches them)."""
@@ -177,6 +187,8 @@ class Stack:
         """Bring IPv6 up: take its frames, join all-nodes, form the link-local address (DAD first),
         then solicit routers; addresses come from RAs (SLAAC, unless ``config.ipv6.slaac`` is off) and
         :meth:`add_address6`. Needs an MTU of 1280 at least (RFC 8200 5); raises ValueError otherwise."""
+        if self.config.medium is not Medium.ETHERNET:
+            raise ValueError("IPv6 runs on the Ethernet medium only, not yet on an IP medium (TUN)")
         if self.config.mtu < 1280:
             raise ValueError(f"IPv6 needs an MTU of at least 1280 bytes (RFC 8200 section 5), not {self.config.mtu}")
         if self._ipv6_on:
@@ -348,7 +360,7 @@ class Stack:
         except Exception:  # a bug must not stop the interface; count and log it
             self._internal_error("timer")
 
-    def receive_frame(self, frame: bytes | memoryview, now: float) -> None:
+    def _receive_frame(self, frame: bytes | memoryview, now: float) -> None:
         self.now = now
         trusted = self._ipv4.checksum_trusted = type(frame) is PartialChecksumFrame
         try:
@@ -360,6 +372,18 @@ class Stack:
             if proto == 6 and self._fast and self._tcp.receive_direct(frame, now, trusted):
                 return
             self._link.receive(frame, now)
+        except WireError as exc:
+            self.counters.drop(exc.reason)
+        except Exception:
+            self._internal_error("receive")
+
+    def _receive_packet(self, packet: bytes | memoryview, now: float) -> None:
+        """:attr:`receive_frame` on the IP medium: one bare IP packet, the layered way."""
+        self.now = now
+        self._ipv4.checksum_trusted = type(packet) is PartialChecksumFrame
+        try:
+            self.counters["frames_in"] += 1
+            self._link.receive(packet, now)
         except WireError as exc:
             self.counters.drop(exc.reason)
         except Exception:

@@ -13,8 +13,10 @@ from pystack.config import StackConfig
 from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
+from pystack.iface.ip_link import packet_header
 from pystack.iface.ipv4_address import LIMITED_BROADCAST, Ipv4Address, is_martian_source
 from pystack.ip.reassembly import Reassembler
+from pystack.medium import Medium
 from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
 from pystack.wire import ipv4 as ipv4_wire
@@ -52,6 +54,9 @@ class Ipv4:
         """True while handling a frame whose transport checksum the kernel left partial (see
         pystack.wire.virtio.PartialChecksumFrame): it was never on a wire, so it is not verified."""
         self._ident = rng.randrange(0x10000)
+        self._frame_header = ipv4_wire.frame_header if config.medium is Medium.ETHERNET else packet_header
+        """Packs the headers of a datagram that fits (:meth:`send_datagram`): Ethernet's and IPv4's, or on
+        the IP medium IPv4's alone."""
         link.protocols[ethernet.ETHERTYPE_IPV4] = self.receive
 
     def next_ident(self) -> int:
@@ -115,7 +120,7 @@ class Ipv4:
 
     def send_datagram(self, src: int, dst: int, protocol: int, payload: bytes | memoryview, now: float,
                       ttl: int, tos: int, flags_offset: int) -> None:
-        """One datagram that fits the MTU, not to ourselves: the Ethernet and IPv4 headers are packed in one
+        """One datagram that fits the MTU, not to ourselves: the link's and IPv4's headers are packed in one
         piece (raises OSError ENETUNREACH like send)."""
         next_hop, mac = self.neighbour(dst, now)
         if mac is None:
@@ -123,8 +128,8 @@ class Ipv4:
                                      flags_offset=flags_offset)
             self.arp.hold(next_hop, packet, now)
             return
-        self.link.send_frame(ipv4_wire.frame_header(mac, self.link.mac, tos, len(payload), self.next_ident(),
-                                                    flags_offset, ttl, protocol, src, dst) + payload)
+        self.link.send_frame(self._frame_header(mac, self.link.mac, tos, len(payload), self.next_ident(),
+                                                flags_offset, ttl, protocol, src, dst) + payload)
 
     def _loopback(self, src: int, dst: int, protocol: int, payload: bytes | memoryview, now: float) -> None:
         """Datagrams to our own address never reach the wire (RFC 1122 3.3.4: like the kernel's lo)."""

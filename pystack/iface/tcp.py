@@ -13,6 +13,7 @@ from pystack.iface.ipv4 import Ipv4
 from pystack.iface.ipv4_address import is_martian_source
 from pystack.iface.transport import Transports
 from pystack.ip.tcp_path import TcpPath
+from pystack.medium import Medium
 from pystack.tcp.layer import TcpLayer
 from pystack.wire import ipv4 as ipv4_wire
 from pystack.wire.gso import GsoFrame, segment
@@ -36,7 +37,7 @@ class TcpGlue:
         self.tcp = TcpLayer(config.tcp, counters, self.emit, mtu=config.mtu, rng=rng,
                             ephemeral=config.ephemeral_ports)
         self.tcp.fast_paths = fast  # header prediction
-        if fast:
+        if fast and config.medium is Medium.ETHERNET:  # TcpPath, send_gso and receive_direct are Ethernet's
             self.tcp.segment_path = self.path
         transports.attach(ipv4_wire.PROTO_TCP, self.tcp)
 
