@@ -18,6 +18,9 @@ from pystack.control.commands import COMMANDS as CONTROL_COMMANDS
 from pystack.control.commands import add_commands, add_daemon_flags, control_address, serve_control
 from pystack.plot.command import COMMANDS as PLOT_COMMANDS
 from pystack.plot.command import add_command as add_plot_command
+from pystack.replay.command import COMMANDS as REPLAY_COMMANDS
+from pystack.replay.command import add_command as add_replay_command
+from pystack.replay.command import add_daemon_flags as add_record_flags
 from pystack.tools.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
@@ -255,12 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE (tcpdump -r, Wireshark); "
                      "a FILE ending in .pcapng also tells why pystack sent each frame (tshark's frame.comment)")
     run.add_argument("--stats-json", metavar="FILE", help="write the counters as JSON to FILE on exit")
+    add_record_flags(run)  # --trace, --record
     add_daemon_flags(run)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="logging detail on stderr (default info)")
     _client_commands(sub)
     add_commands(sub)  # ss, stats: clients of a running daemon's control socket
     add_plot_command(sub)
+    add_replay_command(sub)
     return parser
 
 
@@ -468,9 +473,11 @@ def _runtime_config(defaults: RuntimeConfig, busy_poll: int | str) -> RuntimeCon
 
 def cmd_run(args: argparse.Namespace) -> int:
     _check_run(args)
-    from pystack.apps.http_session import HttpSession, SmallFileCache
-    from pystack.apps.stream_server import DiscardSession, EchoSession, StreamServer
-    from pystack.apps.udp_echo import UdpEcho
+    if args.record and args.dhcp:
+        raise UsageError("--record goes with --address: a DHCP lease is not recorded yet")
+    import time
+
+    from pystack.apps.services import Services, start_services
     from pystack.heap import keep_freed_memory
     from pystack.link.setup import LinkSetupError, open_link
     from pystack.reasons import explain_frames
@@ -496,32 +503,40 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         loop_notes = f", cpu {args.cpu} (kernel work on {','.join(map(str, sorted(others)))})"
     mac = args.mac or _random_mac()
-    stack = Stack(mac, config)
+    recording = None
+    if args.record:  # the stack writes down what enters it, for pystack replay
+        from pystack.replay.record import Recording
+
+        try:
+            recording = Recording(args.record, mac, config, time.monotonic())  # the Runtime's clock
+        except SetupError:
+            link.close()
+            raise
+    stack = Stack(mac, config) if recording is None else recording.stack
     runtime = Runtime(stack, link, pcap)
     now = runtime.now()
     explain_frames(stack, pcap)  # a .pcapng capture: each sent frame's reason as its comment
+    trace = None
     try:
+        if args.trace:
+            from pystack.trace import TraceWriter
+
+            trace = TraceWriter(args.trace, now, stack.counters)
+            trace.attach(stack.tcp)
         control = serve_control(runtime, link.name, args)  # what pystack ss and stats ask
     except SetupError:
         runtime.close()
+        if recording is not None:
+            recording.close()
         raise
     if args.address is not None:
         gateway = int(args.gateway) if args.gateway else None
         stack.configure(int(args.address.ip), args.address.network.prefixlen, gateway, now)
     ipv6_note = _start_ipv6(stack, args, now)
-    services = []
-    if args.echo:
-        UdpEcho(stack)
-        StreamServer(stack, 7, EchoSession)
-        services.append("echo on udp/tcp port 7")
-    if args.discard:
-        StreamServer(stack, 9, DiscardSession)
-        services.append("discard on tcp port 9")
-    if args.http:
-        root, port = args.http
-        files = SmallFileCache(config.http)  # one per server: its sessions share what it holds
-        StreamServer(stack, port, lambda: HttpSession(root, config.http, files))
-        services.append(f"http on tcp port {port} from {os.path.abspath(root)}")
+    wanted = Services(echo=args.echo, discard=args.discard, http_port=args.http[1] if args.http else None,
+                      http_root=args.http[0] if args.http else None)
+    services = (start_services(stack, wanted, config.http) if recording is None
+                else recording.start_services(wanted, config.http))
 
     serving = f"; serving {', '.join(services)}" if services else ""
     poll_us = round(config.runtime.busy_poll * 1e6)
@@ -572,6 +587,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if control is not None:
             control.close()
         runtime.close()
+        if trace is not None:
+            trace.close()
+        if recording is not None:
+            recording.close()
+            if recording.failed:
+                log.error("the recording %s stopped early: %s", args.record, recording.failed)
         if link.offload:
             stack.counters["link.super_frames_in"] += link.super_frames
             stack.counters["link.partial_checksum_frames_in"] += link.partial_checksum_frames
@@ -682,6 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"run": cmd_run, "fetch": cmd_fetch, "resolve": cmd_resolve, "ping": cmd_ping, "exec": cmd_exec}
     commands.update(CONTROL_COMMANDS)
     commands.update(PLOT_COMMANDS)
+    commands.update(REPLAY_COMMANDS)
     if args.command not in commands:
         parser.error(f"unknown command {args.command}")
     try:

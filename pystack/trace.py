@@ -14,11 +14,13 @@ lost in ``trace.events_lost``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from typing import IO, TYPE_CHECKING, Any
 
 from pystack.counters import Counters
+from pystack.tools.errors import SetupError
 from pystack.wire.ipv4 import int_to_addr
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ FORMAT = "pystack trace: JSON lines, one TCP connection event each (qlog-like: t
 BUFFER_BYTES = 64 * 1024
 
 
-class TraceError(Exception):
+class TraceError(SetupError):
     """The trace file cannot be opened (one line for the user)."""
 
 
@@ -52,9 +54,10 @@ class TraceWriter:
         self.events = 0
         self._emit(json.dumps({"format": FORMAT, "time_unit": "s"}))
 
-    def attach(self, tcp: Any) -> None:
-        """Hear ``tcp``'s events (a TcpLayer: its context's hook)."""
-        tcp.trace = self.event
+    def attach(self, *layers: Any) -> None:
+        """Hear the events of each TcpLayer of ``layers`` (IPv4's and IPv6's)."""
+        for tcp in layers:
+            tcp.trace = self.event
 
     def event(self, now: float, conn: Connection, name: str, data: dict[str, Any]) -> None:
         """TCP's ``trace`` hook (pystack.tcp.events.Trace)."""
@@ -62,8 +65,7 @@ class TraceWriter:
             self.counters.drop("trace.events_lost")
             return
         self.events += 1
-        conn_id = (f"{int_to_addr(conn.local_ip)}:{conn.local_port}-"
-                   f"{int_to_addr(conn.remote_ip)}:{conn.remote_port}")
+        conn_id = f"{_address(conn.local_ip)}:{conn.local_port}-{_address(conn.remote_ip)}:{conn.remote_port}"
         self._emit(json.dumps({"time": round(now - self.start, 6), "name": "tcp:" + name, "conn": conn_id,
                                "data": data}, separators=(",", ":")))
 
@@ -99,3 +101,8 @@ class TraceWriter:
                 f.close()
             except OSError:
                 pass
+
+
+def _address(ip: int) -> str:
+    """An IPv4 address dotted, an IPv6 one (every one a connection can have is above 2**32) bracketed."""
+    return int_to_addr(ip) if ip < 1 << 32 else f"[{ipaddress.IPv6Address(ip)}]"

@@ -34,6 +34,8 @@ import json
 import struct
 from typing import IO, Any, NamedTuple
 
+from pystack.tools.errors import SetupError
+
 MAGIC = b"PYSTACK-RECORDING"
 VERSION = 1
 BUFFER_BYTES = 1 << 20
@@ -68,8 +70,8 @@ _SESSION = struct.Struct("<IB")
 _FILE_HEAD = struct.Struct("<II")
 
 
-class RecordingError(Exception):
-    """Not a recording, or one this pystack cannot read (one line for the user)."""
+class RecordingError(SetupError):
+    """Not a recording, one this pystack cannot read, or a file that cannot be written (one line, status 2)."""
 
 
 class Record(NamedTuple):
