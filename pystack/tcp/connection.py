@@ -29,8 +29,8 @@ from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
-from pystack.tcp import events, why
-from pystack.tcp.state import TRANSITIONS, State, TransitionError
+from pystack.tcp import events, timers, why
+from pystack.tcp.state import OPEN, RECEIVING, SENDING, TRANSITIONS, State, TransitionError
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
 
@@ -54,8 +54,6 @@ LAST_ACK = State.LAST_ACK
 TIME_WAIT = State.TIME_WAIT
 
 INF = math.inf
-_SENDING_STATES = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
-_RECEIVING_STATES = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
 _STATE_COUNTERS = {st: "tcp.state." + st.name for st in State}
 """Counter names made once: an Enum's .name is a property lookup, and states change on every connection."""
 _TS_IDLE_LIMIT = 24 * 24 * 3600.0  # RFC 7323 5.5: ts_recent is invalid after 24 days of idleness
@@ -200,7 +198,7 @@ class Connection:
     @nodelay.setter
     def nodelay(self, value: bool) -> None:
         self._nodelay = bool(value)
-        if value and self._st in _SENDING_STATES:
+        if value and self._st in SENDING:
             self._output(self._cx.now)
 
     @property
@@ -212,9 +210,8 @@ class Connection:
     def keepalive(self, value: bool) -> None:
         self._keepalive = bool(value)
         self._cx.touched.add(self)
-        if value and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
-            self._ka_at = self._cx.now + self._cfg.keepalive_idle
-            self._ka_probes = 0
+        if value and self._st in OPEN:
+            timers.restart_keepalive(self, self._cx.now)
         elif not value:
             self._ka_at = INF
 
@@ -309,13 +306,13 @@ class Connection:
             return
         self.shutdown_write(now)
         if self._st == FIN_WAIT_2:
-            self._tw_at = now + self._cfg.fin_wait2_timeout
+            timers.fin_wait_2_timeout(self, now)
 
     def abort(self, now: float) -> None:
         """Drop the connection at once, telling the peer with RST when synchronized (RFC 9293 3.10.5)."""
         self._cx.touched.add(self)
         self._user_closed = True
-        if self._st in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+        if self._st == SYN_RECEIVED or self._st in OPEN:
             self._note(self.snd_max, why.RST_ABORT)
             self._emit(self.snd_max, RST | ACK, b"", now)
         self._close_now()
@@ -537,8 +534,8 @@ class Connection:
         self._ts_last = value
         return (value + self._ts_offset) & MASK
 
-    def deadline(self) -> float:
-        return min(self._rtx_at, self._delack_at, self._tw_at, self._ka_at, self._rec.tlp_at)
+    deadline = timers.deadline
+    on_timer = timers.on_timer
 
     # ------------------------------------------------------------------ segment output
 
@@ -668,7 +665,7 @@ class Connection:
         """Send whatever data (and FIN) the windows, Nagle and SWS avoidance allow."""
         rec = self._rec
         rec.batch_acked = 0  # the flight is refilled from here on
-        if self._st not in _SENDING_STATES:
+        if self._st not in SENDING:
             return
         if rec.in_recovery and self._sack_ok:
             self._output_sack_recovery(now)
@@ -749,10 +746,10 @@ class Connection:
             if self._rtx_at == INF or self._persist:
                 self._persist = False
                 self._rtx_at = now + self.rtt.rto
-            self._schedule_tlp(now)
+            timers.schedule_tlp(self, now)
             self._track_cwnd_use()
         elif self._rtx_at == INF and self.snd_nxt == self.snd_una and (len(self._snd) or self._snd.fin):
-            self._start_persist(now)
+            timers.start_persist(self, now)
 
     def _open_burst(self, smss: int, now: float) -> tuple[TcpPath, int, int, bytes] | None:
         """The one-pack path (pystack.ip.tcp_path) and the header fields every data segment of this
@@ -768,13 +765,6 @@ class Connection:
         if 40 + len(options) + smss > self._mtu:
             return None  # a minimum MSS above what the MTU carries: the layered path copes (EMSGSIZE)
         return path, ack, field, options
-
-    def _start_persist(self, now: float) -> None:
-        """Nothing in flight but data held back by the peer's window: probe later (RFC 9293 3.8.6.1),
-        or, for a small non-zero window, send despite SWS avoidance then (its override timeout)."""
-        interval = min(max(self.rtt.rto, self._cfg.rto_min) * (1 << self._persist_backoff), self._cfg.persist_max)
-        self._persist = True
-        self._rtx_at = now + interval
 
     def _retransmit_head(self, now: float, reason: str) -> int:
         """Retransmit the first unacknowledged segment (fast retransmit, partial ACK); returns its length."""
@@ -901,8 +891,7 @@ class Connection:
         else:
             self._ack_new(ack, acked, seg, now)
         if self._keepalive:
-            self._ka_at = now + self._cfg.keepalive_idle
-            self._ka_probes = 0
+            timers.restart_keepalive(self, now)
         return True
 
     def send_owed_ack(self, now: float) -> None:
@@ -986,7 +975,7 @@ class Connection:
         else:
             self._set_state(ESTABLISHED)
         if self._keepalive:
-            self._ka_at = now + self._cfg.keepalive_idle
+            timers.restart_keepalive(self, now)
         listener = self._listener
         if listener is not None:
             listener.established(self)
@@ -1052,9 +1041,8 @@ class Connection:
         # 7. Segment text (and 8. FIN).
         if plen or flags & FIN:
             self._segment_text(seq, payload, flags & FIN, now)
-        if self._keepalive and self._st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
-            self._ka_at = now + self._cfg.keepalive_idle
-            self._ka_probes = 0
+        if self._keepalive and self._st in OPEN:
+            timers.restart_keepalive(self, now)
         return False
 
     def _paws_rejects(self, seg: TcpSegment, now: float) -> bool:
@@ -1100,7 +1088,7 @@ class Connection:
             return True
         counters.drop("tcp.out_of_window")
         if self._st == TIME_WAIT and flags & FIN:
-            self._restart_time_wait(now)  # a repeated FIN restarts 2 MSL
+            timers.restart_time_wait(self, now)  # a repeated FIN restarts 2 MSL
         if seg_len or now - self._oow_ack_at >= self._cfg.oow_ack_interval:
             # Answer, but a pure ACK at most every oow_ack_interval: two ends that each find the
             # other's ACKs unacceptable would otherwise ACK each other forever (as Linux).
@@ -1121,7 +1109,7 @@ class Connection:
             self._close_now()  # passive open: back to LISTEN, i.e. just forget it
         elif st == SYN_RECEIVED:
             self._fail(errno.ECONNREFUSED)
-        elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
+        elif st in OPEN:
             self._fail(errno.ECONNRESET)
         else:  # CLOSING, LAST_ACK, TIME_WAIT
             self._close_now()
@@ -1175,7 +1163,7 @@ class Connection:
     def _segment_text(self, seq: int, payload: memoryview, fin: int, now: float) -> None:
         """RFC 9293 3.10.7.4 seventh and eighth steps, after the ACK was taken."""
         st = self._st
-        if st in _RECEIVING_STATES:
+        if st in RECEIVING:
             if payload and self._user_closed:
                 # Nobody will read this: reset, as Linux does for data after close().
                 self._cx.counters.drop("tcp.data_after_close")
@@ -1186,7 +1174,7 @@ class Connection:
             self._receive(seq, payload, fin, now)
         elif fin and st == TIME_WAIT:
             self._ack_now = self._ack_at_once = True
-            self._restart_time_wait(now)
+            timers.restart_time_wait(self, now)
 
     def _process_ack(self, seg: TcpSegment, seq: int, now: float) -> bool:
         """RFC 9293 3.10.7.4 fifth step, with RFC 5961 5.2 bounds, RFC 5681/6582/6675 recovery.
@@ -1244,9 +1232,9 @@ class Connection:
             if st == FIN_WAIT_1:
                 self._set_state(FIN_WAIT_2)
                 if self._user_closed:
-                    self._tw_at = now + self._cfg.fin_wait2_timeout
+                    timers.fin_wait_2_timeout(self, now)
             elif st == CLOSING:
-                self._enter_time_wait(now)
+                timers.enter_time_wait(self, now)
             else:
                 self._close_now()
                 return False
@@ -1308,7 +1296,7 @@ class Connection:
         elif not self._persist:
             self._rtx_at = now + self.rtt.rto
         rec.tlp_out = False
-        self._schedule_tlp(now)
+        timers.schedule_tlp(self, now)
 
     def _on_dupack(self, now: float) -> None:
         rec = self._rec
@@ -1402,33 +1390,16 @@ class Connection:
             self._set_state(CLOSE_WAIT)
         elif st == FIN_WAIT_1:
             if self._snd.fin_acked:
-                self._enter_time_wait(now)
+                timers.enter_time_wait(self, now)
             else:
                 self._set_state(CLOSING)
         elif st == FIN_WAIT_2:
-            self._enter_time_wait(now)
-
-    def _enter_time_wait(self, now: float) -> None:
-        cx = self._cx
-        self._rtx_at = INF
-        self._ka_at = INF
-        if cx.time_wait >= self._cfg.max_time_wait:
-            cx.counters["tcp.time_wait_overflow"] += 1
-            self._ack_now = False
-            self._send_ack(now)
-            self._close_now()
-            return
-        self._set_state(TIME_WAIT)
-        self._delack_at = INF
-        self._restart_time_wait(now)
-
-    def _restart_time_wait(self, now: float) -> None:
-        self._tw_at = now + self._cfg.time_wait
+            timers.enter_time_wait(self, now)
 
     def _window_update(self, now: float) -> None:
         """After the user reads: tell a peer facing a small window that it opened (as Linux's
         tcp_cleanup_rbuf: when the new window is at least double what it has left)."""
-        if self._st not in _RECEIVING_STATES:
+        if self._st not in RECEIVING:
             return
         if self._rb.opened((self.rcv_adv - self.rcv_nxt) & MASK, self._rcv_wscale, self._smss):
             if self._dispatching:
@@ -1436,7 +1407,7 @@ class Connection:
             else:
                 self._send_ack(now, why.WINDOW_UPDATE)
 
-    # ------------------------------------------------------------------ timers
+    # ------------------------------------------------------------------ congestion window use
 
     def _track_cwnd_use(self) -> None:
         """After sending: remember the largest flight of this window, or that it filled cwnd (as Linux's
@@ -1457,172 +1428,6 @@ class Connection:
             return cc.cwnd < 2 * self._max_flight
         return self._cwnd_limited
 
-    def _window_bound(self) -> bool:
-        """Whether data waits that the peer's window holds back: what it leaves past SND.NXT is less than
-        the next segment needs (nothing, or a bit that SWS avoidance holds, RFC 9293 3.8.6.2.1)."""
-        off = (self.snd_nxt - self.snd_una) & MASK
-        waiting = len(self._snd) - off
-        return waiting > 0 and off + min(waiting, self._mss_now()) > self.snd_wnd
-
-    def _schedule_tlp(self, now: float) -> None:
-        """Arm the tail loss probe (Recovery.schedule_tlp) while data is in flight in a sending state."""
-        cfg = self._cfg
-        flight = (self.snd_max - self.snd_una) & MASK
-        if self._persist or not cfg.tail_loss_probe or self._st not in _SENDING_STATES:
-            flight = 0
-        self._rec.schedule_tlp(now, self.rtt.srtt, flight, self._smss, cfg.tlp_min, self._rtx_at, cfg.tlp_at_rto)
-
-    def _send_tlp(self, now: float) -> None:
-        """RFC 8985 7.3: the one probe of an episode, as Recovery.probe chooses it. None while the peer's
-        window holds data back (``_window_bound``): a receiver whose reader is slow holds the ACK of a
-        flight that fills its window, as that ACK would not open it (Linux waits for its delayed-ACK
-        timer, tens of ms, past a PTO of 10 ms on a fast path), so the probe would only resend what
-        arrived. The window, not a loss, keeps the data back; a real loss there is the RTO's, and once
-        the window shows zero, the persist timer's (RFC 9293 3.8.6.1). Older Linux had the same rule
-        (no probe while cwnd had room and data waited)."""
-        rec = self._rec
-        if (rec.tlp_out or rec.in_recovery or self._persist or self.snd_una == self.snd_max
-                or self._st not in _SENDING_STATES or self._window_bound()):
-            return
-        buf = self._snd.view()
-        buflen = len(buf)
-        una = self.snd_una
-        max_off = (self.snd_max - una) & MASK
-        probe = rec.probe(una, (self.snd_nxt - una) & MASK, max_off, buflen, self.snd_wnd, self._mss_now(),
-                          self._sack_ok, self._cfg.tlp_new_data)
-        if probe is None:
-            return
-        start, end, new = probe
-        if new:
-            flags = ACK | PSH | FIN if end == buflen and self._snd.fin else ACK | PSH if end == buflen else ACK
-        else:  # the FIN went out after these bytes: send it again with them
-            flags = ACK | PSH | FIN if max_off > buflen and end == buflen else ACK | PSH
-            if start == end:
-                flags = ACK | FIN  # the FIN alone
-        seq = (una + start) & MASK
-        self._emit(seq, flags, buf[start:end], now)
-        self._sent(seq, (seq + end - start + (flags & FIN)) & MASK, now, why.TLP_NEW if new else why.TLP_RETRANSMISSION)
-        self._rtx_at = now + self.rtt.rto  # RFC 8985 7.3: the RTO re-armed after the probe, the last resort
-
-    def on_timer(self, now: float) -> None:
-        """Whatever of its timers is due at ``now`` (the layer calls it at ``deadline()``)."""
-        if self._tw_at <= now:
-            self._tw_at = INF
-            if self._st in (TIME_WAIT, FIN_WAIT_2):
-                self._close_now()
-                self._flush_event()
-                return
-        if self._delack_at <= now:
-            self._delack_at = INF
-            if self._st not in (CLOSED, SYN_SENT):
-                self._send_ack(now, why.DELAYED_ACK)
-        tlp_at = self._rec.tlp_at
-        if tlp_at <= now:
-            self._rec.tlp_at = INF
-            if self._rtx_at >= tlp_at:  # also when both are due (tlp_at_rto): the probe, which re-arms the RTO
-                self._send_tlp(now)
-        if self._rtx_at <= now:
-            self._rtx_at = INF
-            if self._persist:
-                self._on_persist(now)
-            else:
-                self._on_rto(now)
-        if self._ka_at <= now:
-            self._on_keepalive(now)
-        self._flush_event()
-
-    def _on_rto(self, now: float) -> None:
-        """RFC 6298 5.4-5.7 and RFC 5681 3.1 (loss window), go-back-N from SND.UNA."""
-        st = self._st
-        cfg = self._cfg
-        self._retries += 1
-        self.stats["timeouts"] += 1
-        self._cx.counters["tcp.timeouts"] += 1
-        trace = self._cx.trace
-        if trace is not None:
-            trace(now, self, events.RTO, {"retries": self._retries, "rto": self.rtt.rto, "snd_una": self.snd_una,
-                                          "flight": (self.snd_max - self.snd_una) & MASK})
-        if st in (SYN_SENT, SYN_RECEIVED):
-            limit = cfg.syn_retries if st == SYN_SENT else cfg.synack_retries
-            if self._retries > limit:
-                if st == SYN_RECEIVED and self._listener is not None:
-                    self._cx.counters.drop("tcp.synack_timeout")
-                    self._close_now()
-                else:
-                    self._fail(self._soft_error or errno.ETIMEDOUT)
-                return
-            self.rtt.backoff()
-            self._send_syn(now)
-            self._rtx_at = now + self.rtt.rto
-            return
-        if st not in _SENDING_STATES or self.snd_una == self.snd_max:
-            return
-        if self._retries > cfg.max_retries:
-            self._fail(errno.ETIMEDOUT)
-            return
-        flight = (self.snd_max - self.snd_una) & MASK
-        self.cc.on_timeout(flight, now)
-        self._rec.on_timeout(self.snd_max)
-        self._trace_congestion(now, "rto")
-        self._rtt_seq = None  # Karn
-        self.rtt.backoff()
-        self.snd_nxt = self.snd_una
-        self._output(now)
-        if self._rtx_at == INF:
-            self._rtx_at = now + self.rtt.rto
-
-    def _on_persist(self, now: float) -> None:
-        """Zero-window probe, or the SWS-avoidance override for a small window (RFC 9293 3.8.6)."""
-        if self._st not in _SENDING_STATES:
-            self._persist = False
-            return
-        buf = self._snd.view()
-        off = (self.snd_nxt - self.snd_una) & MASK
-        if self.snd_wnd == 0:
-            self._retries += 1
-            if self._retries > self._cfg.max_retries:
-                self._fail(errno.ETIMEDOUT)
-                return
-            self._cx.counters["tcp.window_probes"] += 1
-            self._note(self.snd_nxt if off < len(buf) else (self.snd_una - 1) & MASK, why.WINDOW_PROBE)
-            if off < len(buf):
-                # One byte of new data (RFC 9293 3.8.6.1). SND.NXT and SND.MAX stay, so our other
-                # segments keep sequence numbers the peer accepts; an ACK for the byte is still taken.
-                self._emit(self.snd_nxt, ACK, buf[off:off + 1], now)
-                self._probe_end = (self.snd_nxt + 1) & MASK
-            else:
-                self._emit((self.snd_una - 1) & MASK, ACK, b"", now)
-            self._persist_backoff = min(self._persist_backoff + 1, 16)
-            self._start_persist(now)
-            return
-        # Window open but too small for SWS avoidance: send what fits now (the override timeout).
-        self._persist = False
-        n = min(self.snd_wnd - off, len(buf) - off, self._mss_now())
-        if n > 0:
-            end = off + n
-            flags = ACK | PSH if end == len(buf) else ACK
-            seq = self.snd_nxt
-            self._emit(seq, flags, buf[off:end], now)
-            self._sent(seq, (seq + n) & MASK, now)
-            self._rtx_at = now + self.rtt.rto
-        else:
-            self._output(now)
-
-    def _on_keepalive(self, now: float) -> None:
-        """RFC 1122 4.2.3.6: an ACK for SND.UNA-1 makes the peer answer with its current ACK."""
-        cfg = self._cfg
-        if not self._keepalive or self._st not in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2):
-            self._ka_at = INF
-            return
-        if self._ka_probes >= cfg.keepalive_probes:
-            self._fail(errno.ETIMEDOUT)
-            return
-        self._ka_probes += 1
-        self._cx.counters["tcp.keepalive_probes"] += 1
-        self._note((self.snd_una - 1) & MASK, why.keepalive(self._ka_probes))
-        self._emit((self.snd_una - 1) & MASK, ACK, b"", now)
-        self._ka_at = now + cfg.keepalive_interval
-
     # ------------------------------------------------------------------ ICMP
 
     def icmp_error(self, err: int, hard: bool, now: float) -> None:
@@ -1640,7 +1445,7 @@ class Connection:
             return
         self._mtu = mtu
         self._update_smss()
-        if self._st in _SENDING_STATES and self.snd_una != self.snd_max:
+        if self._st in SENDING and self.snd_una != self.snd_max:
             self.snd_nxt = self.snd_una
             self._rtt_seq = None
             self._output(now)

@@ -25,6 +25,14 @@ class State(IntEnum):
 
 
 _S = State
+SENDING = frozenset((_S.ESTABLISHED, _S.CLOSE_WAIT, _S.FIN_WAIT_1, _S.CLOSING, _S.LAST_ACK))
+"""States that send data (and a FIN), retransmit and probe: after the handshake, until our FIN is acknowledged."""
+RECEIVING = frozenset((_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2))
+"""States that take the peer's data: after the handshake, until its FIN."""
+OPEN = frozenset((_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2, _S.CLOSE_WAIT))
+"""Synchronized states where at most one FIN has passed, so one direction at least still carries data. RFC
+9293 names them together: a RST there resets the user's calls (3.10.7.4), an ABORT sends one (with
+SYN-RECEIVED, 3.10.5); and keepalive (RFC 1122 4.2.3.6) probes the peer in them."""
 TRANSITIONS: dict[State, frozenset[State]] = {
     # A connection is born CLOSED and leaves it as figure 5's LISTEN does: SYN sent (active OPEN), or SYN
     # received by its listener; or ESTABLISHED at once from a SYN cookie's ACK (RFC 4987 3.6).
