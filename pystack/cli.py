@@ -303,6 +303,8 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pcap", metavar="FILE", help="record every frame in and out to FILE "
                    "(FILE.pcapng: with why pystack sent each frame)")
     g.add_argument("--ladder-svg", metavar="FILE", help="also draw the ladder diagram as SVG in FILE")
+    g.add_argument("--trace", metavar="FILE.jsonl",
+                   help="write TCP's connection events to FILE, one JSON object a line (as pystack run --trace)")
     g.add_argument("--quiet", "-q", action="store_true",
                    help="no narration: only the result (the body, the addresses) and errors")
     g.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -637,7 +639,7 @@ def _setup(args: argparse.Namespace) -> Setup:
     return Setup(tap=args.tap, fd=args.fd, mac=args.mac or _random_mac(), mtu=args.mtu, address=args.address,
                  gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
                  dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
-                 ladder_svg=args.ladder_svg, control=control_address(args))
+                 ladder_svg=args.ladder_svg, control=control_address(args), trace=args.trace)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

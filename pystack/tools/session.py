@@ -29,6 +29,7 @@ from pystack.reasons import explain_frames
 from pystack.runtime import Runtime
 from pystack.stack import Stack
 from pystack.tcp.state import State
+from pystack.trace import TraceWriter
 from pystack.tools.errors import CommandError, SetupError
 from pystack.tools.narrator import Narrator, describe_lease, describe_resolution, ip, ms, seconds
 from pystack.tools.observe import ObservedLink, StateWatcher, WireNarration
@@ -60,6 +61,8 @@ class Setup:
     """Give the lease back on exit (otherwise it is left to run out, as a one-shot client does)."""
     pcap: str | None = None
     ladder_svg: str | None = None
+    trace: str | None = None
+    """Where to write TCP's connection events (pystack.trace), if anywhere."""
     """Where to draw the session's ladder diagram as SVG, if anywhere."""
     control: str | None = None
     """The control socket to serve for pystack ss and stats, if any (pystack exec's)."""
@@ -87,6 +90,7 @@ class ClientSession:
         self.names: Names | None = None
         self._thread: threading.Thread | None = None
         self.control: ControlServer | None = None
+        self.trace: TraceWriter | None = None
 
     # ------------------------------------------------------------------ the link and the loop
 
@@ -102,6 +106,13 @@ class ClientSession:
         self.wire = WireNarration(self.n, s.mac, time.monotonic)
         observed = ObservedLink(link, self.wire.frame, self.states.check)
         explain_frames(stack, pcap)
+        if s.trace is not None:
+            try:
+                self.trace = TraceWriter(s.trace, time.monotonic(), stack.counters)
+            except SetupError:
+                link.close()
+                raise
+            self.trace.attach(stack.tcp)
         self.runtime = Runtime(stack, observed, pcap)
         self.runtime.tick_hooks.append(self.states.check)
         if s.control is not None:
@@ -142,6 +153,8 @@ class ClientSession:
         if self.control is not None:
             self.control.close()
         rt.close()
+        if self.trace is not None:
+            self.trace.close()
         if self.wire is not None:
             self.wire.flush()
         self.runtime = None
