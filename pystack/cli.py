@@ -524,7 +524,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             from pystack.trace import TraceWriter
 
             trace = TraceWriter(args.trace, now, stack.counters)
-            trace.attach(stack.tcp)
+            trace.attach(stack.tcp, stack.tcp6)
         control = serve_control(runtime, link.name, args)  # what pystack ss and stats ask
     except SetupError:
         runtime.close()

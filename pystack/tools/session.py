@@ -112,7 +112,7 @@ class ClientSession:
             except SetupError:
                 link.close()
                 raise
-            self.trace.attach(stack.tcp)
+            self.trace.attach(stack.tcp, stack.tcp6)
         self.runtime = Runtime(stack, observed, pcap)
         self.runtime.tick_hooks.append(self.states.check)
         if s.control is not None:
