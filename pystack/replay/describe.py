@@ -19,9 +19,13 @@ _TCP_FIELDS = ((0, "TCP source port"), (2, "TCP destination port"), (4, "TCP seq
                (16, "TCP checksum"), (18, "TCP urgent pointer"))
 
 
-def describe(frame: bytes | memoryview) -> str:
-    """``frame`` in one line: addresses, ports, flags, sequence numbers, lengths."""
+def describe(frame: bytes | memoryview, ethernet: bool = True) -> str:
+    """``frame`` in one line: addresses, ports, flags, sequence numbers, lengths. ``ethernet`` False: a bare
+    IP packet (the IP medium, a TUN)."""
     frame = bytes(frame)
+    if not ethernet:
+        version = frame[0] >> 4 if frame else 0
+        return _ip(frame, 0, 0x0800 if version == 4 else 0x86DD if version == 6 else 0)
     if len(frame) < 14:
         return f"a runt of {len(frame)} bytes"
     ethertype = struct.unpack_from("!H", frame, 12)[0]
@@ -33,18 +37,21 @@ def describe(frame: bytes | memoryview) -> str:
         if op == 2:
             return f"ARP reply {sender} is-at {frame[22:28].hex(':')}"
         return f"ARP op {op}"
-    if ethertype == 0x0800 and len(frame) >= 34:
-        ihl = (frame[14] & 0x0F) * 4
-        total, ident = struct.unpack_from("!HH", frame, 16)
-        proto = frame[23]
-        src, dst = _v4(frame[26:30]), _v4(frame[30:34])
-        return _transport(frame, 14 + ihl, 14 + total, proto, src, dst, f"id {ident}")
-    if ethertype == 0x86DD and len(frame) >= 54:
-        plen = struct.unpack_from("!H", frame, 18)[0]
-        src = str(ipaddress.IPv6Address(frame[22:38]))
-        dst = str(ipaddress.IPv6Address(frame[38:54]))
-        return _transport(frame, 54, 54 + plen, frame[20], src, dst, "IPv6")
-    return f"ethertype 0x{ethertype:04x}, {len(frame)} bytes"
+    return _ip(frame, 14, ethertype)
+
+
+def _ip(frame: bytes, l3: int, ethertype: int) -> str:
+    if ethertype == 0x0800 and len(frame) >= l3 + 20:
+        ihl = (frame[l3] & 0x0F) * 4
+        total, ident = struct.unpack_from("!HH", frame, l3 + 2)
+        src, dst = _v4(frame[l3 + 12:l3 + 16]), _v4(frame[l3 + 16:l3 + 20])
+        return _transport(frame, l3 + ihl, l3 + total, frame[l3 + 9], src, dst, f"id {ident}")
+    if ethertype == 0x86DD and len(frame) >= l3 + 40:
+        plen = struct.unpack_from("!H", frame, l3 + 4)[0]
+        src = str(ipaddress.IPv6Address(frame[l3 + 8:l3 + 24]))
+        dst = str(ipaddress.IPv6Address(frame[l3 + 24:l3 + 40]))
+        return _transport(frame, l3 + 40, l3 + 40 + plen, frame[l3 + 6], src, dst, "IPv6")
+    return f"ethertype 0x{ethertype:04x}, {len(frame)} bytes" if l3 else f"{len(frame)} bytes, not IP"
 
 
 def _v4(raw: bytes) -> str:
@@ -65,27 +72,27 @@ def _transport(frame: bytes, l4: int, end: int, proto: int, src: str, dst: str, 
     return f"{src} > {dst}: protocol {proto} ({note})"
 
 
-def first_difference(expected: bytes, got: bytes) -> str:
-    """Where two frames first differ: the byte offset and, for an IPv4 frame, the header field there."""
+def first_difference(expected: bytes, got: bytes, ethernet: bool = True) -> str:
+    """Where two frames first differ: the byte offset and, for IPv4, the header field there."""
     for i, (a, b) in enumerate(zip(expected, got)):
         if a != b:
-            return f"first difference at byte {i}{_field(expected, i)}"
+            return f"first difference at byte {i}{_field(expected, i, 14 if ethernet else 0)}"
     if len(expected) != len(got):
         return f"the same first {min(len(expected), len(got))} bytes, then lengths {len(expected)} and {len(got)}"
     return "the same bytes"
 
 
-def _field(frame: bytes, offset: int) -> str:
-    if offset < 14:
+def _field(frame: bytes, offset: int, l3: int) -> str:
+    if offset < l3:
         return " (Ethernet header)"
-    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+    if len(frame) < l3 + 20 or frame[l3] >> 4 != 4 or (l3 and frame[12:14] != b"\x08\x00"):
         return ""
-    ihl = (frame[14] & 0x0F) * 4
-    if offset < 14 + ihl:
-        return f" ({_named(_IPV4_FIELDS, offset - 14)})"
-    l4 = 14 + ihl
-    if frame[23] == 6 and len(frame) >= l4 + 20:
-        header = ((frame[l4 + 12] >> 4) * 4)
+    ihl = (frame[l3] & 0x0F) * 4
+    if offset < l3 + ihl:
+        return f" ({_named(_IPV4_FIELDS, offset - l3)})"
+    l4 = l3 + ihl
+    if frame[l3 + 9] == 6 and len(frame) >= l4 + 20:
+        header = (frame[l4 + 12] >> 4) * 4
         if offset < l4 + 20:
             return f" ({_named(_TCP_FIELDS, offset - l4)})"
         if offset < l4 + header:

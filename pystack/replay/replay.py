@@ -23,6 +23,7 @@ from typing import IO, Any
 from pystack.apps.services import Services, SessionFactory, start_services
 from pystack.apps.stream_server import StreamSession
 from pystack.config import StackConfig
+from pystack.medium import Medium
 from pystack.replay import format as fmt
 from pystack.replay import record as calls
 from pystack.replay.describe import describe, first_difference
@@ -49,16 +50,21 @@ class Divergence:
     """The replay's frame (None: it sent none)."""
     note: str = ""
     """What differed, when it is not a frame (a service's question)."""
+    ethernet: bool = True
+    """Whether the frames have an Ethernet header (False on the IP medium)."""
 
     def describe(self) -> str:
         lines = [f"diverged at frame {self.frame}, t={self.time:.6f} s (record {self.record})"
                  + (f": {self.note}" if self.note else "")]
         if self.expected is not None or self.got is not None:
-            lines.append(f"  expected: {describe(self.expected) if self.expected is not None else 'no frame'}")
-            lines.append(f"  got:      {describe(self.got) if self.got is not None else 'no frame'}")
+            lines.append(f"  expected: {self._frame(self.expected)}")
+            lines.append(f"  got:      {self._frame(self.got)}")
         if self.expected is not None and self.got is not None:
-            lines.append(f"  {first_difference(self.expected, self.got)}")
+            lines.append(f"  {first_difference(self.expected, self.got, self.ethernet)}")
         return "\n".join(lines)
+
+    def _frame(self, frame: bytes | None) -> str:
+        return describe(frame, self.ethernet) if frame is not None else "no frame"
 
 
 @dataclass
@@ -221,7 +227,7 @@ class Replayer:
     def _diverge(self, note: str, expected: bytes | None = None, got: bytes | None = None) -> None:
         if self.divergence is None:
             self.divergence = Divergence(self.sent + 1, self.now - self.start, self.reader.records, expected, got,
-                                         note)
+                                         note, self.config.medium is Medium.ETHERNET)
 
     def _call(self, name: str, args: list[Any]) -> None:
         stack = self.stack
