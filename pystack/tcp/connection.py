@@ -29,7 +29,7 @@ from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
-from pystack.tcp import events, timers, why
+from pystack.tcp import events, handshake, timers, why
 from pystack.tcp.state import OPEN, RECEIVING, SENDING, TRANSITIONS, State, TransitionError
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
@@ -366,83 +366,9 @@ class Connection:
         limit = self._cx.mtu - 40
         return min(cfg_mss, limit) if cfg_mss else limit
 
-    def _choose_rcv_wscale(self) -> int:
-        shift = 0
-        reach = max(self._rb.cap, self._cfg.recv_buffer_max)  # the window may grow that far
-        while (reach >> shift) > 0xFFFF and shift < 14:
-            shift += 1
-        return shift
-
-    def open_active(self, now: float) -> None:
-        """Active OPEN (RFC 9293 3.10.1): the SYN goes out."""
-        cfg = self._cfg
-        self.iss = self._cx.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
-        self.snd_una = self.iss
-        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
-        self._rec.recover = self.iss
-        self._rcv_wscale = self._choose_rcv_wscale() if cfg.window_scaling else 0
-        self._set_state(SYN_SENT)
-        self._syn_time = now
-        self._send_syn(now)
-        self._rtx_at = now + self.rtt.rto
-
-    def open_passive(self, seg: TcpSegment, now: float) -> None:
-        """A SYN reached a listener (RFC 9293 3.10.7.2): answer SYN-ACK with the options we share."""
-        self.irs = seg.seq
-        self.rcv_nxt = (seg.seq + 1) & MASK
-        self.iss = self._cx.isn(self.local_ip, self.local_port, self.remote_ip, self.remote_port, now)
-        self.snd_una = self.iss
-        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
-        self._rec.recover = self.iss
-        self._negotiate(seg, now)
-        self.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
-        self.max_snd_wnd = self.snd_wnd
-        self.snd_wl1 = seg.seq
-        self.snd_wl2 = self.iss
-        self._set_state(SYN_RECEIVED)
-        self._syn_time = now
-        self._send_syn(now)
-        self._rtx_at = now + self.rtt.rto
-        self._cx.counters["tcp.passive_opens"] += 1
-
-    def open_from_cookie(self, seg: TcpSegment, mss: int, now: float) -> None:
-        """The final ACK of a handshake answered with a SYN cookie: ESTABLISHED at once, with the MSS the
-        cookie carried and no other option (they were not remembered), then the ACK itself is processed."""
-        self.irs = (seg.seq - 1) & MASK
-        self.rcv_nxt = seg.seq
-        self.iss = (seg.ack - 1) & MASK
-        self.snd_una = self.snd_nxt = self.snd_max = seg.ack
-        self._rec.recover = self.iss
-        self._peer_mss = mss
-        self.snd_wnd = self.max_snd_wnd = seg.window
-        self.snd_wl1 = seg.seq
-        self.snd_wl2 = seg.ack
-        self.rcv_adv = (self.rcv_nxt + min(self._rb.cap, 0xFFFF)) & MASK
-        self._cx.counters["tcp.passive_opens"] += 1
-        self._established(now)
-        if seg.payload or seg.flags & FIN:
-            self.input(seg, now)
-        self._flush_event()
-
-    def _negotiate(self, seg: TcpSegment, now: float) -> None:
-        """Adopt the options of the peer's SYN that we also offer (as Linux: each needs both sides)."""
-        cfg = self._cfg
-        if seg.mss is not None:
-            self._peer_mss = seg.mss
-        wscale = seg.wscale
-        self._ws_ok = cfg.window_scaling and wscale is not None
-        if wscale is not None and self._ws_ok:
-            self._snd_wscale = min(wscale, 14)  # RFC 7323 2.3: larger shifts are treated as 14
-            if self._st != SYN_SENT:
-                self._rcv_wscale = self._choose_rcv_wscale()  # passive: ours goes in the SYN-ACK
-        else:
-            self._snd_wscale = self._rcv_wscale = 0  # RFC 7323 2.2: scaling needs both SYNs
-        if cfg.timestamps and seg.ts_val is not None:
-            self._ts_ok = True
-            self._ts_recent = seg.ts_val
-            self._ts_recent_age = now
-        self._sack_ok = cfg.sack and seg.sack_permitted
-        self._update_smss()
+    open_active = handshake.open_active
+    open_passive = handshake.open_passive
+    open_from_cookie = handshake.open_from_cookie
 
     def _update_smss(self) -> None:
         """Eff.snd.MSS (RFC 9293 3.7.1): the peer's MSS, our MTU and our configured MSS (TCP_MAXSEG bounds
@@ -450,32 +376,6 @@ class Connection:
         mss = min(self._peer_mss, self._mtu - 40, self._cfg.mss or self._peer_mss) - (12 if self._ts_ok else 0)
         self._smss = max(mss, self._cfg.min_mss)
         self.cc.set_mss(self._smss)
-
-    def _send_syn(self, now: float) -> None:
-        cfg = self._cfg
-        synack = self._st == SYN_RECEIVED
-        ts = None
-        if cfg.timestamps and (not synack or self._ts_ok):
-            ts = (self._ts_clock(now), self._ts_recent if synack else 0)
-        if synack:
-            wscale = self._rcv_wscale if self._ws_ok else None
-        else:
-            wscale = self._rcv_wscale if cfg.window_scaling else None
-        options = wire.build_options(
-            mss=self._adv_mss(), wscale=wscale,
-            sack_permitted=cfg.sack and (not synack or self._sack_ok), timestamps=ts,
-        )
-        window = min(self._rb.cap, 0xFFFF)  # the window in a SYN is never scaled (RFC 7323 2.2)
-        self.rcv_adv = (self.rcv_nxt + window) & MASK
-        ack = self.rcv_nxt if synack else 0
-        seg = wire.build(
-            self.local_ip, self.remote_ip, self.local_port, self.remote_port, self.iss, ack,
-            SYN | ACK if synack else SYN, window, options,
-        )
-        self._last_ack_sent = ack
-        self._cx.counters["tcp.out_segments"] += 1
-        self._note(self.iss, why.syn(synack, self._retries))
-        self._cx.emit(self.local_ip, self.remote_ip, seg, now)
 
     # ------------------------------------------------------------------ helpers
 
@@ -823,7 +723,7 @@ class Connection:
         instead (a new connection reusing a TIME-WAIT 4-tuple, RFC 9293 3.10.7.4 / RFC 6191)."""
         st = self._st
         if st == SYN_SENT:
-            self._input_syn_sent(seg, now)
+            handshake.input_syn_sent(self, seg, now)
         elif not (st == ESTABLISHED and self._cx.fast_paths and self._input_predicted(seg, now)):
             if self._input_synchronized(seg, now):
                 return True
@@ -910,76 +810,6 @@ class Connection:
             elif self._delack_at == INF and self._last_ack_sent != self.rcv_nxt and self._st != SYN_SENT:
                 self._delack_at = now + self._cfg.ack_delay
 
-    def _input_syn_sent(self, seg: TcpSegment, now: float) -> None:
-        """RFC 9293 3.10.7.3."""
-        flags = seg.flags
-        if flags & ACK:
-            if not seq_gt(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
-                if not flags & RST:
-                    self._cx.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                                         seg.ack, 0, RST, why.RST_BAD_ACK)
-                self._cx.counters.drop("tcp.syn_sent_bad_ack")
-                return
-        if flags & RST:
-            if flags & ACK:  # acceptable ACK (checked above): the peer refused (RFC 5961 3.2 allows this)
-                self._fail(errno.ECONNREFUSED)
-            else:
-                self._cx.counters.drop("tcp.syn_sent_rst_without_ack")
-            return
-        if not flags & SYN:
-            self._cx.counters.drop("tcp.syn_sent_no_syn")
-            return
-        self.irs = seg.seq
-        self.rcv_nxt = (seg.seq + 1) & MASK
-        self.rcv_adv = (self.rcv_nxt + min(self._rb.cap, 0xFFFF)) & MASK  # what our SYN offered
-        self._negotiate(seg, now)
-        if flags & ACK:
-            self.snd_una = seg.ack
-            self._rtt_sample_syn(seg, now)
-            self.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
-            self.max_snd_wnd = self.snd_wnd
-            self.snd_wl1 = seg.seq
-            self.snd_wl2 = seg.ack
-            self._established(now)
-            self._ack_now = True
-        else:
-            # Simultaneous open (RFC 9293 figure 8): answer SYN-ACK with the same ISS.
-            self.snd_wnd = seg.window
-            self.max_snd_wnd = seg.window
-            self.snd_wl1 = seg.seq
-            self.snd_wl2 = self.iss
-            self._set_state(SYN_RECEIVED)
-            self._retries = 0
-            self._send_syn(now)
-            self._rtx_at = now + self.rtt.rto
-
-    def _rtt_sample_syn(self, seg: TcpSegment, now: float) -> None:
-        if self._retries == 0:  # Karn: only if the SYN was not retransmitted
-            if self._ts_ok and seg.ts_ecr:
-                self.rtt.sample(((self._ts_clock(now) - seg.ts_ecr) & MASK) / 1000.0)
-            else:
-                self.rtt.sample(now - self._syn_time)
-
-    def _established(self, now: float) -> None:
-        syn_retransmitted = self._retries > 0
-        self._retries = 0
-        self.rtt.reset_backoff()
-        if syn_retransmitted:
-            self.rtt.syn_fallback()
-        self._rtx_at = INF
-        self._update_smss()
-        self.cc.cwnd = self._cfg.initial_window_segments * self._smss
-        self._rb.space_time = now
-        if self._snd.fin:
-            self._set_state(FIN_WAIT_1)
-        else:
-            self._set_state(ESTABLISHED)
-        if self._keepalive:
-            timers.restart_keepalive(self, now)
-        listener = self._listener
-        if listener is not None:
-            listener.established(self)
-
     def _input_synchronized(self, seg: TcpSegment, now: float) -> bool:
         """RFC 9293 3.10.7.4 for SYN-RECEIVED and the synchronized states, its steps in order."""
         flags = seg.flags
@@ -989,7 +819,7 @@ class Connection:
         if self._ts_ok and seg.ts_val is not None and not flags & RST and self._paws_rejects(seg, now):
             return False
         if flags & SYN:
-            verdict = self._syn_when_synchronized(seg, now)
+            verdict = handshake.syn_when_synchronized(self, seg, now)
             if verdict is not None:
                 return verdict
 
@@ -1028,7 +858,7 @@ class Connection:
         if not flags & ACK:
             self._cx.counters.drop("tcp.no_ack")
             return False
-        if self._st == SYN_RECEIVED and not self._handshake_acked(seg, seq, now):
+        if self._st == SYN_RECEIVED and not handshake.handshake_acked(self, seg, seq, now):
             return False
         if not self._process_ack(seg, seq, now):
             return False  # its timestamp too: a blind ACK of unsent data must not raise TS.Recent for PAWS
@@ -1058,21 +888,6 @@ class Connection:
         self._cx.counters.drop("tcp.paws")
         self._ack_now = self._ack_at_once = True
         return True
-
-    def _syn_when_synchronized(self, seg: TcpSegment, now: float) -> bool | None:
-        """A SYN after the handshake: what ``_input_synchronized`` returns for it, or None to go on."""
-        st = self._st
-        if st != SYN_RECEIVED:
-            if st == TIME_WAIT and not seg.flags & ACK and seq_gt(seg.seq, self.rcv_nxt):
-                self._close_now()  # a new incarnation may reuse the 4-tuple (RFC 9293 3.6.1, RFC 6191)
-                return True
-            self._cx.counters.drop("tcp.syn_in_synchronized")
-            self._challenge_ack(now)  # RFC 5961 4.2, whatever the sequence number
-            return False
-        if seg.seq == self.irs and not seg.flags & ACK:
-            self._send_syn(now)  # the peer lost our SYN-ACK and repeats its SYN: repeat ours
-            return False
-        return None
 
     def _unacceptable(self, seg: TcpSegment, seg_len: int, wnd: int, now: float) -> bool:
         """A segment that fails the sequence number check: dropped, and ACKed unless a RST (RFC 9293
@@ -1138,27 +953,6 @@ class Connection:
             payload = payload[:max(wnd - off, 0)]
             flags &= ~FIN
         return seq, payload, flags
-
-    def _handshake_acked(self, seg: TcpSegment, seq: int, now: float) -> bool:
-        """SYN-RECEIVED: an ACK of our SYN completes the handshake (ESTABLISHED); False drops the segment."""
-        counters = self._cx.counters
-        if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
-            self._cx.send_rst(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                              seg.ack, 0, RST, why.RST_BAD_ACK)
-            counters.drop("tcp.syn_received_bad_ack")
-            return False
-        listener = self._listener
-        if listener is not None and not listener.has_room():
-            counters.drop("tcp.accept_queue_full")  # as Linux: ignore the ACK, the SYN-ACK will repeat
-            return False
-        self._rtt_sample_syn(seg, now)
-        self.snd_una = (self.iss + 1) & MASK
-        self.snd_wnd = seg.window << self._snd_wscale
-        self.max_snd_wnd = self.snd_wnd
-        self.snd_wl1 = seq
-        self.snd_wl2 = seg.ack
-        self._established(now)
-        return True
 
     def _segment_text(self, seq: int, payload: memoryview, fin: int, now: float) -> None:
         """RFC 9293 3.10.7.4 seventh and eighth steps, after the ACK was taken."""

@@ -16,7 +16,7 @@ import errno
 import math
 from typing import TYPE_CHECKING
 
-from pystack.tcp import events, why
+from pystack.tcp import events, handshake, why
 from pystack.tcp.seq import MASK
 from pystack.tcp.state import OPEN, SENDING, State
 from pystack.wire.tcp import ACK, FIN, PSH
@@ -86,7 +86,7 @@ def on_rto(conn: Connection, now: float) -> None:
                 conn._fail(conn._soft_error or errno.ETIMEDOUT)
             return
         conn.rtt.backoff()
-        conn._send_syn(now)
+        handshake.send_syn(conn, now)
         conn._rtx_at = now + conn.rtt.rto
         return
     if st not in SENDING or conn.snd_una == conn.snd_max:
