@@ -510,7 +510,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from pystack.replay.record import Recording
 
         try:
-            recording = Recording(args.record, mac, config, time.monotonic())  # the Runtime's clock
+            recording = Recording(args.record, mac, config, time.monotonic(),  # the Runtime's clock
+                                  limit=args.record_limit << 20)
         except SetupError:
             link.close()
             raise

@@ -7,6 +7,19 @@ import sys
 from typing import Callable
 
 
+DEFAULT_LIMIT_MIB = 4096
+
+
+def _mib(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of MiB: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 MiB, not {value}")
+    return value
+
+
 def add_daemon_flags(p: argparse.ArgumentParser) -> None:
     """``--trace`` and ``--record`` of ``pystack run``."""
     p.add_argument("--trace", metavar="FILE.jsonl",
@@ -18,6 +31,9 @@ def add_daemon_flags(p: argparse.ArgumentParser) -> None:
                         "the RNG seed, what the services hand to TCP) and every frame it sends, to FILE: "
                         "pystack replay FILE runs the same core again and checks each frame (with --address; "
                         "the file grows with the traffic, about twice what pystack sends)")
+    p.add_argument("--record-limit", type=_mib, default=DEFAULT_LIMIT_MIB, metavar="MIB",
+                   help="stop recording when the file would pass MIB mebibytes; the replay then compares up to "
+                        "there (default %(default)s)")
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

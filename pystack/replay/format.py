@@ -82,16 +82,32 @@ class Record(NamedTuple):
 class RecordWriter:
     """Appends records to ``file`` through a bounded buffer."""
 
-    def __init__(self, file: IO[bytes], header: dict[str, Any], buffer_bytes: int = BUFFER_BYTES) -> None:
+    def __init__(self, file: IO[bytes], header: dict[str, Any], buffer_bytes: int = BUFFER_BYTES,
+                 limit: int | None = None) -> None:
         self._file: IO[bytes] | None = file
         self._buf = bytearray()
         self.buffer_bytes = buffer_bytes
+        self.limit = limit
+        """Bytes the file may grow to; the recording ends with the last record that fits (None: no limit)."""
+        self._room = limit if limit is not None else 1 << 62
+        """Bytes left under the limit, the buffer's included."""
+        self.written = 0
         self.failed: str | None = None
-        """Why writing stopped (a full disk), if it did: the recording then ends there."""
+        """Why writing stopped (a full disk, the limit), if it did: the recording then ends there."""
         text = json.dumps(header, separators=(",", ":")).encode()
         self._buf += MAGIC + _FILE_HEAD.pack(VERSION, len(text)) + text
+        self._room -= len(self._buf)
 
     def _put(self, kind: int, head: bytes, data: bytes | memoryview = b"") -> None:
+        if self._file is None:
+            return  # stopped: a failed write, or the limit
+        size = _HEAD.size + len(head) + len(data)
+        self._room -= size
+        if self._room < 0:
+            self.flush()
+            self.failed = f"it reached its limit of {self.limit} bytes"
+            self._close_file()
+            return
         buf = self._buf
         buf += _HEAD.pack(kind, len(head) + len(data))
         buf += head
@@ -137,22 +153,26 @@ class RecordWriter:
         try:
             self._file.write(self._buf)
             self._file.flush()
+            self.written += len(self._buf)
         except OSError as exc:
             self.failed = exc.strerror or str(exc)
-            self._file = None
+            self._close_file()
         self._buf.clear()
 
     def close(self, clean: bool = True) -> None:
         """Write what is buffered (with the end mark of a clean shutdown) and close the file."""
-        if clean:
+        if clean and self._file is not None:
             self._put(END, b"")
         self.flush()
-        if self._file is not None:
+        self._close_file()
+
+    def _close_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
             try:
-                self._file.close()
+                file.close()
             except OSError:
                 pass
-            self._file = None
 
 
 class RecordReader:

@@ -176,18 +176,18 @@ class Recording:
     """One ``--record FILE``: the file, its header, the stack that writes to it."""
 
     def __init__(self, path: str, mac: bytes, config: StackConfig, start: float, seed: int | None = None,
-                 opener: Callable[[str], IO[bytes]] | None = None) -> None:
+                 opener: Callable[[str], IO[bytes]] | None = None, limit: int | None = None) -> None:
         if config.tcp.isn_secret is None:  # the ISNs (and SYN cookies) must come out the same in the replay
             config = dataclasses.replace(config, tcp=dataclasses.replace(config.tcp, isn_secret=os.urandom(16)))
         self.seed = seed if seed is not None else random.SystemRandom().getrandbits(63)
         self.path = path
         try:
-            file = opener(path) if opener is not None else open(path, "wb")
+            file = opener(path) if opener is not None else open(path, "wb", buffering=0)  # it writes 1 MiB at once
         except OSError as exc:
             raise fmt.RecordingError(f"cannot write the recording {path}: {exc.strerror}") from None
         header = {"pystack": __version__, "mac": mac.hex(), "seed": self.seed, "start": start,
                   "config": fmt.config_to_json(config), "command": " ".join(sys.argv[1:])}
-        self.writer = fmt.RecordWriter(file, header)
+        self.writer = fmt.RecordWriter(file, header, limit=limit)
         self.stack = RecordedStack(mac, config, random.Random(self.seed), self.writer)
         self._numbers = itertools.count()
 

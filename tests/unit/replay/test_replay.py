@@ -32,7 +32,8 @@ class _Kept(io.BytesIO):
         super().close()
 
 
-def _record_download(tmp_path: Path, size: int = 300_000, loss: float = 0.03, seed: int = 11) -> tuple[bytes, bytes]:
+def _record_download(tmp_path: Path, size: int = 300_000, loss: float = 0.03, seed: int = 11,
+                     limit: int | None = None) -> tuple[bytes, bytes]:
     """A recorded server sends ``size`` bytes over HTTP to a client through a wire that loses ``loss`` of the
     server's data segments; (the recording, the body the client got)."""
     www = tmp_path / "www"
@@ -41,7 +42,7 @@ def _record_download(tmp_path: Path, size: int = 300_000, loss: float = 0.03, se
     (www / "f.bin").write_bytes(body)
     clock = FakeClock()
     sink = _Kept()
-    recording = Recording("mem", SERVER_MAC, StackConfig(), clock.now, seed=seed, opener=lambda _p: sink)
+    recording = Recording("mem", SERVER_MAC, StackConfig(), clock.now, seed=seed, opener=lambda _p: sink, limit=limit)
     server = recording.stack
     server.configure(SERVER_IP, 24, None, clock.now)
     recording.start_services(Services(echo=True, http_port=80, http_root=str(www)), server.config.http)
@@ -105,6 +106,13 @@ def test_a_recording_cut_short_replays_up_to_its_last_whole_record(recorded: byt
     assert result.identical and result.cut_short
     full = replay(io.BytesIO(recorded))
     assert 0 < result.frames < full.frames
+
+
+def test_a_recording_stops_at_its_limit_and_replays_up_to_there(tmp_path: Path, recorded: bytes) -> None:
+    data, _got = _record_download(tmp_path, limit=200_000)
+    assert len(data) <= 200_000 < len(recorded)  # the run went on; the file did not
+    result = replay(io.BytesIO(data))
+    assert result.identical and result.cut_short and result.frames > 0
 
 
 def test_a_service_answer_the_replay_does_not_ask_for_is_a_divergence(recorded: bytes) -> None:
