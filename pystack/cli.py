@@ -25,6 +25,7 @@ from pystack.tools.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
     from pystack.config import RuntimeConfig, StackConfig
+    from pystack.medium import Medium
     from pystack.dhcp import Bound
     from pystack.stack import Stack
     from pystack.tools.session import Setup
@@ -193,8 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--tap", metavar="NAME",
                        help="TAP device to create, or a persistent one to attach to (e.g. pst0); "
                             "one made for you (ip tuntap add mode tap user YOU) needs no root")
+    where.add_argument("--tun", metavar="NAME",
+                       help="a TUN device to create, or a persistent one to attach to: bare IP packets, no "
+                            "Ethernet and no ARP (IPv4 only; every destination goes to the kernel behind it); "
+                            "one made for you (ip tuntap add mode tun user YOU) needs no root")
     where.add_argument("--fd", type=_descriptor, metavar="N",
-                       help="the TAP open as descriptor N, handed over by whoever opened it (no root needed)")
+                       help="the TAP or TUN open as descriptor N, handed over by whoever opened it (no root "
+                            "needed); or a datagram or seqpacket socket, one frame or packet a message, with "
+                            "--medium")
+    run.add_argument("--medium", choices=["ethernet", "ip"],
+                     help="with --fd: what the descriptor carries, Ethernet frames or bare IP packets (default: "
+                          "what the TUN/TAP device is)")
     how = run.add_mutually_exclusive_group(required=True)
     how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
                      help="pystack's IPv4 address and prefix, e.g. 192.0.2.2/24")
@@ -279,9 +289,15 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tap", default="pst0", metavar="NAME",
                    help="TAP device to create, or a persistent one to attach to (default pst0); one made "
                         "for you (ip tuntap add mode tap user YOU), up, needs no root")
+    g.add_argument("--tun", metavar="NAME",
+                   help="a TUN device instead of --tap: bare IP packets, no Ethernet and no ARP (IPv4 only, "
+                        "with --address; every destination goes to the kernel behind it); one made for you "
+                        "(ip tuntap add mode tun user YOU), up, needs no root")
     g.add_argument("--fd", type=_descriptor, metavar="N",
-                   help="use the TAP open as descriptor N (handed over by whoever opened it, no root needed) "
-                        "instead of opening --tap")
+                   help="use the TAP or TUN open as descriptor N (handed over by whoever opened it, no root "
+                        "needed) instead of opening --tap; or a datagram or seqpacket socket, with --medium")
+    g.add_argument("--medium", choices=["ethernet", "ip"],
+                   help="with --fd: what the descriptor carries (default: what the TUN/TAP device is)")
     how = g.add_mutually_exclusive_group()
     how.add_argument("--dhcp", action="store_true", help="lease an address with DHCP (the default)")
     how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
@@ -387,14 +403,46 @@ def _check_root(command: str, args: argparse.Namespace) -> None:
     if os.geteuid() != 0:
         from pystack.link.tap import tap_owner
 
-        if fd is None and tap_owner(args.tap) != os.geteuid():
-            raise UsageError(f"pystack {command} needs root (CAP_NET_ADMIN) to open a TAP device, or a TAP made "
-                             f"for this user (ip tuntap add mode tap user {os.geteuid()}), or --fd N")
+        kind, name = ("tun", args.tun) if getattr(args, "tun", None) else ("tap", args.tap)
+        if fd is None and tap_owner(name) != os.geteuid():
+            raise UsageError(f"pystack {command} needs root (CAP_NET_ADMIN) to open a {kind.upper()} device, or a "
+                             f"{kind.upper()} made for this user (ip tuntap add mode {kind} user {os.geteuid()}), "
+                             "or --fd N")
         for flag in ("host_address", "cpu"):
             if getattr(args, flag, None) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} needs root")
     if fd is None and not os.path.exists("/dev/net/tun"):
         raise UsageError("/dev/net/tun is missing: this kernel or container has no TUN/TAP device")
+
+
+def _link_medium(args: argparse.Namespace) -> Medium | None:
+    """What the link will carry: --tun's IP packets, --tap's Ethernet frames, or --fd's (--medium, else what
+    the device is; None for a descriptor that is no TUN/TAP, which FdLink then refuses in one line)."""
+    from pystack.link.fd import descriptor_medium
+    from pystack.medium import Medium
+
+    if args.medium is not None and args.fd is None:
+        raise UsageError("--medium goes with --fd (a --tap carries Ethernet frames, a --tun IP packets)")
+    if getattr(args, "tun", None):
+        return Medium.IP
+    if args.fd is not None:
+        return Medium(args.medium) if args.medium is not None else descriptor_medium(args.fd)
+    return Medium.ETHERNET
+
+
+def _check_medium(args: argparse.Namespace, medium: Medium | None) -> None:
+    """On the IP medium: a static address (DHCP needs Ethernet's broadcast), no MAC, no IPv6 (not there yet)."""
+    from pystack.medium import Medium
+
+    if medium is not Medium.IP:
+        return
+    if args.address is None:
+        raise UsageError("a TUN carries bare IP packets: DHCP needs Ethernet, so give --address")
+    if args.mac is not None:
+        raise UsageError("--mac goes with Ethernet (a TAP): a TUN has no MAC")
+    asked6 = [flag for flag in ("address6", "gateway6", "host_address6") if getattr(args, flag, None) is not None]
+    if asked6:
+        raise UsageError(f"--{asked6[0].replace('_', '-')}: IPv6 runs on Ethernet (a TAP) only, not yet on a TUN")
 
 
 def _check_addressing(args: argparse.Namespace) -> None:
@@ -439,10 +487,14 @@ def _check_ipv6(args: argparse.Namespace) -> None:
         raise UsageError(f"--gateway6 {gateway} is pystack's own --address6")
 
 
-def _check_run(args: argparse.Namespace) -> None:
+def _check_run(args: argparse.Namespace) -> Medium | None:
+    """The flags of ``pystack run``, checked together; what the link will carry (see _link_medium)."""
     _check_addressing(args)
     _check_ipv6(args)
+    medium = _link_medium(args)
+    _check_medium(args, medium)
     _check_root("run", args)
+    return medium
 
 
 def _stack_config(args: argparse.Namespace) -> StackConfig:
@@ -474,7 +526,7 @@ def _runtime_config(defaults: RuntimeConfig, busy_poll: int | str) -> RuntimeCon
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _check_run(args)
+    medium = _check_run(args)
     if args.record and args.dhcp:
         raise UsageError("--record goes with --address: a DHCP lease is not recorded yet")
     import time
@@ -490,10 +542,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _stack_config(args)
     keep_freed_memory(config.runtime)
     try:
-        link, pcap = open_link(args.tap or "", args.mtu, offload=not args.no_offload, pcap=args.pcap, fd=args.fd,
-                               host_address=args.host_address, host_address6=args.host_address6)
+        link, pcap = open_link(args.tun or args.tap or "", args.mtu, offload=not args.no_offload, pcap=args.pcap,
+                               fd=args.fd, host_address=args.host_address, host_address6=args.host_address6,
+                               medium=medium)
     except LinkSetupError as exc:
         raise UsageError(str(exc)) from None
+    config.medium = link.medium  # what the link carries, the stack speaks
     loop_notes = ""  # how the loop runs: --cpu, --busy-poll (for the ready line)
     if args.cpu is not None:
         from pystack.link.steering import SteeringError, pin_and_steer
@@ -550,7 +604,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def ready(address: str, gateway: str | None, extra: str = "") -> None:
         # The ready line is printed at every log level: scripts wait for it.
-        print(f"pystack: ready on {link.name}: mac {mac_to_str(mac)}, address {address}{extra}"
+        where = (f"mac {mac_to_str(mac)}" if link.medium.value == "ethernet"
+                 else f"{link.KIND}, bare IP packets (no Ethernet, no ARP)")
+        print(f"pystack: ready on {link.name}: {where}, address {address}{extra}"
               f"{f', gateway {gateway}' if gateway else ''}{ipv6_note}, mtu {args.mtu}, offload {'on' if link.offload else 'off'}{loop_notes}"
               f"{serving}", file=sys.stderr, flush=True)
 
@@ -614,6 +670,8 @@ def _start_ipv6(stack: Stack, args: argparse.Namespace, now: float) -> str:
     line says of it. Each address is logged at info when DAD lets it be used, and when it goes."""
     if args.no_ipv6:
         return ", ipv6 off"
+    if stack.config.medium.value != "ethernet":
+        return ", ipv6 off (not on a TUN yet)"
     if args.mtu < 1280:
         log.info("IPv6 off: the MTU %d is below IPv6's minimum of 1280 (RFC 8200 section 5)", args.mtu)
         return ", ipv6 off (mtu below 1280)"
@@ -636,8 +694,13 @@ def _setup(args: argparse.Namespace) -> Setup:
     _check_addressing(args)
     if args.address is not None and args.release:
         raise UsageError("--release goes with DHCP, not with --address")
+    medium = _link_medium(args)
+    _check_medium(args, medium)
     _check_root(args.command, args)
-    return Setup(tap=args.tap, fd=args.fd, mac=args.mac or _random_mac(), mtu=args.mtu, address=args.address,
+    if args.tun:
+        args.tap = args.tun  # the device's name (and the default control socket's)
+    return Setup(tap=args.tap, fd=args.fd, medium=medium, mac=args.mac or _random_mac(), mtu=args.mtu,
+                 address=args.address,
                  gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
                  dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
                  ladder_svg=args.ladder_svg, control=control_address(args), trace=args.trace)

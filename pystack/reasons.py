@@ -139,10 +139,10 @@ class Explaining(Protocol):
 def explain_frames(stack: Explaining, writer: object) -> FrameReasons | None:
     """Have ``stack``'s senders give their reasons and ``writer`` write them, if it is a pcapng writer
     (the classic pcap format has no place for them): returns the notes' table, or None."""
-    from pystack.link.pcapng import PcapngWriter
+    from pystack.link.pcapng import LINKTYPE_ETHERNET, PcapngWriter
 
-    if not isinstance(writer, PcapngWriter):
-        return None
+    if not isinstance(writer, PcapngWriter) or writer.linktype != LINKTYPE_ETHERNET:
+        return None  # the notes are keyed by Ethernet frames: a TUN's capture goes without them
     reasons = FrameReasons()
     writer.mac = stack.mac
     writer.explain = reasons.take

@@ -73,6 +73,10 @@ class Runtime:
         self.read_batch = config.read_batch
         self.poll_window = PollWindow(config.busy_poll, config.adaptive_poll, config.poll_grow_start)
         """How long to keep polling without sleeping after frames arrived (RuntimeConfig.busy_poll)."""
+        medium = getattr(link, "medium", None)  # a TAP's or TUN's; an in-process pair carries either
+        if medium is not None and medium is not stack.config.medium:
+            raise ValueError(f"the link carries the {medium.value} medium and the stack is set for "
+                             f"{stack.config.medium.value}: give it StackConfig(medium=link.medium)")
         self.link = link
         self.pcap = pcap
         self.lock = threading.RLock()

@@ -14,8 +14,10 @@ from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
 from pystack.iface.ip_link import packet_header
+from pystack.iface.ip_link import packet_header
 from pystack.iface.ipv4_address import LIMITED_BROADCAST, Ipv4Address, is_martian_source
 from pystack.ip.reassembly import Reassembler
+from pystack.medium import Medium
 from pystack.medium import Medium
 from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
@@ -54,7 +56,9 @@ class Ipv4:
         """True while handling a frame whose transport checksum the kernel left partial (see
         pystack.wire.virtio.PartialChecksumFrame): it was never on a wire, so it is not verified."""
         self._ident = rng.randrange(0x10000)
-        self._frame_header = ipv4_wire.frame_header if config.medium is Medium.ETHERNET else packet_header
+        self.point_to_point = config.medium is Medium.IP
+        """On the IP medium the link is point-to-point: what is off-link goes to the peer with no gateway."""
+        self._frame_header = packet_header if self.point_to_point else ipv4_wire.frame_header
         """Packs the headers of a datagram that fits (:meth:`send_datagram`): Ethernet's and IPv4's, or on
         the IP medium IPv4's alone."""
         link.protocols[ethernet.ETHERTYPE_IPV4] = self.receive
@@ -79,6 +83,8 @@ class Ipv4:
             return dst, None
         if addr.gateway is not None:
             return addr.gateway, None
+        if self.point_to_point:
+            return dst, None  # every destination is the peer's to route (as a "dev tun0" route)
         raise OSError(errno.ENETUNREACH, "network is unreachable")
 
     def neighbour(self, dst: int, now: float) -> tuple[int, bytes | None]:

@@ -1,4 +1,5 @@
-"""A pcap writer (the classic libpcap format, LINKTYPE_ETHERNET) that tcpdump and Wireshark read."""
+"""A pcap writer (the classic libpcap format) that tcpdump and Wireshark read: LINKTYPE_ETHERNET, or
+LINKTYPE_RAW for the bare IP packets of a TUN (pystack.medium)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 MAGIC_NANO = 0xA1B23C4D
 LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+"""Each record an IPv4 or IPv6 packet, told by its version (tcpdump's linktype list)."""
 SNAPLEN = 262144
 
 
 class PcapWriter:
     """Records frames with nanosecond timestamps. Buffered; ``flush`` or ``close`` writes to disk."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, linktype: int = LINKTYPE_ETHERNET) -> None:
         self._file: BinaryIO = open(path, "wb")
-        self._file.write(_GLOBAL.pack(MAGIC_NANO, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
+        self._file.write(_GLOBAL.pack(MAGIC_NANO, 2, 4, 0, 0, SNAPLEN, linktype))
         self.frames = 0
 
     def write(self, frame: bytes | memoryview, timestamp_ns: int | None = None) -> None:

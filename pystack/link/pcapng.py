@@ -2,7 +2,8 @@
 
 ``--pcap FILE.pcapng`` chooses it. Each frame is an Enhanced Packet Block with its direction (epb_flags)
 and, for a frame pystack sent, the reason its sender gave (opt_comment; pystack.reasons), which
-Wireshark and tshark show as ``frame.comment``. One section, one Ethernet interface, nanosecond times.
+Wireshark and tshark show as ``frame.comment``. One section, one interface (Ethernet, or LINKTYPE_RAW
+for a TUN's bare IP packets, which go without directions or reasons), nanosecond times.
 """
 
 from __future__ import annotations
@@ -85,15 +86,16 @@ class PcapngWriter:
     also sets ``explain``). Until then every frame is written without a direction or a comment.
     """
 
-    def __init__(self, path: str, interface: str = "") -> None:
+    def __init__(self, path: str, interface: str = "", linktype: int = LINKTYPE_ETHERNET) -> None:
         self._file: BinaryIO = open(path, "wb")
         self.frames = 0
         self.comments = 0
+        self.linktype = linktype
         self.mac: bytes | None = None
         self.explain: Explain | None = None
         shb = struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1)  # section length unknown (-1)
         shb += _option(SHB_USERAPPL, f"pystack {__version__}".encode()) + _END
-        idb = struct.pack("<HHI", LINKTYPE_ETHERNET, 0, SNAPLEN)
+        idb = struct.pack("<HHI", linktype, 0, SNAPLEN)
         if interface:
             idb += _option(IF_NAME, interface.encode())
         idb += _option(IF_TSRESOL, bytes((9,))) + _END  # 10**-9 s: nanoseconds

@@ -2,7 +2,8 @@
 
 Root is needed to create a TAP, not to use one: a persistent TAP made for a user (``ip tuntap add mode
 tap user NAME``) and brought up by the administrator is attached to without privileges, and a TAP
-descriptor someone else opened can be handed over (:meth:`TapLink.from_fd`, ``--fd N``).
+descriptor someone else opened can be handed over (:class:`pystack.link.fd.FdLink`, ``--fd N``). A TUN
+(pystack.link.tun) is the same device carrying bare IP packets.
 
 With ``offload`` the TAP also carries a virtio-net header on every frame (IFF_VNET_HDR) and
 ``TUNSETOFFLOAD`` tells the kernel it may hand us TCP segments of up to 64 KiB (TSO/GRO) whose
@@ -22,6 +23,7 @@ import struct
 
 import pytun
 
+from pystack.medium import Medium
 from pystack.wire.checksum import fold, pseudo_header_sum
 from pystack.wire.gso import GsoFrame, header_lengths
 from pystack.wire.virtio import (GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, PartialChecksumFrame,
@@ -71,16 +73,20 @@ class TapLink:
     """Creates the TAP, or attaches to a persistent one of that name (the kernel's TUNSETIFF does both)."""
 
     dev: pytun.TunTapDevice | None
+    medium = Medium.ETHERNET
+    """What the link carries: the Stack on it must have this ``config.medium``."""
+    KIND = "TAP"
+    _DEVICE_FLAG = pytun.IFF_TAP
 
     def __init__(self, name: str, mtu: int, offload: bool = False) -> None:
         if not os.path.exists("/dev/net/tun"):
             raise TapError("/dev/net/tun is missing: this kernel has no TUN/TAP support (or it is not mounted)")
-        flags = pytun.IFF_TAP | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
+        flags = self._DEVICE_FLAG | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
         try:
             self.dev = pytun.TunTapDevice(name=name, flags=flags)
         except pytun.Error as exc:
             hint = "" if os.access("/dev/net/tun", os.R_OK | os.W_OK) else " (/dev/net/tun is closed to this user)"
-            raise TapError(f"cannot open TAP {name!r}: {exc}{hint}") from None
+            raise TapError(f"cannot open {self.KIND} {name!r}: {exc}{hint}") from None
         try:
             self.dev.mtu = mtu
             self.dev.up()
@@ -89,29 +95,9 @@ class TapLink:
             state = interface_state(self.dev.name)
             if state is None or state[:2] != (mtu, True):
                 self.dev.close()
-                raise TapError(f"cannot configure TAP {name!r}: {exc} (without root, it must be up already "
+                raise TapError(f"cannot configure {self.KIND} {name!r}: {exc} (without root, it must be up already "
                                f"with MTU {mtu}: ip link set {name} up mtu {mtu})") from None
         self._start(self.dev.fileno(), self.dev.name, offload)
-
-    @classmethod
-    def from_fd(cls, fd: int, offload: bool = False) -> TapLink:
-        """A TAP that someone else opened and handed over as descriptor ``fd`` (``pystack ... --fd N``): it
-        must be a TAP without packet information; with IFF_VNET_HDR set by the opener, offload is asked for.
-        Its MTU and state are the opener's to set."""
-        try:
-            ifreq = fcntl.ioctl(fd, TUNGETIFF, bytes(40))
-        except OSError:
-            raise TapError(f"descriptor {fd} is not a TUN/TAP device") from None
-        name = ifreq[:16].rstrip(b"\0").decode(errors="replace")
-        flags = struct.unpack_from("H", ifreq, 16)[0]
-        if not flags & pytun.IFF_TAP:
-            raise TapError(f"descriptor {fd} is {name}, a TUN device: pystack needs a TAP (Ethernet frames)")
-        if not flags & pytun.IFF_NO_PI:
-            raise TapError(f"descriptor {fd} ({name}) was opened without IFF_NO_PI: pystack reads bare frames")
-        self = cls.__new__(cls)
-        self.dev = None
-        self._start(fd, name, offload and bool(flags & pytun.IFF_VNET_HDR), vnet=bool(flags & pytun.IFF_VNET_HDR))
-        return self
 
     def _start(self, fd: int, name: str, offload: bool, vnet: bool | None = None) -> None:
         self.offload = False

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pystack.medium import Medium
 from pystack.tools.narrator import BROADCAST, US, Narrator, ip
 from pystack.wire import WireError
 from pystack.wire import arp as arp_wire
@@ -135,9 +136,12 @@ class _Conn:
 class WireNarration:
     """Decodes frames seen on the link into narrated lines and ladder arrows."""
 
-    def __init__(self, narrator: Narrator, mac: bytes, clock: Callable[[], float]) -> None:
+    def __init__(self, narrator: Narrator, mac: bytes, clock: Callable[[], float],
+                 medium: Medium = Medium.ETHERNET) -> None:
         self.n = narrator
         self.mac = mac
+        self.medium = medium
+        """What the frames are: Ethernet frames, or on the IP medium (a TUN) bare IP packets."""
         self.clock = clock
         self.address: int | None = None
         """Our IPv4 address once we have one (tells our ARP announcements from requests)."""
@@ -150,6 +154,13 @@ class WireNarration:
 
     def frame(self, direction: str, frame: bytes) -> None:
         t = self.clock()
+        if self.medium is Medium.IP:
+            try:
+                if frame and frame[0] >> 4 == 4:
+                    self._ipv4(direction, ipv4.parse(frame), t)
+            except WireError:
+                pass
+            return
         try:
             dst, src, ethertype, payload = ethernet.parse(frame)
         except WireError:

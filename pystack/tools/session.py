@@ -25,6 +25,7 @@ from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseL
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
 from pystack.dns import DnsError, Query
+from pystack.medium import Medium
 from pystack.reasons import explain_frames
 from pystack.runtime import Runtime
 from pystack.stack import Stack
@@ -46,8 +47,11 @@ class Setup:
     """The flags every client command shares."""
 
     tap: str = "pst0"
+    """The device to open: a TAP, or a TUN on the IP ``medium``."""
     fd: int | None = None
-    """A TAP descriptor handed over, used instead of opening ``tap``."""
+    """A TUN/TAP descriptor (or packet socket) handed over, used instead of opening ``tap``."""
+    medium: Medium | None = None
+    """What the link carries; None: Ethernet for ``tap``, what the device is for ``fd``."""
     mac: bytes = b""
     mtu: int = 1500
     address: ipaddress.IPv4Interface | None = None
@@ -99,11 +103,11 @@ class ClientSession:
 
         s = self.setup
         try:
-            link, pcap = open_link(s.tap, s.mtu, pcap=s.pcap, host_address=s.host_address, fd=s.fd)
+            link, pcap = open_link(s.tap, s.mtu, pcap=s.pcap, host_address=s.host_address, fd=s.fd, medium=s.medium)
         except LinkSetupError as exc:
             raise SetupError(str(exc)) from None
-        self.stack = stack = Stack(s.mac, StackConfig(mtu=s.mtu))
-        self.wire = WireNarration(self.n, s.mac, time.monotonic)
+        self.stack = stack = Stack(s.mac, StackConfig(mtu=s.mtu, medium=link.medium))
+        self.wire = WireNarration(self.n, s.mac, time.monotonic, link.medium)
         observed = ObservedLink(link, self.wire.frame, self.states.check)
         explain_frames(stack, pcap)
         if s.trace is not None:
@@ -122,8 +126,11 @@ class ClientSession:
                 self.runtime.close()
                 self.runtime = None
                 raise SetupError(str(exc)) from None
-        self.n.set_us(mac_to_str(s.mac))
-        self.n.say(f"TAP {link.name} open, pystack's MAC {mac_to_str(s.mac)}, MTU {s.mtu}")
+        if link.medium is Medium.IP:
+            self.n.say(f"{link.KIND} {link.name} open: bare IP packets (no Ethernet header, no ARP), MTU {s.mtu}")
+        else:
+            self.n.set_us(mac_to_str(s.mac))
+            self.n.say(f"{link.KIND} {link.name} open, pystack's MAC {mac_to_str(s.mac)}, MTU {s.mtu}")
         self._thread = self.runtime.start_thread()
 
     def stop_narrating_frames(self) -> None:

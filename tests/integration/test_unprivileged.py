@@ -1,15 +1,18 @@
-"""pystack without root: on a TAP made for the user (``ip tuntap add mode tap user N``), and on a TAP
-descriptor that root opened and handed over (``--fd N``). In both, ``pystack exec`` runs as nobody,
-exchanges TCP with a kernel echo server, and answers the kernel's ping.
+"""pystack without root: on a TAP or a TUN made for the user (``ip tuntap add mode tap|tun user N``), and
+on a TAP or TUN descriptor that root opened and handed over (``--fd N``). In each, ``pystack exec`` runs as
+nobody, exchanges TCP with a kernel echo server, and answers the kernel's ping; on a TUN (bare IP packets,
+no Ethernet, no ARP) ``pystack run`` as nobody also serves the kernel's curl.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import struct
 import subprocess
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +29,7 @@ AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-group
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 ECHO_PORT = 7000
 TUNSETIFF = 0x400454CA
-IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
+IFF_TUN, IFF_TAP, IFF_NO_PI = 0x0001, 0x0002, 0x1000
 PROGRAM = (
     "import json, os, socket, sys\n"
     f"s = socket.create_connection(({lab.HOST_IP!r}, {ECHO_PORT}), timeout=20)\n"
@@ -79,16 +82,21 @@ def test_a_tap_made_for_the_user_needs_no_root(daemon_ready: None, ns: lab.Names
     _run_as_nobody(ns, ["--tap", lab.TAP], prefix=OPEN_TUN)
 
 
-def test_a_tap_descriptor_handed_over_needs_no_root(daemon_ready: None, ns: lab.Namespace, require_tools: Any) -> None:
-    """Root opens the TAP (it lives while the descriptor does) and hands it to pystack as --fd."""
-    require_tools("setpriv")
+def _open_device(ns: lab.Namespace, kind: int) -> int:
+    """Root opens a TAP or TUN (``kind``) in ``ns``: it lives while the descriptor does."""
 
-    def open_tap() -> int:
+    def open_device() -> int:
         fd = os.open("/dev/net/tun", os.O_RDWR)
-        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", lab.TAP.encode(), IFF_TAP | IFF_NO_PI))
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", lab.TAP.encode(), kind | IFF_NO_PI))
         return fd
 
-    fd = ns.call_in(open_tap)  # TUNSETIFF makes the device in the opener's namespace
+    return ns.call_in(open_device)  # TUNSETIFF makes the device in the opener's namespace
+
+
+def test_a_tap_descriptor_handed_over_needs_no_root(daemon_ready: None, ns: lab.Namespace, require_tools: Any) -> None:
+    """Root opens the TAP and hands it to pystack as --fd."""
+    require_tools("setpriv")
+    fd = _open_device(ns, IFF_TAP)
     try:
         _kernel_side(ns)
         _run_as_nobody(ns, ["--fd", str(fd)], pass_fds=(fd,))
@@ -104,3 +112,67 @@ def test_without_root_a_tap_of_someone_else_is_refused(daemon_ready: None, ns: l
                    "--address", lab.STACK_ADDRESS, "--", "-c", "pass"], timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "needs root" in proc.stderr
+
+
+def test_a_tun_made_for_the_user_needs_no_root(daemon_ready: None, ns: lab.Namespace, require_tools: Any) -> None:
+    """--tun: bare IP packets, no Ethernet and no ARP; the same exchange and ping as on a TAP."""
+    require_tools("setpriv")
+    made = ns.run(["ip", "tuntap", "add", "dev", lab.TAP, "mode", "tun", "user", str(NOBODY)])
+    assert made.returncode == 0, made.stderr
+    _kernel_side(ns)
+    _run_as_nobody(ns, ["--tun", lab.TAP], prefix=OPEN_TUN)
+
+
+def test_a_tun_descriptor_handed_over_needs_no_root(daemon_ready: None, ns: lab.Namespace, require_tools: Any) -> None:
+    """Root opens a TUN and hands it over: pystack finds it is one (TUNGETIFF) and speaks bare IP on it."""
+    require_tools("setpriv")
+    fd = _open_device(ns, IFF_TUN)
+    try:
+        _kernel_side(ns)
+        _run_as_nobody(ns, ["--fd", str(fd)], pass_fds=(fd,))
+    finally:
+        os.close(fd)
+
+
+def test_pystack_run_as_nobody_on_a_tun_serves_the_kernels_curl(daemon_ready: None, ns: lab.Namespace,
+                                                                require_tools: Any) -> None:
+    """The daemon on a TUN made for nobody: the kernel pings it and downloads a file over its TCP."""
+    require_tools("setpriv", "curl")
+    made = ns.run(["ip", "tuntap", "add", "dev", lab.TAP, "mode", "tun", "user", str(NOBODY)])
+    assert made.returncode == 0, made.stderr
+    ns.add_address(lab.TAP, lab.HOST_ADDRESS)
+    ns.link_up(lab.TAP)
+    ns.disable_ipv6(lab.TAP)
+    with tempfile.TemporaryDirectory(prefix="pystack-tun-") as root:
+        os.chmod(root, 0o755)  # nobody serves it
+        body = os.urandom(3 << 20)
+        Path(root, "file.bin").write_bytes(body)
+        os.chmod(Path(root, "file.bin"), 0o644)
+        daemon = lab.Daemon(ns, [*OPEN_TUN, *AS_NOBODY, *lab.pystack_command(), "run", "--tun", lab.TAP, "--address",
+                                 lab.STACK_ADDRESS, "--http", f"{root}:8080", "--no-control"], Path(root, "none.json"))
+        try:
+            daemon.wait_ready(20)
+            assert "TUN, bare IP packets (no Ethernet, no ARP)" in daemon.stderr()
+            ping = lab.ping(ns, lab.STACK_IP, count=3)
+            assert ping["received"] == 3, ping["output"]
+            got = ns.run(["curl", "-sS", "--noproxy", "*", "--max-time", "60", f"http://{lab.STACK_IP}:8080/file.bin"],
+                         timeout=90, text=False)
+            assert got.returncode == 0, got.stderr
+            assert hashlib.sha256(got.stdout).digest() == hashlib.sha256(body).digest()
+        finally:
+            daemon.stop()
+    assert daemon.returncode == 0, daemon.stderr()
+    assert "arp." not in daemon.stderr()  # the counters it printed at exit: no ARP on a TUN
+
+
+def test_a_tun_descriptor_is_not_taken_for_a_tap(daemon_ready: None, ns: lab.Namespace) -> None:
+    fd = _open_device(ns, IFF_TUN)
+    try:
+        proc = ns.spawn([*lab.pystack_command(), "exec", "--fd", str(fd), "--medium", "ethernet", "--address",
+                         lab.STACK_ADDRESS, "--", "-c", "pass"], stderr=subprocess.PIPE, text=True, pass_fds=(fd,))
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(fd)
+    assert proc.returncode == 2, err
+    assert err.strip() == (f"pystack: error: descriptor {fd} is {lab.TAP}, a TUN (IP packets), not the ethernet "
+                           "medium asked for")

@@ -73,6 +73,21 @@ def test_an_off_link_destination_goes_out_at_once_with_no_next_hop_to_resolve() 
     assert len(out) == 1 and dpkt.ip.IP(out[0]).dst == FAR_IP.to_bytes(4, "big")
 
 
+def test_without_a_gateway_an_off_link_destination_is_the_peers_to_route() -> None:
+    """Point-to-point: what is not on-link goes to the peer all the same (Ethernet says ENETUNREACH)."""
+    a, _b, wire = make_ip_pair()
+    a.gateway = None
+    endpoint = a.udp.bind(0, 5000)
+    endpoint.sendto(b"far", (FAR_IP, 9), wire.clock.now)
+    out = a.frames_to_send()
+    assert len(out) == 1 and dpkt.ip.IP(out[0]).dst == FAR_IP.to_bytes(4, "big")
+    ea, _eb, ewire = make_pair()
+    ea.gateway = None
+    with pytest.raises(OSError) as info:
+        ea.udp.bind(0, 5000).sendto(b"far", (FAR_IP, 9), ewire.clock.now)
+    assert info.value.errno == 101  # ENETUNREACH
+
+
 def test_tcp_on_the_ip_medium_moves_bytes_both_ways_and_closes() -> None:
     a, b, wire = make_ip_pair()
     listener = b.tcp.listen(0, 80, 8)

@@ -22,6 +22,8 @@ from pystack.cli import main
     ["run", "--fd", "-1", "--address", "192.0.2.2/24"],
     ["run", "--tap", "pst0", "--dhcp", "--address", "192.0.2.2/24"],
     ["run", "--tap", "pst0", "--dhcp", "--dhcp-timeout", "-5"],
+    ["run", "--tap", "pst0", "--tun", "tun0", "--address", "192.0.2.2/24"],
+    ["run", "--fd", "0", "--medium", "tun", "--address", "192.0.2.2/24"],
 ])
 def test_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -45,6 +47,12 @@ def test_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     (["fetch", "http://h/", "--address", "192.0.2.2/24", "--host-address", "192.0.2.2/24"], "same as --address"),
     (["resolve", "bad..name"], "not a DNS name"),
     (["run", "--tap", "pst0", "--dhcp", "--gateway", "192.0.2.1"], "--gateway"),
+    (["run", "--tun", "tun0", "--dhcp"], "DHCP needs Ethernet, so give --address"),
+    (["ping", "h", "--tun", "tun0"], "DHCP needs Ethernet, so give --address"),
+    (["ping", "h", "--tun", "tun0", "--address", "192.0.2.2/24", "--mac", "02:00:00:00:00:01"], "a TUN has no MAC"),
+    (["run", "--tun", "tun0", "--address", "192.0.2.2/24", "--address6", "2001:db8::2/64"], "not yet on a TUN"),
+    (["run", "--tap", "pst0", "--medium", "ip", "--address", "192.0.2.2/24"], "--medium goes with --fd"),
+    (["exec", "--tun", "tun0", "--address", "192.0.2.2/24", "--", "-c", "pass"], "mode tun user 1000"),
 ])
 def test_refused_before_anything_is_opened(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
