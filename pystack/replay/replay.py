@@ -28,6 +28,7 @@ from pystack.replay import format as fmt
 from pystack.replay import record as calls
 from pystack.replay.describe import describe, first_difference
 from pystack.stack import Stack
+from pystack.trace import TraceWriter
 from pystack.wire.gso import GsoFrame
 from pystack.wire.virtio import PartialChecksumFrame
 
@@ -287,15 +288,29 @@ def _next_record(record: fmt.Record | None) -> str:
     return f"a record of kind {chr(record.kind)}"
 
 
-def replay(file: IO[bytes] | str, tcp: dict[str, Any] | None = None,
-           stack: dict[str, Any] | None = None) -> ReplayResult:
+def replay(file: IO[bytes] | str, tcp: dict[str, Any] | None = None, stack: dict[str, Any] | None = None,
+           trace: str | None = None) -> ReplayResult:
     """Replay the recording ``file`` (a path or an open binary file); ``tcp`` and ``stack``: settings of
-    TcpConfig and StackConfig to change from the recorded ones."""
+    TcpConfig and StackConfig to change from the recorded ones; ``trace``: write the replayed connections'
+    events there (pystack.trace), on the recording's clock."""
     if isinstance(file, str):
         try:
             fh: IO[bytes] = open(file, "rb")
         except OSError as exc:
             raise fmt.RecordingError(f"cannot read {file}: {exc.strerror}") from None
         with fh:
-            return Replayer(fmt.RecordReader(fh, file), tcp, stack).run()
-    return Replayer(fmt.RecordReader(file), tcp, stack).run()
+            return _run(fmt.RecordReader(fh, file), tcp, stack, trace)
+    return _run(fmt.RecordReader(file), tcp, stack, trace)
+
+
+def _run(reader: fmt.RecordReader, tcp: dict[str, Any] | None, stack: dict[str, Any] | None,
+         trace: str | None) -> ReplayResult:
+    replayer = Replayer(reader, tcp, stack)
+    if trace is None:
+        return replayer.run()
+    writer = TraceWriter(trace, replayer.start, replayer.stack.counters)  # TraceError: one line
+    writer.attach(replayer.stack.tcp, replayer.stack.tcp6)
+    try:
+        return replayer.run()
+    finally:
+        writer.close()

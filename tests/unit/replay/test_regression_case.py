@@ -6,6 +6,7 @@ sent then. A change meant to alter what pystack sends fails this test: make the 
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,15 @@ def test_a_changed_retransmission_rule_shows_in_the_regression_case() -> None:
         result = replay(fh, tcp={"dupack_threshold": 4})
     assert result.divergence is not None
     assert "192.0.2.2.80 > 192.0.2.1." in result.summary()
+
+
+def test_a_replay_traces_what_the_recorded_run_did(tmp_path: Path) -> None:
+    trace = tmp_path / "replayed.jsonl"
+    with gzip.open(CASE) as fh:
+        result = replay(fh, trace=str(trace))
+    assert result.identical
+    events = [json.loads(line) for line in trace.read_text().splitlines()[1:]]
+    recoveries = [e for e in events if e["name"] == "tcp:congestion" and e["data"]["event"] == "recovery"]
+    assert len(recoveries) == result.stack.counters["tcp.fast_retransmits"]
+    assert len([e for e in events if e["name"] == "tcp:rto"]) == result.stack.counters["tcp.timeouts"]
+    assert all(e["time"] >= 0 for e in events)
