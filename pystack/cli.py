@@ -526,9 +526,9 @@ def _runtime_config(defaults: RuntimeConfig, busy_poll: int | str) -> RuntimeCon
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    medium = _check_run(args)
     if args.record and args.dhcp:
         raise UsageError("--record goes with --address: a DHCP lease is not recorded yet")
+    medium = _check_run(args)
     import time
 
     from pystack.apps.services import Services, start_services

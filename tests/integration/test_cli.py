@@ -42,6 +42,11 @@ def _assert_usage_error(proc: subprocess.CompletedProcess[str]) -> None:
     pytest.param(["run", *GOOD, "--mtu", "lots"], id="bad-mtu"),
     pytest.param(["run", *GOOD, "--tcp-max-retries", "0"], id="bad-tcp-max-retries"),
     pytest.param(["run", *GOOD, "--log-level", "loud"], id="bad-log-level"),
+    pytest.param(["run", "--tap", lab.TAP, "--dhcp", "--record", "run.rec"], id="record-with-dhcp"),
+    pytest.param(["run", *GOOD, "--record", "/nonexistent/run.rec"], id="record-unwritable"),
+    pytest.param(["run", *GOOD, "--record", "run.rec", "--record-limit", "0"], id="bad-record-limit"),
+    pytest.param(["run", *GOOD, "--trace", "/nonexistent/run.jsonl"], id="trace-unwritable"),
+    pytest.param(["replay", "/nonexistent/run.rec"], id="replay-unreadable"),
     pytest.param(["fly"], id="unknown-command"),
     pytest.param([], id="no-command"),
 ])
