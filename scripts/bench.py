@@ -4,7 +4,8 @@ Every row is measured in the same run for each system, each in its own throwaway
   pystack  the daemon on its TAP (single-namespace lab shape), its servers: echo, discard, HTTP;
   kernel   the Linux stack itself, over a veth pair between two namespaces (the ceiling), with Python servers;
   floor    scripts/floor.py, a bare Python loop that swaps fields of ARP and echo requests on a TAP (ping only);
-  pytcp    PyTCP 3.0.9's daemon (ping only), when PYTCP_PYTHON names an interpreter that runs it.
+  pytcp    PyTCP 3.0.9's daemon (ping, and the same program), on a Python 3.14 that scripts/pytcp_python.py makes
+           once from Debian sid's packages (or PYTCP_PYTHON names); its rows say "not run: why" when there is none.
 Rows:
   ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``, in rounds that take turns between the
            targets), flood ping packets/s and loss;
@@ -14,10 +15,14 @@ Rows:
            pystack's CPU seconds per GB moved;
   UDP      (scripts/bench_udp.py) echoed datagrams per second, 1 and 32 in flight;
   idle     (scripts/bench_idle.py) 10,000 idle TCP connections held, and memory per connection;
-  wire     (scripts/bench_matrix.py) a 20 MiB download through the impaired wire at 0/1/5% loss and +0/20 ms RTT.
+  wire     (scripts/bench_matrix.py) a 20 MiB download through the impaired wire at 0/1/5% loss and +0/20 ms RTT;
+  program  (scripts/bench_same_program.py) scripts/socket_program.py, a client on the stdlib socket API, unmodified
+           on the kernel, under ``pystack exec`` and on PyTCP's drop-in: upload, download, connect+close rate and
+           request/response latency against the same kernel servers.
 Prints one table, a line per figure with pystack / kernel, and writes every figure to bench-results.json.
 Each row is bounded in time; one that fails prints "failed: why" and the others go on. ``--quick`` skips the
-slow rows (plain frames, the matrix) and measures the rest more briefly. A measurement, never an assertion:
+slow rows (plain frames, the matrix) and measures the rest more briefly; ``--only GROUPS`` runs just those
+groups of rows (e.g. ``--only program``). A measurement, never an assertion:
 the exit status only says whether everything could be measured.
 """
 
@@ -41,6 +46,7 @@ from typing import Any
 import bench_idle
 import bench_matrix
 import bench_pytcp
+import bench_same_program
 import bench_table
 import bench_tcp
 import bench_udp
@@ -197,6 +203,11 @@ def source_version() -> dict[str, str | None]:
     return found
 
 
+GROUPS = {"ping": "targets", "tcp": "tcp_targets", "udp": "udp_targets", "idle": "idle_targets",
+          "wire": "wire_targets", "program": "program_targets"}
+"""The groups of rows ``--only`` names, and the option that lists each group's targets."""
+
+
 def _skipped(names: list[str], why: str = "skipped") -> list[dict[str, Any]]:
     return [{"target": n, "skipped": why} for n in names]
 
@@ -225,8 +236,21 @@ def main() -> int:
                         help="loss x delay matrix targets ('' for none)")
     parser.add_argument("--wire-mib", type=int, default=20, help="size of the matrix's download")
     parser.add_argument("--wire-max-time", type=float, default=15.0, help="seconds per matrix cell at most")
+    parser.add_argument("--program-targets", default="kernel,pystack,pytcp",
+                        help="targets of the same program ('' for none)")
+    parser.add_argument("--program-seconds", type=float, default=None, help="seconds per test of the program (3)")
+    parser.add_argument("--only", default=None, help=f"comma-separated groups of rows to run, of {','.join(GROUPS)}")
     parser.add_argument("--output", type=Path, default=lab.REPO / "bench-results.json")
     args = parser.parse_args()
+    if args.only is not None:
+        only = [g for g in args.only.split(",") if g]
+        unknown = sorted(set(only) - set(GROUPS))
+        if unknown:
+            parser.error(f"--only: unknown group {', '.join(unknown)} (groups: {', '.join(GROUPS)})")
+        for group, dest in GROUPS.items():
+            if group not in only:
+                setattr(args, dest, "")
+    program_seconds = args.program_seconds or (2.0 if args.quick else 3.0)
     count = args.count or (300 if args.quick else 1000)
     flood_count = args.flood_count or (3000 if args.quick else 10000)
     tcp_runs = args.tcp_runs or (1 if args.quick else 3)
@@ -238,7 +262,8 @@ def main() -> int:
     load_before = os.getloadavg()
     machine_before, ours_before = cpu_seconds_machine_and_ours()
     names = [n for n in args.targets.split(",") if n]
-    pytcp_python = bench_pytcp.interpreter()
+    program_names = [n for n in args.program_targets.split(",") if n]
+    pytcp_python, pytcp_why = bench_pytcp.interpreter() if names or "pytcp" in program_names else (None, None)
     if pytcp_python and "pytcp" not in names and names:
         names.append("pytcp")
     rows = measure_all(names, count, flood_count, args.flood_deadline)
@@ -265,6 +290,8 @@ def main() -> int:
         with bench_matrix.wire_file(args.wire_mib) as (root, size):
             wire_rows = [bench_matrix.measure(n, root, size, args.wire_max_time) for n in wire_names]
 
+    program_rows = [bench_same_program.measure(n, program_seconds) for n in program_names]
+
     load_after = os.getloadavg()
     machine_after, ours_after = cpu_seconds_machine_and_ours()
     wall = time.monotonic() - started
@@ -277,16 +304,23 @@ def main() -> int:
     lines += bench_table.idle_lines(idle_rows, bench_idle.kernel_bytes_per_conn(idle_rows))
     lines += bench_table.matrix_lines([r for r in wire_rows if not r.get("skipped")], args.wire_mib,
                                       bench_matrix.LOSSES, bench_matrix.RTTS, bench_matrix.cell_key)
+    lines += bench_table.program_lines(program_rows)
     notes = []
     for row in tcp_rows + idle_rows:
         if row.get("note"):
             notes.append(f"note, {row['target']}: {row['note']}")
     if args.quick:
         notes.append("--quick: plain-frame TCP rows and the loss x delay matrix skipped; 1 run per transfer")
-    if not pytcp_python:
-        notes.append(f"pytcp: {bench_pytcp.NOT_RUN}")
-    elif "pytcp" in names:
-        notes.append("pytcp: ping rows only (its daemon has no servers; TCP and UDP rows need an app)")
+    if pytcp_why:
+        notes.append(f"pytcp: not run: {pytcp_why}")
+    elif "pytcp" in names or "pytcp" in program_names:
+        notes.append("pytcp: PyTCP 3.0.9's daemon, console log off (scripts/pytcp_daemon.py); ping and program rows "
+                     "only: TCP, UDP and idle rows need servers it does not have")
+    if program_rows:
+        notes.append(f"program: scripts/socket_program.py unmodified on each stack, {program_seconds:g} s per test, "
+                     "against kernel servers (scripts/socket_program_servers.py); one run each")
+    if "pytcp" in names or "pytcp" in program_names:
+        notes.append("pystack/pytcp: the aim is 10x PyTCP: >= 10x for rates, <= 0.10x for times")
     if any(not r.get("skipped") for r in wire_rows):
         notes.append(f"wire: through pystack_lab/impaired_wire.py (a Python relay, the same for every column), loss "
                      f"each way, delay half each way, one download each, cut at {args.wire_max_time:g} s (*); "
@@ -343,6 +377,14 @@ def main() -> int:
                     f"(relay queue 10,000 frames), loss both ways, RTT added half each way, max "
                     f"{args.wire_max_time:g} s per cell; pystack run --no-offload; kernel: bench_kernel_server.py "
                     "with the default congestion control and with cubic",
+            "program": f"scripts/socket_program.py (stdlib socket API only), {program_seconds:g} s per test: "
+                       "upload = rounds of an 8-byte length and that many bytes to a counting discard server, "
+                       "each answered with the count; download = recv_into from a source server; connect = "
+                       "connect and close to the echo server in a loop (at most 5000); latency = 64 B "
+                       "request/response on one connection (at most 5000, after 20 untimed). kernel: program and "
+                       "servers across a veth pair; pystack: pystack exec -- socket_program.py, the servers on "
+                       "the TAP's kernel side; pytcp: PyTCP's daemon on tap0, the program under "
+                       "scripts/pytcp_exec.py by its Python 3.14",
         },
         "seconds": round(time.monotonic() - started, 1),
         "targets": rows,
@@ -350,6 +392,7 @@ def main() -> int:
         "udp": udp_rows,
         "idle": idle_rows,
         "wire": wire_rows,
+        "program": program_rows,
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nfigures written to {args.output} ({results['seconds']} s)")
@@ -357,6 +400,8 @@ def main() -> int:
     failed = failed or any("error" in r.get(k, {}) for r in tcp_rows for k in bench_tcp.ROWS)
     failed = failed or any("error" in r.get(k, {}) for r in udp_rows for k in r if k.startswith("window"))
     failed = failed or any("error" in c for r in wire_rows for c in r.get("cells", {}).values())
+    failed = failed or any("error" in r or any("error" in r.get(t, {}) for t in bench_same_program.TESTS)
+                           for r in program_rows)
     return 1 if failed else 0
 
 

@@ -2,7 +2,8 @@
 
 Each group of rows (ping, TCP, UDP, idle connections, the loss x delay matrix) turns its results into
 :class:`Line` s here; a figure that could not be measured shows ``failed`` in its column and the why at the
-end of its line, one that does not apply to a system shows ``n/a``, one that was not run shows ``-``.
+end of its line, one that does not apply to a system shows ``n/a``, one that was not run shows ``-``
+(``not run`` when the system cannot be run on this machine, the why in a note).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _cell(part: dict[str, Any] | None, get: Callable[[dict[str, Any]], float | N
     if "error" in part:
         return Cell(why=_why(part["error"]))
     if part.get("skipped"):
-        return Cell(why="-")
+        return Cell(why="not run" if str(part["skipped"]).startswith("not run") else "-")
     try:
         value = get(part)
     except (KeyError, IndexError, TypeError, ZeroDivisionError):
@@ -180,6 +181,29 @@ def matrix_lines(rows: list[dict[str, Any]], mib: int, losses: tuple[float, ...]
     return lines
 
 
+# --- the same program on three stacks (bench_same_program.measure) ---
+
+PROGRAM: list[tuple[str, str, Callable[[dict[str, Any]], float | None], str]] = [
+    ("program: upload (MB/s)", ".2f", lambda p: p["mb_per_s"], "upload"),
+    ("program: download (MB/s)", ".2f", lambda p: p["mb_per_s"], "download"),
+    ("program: connect+close (per s)", ".1f", lambda p: p["per_second"], "connect"),
+    ("program: 64 B request/response median (ms)", ".3f", lambda p: p["median_ms"], "latency"),
+    ("program: 64 B request/response p99 (ms)", ".3f", lambda p: p["p99_ms"], "latency"),
+]
+
+
+def program_lines(rows: list[dict[str, Any]]) -> list[Line]:
+    lines = []
+    for label, spec, get, test in PROGRAM:
+        line = Line(label, spec)
+        for row in rows:
+            part = ({"error": row["error"]} if "error" in row else row if row.get("skipped")
+                    else row.get(test))
+            line.cells[row["target"]] = _cell(part, get)
+        lines.append(line)
+    return lines
+
+
 # --- rendering ---
 
 
@@ -193,7 +217,9 @@ def _ratio(a: float | None, b: float | None) -> str:
 def render(lines: list[Line], notes: list[str]) -> str:
     present = {c for line in lines for c in line.cells}
     names = [c for c in COLUMNS if c in present] + sorted(present - set(COLUMNS))
-    head = f"{'':<{LABEL}}" + "".join(f"{n:>{WIDTH}}" for n in names) + f"{'pystack/kernel':>16}"
+    versus_pytcp = "pytcp" in names
+    head = (f"{'':<{LABEL}}" + "".join(f"{n:>{WIDTH}}" for n in names) + f"{'pystack/kernel':>16}"
+            + (f"{'pystack/pytcp':>15}" if versus_pytcp else ""))
     out = [head, "-" * len(head)]
     for line in lines:
         if not line.cells:
@@ -206,13 +232,16 @@ def render(lines: list[Line], notes: list[str]) -> str:
             elif cell.value is not None:
                 value = format(round(cell.value) if line.spec == "d" else cell.value, line.spec) + cell.mark
                 text += f"{value:>{WIDTH}}"
-            elif cell.why in ("n/a", "-"):
+            elif cell.why in ("n/a", "-", "not run"):
                 text += f"{cell.why:>{WIDTH}}"
             else:
                 text += f"{'failed':>{WIDTH}}"
                 whys.append(f"{n}: {cell.why[:90]}")
         k, p = line.cells.get("kernel"), line.cells.get("pystack")
         text += f"{_ratio(p.value if p else None, k.value if k else None) if line.ratio else '':>16}"
+        if versus_pytcp:
+            t = line.cells.get("pytcp")
+            text += f"{_ratio(p.value if p else None, t.value if t else None) if line.ratio else '':>15}"
         if whys:
             text += "   failed: " + "; ".join(whys)
         out.append(text.rstrip())
