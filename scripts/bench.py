@@ -10,7 +10,8 @@ Rows:
   ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``, in rounds that take turns between the
            targets), flood ping packets/s and loss;
   TCP      (scripts/bench_tcp.py) curl download and upload MB/s of a 200 MiB file, SHA-256 checked, TAP offload
-           on and again at plain MTU 1500 frames with offloads off (pystack also with ``--cpu 0``); new HTTP
+           on and again at plain MTU 1500 frames with offloads off (pystack also with ``--cpu 0``); pystack's
+           download again while it writes ``--pcap FILE.pcapng`` and while it writes ``--record FILE``; new HTTP
            connections per second (serial and 50 concurrent; pystack serial also with ``--busy-poll 0``);
            pystack's CPU seconds per GB moved;
   UDP      (scripts/bench_udp.py) echoed datagrams per second, 1 and 32 in flight;
@@ -278,7 +279,8 @@ def main() -> int:
             tcp_rows = [bench_tcp.measure(name, files, plan, plain=not args.quick) for name in tcp_names]
         if args.quick:
             for row in tcp_rows:
-                row.update({k: {"skipped": "--quick"} for k in (*bench_tcp.PLAIN_ROWS, *bench_tcp.PINNED_ROWS)})
+                row.update({k: {"skipped": "--quick"} for k in (*bench_tcp.PLAIN_ROWS, *bench_tcp.PINNED_ROWS,
+                                                                *bench_tcp.CAPTURES)})
 
     udp_rows = [bench_udp.measure(n, seconds=args.udp_seconds) for n in args.udp_targets.split(",") if n]
     idle_rows = [bench_idle.measure(n, count=args.idle) for n in args.idle_targets.split(",") if n]
@@ -310,7 +312,8 @@ def main() -> int:
         if row.get("note"):
             notes.append(f"note, {row['target']}: {row['note']}")
     if args.quick:
-        notes.append("--quick: plain-frame TCP rows and the loss x delay matrix skipped; 1 run per transfer")
+        notes.append("--quick: plain-frame and capture TCP rows and the loss x delay matrix skipped; 1 run per "
+                     "transfer")
     if pytcp_why:
         notes.append(f"pytcp: not run: {pytcp_why}")
     elif "pytcp" in names or "pytcp" in program_names:

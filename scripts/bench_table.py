@@ -97,6 +97,8 @@ def tcp_lines(rows: list[dict[str, Any]], mib: int, concurrency: int, busy_poll_
     specs: list[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]], float | None]]] = [
         (f"TCP download {mib} MiB (MB/s)", ".1f", ("download",), lambda p: p["parts"][0]["mb_per_s"]),
         (f"TCP upload {mib} MiB (MB/s)", ".1f", ("upload",), lambda p: p["parts"][0]["mb_per_s"]),
+        ("TCP download, --pcap FILE.pcapng (MB/s)", ".1f", ("download_pcap",), lambda p: p["parts"][0]["mb_per_s"]),
+        ("TCP download, --record FILE (MB/s)", ".1f", ("download_record",), lambda p: p["parts"][0]["mb_per_s"]),
         ("TCP download, MTU 1500, no offload (MB/s)", ".1f", ("download_plain",),
          lambda p: p["parts"][0]["mb_per_s"]),
         ("TCP upload, MTU 1500, no offload (MB/s)", ".1f", ("upload_plain",), lambda p: p["parts"][0]["mb_per_s"]),
@@ -113,6 +115,8 @@ def tcp_lines(rows: list[dict[str, Any]], mib: int, concurrency: int, busy_poll_
         (f"CPU ms per new conn, serial, --busy-poll {busy_poll_us}", ".3f", ("conn_serial_busy",),
          lambda p: p["parts"][0].get("cpu_ms_per_request")),
         ("CPU s per GB, download", ".2f", ("download",), lambda p: _cpu_per_gb(*p["parts"])),
+        ("CPU s per GB, download, --pcap FILE.pcapng", ".2f", ("download_pcap",), lambda p: _cpu_per_gb(*p["parts"])),
+        ("CPU s per GB, download, --record FILE", ".2f", ("download_record",), lambda p: _cpu_per_gb(*p["parts"])),
         ("CPU s per GB, upload", ".2f", ("upload",), lambda p: _cpu_per_gb(*p["parts"])),
         ("CPU s per GB, download+upload", ".2f", ("download", "upload"), lambda p: _cpu_per_gb(*p["parts"])),
         ("CPU s per GB, down+up, no offload", ".2f", ("download_plain", "upload_plain"),

@@ -7,7 +7,7 @@ Two targets, each in throwaway namespaces (docs/lab.md), with the same client co
 Rows: download and upload MB/s of a 200 MiB file (curl; SHA-256 checked), new connections per second for
 short GETs of a 1 KiB file (serial and 50 concurrent, scripts/bench_http_client.py run in the client
 namespace), and pystack's CPU time per MB moved (utime+stime of the daemon from /proc/PID/stat around the
-transfers). Every row is bounded in time and fails on its own: ``{"error": why}`` instead of figures.
+transfers); pystack's download again while it writes a pcapng capture (--pcap) and a recording (--record). Every row is bounded in time and fails on its own: ``{"error": why}`` instead of figures.
 """
 
 from __future__ import annotations
@@ -90,11 +90,21 @@ def congestion_control(ns: lab.Namespace) -> str:
 
 @contextlib.contextmanager
 def pystack_target(files: Files, offload: bool = True, cpu: int | None = None,
-                   busy_poll: int | None = None) -> Iterator[Target]:
+                   busy_poll: int | None = None, capture: str | None = None) -> Iterator[Target]:
+    """``capture``: a key of CAPTURES, the daemon writing that file (next to the served files, in RAM when
+    they are; removed with the lab)."""
     flags = ((() if offload else ("--no-offload",)) + (() if cpu is None else ("--cpu", str(cpu)))
              + (() if busy_poll is None else ("--busy-poll", str(busy_poll))))
-    with lab.namespace() as ns, lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
-                                                   "--discard", *flags) as daemon:
+    with contextlib.ExitStack() as stack:
+        written: Path | None = None
+        if capture is not None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pystack-capture-", dir=files.root.parent))
+            flag, name = CAPTURES[capture]
+            written = Path(tmp) / name
+            flags += (flag, str(written))
+        ns = stack.enter_context(lab.namespace())
+        daemon = stack.enter_context(lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
+                                                        "--discard", *flags))
         target = Target(ns, lab.STACK_IP, daemon.pid,
                         {"tcp_congestion_control": {"client (kernel curl)": congestion_control(ns)},
                          "ready_line": next((x for x in daemon.lines if "ready" in x), None)})
@@ -103,6 +113,8 @@ def pystack_target(files: Files, offload: bool = True, cpu: int | None = None,
                                           if k in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")}
         counters = daemon.stop()
         target.info["counters"] = bench_lab.counters_of(counters, "tcp")
+        if written is not None:
+            target.info["capture_bytes"] = written.stat().st_size if written.exists() else None
 
 
 @contextlib.contextmanager
@@ -292,12 +304,15 @@ class Plan:
 
 
 ROWS = ("download", "upload", "conn_serial", "conn_concurrent", "download_plain", "upload_plain",
-        "download_plain_cpu", "upload_plain_cpu", "conn_serial_busy")
+        "download_plain_cpu", "upload_plain_cpu", "conn_serial_busy", "download_pcap", "download_record")
 PLAIN_ROWS = ("download_plain", "upload_plain")
 """Measured in a lab of their own with offloads off: pystack --no-offload, the veth pair without TSO/GSO/GRO."""
 PINNED_ROWS = ("download_plain_cpu", "upload_plain_cpu")
 """pystack only, plain frames again in a third lab with ``--cpu 0``: pystack on CPU 0, the kernel's processing
 of the frames it writes steered to the other CPUs (RPS). Needs at least 2 CPUs."""
+CAPTURES = {"download_pcap": ("--pcap", "run.pcapng"), "download_record": ("--record", "run.rec")}
+"""pystack only, offload on as in the ``download`` row beside them: the daemon writing a pcapng capture with
+every frame's reason, or a recording for ``pystack replay``, while curl downloads."""
 BUSY_POLL_US = 0
 """``--busy-poll`` of the lab that measures ``conn_serial_busy`` (pystack only). The default, auto, polls
 while frames follow each other closely (serial clients wait on every answer, so a loop that does not sleep
@@ -360,6 +375,17 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
             for key in PINNED_ROWS:
                 row.setdefault(key, {"error": _why(exc)})
             print(f"[{name}] TCP plain frames --cpu 0 could not be measured: {_why(exc)}", file=sys.stderr, flush=True)
+    if plain and name == "pystack":
+        for key, (flag, _file) in CAPTURES.items():
+            print(f"[{name}] TCP download with {flag}: building the lab and measuring ...", flush=True)
+            try:
+                got = _in_lab(name, files, True, {key: transfer(download)}, capture=key)
+                row[key] = got.get(key, {"error": got.get("error", "not run")})
+                row[key]["capture_bytes"] = got.get("capture_bytes")
+            except Exception as exc:
+                row[key] = {"error": _why(exc)}
+                print(f"[{name}] TCP download with {flag} could not be measured: {_why(exc)}", file=sys.stderr,
+                      flush=True)
     if name == "pystack":
         print(f"[{name}] new connections, --busy-poll {BUSY_POLL_US}: building the lab and measuring ...", flush=True)
         try:
@@ -374,9 +400,9 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
 
 
 def _in_lab(name: str, files: Files, offload: bool,
-            steps: dict[str, Callable[[Target], dict[str, Any]]], **flags: int) -> dict[str, Any]:
+            steps: dict[str, Callable[[Target], dict[str, Any]]], **flags: Any) -> dict[str, Any]:
     """Build one lab, run ``steps`` in it (each failing on its own), tear it down; the rows and the lab's info.
-    ``flags``: pystack_target's options (``cpu``, ``busy_poll``), for pystack only."""
+    ``flags``: pystack_target's options (``cpu``, ``busy_poll``, ``capture``), for pystack only."""
     out: dict[str, Any] = {}
     with TARGETS[name](files, offload, **flags) as target:
         lab.ping(target.client, target.ip, count=3, interval=0.05)  # ARP resolved before anything is timed
