@@ -261,7 +261,10 @@ class Stack:
     def _emit_tcp6(self, src: int, dst: int, segment_bytes: bytes, now: float, gso_size: int = 0) -> None:
         """TCP-over-IPv6's way out. Routing errors are counted, not raised: TCP retransmits on its timers."""
         try:
-            self._ipv6.send(dst, ipv6_wire.NH_TCP, segment_bytes, now, src=src)
+            if gso_size:
+                self._ipv6.send_gso(src, dst, segment_bytes, now, gso_size)
+            else:
+                self._ipv6.send(dst, ipv6_wire.NH_TCP, segment_bytes, now, src=src)
         except OSError:
             self.counters.drop("tcp.unroutable")
 
@@ -301,8 +304,10 @@ class Stack:
 
     def enable_segmentation_offload(self, max_segment: int = 65535 - 20 - 60) -> None:
         """The link cuts TCP segments for us (TSO): let TCP build segments of up to ``max_segment``
-        payload bytes, sent as GsoFrames instead of MTU-sized frames."""
+        payload bytes, sent as GsoFrames instead of MTU-sized frames; over IPv6 too (the bound fits it: its
+        Payload Length leaves out the 40-byte header that IPv4's Total Length counts)."""
         self.tcp.gso_max = max_segment
+        self.tcp6.gso_max = max_segment
 
     # ------------------------------------------------------------------ the sans-I/O interface
 

@@ -24,6 +24,7 @@ from pystack.wire import ethernet
 from pystack.wire import icmpv6 as icmpv6_wire
 from pystack.wire import ipv6 as ipv6_wire
 from pystack.wire.errors import WireError
+from pystack.wire.gso import GsoFrame, segment
 from pystack.wire.ipv6 import HeaderChain, Ipv6Packet, ParameterProblem
 
 Deliver6 = Callable[[Ipv6Packet, HeaderChain, float], None]
@@ -179,6 +180,25 @@ class Ipv6:
                     nd.resolve(next_hop, packet, now)  # queued behind the first
                 return
         self.link.send_all(mac, ethernet.ETHERTYPE_IPV6, packets)
+
+    def send_gso(self, src: int, dst: int, segment_bytes: bytes | memoryview, now: float, gso_size: int) -> None:
+        """A TCP segment larger than the MTU, for the link to cut into ``gso_size``-byte pieces
+        (segmentation offload, VIRTIO_NET_HDR_GSO_TCPV6): one GsoFrame, or the real wire segments queued
+        while neighbour discovery resolves. Raises OSError ENETUNREACH like :meth:`send`."""
+        self.timers_changed = True
+        nd = self.nd
+        header = ipv6_wire.build_header(src, dst, ipv6_wire.NH_TCP, len(segment_bytes), hop_limit=nd.hop_limit)
+        next_hop = nd.route(dst)
+        entry = nd.neighbours.lookup(next_hop)
+        if entry is None or entry.lladdr is None:
+            frame = ethernet.header(b"\x00" * 6, self.link.mac, ethernet.ETHERTYPE_IPV6) + header + segment_bytes
+            for piece in segment(frame, gso_size):
+                nd.resolve(next_hop, piece[14:], now)
+            return
+        mac = nd.resolve(next_hop, b"", now)  # the entry's state moves as for any packet (7.3.3)
+        self.link.send_frame(GsoFrame(ethernet.header(mac or entry.lladdr, self.link.mac, ethernet.ETHERTYPE_IPV6)
+                                      + header + segment_bytes, gso_size))
+        self.counters["gso_frames_out"] += 1
 
     def _loopback(self, src: int, dst: int, next_header: int, payload: bytes | memoryview, hops: int,
                   traffic_class: int, now: float) -> None:

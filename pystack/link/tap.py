@@ -6,7 +6,7 @@ descriptor someone else opened can be handed over (:class:`pystack.link.fd.FdLin
 (pystack.link.tun) is the same device carrying bare IP packets.
 
 With ``offload`` the TAP also carries a virtio-net header on every frame (IFF_VNET_HDR) and
-``TUNSETOFFLOAD`` tells the kernel it may hand us TCP segments of up to 64 KiB (TSO/GRO) whose
+``TUNSETOFFLOAD`` tells the kernel it may hand us TCP segments of up to 64 KiB (TSO/GRO, over IPv4 and IPv6) whose
 checksums are left partial (TUN_F_CSUM): one read, one parse and one ACK then cover what would be
 dozens of MTU-sized frames. Partial checksums are completed here, so the stack above sees only
 ordinary, verifiable frames.
@@ -25,15 +25,16 @@ import pytun
 
 from pystack.medium import Medium
 from pystack.wire.checksum import fold, pseudo_header_sum
-from pystack.wire.gso import GsoFrame, header_lengths
-from pystack.wire.virtio import (GSO_NONE, GSO_TCPV4, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM, PartialChecksumFrame,
-                                 build_header, checksum_layout, finish_checksum, parse_header)
+from pystack.wire.gso import GsoFrame, addresses, header_lengths, is_ipv6
+from pystack.wire.virtio import (GSO_NONE, GSO_TCPV4, GSO_TCPV6, HEADER_LEN as VNET_HDR_LEN, NEEDS_CSUM,
+                                 PartialChecksumFrame, build_header, checksum_layout, finish_checksum, parse_header)
 
 MAX_FRAME = 65535 + 14
 TUNSETOFFLOAD = 0x400454D0
 TUNGETIFF = 0x800454D2
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
 SIOCGIFFLAGS = 0x8913
 SIOCGIFMTU = 0x8921
 SIOCGIFHWADDR = 0x8927
@@ -103,7 +104,7 @@ class TapLink:
         self.offload = False
         if offload:
             try:
-                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
                 self.offload = True
             except OSError:
                 pass  # the header stays, with nothing offloaded: every frame is whole
@@ -169,10 +170,11 @@ class TapLink:
         ihl, thl = header_lengths(frame)
         csum_start = 14 + ihl
         tcp_len = len(frame) - csum_start
-        src = int.from_bytes(frame[26:30], "big")
-        dst = int.from_bytes(frame[30:34], "big")
-        partial = fold(pseudo_header_sum(src, dst, 6, tcp_len))
-        header = build_header(NEEDS_CSUM, GSO_TCPV4, csum_start + thl, frame.gso_size, csum_start, 16)
+        src, dst = addresses(frame)
+        total = pseudo_header_sum(src, dst, 6, tcp_len)  # with 128-bit addresses, IPv6's (mod 0xFFFF)
+        partial = fold(total) if total >> 32 == 0 else total % 0xFFFF or 0xFFFF
+        gso_type = GSO_TCPV6 if is_ipv6(frame) else GSO_TCPV4
+        header = build_header(NEEDS_CSUM, gso_type, csum_start + thl, frame.gso_size, csum_start, 16)
         view = memoryview(frame)
         field = csum_start + 16
         return header, view[:field], partial.to_bytes(2, "big"), view[field + 2:]

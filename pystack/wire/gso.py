@@ -1,4 +1,5 @@
-"""Generic segmentation offload frames: one TCP/IPv4 "super-frame" standing for many MTU-sized segments.
+"""Generic segmentation offload frames: one TCP "super-frame" (over IPv4 or IPv6) standing for many
+MTU-sized segments.
 
 With offload on, TCP hands the link segments of up to 64 KiB and the kernel cuts them into ``gso_size``
 pieces (as a NIC's TSO would). :class:`GsoFrame` is such a frame: ordinary ``bytes`` (so every
@@ -13,10 +14,12 @@ import struct
 from pystack.wire.checksum import internet_checksum, pseudo_header_sum
 
 _ETH = 14
+_IPV6_HEADER = 40
 
 
 class GsoFrame(bytes):
-    """An Ethernet+IPv4+TCP frame whose TCP payload is to be cut into ``gso_size`` pieces."""
+    """An Ethernet+IPv4+TCP or Ethernet+IPv6+TCP frame (no IPv6 extension headers) whose TCP payload is to
+    be cut into ``gso_size`` pieces."""
 
     gso_size: int
 
@@ -26,18 +29,30 @@ class GsoFrame(bytes):
         return obj
 
 
+def is_ipv6(frame: bytes | memoryview) -> bool:
+    return frame[12] == 0x86 and frame[13] == 0xDD
+
+
 def header_lengths(frame: bytes | memoryview) -> tuple[int, int]:
-    """(IPv4 header length, TCP header length) of an Ethernet+IPv4+TCP frame."""
-    ihl = (frame[_ETH] & 0x0F) * 4
+    """(IP header length, TCP header length) of an Ethernet+IPv4+TCP or Ethernet+IPv6+TCP frame."""
+    ihl = _IPV6_HEADER if is_ipv6(frame) else (frame[_ETH] & 0x0F) * 4
     thl = (frame[_ETH + ihl + 12] >> 4) * 4
     return ihl, thl
 
 
-def segment(frame: bytes, gso_size: int) -> list[bytes]:
-    """Cut a TCP/IPv4 super-frame into wire segments, as the kernel's TSO/GSO does.
+def addresses(frame: bytes | memoryview) -> tuple[int, int]:
+    """(source, destination) of the frame's IPv4 or IPv6 header, as integers."""
+    if is_ipv6(frame):
+        return int.from_bytes(frame[22:38], "big"), int.from_bytes(frame[38:54], "big")
+    return int.from_bytes(frame[26:30], "big"), int.from_bytes(frame[30:34], "big")
 
-    Each piece gets the IPv4 total length, ident (incremented) and checksum, the sequence number moved
-    on, FIN and PSH only on the last piece, CWR only on the first, and its own TCP checksum.
+
+def segment(frame: bytes, gso_size: int) -> list[bytes]:
+    """Cut a TCP super-frame into wire segments, as the kernel's TSO/GSO does.
+
+    Each piece gets the IPv4 total length, ident (incremented) and checksum (or the IPv6 payload length),
+    the sequence number moved on, FIN and PSH only on the last piece, CWR only on the first, and its own
+    TCP checksum (the IPv4 pseudo-header sum with 128-bit addresses is IPv6's, mod 0xFFFF).
     """
     ihl, thl = header_lengths(frame)
     hdr_end = _ETH + ihl + thl
@@ -47,18 +62,22 @@ def segment(frame: bytes, gso_size: int) -> list[bytes]:
     eth = frame[:_ETH]
     ip = bytearray(frame[_ETH:_ETH + ihl])
     tcp = bytearray(frame[_ETH + ihl:hdr_end])
-    ident = struct.unpack_from("!H", ip, 4)[0]
+    v6 = is_ipv6(frame)
+    ident = 0 if v6 else struct.unpack_from("!H", ip, 4)[0]
     seq = struct.unpack_from("!I", tcp, 4)[0]
     flags = tcp[13]
-    src, dst = struct.unpack_from("!II", ip, 12)
+    src, dst = addresses(frame)
     out = []
     count = (len(payload) + gso_size - 1) // gso_size
     for i in range(count):
         piece = payload[i * gso_size:(i + 1) * gso_size]
         last = i == count - 1
-        struct.pack_into("!HH", ip, 2, ihl + thl + len(piece), (ident + i) & 0xFFFF)
-        struct.pack_into("!H", ip, 10, 0)
-        struct.pack_into("!H", ip, 10, internet_checksum(ip))
+        if v6:
+            struct.pack_into("!H", ip, 4, thl + len(piece))
+        else:
+            struct.pack_into("!HH", ip, 2, ihl + thl + len(piece), (ident + i) & 0xFFFF)
+            struct.pack_into("!H", ip, 10, 0)
+            struct.pack_into("!H", ip, 10, internet_checksum(ip))
         struct.pack_into("!I", tcp, 4, (seq + i * gso_size) & 0xFFFFFFFF)
         tcp[13] = flags if last else flags & ~0x09  # FIN (0x01) and PSH (0x08) only at the end
         if i:

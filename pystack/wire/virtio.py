@@ -35,7 +35,8 @@ def build_header(flags: int = 0, gso_type: int = GSO_NONE, hdr_len: int = 0, gso
 
 
 class PartialChecksumFrame(bytes):
-    """An IPv4 TCP or UDP frame from the kernel whose transport checksum is left partial (``NEEDS_CSUM``).
+    """A TCP or UDP frame (over IPv4, or IPv6 without extension headers) from the kernel whose transport
+    checksum is left partial (``NEEDS_CSUM``).
 
     It never crossed a wire: the kernel built it in memory, so its integrity needs no proof and the stack
     skips verifying the transport checksum (which would cost as much as the rest of the receive path for
@@ -50,9 +51,14 @@ class PartialChecksumFrame(bytes):
 
 
 def checksum_layout(frame: bytes | memoryview) -> tuple[int, int] | None:
-    """(csum_start, csum_offset) of an IPv4 TCP or UDP frame's transport checksum, else None."""
-    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+    """(csum_start, csum_offset) of an IPv4 TCP or UDP frame's transport checksum, or of an IPv6 one whose
+    transport header follows the fixed header, else None."""
+    if len(frame) < 34:
         return None
+    if frame[12:14] != b"\x08\x00":
+        if frame[12:14] != b"\x86\xdd" or len(frame) < 54 or (frame[20] != 6 and frame[20] != 17):
+            return None
+        return 54, 16 if frame[20] == 6 else 6
     proto = frame[23]
     if proto != 6 and proto != 17:
         return None
@@ -63,8 +69,9 @@ def finish_checksum(frame: bytes | memoryview, csum_start: int, csum_offset: int
     """``frame`` with its partial checksum finished over csum_start.. (virtio 1.1, 5.1.6.2)."""
     out = bytearray(frame)
     csum = internet_checksum(memoryview(out)[csum_start:])
-    if csum_offset == 6 and len(out) > 23 and out[23] == 17 and csum == 0:
-        csum = 0xFFFF  # RFC 768: UDP sends a computed zero as all ones
+    if csum == 0 and csum_offset == 6 and len(out) > 23 and (
+            out[23] == 17 if out[12:14] == b"\x08\x00" else out[12:14] == b"\x86\xdd" and out[20] == 17):
+        csum = 0xFFFF  # RFC 768 (and RFC 8200 8.1 for IPv6): UDP sends a computed zero as all ones
     struct.pack_into("!H", out, csum_start + csum_offset, csum)
     return bytes(out)
 
@@ -72,5 +79,5 @@ def finish_checksum(frame: bytes | memoryview, csum_start: int, csum_offset: int
 def complete_checksum(frame: PartialChecksumFrame) -> bytes:
     """The marked frame with its checksum finished, where its layout puts it."""
     layout = checksum_layout(frame)
-    assert layout is not None, "only IPv4 TCP and UDP frames are marked partial"
+    assert layout is not None, "only TCP and UDP frames are marked partial"
     return finish_checksum(frame, *layout)

@@ -24,6 +24,7 @@ def http6(request: pytest.FixtureRequest, start_stack: Callable[..., lab.Daemon]
     daemon = start_stack("--echo", "--http", str(www), "--address6", lab.STACK_ADDRESS6,
                          "--host-address6", lab.HOST_ADDRESS6, *extra, quiet_ipv6=False)
     daemon.wait_for_line(r"IPv6 address 2001:db8::2/64 \(static\) configured")
+    daemon.offload = request.param == "offload"  # type: ignore[attr-defined]
     return daemon
 
 
@@ -37,6 +38,8 @@ def test_curl6_download_matches(http6: lab.Daemon, www: Path, tmp_path: Path) ->
     assert sha256_file(out) == want
     counters = http6.stop()
     assert counters.get("tcp.passive_opens") == 1 and counters.get("drop.internal_error", 0) == 0, counters
+    # With offload, pystack's segments leave as 64 KiB super-frames the kernel cuts (GSO_TCPV6).
+    assert (counters.get("gso_frames_out", 0) > 0) == http6.offload, counters  # type: ignore[attr-defined]
 
 
 def test_curl6_upload_digest_matches(http6: lab.Daemon, tmp_path: Path) -> None:
@@ -45,6 +48,9 @@ def test_curl6_upload_digest_matches(http6: lab.Daemon, tmp_path: Path) -> None:
     proc = curl(http6.ns, "-6", "-g", "--data-binary", f"@{body}", "-w", "%{http_code}", f"{URL6}/sha256",
                 timeout=180)
     assert proc.stdout == want + "\n200", proc.stdout
+    counters = http6.stop()
+    # With offload, the kernel hands pystack its segments as super-frames too (TUN_F_TSO6).
+    assert (counters.get("link.super_frames_in", 0) > 0) == http6.offload, counters  # type: ignore[attr-defined]
 
 
 def _exchange6(ns: lab.Namespace, payload: bytes, port: int) -> bytes:
