@@ -14,10 +14,8 @@ from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
 from pystack.iface.ip_link import packet_header
-from pystack.iface.ip_link import packet_header
 from pystack.iface.ipv4_address import LIMITED_BROADCAST, Ipv4Address, is_martian_source
 from pystack.ip.reassembly import Reassembler
-from pystack.medium import Medium
 from pystack.medium import Medium
 from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
