@@ -168,7 +168,7 @@ class Connection:
         self.stats = {"retransmits": 0, "timeouts": 0, "fast_retransmits": 0}
         self._ws_ok = False
         self._syn_time = 0.0
-        self._rtx_ts = 0  # TSval clock at the last retransmission (Karn's rule for timestamps)
+        self._rtx_ts: int | None = None  # TSval clock at the last retransmission, if any (Karn's rule for timestamps)
         self._probe_end: int | None = None  # end of a zero-window probe byte the peer may have taken
         self._oow_ack_at = -INF  # when we last answered an unacceptable pure ACK (ACK-war guard)
 
@@ -1050,7 +1050,7 @@ class Connection:
         # Only a valid sample ends the RTO backoff (RFC 6298 5.7 with Karn, as Linux).
         if self._ts_ok:
             ecr = seg.ts_ecr
-            if ecr and ((ecr - self._rtx_ts) & MASK) < 0x80000000:
+            if ecr and (self._rtx_ts is None or ((ecr - self._rtx_ts) & MASK) < 0x80000000):
                 self.rtt.sample(((self._ts_clock(now) - ecr) & MASK) / 1000.0)
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
             self.rtt.sample(now - self._rtt_time)
