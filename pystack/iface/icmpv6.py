@@ -115,12 +115,13 @@ class Icmpv6:
         quote = icmpv6_wire.parse_quote(quoted)
         if not self.ipv6.is_ours(quote.src):
             raise WireError("icmpv6.quote_not_ours")
+        if mtype == icmpv6_wire.TYPE_PACKET_TOO_BIG:
+            self.ipv6.learn_path_mtu(quote.dst, rest, now)  # for every packet to it, not only the transport's
         layer = self.transports.get(quote.protocol)
         if layer is None:
             return
         if mtype == icmpv6_wire.TYPE_PACKET_TOO_BIG:
-            # RFC 8201: never below IPv6's minimum MTU.
-            mtu = max(rest, ipv6_wire.MIN_MTU)
+            mtu = self.ipv6.mtu_for(quote.dst, now)  # what learn_path_mtu kept (never below 1280)
             layer.icmp_error(3, 4, quote.src, quote.dst, quote.upper, now, next_hop_mtu=mtu - IPV6_EXTRA_HEADER)
             return
         as_v4 = AS_ICMPV4.get((mtype, code), (12, 0) if mtype == icmpv6_wire.TYPE_PARAMETER_PROBLEM else None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import random
+from collections import OrderedDict
 from typing import Callable, Protocol
 
 from pystack.config import StackConfig
@@ -70,6 +71,8 @@ class Ipv6:
         self.timers_changed = True
         """Set by whatever may move a deadline (a send, a frame, a timer): the stack then asks again."""
         self._ident = rng.getrandbits(32)
+        self.path_mtu: OrderedDict[int, tuple[int, float]] = OrderedDict()
+        """Destination -> (its path MTU, when that expires), for those a Packet Too Big lowered (RFC 8201)."""
 
     def attach(self, next_header: int, deliver: Deliver6) -> None:
         self.protocols[next_header] = deliver
@@ -97,6 +100,32 @@ class Ipv6:
         at random as RFC 7739 asks)."""
         self._ident = ident = (self._ident + 1) & 0xFFFFFFFF
         return ident
+
+    def learn_path_mtu(self, dst: int, mtu: int, now: float) -> None:
+        """A Packet Too Big about a packet we sent to ``dst``: send it no larger than ``mtu`` (never below
+        1280, RFC 8201 4) for ``path_mtu_timeout`` seconds; a larger value is not believed (5.4)."""
+        mtu = max(mtu, ipv6_wire.MIN_MTU)
+        if mtu >= self.mtu_for(dst, now):
+            return
+        table = self.path_mtu
+        table.pop(dst, None)
+        if len(table) >= self.cfg6.path_mtu_entries:
+            table.popitem(last=False)
+        table[dst] = (mtu, now + self.cfg6.path_mtu_timeout)
+        self.counters["ipv6.path_mtu_lowered"] += 1
+
+    def mtu_for(self, dst: int, now: float) -> int:
+        """The largest packet to send to ``dst``: the link's, or the path's when a router said less."""
+        link = self.nd.mtu
+        if not self.path_mtu:
+            return link
+        entry = self.path_mtu.get(dst)
+        if entry is None:
+            return link
+        if entry[1] <= now:
+            del self.path_mtu[dst]  # RFC 8201 4: try the link's MTU again
+            return link
+        return min(entry[0], link)
 
     def is_ours(self, address: int) -> bool:
         return self.nd.addresses.is_assigned(address)
@@ -167,7 +196,7 @@ class Ipv6:
             next_hop, mac = dst, ipv6_wire.multicast_mac(dst)
         else:
             next_hop, mac = nd.route(dst), None
-        mtu = nd.mtu
+        mtu = self.mtu_for(dst, now)
         if ipv6_wire.HEADER_LEN + len(payload) <= mtu:
             packets = [ipv6_wire.build(src, dst, next_header, payload, hop_limit=hops, traffic_class=traffic_class)]
         else:

@@ -37,6 +37,13 @@ class Ipv6Config:
     """Fragments of one packet: 65,535 bytes at the 1280-byte minimum MTU take 54; tiny overlapping
     fragments (RFC 5722's attack) would take thousands."""
 
+    # --- path MTU discovery (RFC 8201) ---
+    path_mtu_entries: int = 256
+    """Destinations whose smaller path MTU a Packet Too Big told us; the least recently told goes first."""
+    path_mtu_timeout: float = 600.0
+    """Seconds a learned path MTU holds before the link's is tried again (RFC 8201 5.3: at least 5 minutes,
+    10 recommended; Linux mtu_expires)."""
+
     # --- neighbour discovery (RFC 4861 sections 7.3 and 10) ---
     neighbour_cache_size: int = 512
     """Entries in the neighbour cache; the least recently used resolved one goes first (Linux gc_thresh3
@@ -96,6 +103,8 @@ class Ipv6Config:
         need(self, self.max_extension_headers >= 1 and self.max_options_per_header >= 0,
              "max_extension_headers must be at least 1 and max_options_per_header 0 or more")
         need(self, self.reassembly_timeout > 0, "reassembly_timeout must be above 0")
+        need(self, self.path_mtu_entries >= 1 and self.path_mtu_timeout > 0,
+             "path_mtu_entries must be at least 1 and path_mtu_timeout above 0")
         need(self, min(self.reassembly_max_datagrams, self.reassembly_max_bytes, self.reassembly_max_fragments) >= 1,
              "reassembly_max_datagrams, reassembly_max_bytes and reassembly_max_fragments must be at least 1")
         need(self, 1 <= self.neighbour_pending_addresses < self.neighbour_cache_size,

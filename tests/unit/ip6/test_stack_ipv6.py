@@ -419,3 +419,51 @@ def test_ipv4_frames_never_reach_the_ipv6_layer(pair6) -> None:
             wire.run(until=lambda: len(replies) > seq)
     assert len(replies) == 3 and seen["Ipv6.receive"] == 0
     assert seen["Icmpv4.answer_echo"] >= (3 if b.config.fast_paths else 0)
+
+
+# --- path MTU (RFC 8201) -------------------------------------------------------------------------------------
+
+
+def _too_big(a: Stack, wire: MemoryWire, about: bytes, mtu: int, router: int = B6) -> None:
+    """A Packet Too Big from ``router`` to A, quoting the packet ``about`` (one A sent)."""
+    message = icmpv6.build_error(icmpv6.TYPE_PACKET_TOO_BIG, 0, mtu, about, router, A6)
+    a.receive_frame(frame_to(a, ipv6.build(router, A6, ipv6.NH_ICMPV6, message), B_MAC), wire.clock.now)
+
+
+def _largest_sent(wire: MemoryWire, start: int) -> int:
+    return max(len(p.datagram) for p in ipv6_packets(wire, start, sender=0))
+
+
+def test_packet_too_big_lowers_the_path_mtu_and_it_comes_back_after_the_timeout(pair6) -> None:
+    a, _b, wire = pair6
+    start = len(wire.log)
+    ping6(a, wire, B6, 1452)
+    request = bytes(next(p for p in ipv6_packets(wire, start, sender=0) if p.dst == B6).datagram)
+    _too_big(a, wire, request, 1300)
+    assert a.counters["ipv6.path_mtu_lowered"] == 1
+    start = len(wire.log)
+    assert ping6(a, wire, B6, 1452)[0][2] == payload_of(1452)
+    assert _largest_sent(wire, start) <= 1300
+    wire.clock.now += a.config.ipv6.path_mtu_timeout
+    start = len(wire.log)
+    ping6(a, wire, B6, 1452)
+    assert _largest_sent(wire, start) == 1500  # the link's MTU is tried again (RFC 8201 4)
+
+
+def test_a_path_mtu_below_1280_is_taken_as_1280_and_a_larger_one_is_not_believed(pair6) -> None:
+    a, _b, wire = pair6
+    request = ipv6.build(A6, B6, ipv6.NH_ICMPV6, icmpv6.build(128, 0, 1, bytes(1400), A6, B6))
+    _too_big(a, wire, request, 9000)
+    assert a.counters["ipv6.path_mtu_lowered"] == 0
+    _too_big(a, wire, request, 600)
+    start = len(wire.log)
+    ping6(a, wire, B6, 2000)
+    assert _largest_sent(wire, start) == 1280
+
+
+def test_the_path_mtu_table_is_bounded() -> None:
+    a, _b, wire = make_pair6(StackConfig(ipv6=Ipv6Config(path_mtu_entries=2)))
+    for i in range(3):
+        dst = B6 + 0x100 + i
+        _too_big(a, wire, ipv6.build(A6, dst, ipv6.NH_ICMPV6, icmpv6.build(128, 0, 1, bytes(1400), A6, dst)), 1400)
+    assert list(a._ipv6.path_mtu) == [B6 + 0x101, B6 + 0x102]  # the first one told made room

@@ -16,7 +16,7 @@ from pystack.tcp.state import State
 from pystack.wire import icmpv6, ipv6
 from pystack.wire import tcp as tcp_wire
 
-from .stack_pair import A6, B6, ipv6_packets, make_pair6
+from .stack_pair import A6, B6, B_MAC, frame_to, ipv6_packets, make_pair6
 
 
 def _dpkt_checksum_verifies(packet: ipv6.Ipv6Packet) -> bool:
@@ -126,3 +126,18 @@ def test_the_echo_service_listens_on_both_families() -> None:
     client.send(b"over ipv6", wire.clock.now)
     wire.run(until=lambda: client.recv_available >= 9)
     assert client.recv(100, wire.clock.now) == b"over ipv6"
+
+
+def test_packet_too_big_shrinks_tcp_segments_to_the_path_mtu() -> None:
+    """RFC 8201 with TCP: the quoted segment's connection sends no segment larger than the path allows."""
+    a, b, wire = make_pair6()
+    client, server = _connected(a, b, wire)
+    data = random.Random(3).randbytes(50_000)
+    assert _transfer(client, server, wire, data) == data
+    segment = next(p for p in ipv6_packets(wire, sender=0) if p.next_header == ipv6.NH_TCP and len(p.datagram) == 1500)
+    message = icmpv6.build_error(icmpv6.TYPE_PACKET_TOO_BIG, 0, 1280, segment.datagram, B6, A6)
+    a.receive_frame(frame_to(a, ipv6.build(B6, A6, ipv6.NH_ICMPV6, message), B_MAC), wire.clock.now)
+    start = len(wire.log)
+    assert _transfer(client, server, wire, data) == data
+    assert max(len(p.datagram) for p in ipv6_packets(wire, start, sender=0)) <= 1280
+    assert a.counters["ipv6.path_mtu_lowered"] == 1
