@@ -28,6 +28,7 @@ from pystack.tcp.recvbuf import ReceiveBuffer
 from pystack.tcp.reassembly import Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
+from pystack.tcp.timestamps import Timestamps
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
 from pystack.tcp import events, handshake, timers, why
 from pystack.tcp.state import OPEN, RECEIVING, SENDING, TRANSITIONS, State, TransitionError
@@ -56,8 +57,10 @@ TIME_WAIT = State.TIME_WAIT
 INF = math.inf
 _STATE_COUNTERS = {st: "tcp.state." + st.name for st in State}
 """Counter names made once: an Enum's .name is a property lookup, and states change on every connection."""
-_TS_IDLE_LIMIT = 24 * 24 * 3600.0  # RFC 7323 5.5: ts_recent is invalid after 24 days of idleness
-_MAX_SACK_BLOCKS_TS = 3  # with the 12-byte timestamp block, 3 SACK blocks fill the 40 option bytes
+_MAX_SACK_BLOCKS = 4
+"""SACK blocks a segment carries at most: 4 fill the 40 option bytes (RFC 2018 3), a protocol constant..."""
+_MAX_SACK_BLOCKS_TS = 3
+"""...and 3 beside the timestamp option's 12 bytes with its padding (RFC 2018 3)."""
 
 
 class Connection:
@@ -73,14 +76,14 @@ class Connection:
         "irs", "rcv_nxt", "rcv_adv", "_rb", "_ooo", "_rcv_mss",
         "_last_ack_sent", "_ack_now", "_ack_at_once", "_dispatching", "_quickacks", "_data_at",
         # options
-        "_snd_wscale", "_rcv_wscale", "_ts_ok", "_ts_offset", "_ts_recent", "_ts_recent_age", "_sack_ok",
+        "_snd_wscale", "_rcv_wscale", "_ts", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
         "_max_flight", "_cwnd_use_end", "_cwnd_limited",
         "_rec",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
-        "_user_closed", "_soft_error", "stats", "_ws_ok", "_syn_time", "_rtx_ts", "_ts_last",
+        "_user_closed", "_soft_error", "stats", "_ws_ok", "_syn_time",
         "_probe_end", "_oow_ack_at",
     )
 
@@ -141,11 +144,7 @@ class Connection:
 
         self._snd_wscale = 0
         self._rcv_wscale = 0
-        self._ts_ok = False
-        self._ts_last = 0
-        self._ts_offset = cx.isn.ts_offset(local_ip, remote_ip)  # RFC 7323 5.4, per host pair
-        self._ts_recent = 0
-        self._ts_recent_age = 0.0
+        self._ts = Timestamps(cx.isn.ts_offset(local_ip, remote_ip))
         self._sack_ok = False
 
         self.rtt = RttEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max, cfg.rto_min_on_variance)
@@ -168,7 +167,6 @@ class Connection:
         self.stats = {"retransmits": 0, "timeouts": 0, "fast_retransmits": 0}
         self._ws_ok = False
         self._syn_time = 0.0
-        self._rtx_ts: int | None = None  # TSval clock at the last retransmission, if any (Karn's rule for timestamps)
         self._probe_end: int | None = None  # end of a zero-window probe byte the peer may have taken
         self._oow_ack_at = -INF  # when we last answered an unacceptable pure ACK (ACK-war guard)
 
@@ -346,7 +344,7 @@ class Connection:
             "state": self._st.name, "retransmits": self._retries, "in_recovery": self._rec.in_recovery,
             "rto": self.rtt.rto, "srtt": self.rtt.srtt or 0.0, "rttvar": self.rtt.rttvar,
             "snd_mss": self._smss, "rcv_mss": self._rcv_mss, "advmss": self._adv_mss(), "pmtu": self._mtu,
-            "snd_wscale": self._snd_wscale, "rcv_wscale": self._rcv_wscale, "timestamps": self._ts_ok,
+            "snd_wscale": self._snd_wscale, "rcv_wscale": self._rcv_wscale, "timestamps": self._ts.ok,
             "sack": self._sack_ok, "window_scaling": self._ws_ok, "cwnd": self.cc.cwnd,
             "ssthresh": self.cc.ssthresh, "unacked": flight, "snd_wnd": self.snd_wnd,
             "rcv_space": self._rb.cap, "total_retrans": self.stats["retransmits"],
@@ -373,7 +371,7 @@ class Connection:
     def _update_smss(self) -> None:
         """Eff.snd.MSS (RFC 9293 3.7.1): the peer's MSS, our MTU and our configured MSS (TCP_MAXSEG bounds
         both directions, as in Linux and BSD), less the timestamp option we add."""
-        mss = min(self._peer_mss, self._mtu - 40, self._cfg.mss or self._peer_mss) - (12 if self._ts_ok else 0)
+        mss = min(self._peer_mss, self._mtu - 40, self._cfg.mss or self._peer_mss) - (12 if self._ts.ok else 0)
         self._smss = max(mss, self._cfg.min_mss)
         self.cc.set_mss(self._smss)
 
@@ -425,15 +423,6 @@ class Connection:
                 if self._ack_now and self._st not in (CLOSED, SYN_SENT):
                     self._send_ack(self._cx.now)  # owed and not carried by a reply (see _window_update)
 
-    def _ts_clock(self, now: float) -> int:
-        """TSval: a millisecond clock with a per-connection offset (RFC 7323 5.4). Never goes back, even
-        if callers hand in times out of order (a batch's time after a live clock's)."""
-        value = int(now * 1000)
-        if value < self._ts_last:
-            value = self._ts_last
-        self._ts_last = value
-        return (value + self._ts_offset) & MASK
-
     deadline = timers.deadline
     on_timer = timers.on_timer
 
@@ -460,8 +449,9 @@ class Connection:
         ws = self._rcv_wscale
         field = self._rb.offer((self.rcv_adv - rcv_nxt) & MASK, ws, self._smss)
         self.rcv_adv = (rcv_nxt + (field << ws)) & MASK
-        if self._ts_ok:
-            options = wire.timestamp_option(self._ts_clock(now), self._ts_recent)
+        ts = self._ts
+        if ts.ok:
+            options = wire.timestamp_option(ts.clock(now), ts.recent)
             if self._ooo and self._sack_ok:
                 options = self._sack_option(options)
         else:
@@ -481,12 +471,12 @@ class Connection:
         (RFC 9293 3.7.1, RFC 6691: options come out of the data, so the datagram still fits the MTU)."""
         if not (self._ooo and self._sack_ok):
             return self._smss
-        blocks = min(len(self._ooo.ranges(4)), _MAX_SACK_BLOCKS_TS if self._ts_ok else 4)
+        blocks = min(len(self._ooo.ranges(_MAX_SACK_BLOCKS)), _MAX_SACK_BLOCKS_TS if self._ts.ok else _MAX_SACK_BLOCKS)
         return max(self._smss - (4 + 8 * blocks if blocks else 0), self._cfg.min_mss)
 
     def _sack_option(self, prefix: bytes) -> bytes:
         """NOP NOP SACK with the held out-of-order blocks, converted back to sequence numbers."""
-        limit = _MAX_SACK_BLOCKS_TS if prefix else 4
+        limit = _MAX_SACK_BLOCKS_TS if prefix else _MAX_SACK_BLOCKS
         base_seq = self.rcv_nxt
         base_pos = self._rb.pos
         blocks = [
@@ -544,7 +534,7 @@ class Connection:
             self.stats["retransmits"] += 1
             self._cx.counters["tcp.retransmits"] += 1
             self._rtt_seq = None
-            self._rtx_ts = self._ts_clock(now)
+            self._ts.retransmitted(now)
             if seq_gt(end, snd_max):
                 self.snd_max = end
         if seq == self.snd_nxt:
@@ -590,6 +580,7 @@ class Connection:
             cwnd += min(rec.dupacks, 2) * smss
         if wnd > cwnd:
             wnd = cwnd
+        timed = not self._ts.ok  # RTT from one timed segment at a time, unless echoes time every ACK
         sent = False
         burst: tuple[TcpPath, int, int, bytes] | None = None  # what every segment of this pass shares
         burst_tried = False  # asked for once per pass, at the first segment within the MSS
@@ -631,7 +622,7 @@ class Connection:
             else:
                 break
             sent = True
-            if snd_nxt == self.snd_max and self._rtt_seq is None and not self._ts_ok:
+            if timed and snd_nxt == self.snd_max and self._rtt_seq is None:
                 self._rtt_seq = new_nxt  # new data: time it unless a sample is under way (Karn)
                 self._rtt_time = now
             self._sent(snd_nxt, new_nxt, now)
@@ -752,8 +743,9 @@ class Connection:
                 or self.snd_nxt != self.snd_max or self._persist or rec.in_recovery or rec.dupacks \
                 or rec.tlp_probe is not None:
             return False
-        ts = seg.ts_val
-        if self._ts_ok and (ts is None or ((ts - self._ts_recent) & MASK) >= 0x80000000):
+        ts_val = seg.ts_val
+        ts = self._ts
+        if ts.ok and (ts_val is None or ((ts_val - ts.recent) & MASK) >= 0x80000000):
             return False  # no timestamp, or an older one (RFC 7323 5.3 PAWS): the full checks decide
         payload = seg.payload
         plen = len(payload)
@@ -776,9 +768,9 @@ class Connection:
         win = seg.window << self._snd_wscale
         if win == 0:
             return False  # a closing window: the full path starts the persist timer's logic
-        if ts is not None and not seq_gt(seq, self._last_ack_sent):  # RFC 7323 4.3
-            self._ts_recent = ts
-            self._ts_recent_age = now
+        if ts_val is not None and not seq_gt(seq, self._last_ack_sent):  # RFC 7323 4.3: Timestamps.remember
+            ts.recent = ts_val
+            ts.recent_age = now
         if win != self.snd_wnd and self._cx.trace is not None:
             self._cx.trace(now, self, events.WINDOW, {"from": self.snd_wnd, "to": win})
         self.snd_wnd = win
@@ -816,7 +808,12 @@ class Connection:
         payload = seg.payload
         seq = seg.seq
         plen = len(payload)
-        if self._ts_ok and seg.ts_val is not None and not flags & RST and self._paws_rejects(seg, now):
+        ts = self._ts
+        ts_val = seg.ts_val if ts.ok else None
+        if ts_val is not None and not flags & RST and \
+                ts.paws_rejects(seg, ts_val, now, self.rcv_nxt, self.snd_una, self.rtt.rto):
+            self._cx.counters.drop("tcp.paws")
+            self._ack_now = self._ack_at_once = True  # dropped, and ACKed (RFC 7323 5.3)
             return False
         if flags & SYN:
             verdict = handshake.syn_when_synchronized(self, seg, now)
@@ -849,7 +846,8 @@ class Connection:
 
         # RFC 7323 4.3: the peer's timestamp is remembered if this segment covers Last.ACK.sent (below,
         # once its ACK is found acceptable).
-        covers_last_ack = self._ts_ok and seg.ts_val is not None and not seq_gt(seq, self._last_ack_sent)
+        if ts_val is not None and seq_gt(seq, self._last_ack_sent):
+            ts_val = None
         if seq != rcv_nxt or plen > wnd:
             seq, payload, flags = self._trim(seq, payload, flags, wnd)
             plen = len(payload)
@@ -862,9 +860,8 @@ class Connection:
             return False
         if not self._process_ack(seg, seq, now):
             return False  # its timestamp too: a blind ACK of unsent data must not raise TS.Recent for PAWS
-        if covers_last_ack:
-            self._ts_recent = seg.ts_val
-            self._ts_recent_age = now
+        if ts_val is not None:
+            ts.remember(ts_val, now)
         if self._st == CLOSED:
             return False
 
@@ -874,20 +871,6 @@ class Connection:
         if self._keepalive and self._st in OPEN:
             timers.restart_keepalive(self, now)
         return False
-
-    def _paws_rejects(self, seg: TcpSegment, now: float) -> bool:
-        """RFC 7323 5.3 PAWS: a timestamp older than TS.Recent marks an old duplicate, dropped and ACKed..."""
-        behind = (self._ts_recent - seg.ts_val) & MASK  # type: ignore[operator]
-        if not (0 < behind < 0x80000000 and now - self._ts_recent_age < _TS_IDLE_LIMIT):
-            return False
-        # ...except a duplicate ACK merely overtaken by a newer segment, which still carries SACK news:
-        # accepted, as Linux's tcp_disordered_ack does, when it is no older than an RTO.
-        if (seg.flags == ACK and not seg.payload and seg.seq == self.rcv_nxt and seg.ack == self.snd_una
-                and behind <= self.rtt.rto * 1000):
-            return False
-        self._cx.counters.drop("tcp.paws")
-        self._ack_now = self._ack_at_once = True
-        return True
 
     def _unacceptable(self, seg: TcpSegment, seg_len: int, wnd: int, now: float) -> bool:
         """A segment that fails the sequence number check: dropped, and ACKed unless a RST (RFC 9293
@@ -1048,10 +1031,11 @@ class Connection:
         # retransmission; with them, an echo of a TSval sent before the last retransmission is not
         # used (it may time the original transmission of data whose ACK was lost, seconds ago).
         # Only a valid sample ends the RTO backoff (RFC 6298 5.7 with Karn, as Linux).
-        if self._ts_ok:
-            ecr = seg.ts_ecr
-            if ecr and (self._rtx_ts is None or ((ecr - self._rtx_ts) & MASK) < 0x80000000):
-                self.rtt.sample(((self._ts_clock(now) - ecr) & MASK) / 1000.0)
+        ts = self._ts
+        if ts.ok:
+            sample = ts.rtt(seg.ts_ecr, now)
+            if sample is not None:
+                self.rtt.sample(sample)
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
             self.rtt.sample(now - self._rtt_time)
             self._rtt_seq = None

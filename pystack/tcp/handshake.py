@@ -109,9 +109,8 @@ def _negotiate(conn: Connection, seg: TcpSegment, now: float) -> None:
     else:
         conn._snd_wscale = conn._rcv_wscale = 0  # RFC 7323 2.2: scaling needs both SYNs
     if cfg.timestamps and seg.ts_val is not None:
-        conn._ts_ok = True
-        conn._ts_recent = seg.ts_val
-        conn._ts_recent_age = now
+        conn._ts.ok = True
+        conn._ts.remember(seg.ts_val, now)
     conn._sack_ok = cfg.sack and seg.sack_permitted
     conn._update_smss()
 
@@ -131,8 +130,8 @@ def send_syn(conn: Connection, now: float) -> None:
     cfg = conn._cfg
     synack = conn._st == SYN_RECEIVED
     ts = None
-    if cfg.timestamps and (not synack or conn._ts_ok):
-        ts = (conn._ts_clock(now), conn._ts_recent if synack else 0)
+    if cfg.timestamps and (not synack or conn._ts.ok):
+        ts = (conn._ts.clock(now), conn._ts.recent if synack else 0)
     if synack:
         wscale = conn._rcv_wscale if conn._ws_ok else None
     else:
@@ -217,10 +216,8 @@ def handshake_acked(conn: Connection, seg: TcpSegment, seq: int, now: float) -> 
 def _rtt_sample_syn(conn: Connection, seg: TcpSegment, now: float) -> None:
     """The handshake's RTT sample, the connection's first (RFC 6298 2.2)."""
     if conn._retries == 0:  # Karn: only if the SYN was not retransmitted
-        if conn._ts_ok and seg.ts_ecr:
-            conn.rtt.sample(((conn._ts_clock(now) - seg.ts_ecr) & MASK) / 1000.0)
-        else:
-            conn.rtt.sample(now - conn._syn_time)
+        sample = conn._ts.rtt(seg.ts_ecr, now) if conn._ts.ok else None
+        conn.rtt.sample(now - conn._syn_time if sample is None else sample)
 
 
 def established(conn: Connection, now: float) -> None:
