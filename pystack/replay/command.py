@@ -53,6 +53,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--trace", metavar="FILE.jsonl",
                    help="also write the replayed connections' events to FILE, as pystack run --trace does (on the "
                         "recording's clock), from a run that was not traced")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="also write the frames in and out to FILE as pystack run --pcap does, at the recorded "
+                        "times: a FILE ending in .pcapng tells why each frame was sent (up to a divergence)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                    help="logging detail on stderr (default warning)")
 
@@ -60,7 +63,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def cmd_replay(args: argparse.Namespace) -> int:
     from pystack.replay.replay import replay
 
-    result = replay(args.recording, trace=args.trace)  # RecordingError, TraceError: one line, status 2
+    result = replay(args.recording, trace=args.trace, pcap=args.pcap)  # RecordingError, TraceError: one line, status 2
     if result.unknown_settings:
         print(f"pystack replay: settings this pystack does not have were skipped: {', '.join(result.unknown_settings)}",
               file=sys.stderr)

@@ -14,6 +14,7 @@ import itertools
 import os
 import random
 import sys
+import time
 from typing import IO, Callable
 
 from pystack import __version__
@@ -185,7 +186,7 @@ class Recording:
             file = opener(path) if opener is not None else open(path, "wb", buffering=0)  # it writes 1 MiB at once
         except OSError as exc:
             raise fmt.RecordingError(f"cannot write the recording {path}: {exc.strerror}") from None
-        header = {"pystack": __version__, "mac": mac.hex(), "seed": self.seed, "start": start,
+        header = {"pystack": __version__, "mac": mac.hex(), "seed": self.seed, "start": start, "wall": time.time(),
                   "config": fmt.config_to_json(config), "command": " ".join(sys.argv[1:])}
         self.writer = fmt.RecordWriter(file, header, limit=limit)
         self.stack = RecordedStack(mac, config, random.Random(self.seed), self.writer)

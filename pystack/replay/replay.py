@@ -13,6 +13,7 @@ is sent: the replay then stops at the first frame the change made different.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import random
@@ -27,6 +28,9 @@ from pystack.medium import Medium
 from pystack.replay import format as fmt
 from pystack.replay import record as calls
 from pystack.replay.describe import describe, first_difference
+from pystack.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
+from pystack.link.pcapng import PcapngWriter
+from pystack.reasons import explain_frames
 from pystack.stack import Stack
 from pystack.trace import TraceWriter
 from pystack.wire.gso import GsoFrame
@@ -142,6 +146,8 @@ class Replayer:
             mac = bytes.fromhex(header["mac"])
             seed = int(header["seed"])
             self.start = float(header["start"])
+            self.wall = float(header.get("wall", 0.0))
+            """The wall clock when the recording began (a capture's timestamps start there)."""
         except (KeyError, TypeError, ValueError) as exc:
             raise fmt.RecordingError(f"{reader.name}: its header does not describe a stack ({exc})") from None
         try:
@@ -159,6 +165,16 @@ class Replayer:
         """Frames the replay's stack sent that are still to be compared."""
         self.divergence: Divergence | None = None
         self._numbers = itertools.count()
+        self.capture: PcapWriter | PcapngWriter | None = None
+
+    def capture_to(self, writer: PcapWriter | PcapngWriter) -> None:
+        """Write the frames in and out as the run's ``--pcap`` would have (a .pcapng with every sent frame's
+        reason), at the recorded times."""
+        self.capture = writer
+        explain_frames(self.stack, writer)
+
+    def _stamp(self, now: float) -> int:
+        return int((self.wall + now - self.start) * 1e9)
 
     def run(self) -> ReplayResult:
         reader = self.reader
@@ -172,7 +188,11 @@ class Replayer:
                 now, flags, frame = fmt.frame_in(body)
                 self.now = now
                 data = bytes(frame)
-                stack.receive_frame(PartialChecksumFrame(data) if flags & fmt.PARTIAL_CHECKSUM else data, now)
+                if flags & fmt.PARTIAL_CHECKSUM:
+                    data = PartialChecksumFrame(data)
+                if self.capture is not None:
+                    self.capture.write(data, self._stamp(now))
+                stack.receive_frame(data, now)
             elif kind == fmt.FRAME_OUT:
                 gso_size, frame = fmt.frame_out(body)
                 self._compare(bytes(frame), gso_size)
@@ -189,6 +209,8 @@ class Replayer:
             elif kind == fmt.ECHO:
                 now, frame = fmt.echo(body)
                 self.now = now
+                if self.capture is not None:
+                    self.capture.write(frame, self._stamp(now))
                 reply = stack.answer_echo(bytes(frame), now)
                 if reply is not None:
                     self.pending.append(reply)
@@ -224,6 +246,8 @@ class Replayer:
                           expected, bytes(got))
         else:
             self.sent += 1
+            if self.capture is not None:
+                self.capture.write(got, self._stamp(self.now))
 
     def _diverge(self, note: str, expected: bytes | None = None, got: bytes | None = None) -> None:
         if self.divergence is None:
@@ -289,28 +313,36 @@ def _next_record(record: fmt.Record | None) -> str:
 
 
 def replay(file: IO[bytes] | str, tcp: dict[str, Any] | None = None, stack: dict[str, Any] | None = None,
-           trace: str | None = None) -> ReplayResult:
+           trace: str | None = None, pcap: str | None = None) -> ReplayResult:
     """Replay the recording ``file`` (a path or an open binary file); ``tcp`` and ``stack``: settings of
     TcpConfig and StackConfig to change from the recorded ones; ``trace``: write the replayed connections'
-    events there (pystack.trace), on the recording's clock."""
+    events there (pystack.trace), on the recording's clock; ``pcap``: write the frames there, as ``--pcap``
+    does (a .pcapng with why each was sent), up to a divergence."""
     if isinstance(file, str):
         try:
             fh: IO[bytes] = open(file, "rb")
         except OSError as exc:
             raise fmt.RecordingError(f"cannot read {file}: {exc.strerror}") from None
         with fh:
-            return _run(fmt.RecordReader(fh, file), tcp, stack, trace)
-    return _run(fmt.RecordReader(file), tcp, stack, trace)
+            return _run(fmt.RecordReader(fh, file), tcp, stack, trace, pcap)
+    return _run(fmt.RecordReader(file), tcp, stack, trace, pcap)
 
 
 def _run(reader: fmt.RecordReader, tcp: dict[str, Any] | None, stack: dict[str, Any] | None,
-         trace: str | None) -> ReplayResult:
+         trace: str | None, pcap: str | None) -> ReplayResult:
     replayer = Replayer(reader, tcp, stack)
-    if trace is None:
+    with contextlib.ExitStack() as cleanup:
+        if trace is not None:
+            writer = TraceWriter(trace, replayer.start, replayer.stack.counters)  # TraceError: one line
+            cleanup.callback(writer.close)
+            writer.attach(replayer.stack.tcp, replayer.stack.tcp6)
+        if pcap is not None:
+            linktype = LINKTYPE_ETHERNET if replayer.config.medium is Medium.ETHERNET else LINKTYPE_RAW
+            try:
+                capture = (PcapngWriter(pcap, "replay", linktype) if pcap.endswith(".pcapng")
+                           else PcapWriter(pcap, linktype))
+            except OSError as exc:
+                raise fmt.RecordingError(f"cannot write pcap file {pcap}: {exc.strerror}") from None
+            cleanup.callback(capture.close)
+            replayer.capture_to(capture)
         return replayer.run()
-    writer = TraceWriter(trace, replayer.start, replayer.stack.counters)  # TraceError: one line
-    writer.attach(replayer.stack.tcp, replayer.stack.tcp6)
-    try:
-        return replayer.run()
-    finally:
-        writer.close()

@@ -1,6 +1,7 @@
 """``--record`` and ``pystack replay``: a download curl takes from the daemon through nftables loss, recorded,
-runs again on a fake clock with every frame identical; a TCP rule changed in the replay is caught at the
-first frame it changes. ``--trace`` of the same run tells the losses TCP counted."""
+runs again on a fake clock with every frame identical (and writes the capture with reasons the run did not);
+a TCP rule changed in the replay is caught at the first frame it changes. ``--trace`` of the same run tells
+the losses TCP counted."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pystack.link.pcapng import LATER_PIECE
 from pystack.replay.replay import replay
 from pystack.tcp import events
 from pystack_lab import lab
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 def test_a_recorded_lossy_download_replays_identical_and_a_changed_rule_diverges(
         start_stack: Callable[..., lab.Daemon], require_tools: Callable[..., None], tmp_path: Path) -> None:
-    require_tools("nft", "curl")
+    require_tools("nft", "curl", "tshark")
     www = tmp_path / "www"
     www.mkdir()
     want = random_file(www / "f.bin", 2 * MiB)
@@ -39,13 +41,20 @@ def test_a_recorded_lossy_download_replays_identical_and_a_changed_rule_diverges
     assert daemon.returncode == 0, daemon.stderr()
     assert drops.get("in", 0) > 0 and counters.get("tcp.retransmits", 0) > 0, (drops, counters)
 
-    # The command, as a user (or git bisect run) calls it: no root, no namespace.
-    proc = subprocess.run([*lab.pystack_command(), "replay", str(recording)], capture_output=True, text=True,
-                          timeout=600)
+    # The command, as a user (or git bisect run) calls it: no root, no namespace; with the capture the run
+    # did not write.
+    replayed = tmp_path / "replayed.pcapng"
+    proc = subprocess.run([*lab.pystack_command(), "replay", str(recording), "--pcap", str(replayed)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     frames = int(proc.stdout.split()[1])
     assert proc.stdout.strip() == f"replayed {frames} frames, identical"
     assert frames > 2 * MiB // 65536  # at least the data, in offloaded super-frames of up to 64 KiB
+    shark = daemon.ns.run(["tshark", "-n", "-r", str(replayed), "-Y", "frame.comment", "-T", "fields",
+                           "-e", "frame.comment"], timeout=120)
+    assert shark.returncode == 0, shark.stderr
+    first_pieces = [c for c in shark.stdout.splitlines() if not c.endswith(LATER_PIECE)]
+    assert len([c for c in first_pieces if "retransmission" in c]) == counters["tcp.retransmits"]
 
     changed = replay(str(recording), tcp={"initial_window_segments": 2})
     d = changed.divergence

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import struct
 from pathlib import Path
 
+import dpkt
+import dpkt.pcapng
 import pytest
 
 from pystack.replay.replay import replay
@@ -46,3 +49,36 @@ def test_a_replay_traces_what_the_recorded_run_did(tmp_path: Path) -> None:
     assert len(recoveries) == result.stack.counters["tcp.fast_retransmits"]
     assert len([e for e in events if e["name"] == "tcp:rto"]) == result.stack.counters["tcp.timeouts"]
     assert all(e["time"] >= 0 for e in events)
+
+
+def test_a_replay_writes_the_capture_the_run_did_not(tmp_path: Path) -> None:
+    """--pcap of a replay: every frame in and out at its recorded time, each sent one with its reason."""
+    capture = tmp_path / "replayed.pcapng"
+    with gzip.open(CASE) as fh:
+        result = replay(fh, pcap=str(capture))
+    assert result.identical
+    with open(capture, "rb") as fh:
+        packets = list(dpkt.pcapng.Reader(fh))
+    assert len(packets) > result.frames  # what came in, and what went out
+    times = [ts for ts, _buf in packets]
+    assert times == sorted(times) and times[-1] - times[0] > 0.1
+    comments = _comments(capture)
+    sent = [c for c in comments if c is not None]
+    assert len(sent) == result.frames  # the replay sent what the run sent, each with its reason
+    retransmissions = [c for c in sent if "retransmission" in c]
+    assert len(retransmissions) == result.stack.counters["tcp.retransmits"] > 0
+
+
+def _comments(path: Path) -> list[str | None]:
+    """The comment of each Enhanced Packet Block (None without one), read with dpkt."""
+    data = path.read_bytes()
+    out: list[str | None] = []
+    offset = 0
+    while offset < len(data):
+        block_type, total = struct.unpack_from("<II", data, offset)
+        if block_type == dpkt.pcapng.PCAPNG_BT_EPB:
+            block = dpkt.pcapng.EnhancedPacketBlockLE(data[offset:offset + total])
+            texts = [o.data.decode() for o in block.opts if o.code == dpkt.pcapng.PCAPNG_OPT_COMMENT]
+            out.append(texts[0] if texts else None)
+        offset += total
+    return out
