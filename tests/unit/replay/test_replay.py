@@ -16,6 +16,7 @@ from pystack.replay import format as fmt
 from pystack.replay.record import Recording
 from pystack.replay.replay import replay
 from pystack.stack import Stack
+from pystack.tcp.config import TcpConfig
 from pystack.wire.ipv4 import addr_to_int
 
 SERVER_IP = addr_to_int("192.0.2.2")
@@ -33,7 +34,7 @@ class _Kept(io.BytesIO):
 
 
 def _record_download(tmp_path: Path, size: int = 300_000, loss: float = 0.03, seed: int = 11,
-                     limit: int | None = None) -> tuple[bytes, bytes]:
+                     limit: int | None = None, config: StackConfig | None = None) -> tuple[bytes, bytes]:
     """A recorded server sends ``size`` bytes over HTTP to a client through a wire that loses ``loss`` of the
     server's data segments; (the recording, the body the client got)."""
     www = tmp_path / "www"
@@ -42,7 +43,8 @@ def _record_download(tmp_path: Path, size: int = 300_000, loss: float = 0.03, se
     (www / "f.bin").write_bytes(body)
     clock = FakeClock()
     sink = _Kept()
-    recording = Recording("mem", SERVER_MAC, StackConfig(), clock.now, seed=seed, opener=lambda _p: sink, limit=limit)
+    recording = Recording("mem", SERVER_MAC, config or StackConfig(), clock.now, seed=seed, opener=lambda _p: sink,
+                          limit=limit)
     server = recording.stack
     server.configure(SERVER_IP, 24, None, clock.now)
     recording.start_services(Services(echo=True, http_port=80, http_root=str(www)), server.config.http)
@@ -83,6 +85,21 @@ def test_a_recorded_lossy_download_replays_with_every_frame_identical(recorded: 
     assert result.frames > 300_000 // 1500 and not result.cut_short  # every data segment at least
     assert result.stack.counters["tcp.retransmits"] > 0  # the loss was replayed too
     assert result.stack.counters.get("drop.internal_error", 0) == 0
+
+
+@pytest.mark.parametrize("seed, loss, tcp", [
+    (1, 0.1, TcpConfig(sack=False)),
+    (2, 0.1, TcpConfig(congestion_control="newreno")),
+    (3, 0.2, TcpConfig(timestamps=False, delayed_ack=False)),
+    (4, 0.05, TcpConfig(tail_loss_probe=False, window_scaling=False)),
+], ids=["newreno-recovery", "newreno-cc", "no-timestamps", "no-tlp"])
+def test_runs_of_other_losses_and_rules_replay_identical(tmp_path: Path, seed: int, loss: float,
+                                                         tcp: TcpConfig) -> None:
+    data, got = _record_download(tmp_path, 100_000, loss, seed, config=StackConfig(tcp=tcp))
+    assert got.endswith(random.Random(seed).randbytes(100_000))
+    result = replay(io.BytesIO(data))
+    assert result.identical, result.summary()
+    assert result.stack.counters["tcp.retransmits"] > 0
 
 
 def test_the_layered_way_replays_what_the_fast_paths_sent(recorded: bytes) -> None:
