@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+from pystack.tcp.seq import seq_lt
+
 
 class CongestionControl:
     """Interface. All sizes are bytes; ``flight`` is the data outstanding when the event happened."""
 
-    __slots__ = ("mss", "cwnd", "ssthresh", "slow_start_limit")
+    __slots__ = ("mss", "cwnd", "ssthresh", "slow_start_limit", "_max_flight", "_use_end", "_limited")
 
     def __init__(self, mss: int, initial_window_segments: int) -> None:
         self.mss = mss
@@ -23,6 +25,11 @@ class CongestionControl:
         self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 3.1)
         self.slow_start_limit = 2
         """TcpConfig.slow_start_limit, set by the connection."""
+        self._max_flight = 0
+        """The most bytes in flight in the current window (until SND.UNA passes ``_use_end``), and whether
+        the flight filled cwnd in it (``_limited``): how much of cwnd was used (``used``)."""
+        self._use_end = 0
+        self._limited = False
 
     def set_mss(self, mss: int) -> None:
         self.mss = mss
@@ -32,6 +39,23 @@ class CongestionControl:
         of them when that is 0."""
         limit = self.slow_start_limit * self.mss
         self.cwnd += acked if not limit or acked < limit else limit
+
+    def track_use(self, flight: int, una: int, nxt: int) -> None:
+        """After sending, with ``flight`` bytes out from SND.UNA ``una`` to SND.NXT ``nxt``: remember the
+        largest flight of this window, or that it filled cwnd (as Linux's tcp_cwnd_validate); a window
+        ends when SND.UNA passes what was sent when it began."""
+        limited = flight + self.mss > self.cwnd
+        if not seq_lt(una, self._use_end) or limited or (not self._limited and flight > self._max_flight):
+            self._limited = limited
+            self._max_flight = flight
+            self._use_end = nxt
+
+    def used(self) -> bool:
+        """Whether the flight tested cwnd (TcpConfig.cwnd_validation, RFC 7661's idea): in slow start while
+        cwnd is below twice the largest flight of the window, in congestion avoidance when it filled cwnd."""
+        if self.cwnd < self.ssthresh:
+            return self.cwnd < 2 * self._max_flight
+        return self._limited
 
     def on_ack(self, acked: int, flight: int, now: float, srtt: float) -> None:
         """New data acknowledged outside loss recovery; ``srtt`` in seconds (0 before any sample)."""

@@ -30,13 +30,12 @@ from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.timestamps import Timestamps
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
-from pystack.tcp import events, handshake, timers, why
+from pystack.tcp import events, handshake, sender, timers, why
 from pystack.tcp.state import OPEN, RECEIVING, SENDING, TRANSITIONS, State, TransitionError
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 if TYPE_CHECKING:
-    from pystack.ip.tcp_path import TcpPath
     from pystack.tcp.config import TcpConfig
     from pystack.tcp.context import TcpContext
     from pystack.tcp.listener import Listener
@@ -79,7 +78,6 @@ class Connection:
         "_snd_wscale", "_rcv_wscale", "_ts", "_sack_ok",
         # retransmission, congestion control, recovery
         "rtt", "cc", "_rtx_at", "_persist", "_persist_backoff", "_retries", "_rtt_seq", "_rtt_time",
-        "_max_flight", "_cwnd_use_end", "_cwnd_limited",
         "_rec",
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
@@ -136,11 +134,6 @@ class Connection:
         """In-order data segments still to ACK at once (TcpConfig.quickacks; see _quick_ack)."""
         self._data_at = -INF
         """When in-order data last arrived."""
-        self._max_flight = 0
-        """The most bytes in flight in the current window (ending at _cwnd_use_end), and whether the flight
-        filled cwnd in it (_cwnd_limited): how much of cwnd was used, for TcpConfig.cwnd_validation."""
-        self._cwnd_use_end = 0
-        self._cwnd_limited = False
 
         self._snd_wscale = 0
         self._rcv_wscale = 0
@@ -197,7 +190,7 @@ class Connection:
     def nodelay(self, value: bool) -> None:
         self._nodelay = bool(value)
         if value and self._st in SENDING:
-            self._output(self._cx.now)
+            sender.output(self, self._cx.now)
 
     @property
     def keepalive(self) -> bool:
@@ -246,7 +239,7 @@ class Connection:
         if not n:
             return 0
         if self._st in (ESTABLISHED, CLOSE_WAIT):
-            self._output(now)
+            sender.output(self, now)
         self._flush_event()
         return n
 
@@ -287,7 +280,7 @@ class Connection:
         elif st == CLOSE_WAIT:
             self._set_state(LAST_ACK)  # RFC 9293 errata: CLOSE in CLOSE-WAIT leads to LAST-ACK
         # SYN_RECEIVED: the FIN goes out once the handshake completes (see _established)
-        self._output(now)
+        sender.output(self, now)
         self._flush_event()
 
     def close(self, now: float) -> None:
@@ -499,23 +492,6 @@ class Connection:
         if hook is not None:
             hook(self.key, seq, reason, self)
 
-    def _trace_congestion(self, now: float, event: str) -> None:
-        """Tell the context's ``trace`` hook (``--trace``) of a congestion event, with the window after it."""
-        trace = self._cx.trace
-        if trace is not None:
-            cc = self.cc
-            trace(now, self, events.CONGESTION, {"event": event, "cwnd": cc.cwnd, "ssthresh": cc.ssthresh,
-                                                 "flight": (self.snd_max - self.snd_una) & MASK})
-
-    def _trace_loss(self, now: float, seq: int, rule: str, end: int | None = None) -> None:
-        """Tell the ``trace`` hook that the bytes from ``seq`` (one segment's worth unless ``end``) are
-        taken for lost by ``rule``."""
-        trace = self._cx.trace
-        if trace is not None:
-            if end is None:
-                end = (seq + min(self._mss_now(), (self.snd_max - seq) & MASK)) & MASK
-            trace(now, self, events.LOSS, {"seq": seq, "end": end, "rule": rule})
-
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 3.2/4.2/5.2 challenge ACK, rate-limited across the layer (RFC 5961 7)."""
         if self._cx.challenge_allowed(now):
@@ -550,162 +526,6 @@ class Connection:
                     rec = self._rec
                     reason = why.LIMITED_TRANSMIT if rec.dupacks and not rec.in_recovery else why.NEW_DATA
             hook(self.key, seq, reason, self)
-
-    def _output(self, now: float) -> None:
-        """Send whatever data (and FIN) the windows, Nagle and SWS avoidance allow."""
-        rec = self._rec
-        rec.batch_acked = 0  # the flight is refilled from here on
-        if self._st not in SENDING:
-            return
-        if rec.in_recovery and self._sack_ok:
-            self._output_sack_recovery(now)
-            return
-        snd = self._snd
-        fin = snd.fin
-        avail = len(snd) - ((self.snd_nxt - self.snd_una) & MASK)
-        if avail < 0 or not avail and not fin:
-            return  # all sent (FIN too, if any): the common call after input (nothing below would act)
-        buf = snd.view()
-        buflen = len(buf)
-        smss = self._mss_now()
-        # With segmentation offload a segment may carry many MSS; the link cuts it on the wire.
-        gso_max = self._cx.gso_max
-        seg_max = (gso_max // smss) * smss if gso_max > smss else smss
-        snd_una = self.snd_una
-        wnd = self.snd_wnd
-        cwnd = self.cc.cwnd
-        if rec.dupacks and not rec.in_recovery:
-            # RFC 3042 limited transmit: a new segment for each of the first two duplicate ACKs,
-            # so a small window still produces the third one that triggers fast retransmit.
-            cwnd += min(rec.dupacks, 2) * smss
-        if wnd > cwnd:
-            wnd = cwnd
-        timed = not self._ts.ok  # RTT from one timed segment at a time, unless echoes time every ACK
-        sent = False
-        burst: tuple[TcpPath, int, int, bytes] | None = None  # what every segment of this pass shares
-        burst_tried = False  # asked for once per pass, at the first segment within the MSS
-        while True:
-            snd_nxt = self.snd_nxt
-            off = (snd_nxt - snd_una) & MASK
-            avail = buflen - off
-            if avail > 0:
-                usable = wnd - off
-                n = seg_max if seg_max < avail else avail
-                if usable < n:
-                    n = usable
-                if n <= 0:
-                    break
-                if n < smss:
-                    if n < avail:
-                        # Window-limited: sender SWS avoidance (RFC 9293 3.8.6.2.1) sends a partial
-                        # segment only if it is at least half the largest window the peer offered.
-                        if n < (self.max_snd_wnd >> 1):
-                            break
-                    elif off and not self._nodelay and not fin:
-                        break  # Nagle (RFC 1122 4.2.3.4): hold a small segment while data is unacked
-                end = off + n
-                flags = ACK
-                if end == buflen:
-                    flags = ACK | PSH | FIN if fin else ACK | PSH
-                if n <= smss and not burst_tried:
-                    burst_tried = True
-                    burst = self._open_burst(smss, now)  # not for the link's 64 KiB segments (GSO)
-                if n <= smss and burst is not None:
-                    path, ack, field, options = burst
-                    path.send(snd_nxt, ack, flags, field, options, buf[off:end])
-                else:
-                    self._emit(snd_nxt, flags, buf[off:end], now)
-                new_nxt = (snd_nxt + n + (flags & FIN)) & MASK
-            elif avail == 0 and fin:
-                self._emit(snd_nxt, ACK | FIN, b"", now)  # a bare FIN is not held by the window
-                new_nxt = (snd_nxt + 1) & MASK
-            else:
-                break
-            sent = True
-            if timed and snd_nxt == self.snd_max and self._rtt_seq is None:
-                self._rtt_seq = new_nxt  # new data: time it unless a sample is under way (Karn)
-                self._rtt_time = now
-            self._sent(snd_nxt, new_nxt, now)
-        if burst is not None:
-            self._cx.counters["tcp.out_segments"] += burst[0].finish()
-        self._after_output(sent, now)
-
-    def _after_output(self, sent: bool, now: float) -> None:
-        """The timers after an output pass: the RTO runs while data is out (RFC 6298 5.1), and the tail
-        loss probe; with nothing sent and nothing out but data (or a FIN) waiting, the persist timer."""
-        if sent:
-            if self._rtx_at == INF or self._persist:
-                self._persist = False
-                self._rtx_at = now + self.rtt.rto
-            timers.schedule_tlp(self, now)
-            self._track_cwnd_use()
-        elif self._rtx_at == INF and self.snd_nxt == self.snd_una and (len(self._snd) or self._snd.fin):
-            timers.start_persist(self, now)
-
-    def _open_burst(self, smss: int, now: float) -> tuple[TcpPath, int, int, bytes] | None:
-        """The one-pack path (pystack.ip.tcp_path) and the header fields every data segment of this
-        output pass shares, or None when the IP layer wants each segment the layered way (neighbour
-        unresolved, our own address, no IP layer below: the unit tests' bare TCP layer)."""
-        path_for = self._cx.segment_path
-        if path_for is None:
-            return None
-        path = path_for(self.local_ip, self.remote_ip, self.local_port, self.remote_port, now)
-        if path is None:
-            return None
-        ack, field, options = self._header_fields(ACK, now)
-        if 40 + len(options) + smss > self._mtu:
-            return None  # a minimum MSS above what the MTU carries: the layered path copes (EMSGSIZE)
-        return path, ack, field, options
-
-    def _retransmit_head(self, now: float, reason: str) -> int:
-        """Retransmit the first unacknowledged segment (fast retransmit, partial ACK); returns its length."""
-        buf = self._snd.view()
-        inflight = (self.snd_max - self.snd_una) & MASK  # never more than was sent before
-        n = min(self._mss_now(), len(buf), inflight)
-        if n > 0:
-            flags = ACK | PSH if n == len(buf) else ACK
-            if n == len(buf) and self._snd.fin and inflight > n:
-                flags |= FIN
-        elif self._snd.fin and inflight > len(buf):
-            flags = ACK | FIN
-        else:
-            return 0
-        una = self.snd_una
-        self._emit(una, flags, buf[:n], now)
-        self._sent(una, (una + n + (flags & FIN)) & MASK, now, reason)
-        return n
-
-    # ---------------- SACK-based loss recovery (RFC 6675; what to send: Recovery.next_seg)
-
-    def _output_sack_recovery(self, now: float) -> None:
-        buf = self._snd.view()
-        buflen = len(buf)
-        smss = self._mss_now()
-        rec = self._rec
-        una = self.snd_una
-        sent = False
-        while True:
-            seg = rec.next_seg(una, (self.snd_max - una) & MASK, buflen, (self.snd_nxt - una) & MASK,
-                               self.snd_wnd, self.cc.cwnd, smss)
-            if seg is None:
-                break
-            off, n, new = seg
-            flags = ACK | PSH if off + n == buflen else ACK
-            if new and flags & PSH and self._snd.fin:
-                flags |= FIN
-            seq = (una + off) & MASK
-            if not new and self._cx.trace is not None:
-                self._trace_loss(now, seq, why.SACK_HOLE, (seq + n) & MASK)
-            self._emit(seq, flags, buf[off:off + n], now)
-            self._sent(seq, (seq + n + (flags & FIN)) & MASK, now, why.SACK_NEW if new else why.SACK_HOLE)
-            sent = True
-        if sent and self._rtx_at == INF:
-            self._rtx_at = now + self.rtt.rto
-
-    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> bool:
-        """The peer's SACK blocks into the scoreboard, within what was sent and is held; True if news."""
-        una = self.snd_una
-        return self._rec.update(blocks, una, min((self.snd_max - una) & MASK, len(self._snd)))
 
     # ------------------------------------------------------------------ segment input
 
@@ -781,7 +601,7 @@ class Connection:
         if plen:
             self._receive(seq, payload, 0, now)
         else:
-            self._ack_new(ack, acked, seg, now)
+            sender.ack_new(self, ack, acked, seg, now)
         if self._keepalive:
             timers.restart_keepalive(self, now)
         return True
@@ -796,7 +616,7 @@ class Connection:
         The user goes first so that its reply (or its FIN, after the peer's) carries the ACK."""
         self._flush_event()
         if self._st != CLOSED:
-            self._output(now)
+            sender.output(self, now)
             if self._ack_now:
                 self._send_ack(now)
             elif self._delack_at == INF and self._last_ack_sent != self.rcv_nxt and self._st != SYN_SENT:
@@ -858,7 +678,7 @@ class Connection:
             return False
         if self._st == SYN_RECEIVED and not handshake.handshake_acked(self, seg, seq, now):
             return False
-        if not self._process_ack(seg, seq, now):
+        if not sender.process_ack(self, seg, seq, now):
             return False  # its timestamp too: a blind ACK of unsent data must not raise TS.Recent for PAWS
         if ts_val is not None:
             ts.remember(ts_val, now)
@@ -953,153 +773,6 @@ class Connection:
             self._ack_now = self._ack_at_once = True
             timers.restart_time_wait(self, now)
 
-    def _process_ack(self, seg: TcpSegment, seq: int, now: float) -> bool:
-        """RFC 9293 3.10.7.4 fifth step, with RFC 5961 5.2 bounds, RFC 5681/6582/6675 recovery.
-        Returns False when the segment must be dropped."""
-        ack = seg.ack
-        una = self.snd_una
-        counters = self._cx.counters
-        if seq_gt(ack, self.snd_max) and ack == self._probe_end:
-            self.snd_max = ack  # the peer took our zero-window probe byte
-        if seq_gt(ack, self.snd_max):
-            counters.drop("tcp.ack_unsent")
-            self._ack_now = self._ack_at_once = True  # RFC 9293: ACK something not yet sent -> send ACK, drop
-            return False
-        if seq_lt(ack, (una - self.max_snd_wnd) & MASK):
-            counters.drop("tcp.ack_too_old")
-            self._challenge_ack(now)  # RFC 5961 5.2
-            return False
-        win = seg.window << self._snd_wscale
-        acked = (ack - una) & MASK
-        if acked and acked < 0x80000000:
-            self._ack_new(ack, acked, seg, now)
-        elif acked == 0 and self.snd_max != una:
-            # RFC 5681 2: a duplicate ACK carries no data, no SYN/FIN, the same window, and data is out.
-            sack_news = self._sack_ok and seg.sack_blocks and self._update_scoreboard(seg.sack_blocks)
-            # Not while the window is zero: the answers to our window probes look just like dup ACKs.
-            if ((not len(seg.payload) and not seg.flags & (SYN | FIN) and win == self.snd_wnd) or sack_news) \
-                    and win and not self._persist:
-                self._on_dupack(now)
-        elif self._sack_ok and seg.sack_blocks and acked == 0:
-            self._update_scoreboard(seg.sack_blocks)
-        if self._rec.tlp_probe is not None and self._rec.probe_answered(self.snd_una):
-            self._fast_retransmit(now, why.FAST_PROBE)
-        # Window update (RFC 9293 3.10.7.4: SND.UNA =< SEG.ACK, and only from a newer segment as
-        # tracked by SND.WL1/WL2).
-        if acked < 0x80000000 and (
-                seq_lt(self.snd_wl1, seq) or (self.snd_wl1 == seq and seq_ge(ack, self.snd_wl2))):
-            opened = self.snd_wnd == 0 and win > 0
-            if win != self.snd_wnd and self._cx.trace is not None:
-                self._cx.trace(now, self, events.WINDOW, {"from": self.snd_wnd, "to": win})
-            self.snd_wnd = win
-            self.snd_wl1 = seq
-            self.snd_wl2 = ack
-            if win > self.max_snd_wnd:
-                self.max_snd_wnd = win
-            if opened and self._persist:
-                self._persist = False
-                self._persist_backoff = 0
-                self._rtx_at = INF
-                self._retries = 0
-        elif self._persist:
-            self._retries = 0  # the peer answers our probes: keep probing (RFC 9293 3.8.6.1)
-
-        st = self._st
-        if self._snd.fin_acked and st in (FIN_WAIT_1, CLOSING, LAST_ACK):
-            if st == FIN_WAIT_1:
-                self._set_state(FIN_WAIT_2)
-                if self._user_closed:
-                    timers.fin_wait_2_timeout(self, now)
-            elif st == CLOSING:
-                timers.enter_time_wait(self, now)
-            else:
-                self._close_now()
-                return False
-        return True
-
-    def _ack_new(self, ack: int, acked: int, seg: TcpSegment, now: float) -> None:
-        cc = self.cc
-        rec = self._rec
-        flight = (self.snd_max - self.snd_una) & MASK
-        rec.batch_acked += acked
-        if self._snd.acknowledge(acked):
-            self._event = True  # writable again
-        self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
-            self.snd_nxt = ack
-        # RTT (RFC 6298 / RFC 7323 4.1). Karn's rule: without timestamps _rtt_seq is cleared by any
-        # retransmission; with them, an echo of a TSval sent before the last retransmission is not
-        # used (it may time the original transmission of data whose ACK was lost, seconds ago).
-        # Only a valid sample ends the RTO backoff (RFC 6298 5.7 with Karn, as Linux).
-        ts = self._ts
-        if ts.ok:
-            sample = ts.rtt(seg.ts_ecr, now)
-            if sample is not None:
-                self.rtt.sample(sample)
-        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
-            self.rtt.sample(now - self._rtt_time)
-            self._rtt_seq = None
-        self._retries = 0
-        delivered = acked
-        if not self._cfg.slow_start_limit:  # Linux's count: what the peer reported before was delivered then
-            delivered -= rec.sacked.covered(0, acked) if self._sack_ok else rec.dupacks * self._smss
-            delivered = max(delivered, 0)
-        if rec.sacked or rec.high_rxt:
-            rec.shift(acked)
-        if self._sack_ok and seg.sack_blocks:
-            self._update_scoreboard(seg.sack_blocks)
-        # Congestion control and recovery.
-        if rec.in_recovery:
-            if seq_ge(ack, rec.recover):
-                rec.in_recovery = False
-                rec.dupacks = 0
-                if self._sack_ok:
-                    cc.cwnd = cc.ssthresh  # RFC 6675 5 (end of recovery)
-                else:
-                    cc.on_exit_recovery((self.snd_max - ack) & MASK)
-                self._trace_congestion(now, "recovery_end")
-            elif not self._sack_ok:
-                self._trace_loss(now, ack, why.PARTIAL_ACK)
-                self._retransmit_head(now, why.PARTIAL_ACK)  # RFC 6582 3.2 step 5: partial ACK
-                cc.on_partial_ack(acked)
-        else:
-            rec.dupacks = 0
-            if not self._cfg.cwnd_validation or self._cwnd_used():
-                cc.on_ack(delivered, flight, now, self.rtt.srtt or 0.0)
-            self._snd.follow(cc.cwnd)
-        # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
-        if self.snd_una == self.snd_max:
-            self._rtx_at = INF
-            self._persist = False
-        elif not self._persist:
-            self._rtx_at = now + self.rtt.rto
-        rec.tlp_out = False
-        timers.schedule_tlp(self, now)
-
-    def _on_dupack(self, now: float) -> None:
-        rec = self._rec
-        if rec.in_recovery:
-            if not self._sack_ok:
-                self.cc.on_dupack_in_recovery()  # RFC 6582 3.2 step 3
-            return
-        rec.dupacks += 1
-        thresh = self._cfg.dupack_threshold
-        lost_by_sack = self._sack_ok and rec.sacked.size > (thresh - 1) * self._smss
-        if (rec.dupacks >= thresh or lost_by_sack) and seq_ge(self.snd_una, rec.recover):
-            self._fast_retransmit(now, why.FAST_DUPACKS if rec.dupacks >= thresh else why.FAST_SACK)
-
-    def _fast_retransmit(self, now: float, reason: str) -> None:
-        """Enter recovery and retransmit the head (RFC 5681 3.2, RFC 6582 3.2 step 2 / RFC 6675 5 step 4)."""
-        cc = self.cc
-        self._trace_loss(now, self.snd_una, reason)
-        cc.on_enter_recovery(self._rec.enter(self.snd_max, (self.snd_max - self.snd_una) & MASK), now)
-        if self._sack_ok:
-            cc.cwnd = cc.ssthresh  # RFC 6675: cwnd = ssthresh, pipe governs sending
-        self._trace_congestion(now, "recovery")
-        self._rec.high_rxt = self._retransmit_head(now, reason)
-        self.stats["fast_retransmits"] += 1
-        self._cx.counters["tcp.fast_retransmits"] += 1
-
     def _quick_ack(self, now: float) -> bool:
         """Whether in-order data arriving now is ACKed at once in quick-ACK mode (TcpConfig.quickacks):
         the mode starts with the first data of a connection and again after a silence longer than an RTO."""
@@ -1185,27 +858,6 @@ class Connection:
             else:
                 self._send_ack(now, why.WINDOW_UPDATE)
 
-    # ------------------------------------------------------------------ congestion window use
-
-    def _track_cwnd_use(self) -> None:
-        """After sending: remember the largest flight of this window, or that it filled cwnd (as Linux's
-        tcp_cwnd_validate); a window ends when SND.UNA passes what was sent when it began."""
-        flight = (self.snd_nxt - self.snd_una) & MASK
-        limited = flight + self._smss > self.cc.cwnd
-        if not seq_lt(self.snd_una, self._cwnd_use_end) or limited or (
-                not self._cwnd_limited and flight > self._max_flight):
-            self._cwnd_limited = limited
-            self._max_flight = flight
-            self._cwnd_use_end = self.snd_nxt
-
-    def _cwnd_used(self) -> bool:
-        """Whether the flight tested cwnd (TcpConfig.cwnd_validation): in slow start while cwnd is below
-        twice the largest flight of the window, in congestion avoidance when the flight filled it."""
-        cc = self.cc
-        if cc.cwnd < cc.ssthresh:
-            return cc.cwnd < 2 * self._max_flight
-        return self._cwnd_limited
-
     # ------------------------------------------------------------------ ICMP
 
     def icmp_error(self, err: int, hard: bool, now: float) -> None:
@@ -1226,7 +878,7 @@ class Connection:
         if self._st in SENDING and self.snd_una != self.snd_max:
             self.snd_nxt = self.snd_una
             self._rtt_seq = None
-            self._output(now)
+            sender.output(self, now)
 
 
 def _ip(addr: int) -> str:

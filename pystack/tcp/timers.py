@@ -16,7 +16,7 @@ import errno
 import math
 from typing import TYPE_CHECKING
 
-from pystack.tcp import events, handshake, why
+from pystack.tcp import events, handshake, sender, why
 from pystack.tcp.seq import MASK
 from pystack.tcp.state import OPEN, SENDING, State
 from pystack.wire.tcp import ACK, FIN, PSH
@@ -97,11 +97,11 @@ def on_rto(conn: Connection, now: float) -> None:
     flight = (conn.snd_max - conn.snd_una) & MASK
     conn.cc.on_timeout(flight, now)
     conn._rec.on_timeout(conn.snd_max)
-    conn._trace_congestion(now, "rto")
+    sender.trace_congestion(conn, now, "rto")
     conn._rtt_seq = None  # Karn
     conn.rtt.backoff()
     conn.snd_nxt = conn.snd_una
-    conn._output(now)
+    sender.output(conn, now)
     if conn._rtx_at == INF:
         conn._rtx_at = now + conn.rtt.rto
 
@@ -141,7 +141,7 @@ def on_persist(conn: Connection, now: float) -> None:
         conn._sent(seq, (seq + n) & MASK, now)
         conn._rtx_at = now + conn.rtt.rto
     else:
-        conn._output(now)
+        sender.output(conn, now)
 
 
 def start_persist(conn: Connection, now: float) -> None:
