@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pystack.dns import tcp as dns_tcp
@@ -52,17 +52,45 @@ def resolve(sock: DatagramSocket | Any, resolver: Resolver, name: str, qtype: in
     ``sendto`` (no route, no address yet) cancels the query and propagates. With ``connect``, a
     truncated answer is asked again over TCP; without, the query ends as ``needs_tcp``.
     """
+    return resolve_many(sock, resolver, name, [qtype], clock, connect, tcp_timeout)[0]
+
+
+def resolve_many(sock: DatagramSocket | Any, resolver: Resolver, name: str, qtypes: Sequence[int],
+                 clock: Callable[[], float] = time.monotonic, connect: Connect | None = None,
+                 tcp_timeout: float = TCP_TIMEOUT, on_done: Callable[[Query], None] | None = None) -> list[Query]:
+    """Ask every question of ``qtypes`` about ``name`` at once, in that order, through ``sock``, and
+    drive them together until all are finished (RFC 8305 section 3: AAAA, then A right after it).
+
+    ``on_done`` hears each query as it finishes, in the order the answers come (a truncated one after
+    its TCP retry), so a caller on another thread can act on the first answer while the other is still
+    out. An ``OSError`` from ``sendto`` cancels them all and propagates.
+    """
     port = sock.getsockname()[1]
-    q, out = resolver.query(name, clock(), qtype, src_port=port)
-    _send(sock, resolver, q, out)
+    queries: list[Query] = []
+    told: set[int] = set()
+
+    def tell() -> None:
+        for q in queries:
+            final = q.done and (not q.needs_tcp or connect is None)
+            if final and id(q) not in told:
+                told.add(id(q))
+                if on_done is not None:
+                    on_done(q)
+
+    for qtype in qtypes:
+        q, out = resolver.query(name, clock(), qtype, src_port=port)
+        queries.append(q)
+        _send(sock, resolver, queries, out)
+    tell()
     while True:
-        _drive_udp(sock, resolver, q, port, clock)
-        if not (q.needs_tcp and connect is not None):
-            return q
-        out = _over_tcp(connect, resolver, q, clock, tcp_timeout)
-        _send(sock, resolver, q, out)
-        if q.done:
-            return q
+        _drive_udp(sock, resolver, queries, port, clock, tell)
+        truncated = [q for q in queries if q.needs_tcp]
+        if not truncated or connect is None:
+            tell()
+            return queries
+        for q in truncated:
+            _send(sock, resolver, queries, _over_tcp(connect, resolver, q, clock, tcp_timeout))
+        tell()
 
 
 def _over_tcp(connect: Connect, resolver: Resolver, q: Query, clock: Callable[[], float],
@@ -104,15 +132,18 @@ def _over_tcp(connect: Connect, resolver: Resolver, q: Query, clock: Callable[[]
         stream.close()
 
 
-def _drive_udp(sock: Any, resolver: Resolver, q: Query, port: int, clock: Callable[[], float]) -> None:
-    while not q.done:
+def _drive_udp(sock: Any, resolver: Resolver, queries: list[Query], port: int, clock: Callable[[], float],
+               tell: Callable[[], None]) -> None:
+    while not all(q.done for q in queries):
         deadline = resolver.get_timer()
         now = clock()
-        if deadline is None:  # cannot happen while q is pending; stay safe rather than block for ever
-            resolver.cancel(q)
+        if deadline is None:  # cannot happen while a query is pending; stay safe rather than block for ever
+            for q in queries:
+                resolver.cancel(q)
             break
         if deadline <= now:
-            _send(sock, resolver, q, resolver.handle_timer(now))
+            _send(sock, resolver, queries, resolver.handle_timer(now))
+            tell()
             continue
         sock.settimeout(max(deadline - now, 0.001))
         try:
@@ -123,13 +154,15 @@ def _drive_udp(sock: Any, resolver: Resolver, q: Query, port: int, clock: Callab
             server = int(ipaddress.IPv4Address(host))
         except ValueError:
             continue
-        _send(sock, resolver, q, resolver.receive(server, sport, data, clock(), dst_port=port))
+        _send(sock, resolver, queries, resolver.receive(server, sport, data, clock(), dst_port=port))
+        tell()
 
 
-def _send(sock: Any, resolver: Resolver, q: Query, out: list[DnsDatagram]) -> None:
+def _send(sock: Any, resolver: Resolver, queries: list[Query], out: list[DnsDatagram]) -> None:
     for dgram in out:
         try:
             sock.sendto(dgram.payload, (str(ipaddress.IPv4Address(dgram.server)), dgram.port))
         except OSError:
-            resolver.cancel(q)
+            for q in queries:
+                resolver.cancel(q)
             raise

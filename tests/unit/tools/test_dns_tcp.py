@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pystack.counters import Counters
 from pystack.dns import DnsConfig, Resolver, Status
 from pystack.dns import tcp as dns_tcp
-from pystack.dns.blocking import resolve
+from pystack.dns.blocking import resolve, resolve_many
 from pystack.wire import WireError
 from pystack.wire import dns
 
@@ -225,3 +225,22 @@ def test_without_a_tcp_connector_the_query_ends_as_needs_tcp() -> None:
     resolver = Resolver([NS], random.Random(9), DnsConfig(), Counters())
     q = resolve(FakeUdp(clock), resolver, NAME, clock=clock)
     assert q.needs_tcp
+
+
+def test_resolve_many_retries_each_truncated_answer_over_its_own_connection() -> None:
+    clock = Clock()
+    resolver = Resolver([NS], random.Random(9), DnsConfig(), Counters())
+    streams: list[FakeTcp] = []
+
+    def connect(address: tuple[str, int], timeout: float) -> FakeTcp:
+        streams.append(FakeTcp(clock))
+        return streams[-1]
+
+    told: list[tuple[int, Status]] = []
+    q_a, q_txt = resolve_many(FakeUdp(clock), resolver, NAME, [dns.TYPE_A, dns.TYPE_TXT], clock=clock,
+                              connect=connect, on_done=lambda q: told.append((q.qtype, q.status)))
+    assert q_a.status is Status.DONE and q_a.addresses == ADDRESSES
+    assert q_txt.status is Status.FAILED and q_txt.error is not None and q_txt.error.code == "nodata"
+    assert len(streams) == 2 and all(s.closed for s in streams)
+    # Told once each, after the TCP answer (never as "needs TCP").
+    assert told == [(dns.TYPE_A, Status.DONE), (dns.TYPE_TXT, Status.FAILED)]
