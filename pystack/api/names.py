@@ -1,6 +1,6 @@
-"""Host names to IPv4 addresses for programs on one stack: the hosts table first, then pystack's own
-stub resolver over the stack's UDP (and TCP when an answer comes back truncated), as glibc's
-``hosts: files dns``.
+"""Host names to addresses (IPv4 and IPv6) for programs on one stack: the hosts table first, then
+pystack's own stub resolver over the stack's UDP (and TCP when an answer comes back truncated), as
+glibc's ``hosts: files dns``.
 
 Lookups from several threads take turns (one lock around the resolver, which is sans-I/O and not
 thread-safe); its cache makes the repeated ones cheap.
@@ -50,17 +50,22 @@ class Names:
             finally:
                 sock.close()
 
-    def addresses(self, name: str) -> tuple[str, list[int]]:
-        """(canonical name, IPv4 addresses) of ``name``; a literal is its own answer. Raises DnsError."""
+    def addresses(self, name: str, version: int = 4) -> tuple[str, list[int]]:
+        """(canonical name, addresses of IP ``version``: A records for 4, AAAA for 6) of ``name``; a
+        literal of that family is its own answer. Raises DnsError."""
         try:
-            return name, [int(ipaddress.IPv4Address(name))]
+            literal = ipaddress.ip_address(name)
         except ValueError:
             pass
-        known = self.hosts.addresses(name)
+        else:
+            if literal.version != version:
+                raise DnsError("nodata", f"{name}: an IPv{literal.version} address, not IPv{version}")
+            return name, [int(literal)]
+        known = self.hosts.addresses(name, version)
         if known is not None:
             return known
         try:
-            q = self.query(name)
+            q = self.query(name, wire.TYPE_AAAA if version == 6 else wire.TYPE_A)
         except OSError as exc:
             raise DnsError("timeout", f"{name}: cannot send the DNS query: {exc.strerror or exc}") from None
         if q.error is not None:
@@ -69,12 +74,13 @@ class Names:
             raise DnsError("nodata", f"{name}: no address")
         return (q.cname_chain[-1].rstrip(".") if q.cname_chain else name), q.addresses
 
-    def names(self, address: int) -> list[str]:
-        """The names of ``address``: the hosts table's, else its PTR records (RFC 1035 3.5). Raises DnsError."""
-        known = self.hosts.names(address)
+    def names(self, address: int, version: int = 4) -> list[str]:
+        """The names of ``address`` (IP ``version``): the hosts table's, else its PTR records (RFC 1035
+        3.5; RFC 3596 2.5 for IPv6, under ip6.arpa). Raises DnsError."""
+        known = self.hosts.names(address, version)
         if known:
             return known
-        reverse = ".".join(reversed(str(ipaddress.IPv4Address(address)).split("."))) + ".in-addr.arpa"
+        reverse = (ipaddress.IPv6Address(address) if version == 6 else ipaddress.IPv4Address(address)).reverse_pointer
         try:
             q = self.query(reverse, wire.TYPE_PTR)
         except OSError as exc:

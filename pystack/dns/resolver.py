@@ -98,7 +98,8 @@ class Query:
 
     @property
     def addresses(self) -> list[int]:
-        return [r for r in self.records if isinstance(r, int)]
+        """The answer's addresses as ints: IPv4 ones for an A query, IPv6 ones for AAAA."""
+        return [r if isinstance(r, int) else int(r) for r in self.records if isinstance(r, (int, ipaddress.IPv6Address))]
 
     def result(self) -> list[RData]:
         """The answer's records, or raise the :class:`DnsError` (also when TCP is needed)."""
@@ -137,8 +138,9 @@ class Resolver:
         except ValueError as exc:
             self._finish(q, error=DnsError("bad_name", f"{name!r} is not a valid DNS name: {exc}"))
             return q, []
-        if qtype == wire.TYPE_A and _is_ipv4_literal(name):
-            q.records = [int(ipaddress.IPv4Address(name))]
+        literal = _literal(name, qtype)
+        if literal is not None:
+            q.records = [literal]
             self._finish(q, status=Status.DONE)
             return q, []
         q.current = key
@@ -449,12 +451,16 @@ def _soa(msg: DnsMessage) -> Record | None:
     return None
 
 
-def _is_ipv4_literal(name: str) -> bool:
+def _literal(name: str, qtype: int) -> RData | None:
+    """An address literal of the family ``qtype`` asks for is its own answer (an A or AAAA query)."""
     try:
-        ipaddress.IPv4Address(name)
+        if qtype == wire.TYPE_A:
+            return int(ipaddress.IPv4Address(name))
+        if qtype == wire.TYPE_AAAA:
+            return ipaddress.IPv6Address(name)
     except ValueError:
-        return False
-    return True
+        pass
+    return None
 
 
 def _ip(addr: int) -> str:

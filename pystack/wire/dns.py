@@ -5,12 +5,13 @@ Names are presentation-format strings without the trailing dot (``"www.example.t
 section 5.1), so any wire name round-trips. Compare names with :func:`name_key` (RFC 4343: ASCII case
 does not matter).
 
-Record data is decoded for A (an int), CNAME/NS/PTR (a name) and SOA (:class:`Soa`); every other type
-keeps its raw RDATA bytes. A parse raises :class:`WireError` with a ``dns.*`` reason.
+Record data is decoded for A (an int), AAAA (an :class:`ipaddress.IPv6Address`, RFC 3596), CNAME/NS/PTR
+(a name) and SOA (:class:`Soa`); every other type keeps its raw RDATA bytes. A parse raises :class:`WireError` with a ``dns.*`` reason.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from dataclasses import dataclass, field
 
@@ -74,7 +75,7 @@ class Soa:
     """RFC 2308 section 4: the TTL of negative answers from this zone (bounded by the SOA's own TTL)."""
 
 
-RData = int | str | Soa | bytes
+RData = int | ipaddress.IPv6Address | str | Soa | bytes
 
 
 @dataclass(slots=True, frozen=True)
@@ -168,6 +169,10 @@ def _read_record(buf: bytes, pos: int) -> tuple[Record, int]:
         if rdlength != 4:
             raise WireError("dns.bad_rdata")
         rdata = int.from_bytes(buf[pos:end], "big")
+    elif rtype == TYPE_AAAA and rclass == CLASS_IN:
+        if rdlength != 16:  # RFC 3596 section 2.2: 128 bits
+            raise WireError("dns.bad_rdata")
+        rdata = ipaddress.IPv6Address(bytes(buf[pos:end]))
     elif rtype in _NAME_TYPES:
         rdata, after = read_name(buf, pos)
         if after != end:
@@ -310,6 +315,8 @@ class _Writer:
         data = rec.rdata
         if isinstance(data, int):
             self.out += data.to_bytes(4, "big")
+        elif isinstance(data, ipaddress.IPv6Address):
+            self.out += data.packed
         elif isinstance(data, str):
             self.name(data)
         elif isinstance(data, Soa):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pystack.wire.dns import DnsMessage, Question, Record, Soa
 NS1 = 0xC0000201  # 192.0.2.1
 NS2 = 0xC0000235  # 192.0.2.53
 WWW = 0xC6336450  # 198.51.100.80
+WWW6 = ipaddress.IPv6Address("2001:db8:1::80")
 SOA = Record("example.test", dns.TYPE_SOA, dns.CLASS_IN, 600,
              Soa("ns.example.test", "hostmaster.example.test", 1, 3600, 600, 86400, 30))
 
@@ -23,6 +25,9 @@ def _zone() -> list[Record]:
     a, cname, txt = dns.TYPE_A, dns.TYPE_CNAME, dns.TYPE_TXT
     return [
         Record("www.example.test", a, 1, 60, WWW),
+        Record("www.example.test", dns.TYPE_AAAA, 1, 45, WWW6),
+        Record("v6only.example.test", dns.TYPE_AAAA, 1, 60, ipaddress.IPv6Address("2001:db8:1::6")),
+        Record("v6only.example.test", dns.TYPE_AAAA, 1, 60, ipaddress.IPv6Address("2001:db8:1::7")),
         Record("web.example.test", cname, 1, 300, "www.example.test"),
         Record("two.example.test", a, 1, 120, 0xC6336451),
         Record("two.example.test", a, 1, 30, 0xC6336452),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import dpkt
 import pytest
 
@@ -9,7 +11,7 @@ from pystack.dns import DnsConfig, DnsError, Status
 from pystack.wire import dns
 from pystack.wire.dns import Question, Record
 
-from .fake_dns import NS1, NS2, WWW, FakeDns, Net
+from .fake_dns import NS1, NS2, WWW, WWW6, FakeDns, Net
 
 
 def test_a_query_goes_to_port_53_from_a_random_port_and_resolves() -> None:
@@ -172,6 +174,39 @@ def test_ipv4_literal_needs_no_query() -> None:
     net = Net()
     q = net.resolve("198.51.100.80", run=False)
     assert q.result() == [WWW] and net.sent == []
+
+
+def test_aaaa_query_follows_the_cname_and_gives_ipv6_addresses() -> None:
+    """RFC 3596: the AAAA question, asked as A's is, answered with 128-bit addresses."""
+    net = Net()
+    q = net.resolve("web.example.test", qtype=dns.TYPE_AAAA)
+    assert q.result() == [WWW6] and q.addresses == [int(WWW6)]
+    assert q.cname_chain == ["www.example.test"] and q.ttl == 45
+    sent = dpkt.dns.DNS(net.sent[0][1].payload)
+    assert (sent.qd[0].name, sent.qd[0].type) == ("web.example.test", dns.TYPE_AAAA)
+    assert Net().resolve("v6only.example.test", qtype=dns.TYPE_AAAA).addresses == [
+        int(ipaddress.IPv6Address("2001:db8:1::6")), int(ipaddress.IPv6Address("2001:db8:1::7"))]
+
+
+def test_a_and_aaaa_answers_are_cached_apart() -> None:
+    net = Net()
+    net.resolve("www.example.test")
+    q6 = net.resolve("www.example.test", qtype=dns.TYPE_AAAA)
+    assert not q6.from_cache and q6.addresses == [int(WWW6)]
+    again = net.resolve("www.example.test", qtype=dns.TYPE_AAAA)
+    assert again.from_cache and again.addresses == [int(WWW6)] and len(net.sent) == 2
+
+
+def test_name_without_aaaa_is_nodata_for_aaaa() -> None:
+    q = Net().resolve("two.example.test", qtype=dns.TYPE_AAAA)
+    assert q.error is not None and q.error.code == "nodata" and "no AAAA record" in str(q.error)
+    assert q.addresses == []
+
+
+def test_ipv6_literal_needs_no_aaaa_query() -> None:
+    net = Net()
+    q = net.resolve("2001:DB8::1", qtype=dns.TYPE_AAAA, run=False)
+    assert q.result() == [ipaddress.IPv6Address("2001:db8::1")] and net.sent == []
 
 
 def test_no_servers_is_an_error() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 
 import dpkt
@@ -92,20 +93,35 @@ def test_negative_answer_with_soa_parses_like_dpkt() -> None:
 
 
 def test_truncation_flag_and_unknown_types_kept_raw() -> None:
-    aaaa = bytes(range(16))
-    msg = DnsMessage(3, RESPONSE | dns.FLAG_TC, [Question("x.test", dns.TYPE_AAAA)],
-                     [Record("x.test", dns.TYPE_AAAA, dns.CLASS_IN, 5, aaaa)],
+    txt = b"\x05hello\x05world"
+    msg = DnsMessage(3, RESPONSE | dns.FLAG_TC, [Question("x.test", dns.TYPE_TXT)],
+                     [Record("x.test", dns.TYPE_TXT, dns.CLASS_IN, 5, txt)],
                      additional=[Record("", dns.TYPE_OPT, 1232, 0, b"")])
     parsed = dns.parse(dns.build(msg))
     assert parsed.truncated and parsed == msg
     ref = dpkt.dns.DNS(dns.build(msg))
-    assert ref.an[0].ip6 == aaaa and ref.ar[0].type == dns.TYPE_OPT
+    assert ref.an[0].text == ["hello", "world"] and ref.ar[0].type == dns.TYPE_OPT
+
+
+def test_aaaa_record_is_an_ipv6_address_as_dpkt_reads_it() -> None:
+    """RFC 3596 section 2.2: 16 octets of address, decoded as A's four are."""
+    address = ipaddress.IPv6Address("2001:db8:1::80")
+    msg = DnsMessage(4, RESPONSE, [Question("www.example.test", dns.TYPE_AAAA)],
+                     [Record("www.example.test", dns.TYPE_AAAA, dns.CLASS_IN, 60, address)])
+    raw = dns.build(msg)
+    assert dns.parse(raw) == msg
+    ref = dpkt.dns.DNS(raw)
+    assert ref.an[0].type == dns.TYPE_AAAA and ref.an[0].ip6 == address.packed
+    built = dpkt.dns.DNS(id=4, op=dns.FLAG_RD | dns.FLAG_RA, qr=1)
+    built.qd = [dpkt.dns.DNS.Q(name="www.example.test", type=dns.TYPE_AAAA, cls=1)]
+    built.an = [dpkt.dns.DNS.RR(name="www.example.test", type=dns.TYPE_AAAA, cls=1, ttl=60, ip6=address.packed)]
+    assert dns.parse(bytes(built)).answers == msg.answers
 
 
 record_st = st.one_of(
     st.builds(lambda n, t, a: Record(n, dns.TYPE_A, dns.CLASS_IN, t, a), names_st, u32, u32),
     st.builds(lambda n, t, c: Record(n, dns.TYPE_CNAME, dns.CLASS_IN, t, c), names_st, u32, names_st),
-    st.builds(lambda n, t, d: Record(n, dns.TYPE_AAAA, dns.CLASS_IN, t, d), names_st, u32,
+    st.builds(lambda n, t, d: Record(n, dns.TYPE_AAAA, dns.CLASS_IN, t, ipaddress.IPv6Address(d)), names_st, u32,
               st.binary(min_size=16, max_size=16)),
 )
 
@@ -125,7 +141,7 @@ def test_round_trip_against_dpkt(ident, qname, answers, additional, compress) ->
         elif rec.rtype == dns.TYPE_CNAME:
             assert rr.cname == rec.rdata
         else:
-            assert rr.ip6 == rec.rdata  # kept raw by us, decoded by dpkt
+            assert rr.ip6 == rec.rdata.packed
 
 
 # ---------------------------------------------------------------------- names
@@ -204,6 +220,10 @@ def _question_then(name_bytes: bytes, an: int = 1) -> bytes:
     ("label type 10", _question_then(b"\x81a\x00"), "dns.bad_label_type"),
     ("A record of 5 octets", _header(1, RESPONSE, 0, 1) + b"\x00\x00\x01\x00\x01" + bytes(4) + b"\x00\x05"
      + bytes(5), "dns.bad_rdata"),
+    ("AAAA record of 15 octets", _header(1, RESPONSE, 0, 1) + b"\x00\x00\x1c\x00\x01" + bytes(4) + b"\x00\x0f"
+     + bytes(15), "dns.bad_rdata"),
+    ("AAAA record of 17 octets", _header(1, RESPONSE, 0, 1) + b"\x00\x00\x1c\x00\x01" + bytes(4) + b"\x00\x11"
+     + bytes(17), "dns.bad_rdata"),
     ("CNAME with trailing junk", _header(1, RESPONSE, 0, 1) + b"\x00\x00\x05\x00\x01" + bytes(4) + b"\x00\x03"
      + b"\x00zz", "dns.bad_rdata"),
     ("CNAME running past its rdata", _header(1, RESPONSE, 0, 1) + b"\x00\x00\x05\x00\x01" + bytes(4) + b"\x00\x01"
