@@ -1,4 +1,5 @@
-"""``python -m pystack.conformance [--profile linux|rfc] [--ignore-window] [--ignore-option-order] [PATH...]``
+"""``python -m pystack.conformance [--profile linux|rfc] [--ip_version ipv4|ipv6|ipv4-mapped-ipv6] [--ignore-window]
+[--ignore-option-order] [PATH...]``
 
 Runs packetdrill scripts (files, or directories searched for ``*.pkt``; by default the corpus's TCP scripts,
 see :func:`pystack.conformance.runner.default_corpus`) against pystack's sans-I/O core:
@@ -13,6 +14,7 @@ import sys
 
 from pystack.conformance.runner import CORPUS_ENV, corpus_tcp_scripts, run_paths
 from pystack.conformance.driver import Settings
+from pystack.conformance.packets import FAMILIES
 from pystack.conformance.profiles import PROFILES
 
 
@@ -23,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a .pkt script or a directory of them (default: the corpus's gtests/net/tcp)")
     parser.add_argument("--profile", choices=PROFILES, default="linux",
                         help="choices the RFCs leave open: as Linux makes them, or pystack's own (default linux)")
+    parser.add_argument("--ip_version", choices=FAMILIES, default=None,
+                        help="run every script over this IP version, whatever it says itself (as packetdrill's "
+                             "flag; default: each script's own, else ipv4)")
     parser.add_argument("--ignore-window", action="store_true",
                         help="do not compare the window of outbound packets")
     parser.add_argument("--ignore-option-order", action="store_true",
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no packetdrill corpus at {corpus} (set ${CORPUS_ENV} or give a PATH): nothing to run")
             return 0
         paths = [str(corpus)]
-    settings = Settings(args.profile, args.ignore_window, args.ignore_option_order, args.check_push)
+    settings = Settings(args.profile, args.ignore_window, args.ignore_option_order, args.check_push, args.ip_version)
     try:
         summary = run_paths(paths, settings, sys.stdout, quiet=args.quiet, verbose=args.verbose)
     except FileNotFoundError as exc:

@@ -1,8 +1,8 @@
 """Run one packetdrill script against pystack's sans-I/O core and give its verdict.
 
 The script's inbound packets go into a :class:`pystack.stack.Stack` as Ethernet frames from the gateway,
-its system calls become TCP user calls, and the frames the stack emits are compared with the script's
-outbound packets. The clock is the script's: between events it jumps from timer to timer, so a script of
+over IPv4 or IPv6 as ``--ip_version`` says, its system calls become TCP user calls, and the frames the stack
+emits are compared with the script's outbound packets. The clock is the script's: between events it jumps from timer to timer, so a script of
 seconds runs in milliseconds and every run is the same.
 
 What packetdrill does (its run*.c), done the same way here:
@@ -44,6 +44,7 @@ from pystack.conformance.syscalls import Attempt, CallFailed, Result, Sockets, U
 from pystack.config import StackConfig
 from pystack.stack import Stack
 from pystack.tcp.connection import Connection
+from pystack.tcp.layer import TcpLayer
 
 MASK = 0xFFFFFFFF
 LOOKAHEAD = 10.0
@@ -72,6 +73,9 @@ class Settings:
     check_push: bool = False
     """Compare PSH too. Off by default: RFC 9293 3.9.1 leaves PUSH to the implementation, and Linux sets it
     per socket buffer it built (two MSS here), pystack on the segment that empties its send queue."""
+    ip_version: str | None = None
+    """packetdrill's ``--ip_version`` given to the runner: it overrides the script's own, as packetdrill's
+    command line does; None runs each script as it says (IPv4 unless it says otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +157,14 @@ class Driver:
         self.tolerance_pct = float(opts.get("tolerance_percent", "12.5"))
         self.ts_tick = int(opts.get("tcp_ts_tick_usecs", "0")) / 1e6
         self.strict_segments = "strict_segments" in opts
+        self.ip_version = self.settings.ip_version or opts.get("ip_version", "ipv4")
+        self.family = P.FAMILIES.get(self.ip_version, P.IPV4)
+        """The addresses and the wire's IP version (``ipv4-mapped-ipv6`` puts IPv4 on the wire)."""
         self.config: StackConfig
         """The profile's config, made when the run starts (sysctls in the script change it)."""
         self.stack: Stack
+        self.tcp: TcpLayer
+        """The stack's TCP for the family: ``stack.tcp``, or ``stack.tcp6`` over IPv6."""
         self.now = 0.0
         self.last_event_time = 0.0
         self.out: deque[tuple[float, P.Segment]] = deque()
@@ -201,8 +210,11 @@ class Driver:
     def skip_reason(self) -> str | None:
         """What this script needs that pystack (or the runner) does not have, found before running it."""
         opts = self.script.options
-        if opts.get("ip_version", "ipv4") != "ipv4" or ":" in opts.get("local_ip", ""):
-            return "IPv6"
+        if self.ip_version not in P.FAMILIES:
+            return f"--ip_version={self.ip_version} (packetdrill knows {', '.join(P.FAMILIES)})"
+        only = _only_for(self.script.path)
+        if only is not None and only != self.family.ipv6:
+            return f"written for {'IPv6' if only else 'IPv4'} only (run_all.py runs *v{6 if only else 4}.pkt so)"
         if "mss" in opts:
             return "GRO packets (--mss: packetdrill injects GSO packets with that gso_size; the core takes frames)"
         unknown = sorted(set(opts) - _KNOWN_OPTIONS)
@@ -237,11 +249,25 @@ class Driver:
     def setup(self) -> None:
         for command in self.script.init_commands:
             shell.apply(command.text, self.config)
-        self.stack = Stack(P.LOCAL_MAC, self.config)
-        self.stack.configure(P.LOCAL_IP, P.PREFIX_LEN, P.GATEWAY_IP, self.now)
-        # The gateway asks for us: the stack learns its MAC (RFC 826) and answers; nothing else to see.
-        self.stack.receive_frame(P.arp_frame(1, P.GATEWAY_MAC, P.GATEWAY_IP, bytes(6), P.LOCAL_IP,
-                                             b"\xff" * 6), self.now)
+        family = self.family
+        self.config.mtu = family.mtu
+        if family.ipv6:
+            # The address is usable when the script starts, as packetdrill's is on its tun device.
+            self.config.ipv6 = dataclasses.replace(self.config.ipv6, dad_transmits=0)
+        self.stack = stack = Stack(P.LOCAL_MAC, self.config)
+        if family.ipv6:
+            stack.start_ipv6(self.now)
+            stack.add_address6(family.local, family.prefix_len, self.now)
+            stack.gateway6 = family.gateway
+            self.tcp = stack.tcp6
+            # The gateway asks for us: the stack learns its MAC (RFC 4861 7.2.3) and answers.
+            stack.receive_frame(P.neighbour_solicitation(family.gateway, family.local), self.now)
+        else:
+            stack.configure(family.local, family.prefix_len, family.gateway, self.now)
+            self.tcp = stack.tcp
+            # The gateway asks for us: the stack learns its MAC (RFC 826) and answers; nothing else to see.
+            stack.receive_frame(P.arp_frame(1, P.GATEWAY_MAC, family.gateway, bytes(6), family.local, b"\xff" * 6),
+                                self.now)
         self.collect()
 
     def finish(self) -> None:
@@ -323,18 +349,26 @@ class Driver:
             self.now = to
 
     def collect(self) -> None:
-        for frame in self.stack.frames_to_send():
-            seen = P.parse_frame(frame)
-            if isinstance(seen, P.Segment):
-                self.out.append((self.now, seen))
-                if self.trace is not None and self.flow is not None and self.is_flow(seen):
-                    self.trace(f"{self.now:10.6f}   sent {self.describe(seen)}")
-            elif isinstance(seen, P.ArpRequest):
-                if seen.target_ip == P.GATEWAY_IP:
-                    self.stack.receive_frame(P.arp_frame(2, P.GATEWAY_MAC, P.GATEWAY_IP, seen.sender_mac,
-                                                         seen.sender_ip, seen.sender_mac), self.now)
-            elif isinstance(seen, P.Unreadable):
-                raise Mismatch(0, f"pystack sent a broken frame at {self.now:.6f} s: {seen.reason}")
+        """Take what the stack sent; the gateway answers the stack's ARP requests and neighbour
+        solicitations for it at once, and what that releases is taken too, at the same time."""
+        gateway = self.family.gateway
+        while frames := self.stack.frames_to_send():
+            for frame in frames:
+                seen = P.parse_frame(frame)
+                if isinstance(seen, P.Segment):
+                    self.out.append((self.now, seen))
+                    if self.trace is not None and self.flow is not None and self.is_flow(seen):
+                        self.trace(f"{self.now:10.6f}   sent {self.describe(seen)}")
+                elif isinstance(seen, P.ArpRequest):
+                    if seen.target_ip == gateway:
+                        self.stack.receive_frame(P.arp_frame(2, P.GATEWAY_MAC, gateway, seen.sender_mac,
+                                                             seen.sender_ip, seen.sender_mac), self.now)
+                elif isinstance(seen, P.NeighbourSolicitation):
+                    if seen.target_ip == gateway:
+                        self.stack.receive_frame(P.neighbour_advertisement(gateway, seen.sender_ip, seen.sender_mac),
+                                                 self.now)
+                elif isinstance(seen, P.Unreadable):
+                    raise Mismatch(0, f"pystack sent a broken frame at {self.now:.6f} s: {seen.reason}")
         if self.internal_errors:
             raise Mismatch(0, "pystack hit an internal error: " + self.internal_errors[0])
 
@@ -349,10 +383,11 @@ class Driver:
         ack = pkt.ack or 0
         if flags & P.ACK:
             ack = flow.ack_to_live(ack)
-        seg = P.Segment(P.REMOTE_IP, P.LOCAL_IP, flow.remote_port, flow.local_port, pkt.seq, ack, flags,
+        family = self.family
+        seg = P.Segment(family.remote, family.local, flow.remote_port, flow.local_port, pkt.seq, ack, flags,
                         pkt.window, options, bytes(pkt.length), pkt.urgent or 0)
         try:
-            frame = P.build_frame(seg)
+            frame = P.build_frame(seg, family.ipv6)
         except ValueError as exc:
             raise Skip(f"line {ev.line}: {exc}") from None
         self.stack.begin_batch()
@@ -418,7 +453,7 @@ class Driver:
 
     def is_flow(self, seg: P.Segment) -> bool:
         flow = self.flow
-        return (flow is not None and seg.src == P.LOCAL_IP and seg.dst == P.REMOTE_IP
+        return (flow is not None and seg.src == self.family.local and seg.dst == self.family.remote
                 and seg.sport == flow.local_port and seg.dport == flow.remote_port)
 
     def expect(self, ev: Event, pkt: Packet, lo: float, hi: float | None) -> None:
@@ -654,6 +689,16 @@ def _packet_unsupported(pkt: Packet) -> str | None:
             return "TCP MD5 signatures"
         if opt.text:
             return f"TCP option {opt.text}"
+    return None
+
+
+def _only_for(path: str) -> bool | None:
+    """The family a script is for by its name, as packetdrill's run_all.py decides: ``*v6.pkt`` IPv6 only
+    (True), ``*v4.pkt`` IPv4 only (False), any other both (None)."""
+    if path.endswith("v6.pkt"):
+        return True
+    if path.endswith("v4.pkt"):
+        return False
     return None
 
 

@@ -4,10 +4,10 @@ Each call is an *attempt*: a function that returns the call's result, or None wh
 would still wait. The driver retries a pending attempt after every packet and timer, so a blocking
 ``read`` returns when the segment that feeds it arrives, at that segment's time.
 
-Only pystack's public objects are used: ``stack.tcp.listen``/``connect`` and the ``Listener`` and
-``Connection`` they return (send, recv, shutdown_write, close, state, error, readable, writable ...).
-What those objects cannot express (a file flag, SHUT_RD's "read returns 0", the fd table) is kept
-here, as the socket layer above TCP keeps it in a kernel.
+Only pystack's public objects are used: ``stack.tcp.listen``/``connect`` (``stack.tcp6``'s over IPv6) and
+the ``Listener`` and ``Connection`` they return (send, recv, shutdown_write, close, state, error, readable,
+writable ...). What those objects cannot express (a file flag, SHUT_RD's "read returns 0", the fd table)
+is kept here, as the socket layer above TCP keeps it in a kernel.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import termios
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from pystack.conformance.packets import BIND_PORT, LOCAL_IP, REMOTE_IP
+from pystack.conformance.packets import BIND_PORT
 from pystack.conformance.shell import FAST_OPEN
 from pystack.conformance.script import Dots, Expr, ListExpr, Num, Or, StructExpr, Sym, Syscall
 from pystack.tcp.state import State
@@ -252,7 +252,7 @@ class Sockets:
             return lambda: _err(errno.EINVAL)
         if sock.listener is None:
             try:
-                sock.listener = self.stack.tcp.listen(LOCAL_IP, BIND_PORT, backlog)
+                sock.listener = self.driver.tcp.listen(self.driver.family.local, BIND_PORT, backlog)
             except OSError as exc:
                 code = exc.errno or errno.EINVAL
                 return lambda: _err(code)
@@ -284,8 +284,9 @@ class Sockets:
             return lambda: _err(errno.EISCONN)
         if sock.conn is None:
             try:
-                conn = self.stack.tcp.connect(LOCAL_IP, REMOTE_IP, BIND_PORT, self.now(),
-                                              BIND_PORT if sock.bound else None)
+                family = self.driver.family
+                conn = self.driver.tcp.connect(family.local, family.remote, BIND_PORT, self.now(),
+                                               BIND_PORT if sock.bound else None)
             except OSError as exc:
                 code = exc.errno or errno.EINVAL
                 return lambda: _err(code)

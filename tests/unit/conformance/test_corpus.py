@@ -1,6 +1,7 @@
 """The upstream packetdrill corpus, when it is beside the repository: its RFC-generic scripts keep their
-verdicts under the linux profile, and every script of it gets a verdict from pystack, none from a runner
-error. Skipped (with the path looked at) on a machine without the corpus."""
+verdicts under the linux profile, over IPv4 and over IPv6 (TCP is one code path for both families, so the
+verdicts are the same), and every script of it gets a verdict from pystack, none from a runner error.
+Skipped (with the path looked at) on a machine without the corpus."""
 
 from __future__ import annotations
 
@@ -24,18 +25,19 @@ DEVIATIONS = {
 }
 
 
-def _verdicts(directories: tuple[str, ...] | None = None) -> dict[str, tuple[str, str]]:
+def _verdicts(directories: tuple[str, ...] | None = None, ip_version: str = "ipv4") -> dict[str, tuple[str, str]]:
     paths = [str(CORPUS / d) for d in directories] if directories else [str(CORPUS)]
     out = {}
     for path, name in find_scripts(paths):
         rel = os.path.relpath(path, CORPUS)
-        verdict = run_script(path, Settings(profile="linux"), rel)
+        verdict = run_script(path, Settings(profile="linux", ip_version=ip_version), rel)
         out[rel] = (verdict.status, verdict.detail)
     return out
 
 
-def test_the_rfc_generic_scripts_pass_but_for_the_documented_deviations():
-    verdicts = _verdicts(RFC_GENERIC)
+@pytest.mark.parametrize("ip_version", ["ipv4", "ipv6"])
+def test_the_rfc_generic_scripts_pass_but_for_the_documented_deviations(ip_version: str):
+    verdicts = _verdicts(RFC_GENERIC, ip_version)
     assert len(verdicts) == 27
     for name, (status, detail) in sorted(verdicts.items()):
         if name in DEVIATIONS:
@@ -44,8 +46,9 @@ def test_the_rfc_generic_scripts_pass_but_for_the_documented_deviations():
             assert status == "PASS", (name, status, detail)
 
 
-def test_every_script_of_the_corpus_gets_a_verdict_of_its_own():
-    verdicts = _verdicts()
+@pytest.mark.parametrize("ip_version", ["ipv4", "ipv6"])
+def test_every_script_of_the_corpus_gets_a_verdict_of_its_own(ip_version: str):
+    verdicts = _verdicts(ip_version=ip_version)
     assert len(verdicts) >= 160
     for name, (status, detail) in verdicts.items():
         assert status in ("PASS", "FAIL", "SKIP"), name

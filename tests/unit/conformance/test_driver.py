@@ -156,7 +156,6 @@ def test_what_pystack_does_not_have_is_a_skip_with_its_reason():
     }
     for line, reason in cases.items():
         assert run(SERVER + line) == Verdict("test.pkt", "SKIP", reason)
-    assert run("--ip_version=ipv6\n" + SERVER) == Verdict("test.pkt", "SKIP", "IPv6")
 
 
 def test_sysctls_in_commands_become_config():
