@@ -50,6 +50,18 @@ class Names:
             finally:
                 sock.close()
 
+    def query_many(self, name: str, qtypes: Sequence[int],
+                   on_done: Callable[[Query], None] | None = None) -> list[Query]:
+        """Ask DNS every question of ``qtypes`` about ``name`` at once (AAAA and A, RFC 8305 section 3);
+        ``on_done`` hears each as it finishes. The finished queries; OSError when they cannot be sent."""
+        with self._lock:
+            sock = self._udp_socket()
+            try:
+                return dns_blocking.resolve_many(sock, self.resolver, name, qtypes, connect=self._connect,
+                                                 on_done=on_done)
+            finally:
+                sock.close()
+
     def addresses(self, name: str, version: int = 4) -> tuple[str, list[int]]:
         """(canonical name, addresses of IP ``version``: A records for 4, AAAA for 6) of ``name``; a
         literal of that family is its own answer. Raises DnsError."""

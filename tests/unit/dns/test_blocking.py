@@ -9,11 +9,11 @@ import socket
 
 import pytest
 
-from pystack.dns import DnsConfig, Resolver
-from pystack.dns.blocking import resolve
+from pystack.dns import DnsConfig, Query, Resolver
+from pystack.dns.blocking import resolve, resolve_many
 from pystack.wire import dns
 
-from .fake_dns import NS1, NS2, WWW, FakeDns
+from .fake_dns import NS1, NS2, WWW, WWW6, FakeDns
 
 
 class FakeSocket:
@@ -112,3 +112,61 @@ def test_truncated_answer_comes_back_flagged() -> None:
     sock = FakeSocket({NS1: FakeDns(mode="truncate")})
     q = resolve(sock, _resolver([NS1]), "www.example.test", qtype=dns.TYPE_A, clock=sock.clock)
     assert q.needs_tcp
+
+
+# ---------------------------------------------------------------------- several questions at once
+
+
+class SlowQuestion(FakeDns):
+    """Leaves the first query of type ``slow`` unanswered (a lost datagram): the other type answers first."""
+
+    def __init__(self, slow: int) -> None:
+        super().__init__()
+        self.slow = slow
+        self.dropped = False
+
+    def answer(self, payload: bytes) -> bytes | None:
+        if dns.parse(payload).questions[0].qtype == self.slow and not self.dropped:
+            self.dropped = True
+            return None
+        return super().answer(payload)
+
+
+def test_resolve_many_sends_aaaa_then_a_before_reading_any_answer() -> None:
+    """RFC 8305 section 3: both questions leave at once, AAAA first, from the socket's one port."""
+    sock = FakeSocket({NS1: FakeDns()})
+    done: list[int] = []
+    q6, q4 = resolve_many(sock, _resolver([NS1]), "www.example.test", [dns.TYPE_AAAA, dns.TYPE_A],
+                          clock=sock.clock, on_done=lambda q: done.append(q.qtype))
+    assert [dns.parse(d).questions[0].qtype for _t, d, _a in sock.sent] == [dns.TYPE_AAAA, dns.TYPE_A]
+    assert [t for t, _d, _a in sock.sent] == [0.0, 0.0]
+    assert q6.addresses == [int(WWW6)] and q4.addresses == [WWW]
+    assert done == [dns.TYPE_AAAA, dns.TYPE_A]
+
+
+def test_resolve_many_tells_each_answer_as_it_comes() -> None:
+    """The AAAA query is lost once: the A answer is told first, the AAAA one after its retry."""
+    sock = FakeSocket({NS1: SlowQuestion(dns.TYPE_AAAA)})
+    done: list[tuple[int, float]] = []
+    q6, q4 = resolve_many(sock, _resolver([NS1], timeout=1.0), "www.example.test", [dns.TYPE_AAAA, dns.TYPE_A],
+                          clock=sock.clock, on_done=lambda q: done.append((q.qtype, sock.now)))
+    assert done == [(dns.TYPE_A, 0.0), (dns.TYPE_AAAA, 1.0)]
+    assert q6.addresses == [int(WWW6)] and q4.addresses == [WWW]
+
+
+def test_resolve_many_a_negative_answer_is_told_too() -> None:
+    sock = FakeSocket({NS1: FakeDns()})
+    done: list[Query] = []
+    q6, q4 = resolve_many(sock, _resolver([NS1]), "two.example.test", [dns.TYPE_AAAA, dns.TYPE_A],
+                          clock=sock.clock, on_done=done.append)
+    assert q6.error is not None and q6.error.code == "nodata" and len(q4.addresses) == 2
+    assert done == [q6, q4]
+
+
+def test_resolve_many_send_error_cancels_every_question() -> None:
+    sock = FakeSocket({NS1: FakeDns()})
+    sock.fail_send = OSError(errno.ENETUNREACH, "network is unreachable")
+    resolver = _resolver([NS1])
+    with pytest.raises(OSError):
+        resolve_many(sock, resolver, "www.example.test", [dns.TYPE_AAAA, dns.TYPE_A], clock=sock.clock)
+    assert resolver.get_timer() is None
