@@ -48,6 +48,14 @@ class TcpConfig:
     """Half-open (SYN-RECEIVED) connections per listener; beyond it SYNs get cookies (or are dropped)."""
     syncookies: bool = True
     """Answer SYNs with SYN cookies while the half-open queue is full (RFC 4987 3.6; Linux tcp_syncookies=1)."""
+    syncookie_period: float = 64.0
+    """Seconds per tick of the counter a SYN cookie carries in its top 8 bits (pystack.tcp.syncookie;
+    Linux's period is a minute)."""
+    syncookie_max_age: int = 2
+    """Ticks a SYN cookie stays valid: the final ACK must come within them (Linux MAX_SYNCOOKIE_AGE, 2)."""
+    syncookie_mss: tuple[int, ...] = (536, 1300, 1440, 1460)
+    """The MSS values a SYN cookie can grant, ascending: the largest not above the peer's is chosen, and
+    only 2 bits of the cookie hold its index (Linux's msstab for IPv4)."""
     time_wait: float = 60.0
     """TIME-WAIT duration, 2*MSL (RFC 9293 3.4.2; Linux uses 60 s)."""
     max_time_wait: int = 4096
@@ -120,6 +128,9 @@ class TcpConfig:
     Linux do. False: no probe then, the RTO fires (pystack's choice)."""
     tlp_min: float = 0.01
     """The least probe timeout in seconds (Linux's TCP_TIMEOUT_MIN is 2 jiffies; RFC 8985 suggests 10 ms)."""
+    tlp_delayed_ack: float = 0.2
+    """Added to the probe timeout while one segment is in flight, which the peer may be holding a delayed
+    ACK for (RFC 8985 7.2's WCDelAckT, 200 ms recommended; Linux's TCP_DELACK_MAX)."""
     congestion_control: str = "cubic"
     """Name of the congestion controller (see pystack.tcp.congestion.ALGORITHMS): ``cubic`` (RFC 9438), as
     Linux's default, or ``newreno`` (RFC 5681/6582)."""
@@ -160,6 +171,12 @@ class TcpConfig:
         need(self, self.ooo_max_segments >= 0, "ooo_max_segments must be 0 or more")
         need(self, self.max_backlog >= 1 and self.syn_backlog >= 1, "max_backlog and syn_backlog must be at least 1")
         need(self, self.time_wait >= 0 and self.max_time_wait >= 0, "time_wait and max_time_wait must be 0 or more")
+        need(self, self.syncookie_period > 0 and 1 <= self.syncookie_max_age <= 255,
+             "syncookie_period must be above 0 and syncookie_max_age 1 to 255 (a cookie's counter has 8 bits)")
+        need(self, 1 <= len(self.syncookie_mss) <= 4 and list(self.syncookie_mss) == sorted(set(self.syncookie_mss))
+             and self.syncookie_mss[0] >= self.min_mss,
+             "syncookie_mss must hold 1 to 4 sizes in ascending order (a cookie has 2 bits for the index), "
+             "none below min_mss")
         need(self, self.fin_wait2_timeout > 0, "fin_wait2_timeout must be above 0")
         need(self, self.isn_secret is None or len(self.isn_secret) >= 16,
              "isn_secret must be None or at least 16 bytes (RFC 6528 3)")
@@ -172,6 +189,8 @@ class TcpConfig:
         need(self, self.ack_delay < 0.5, "ack_delay must be below 0.5 s (RFC 5681 4.2, RFC 1122 4.2.3.2)")
         need(self, self.quickacks >= 0, "quickacks must be 0 (none) or more")
         need(self, 0 < self.tlp_min <= self.rto_max, "need 0 < tlp_min <= rto_max (RFC 8985 7.2)")
+        need(self, 0 <= self.tlp_delayed_ack <= 0.5,
+             "tlp_delayed_ack must be 0 to 0.5 s, the longest a receiver may delay an ACK (RFC 5681 4.2)")
         need(self, self.persist_max >= self.rto_min,
              "persist_max must be at least rto_min: zero-window probes back off from the RTO up to it")
         need(self, self.syn_retries >= 0 and self.synack_retries >= 0 and self.max_retries >= 1,

@@ -61,7 +61,7 @@ class TcpLayer:
                              IsnGenerator(secret, config.ts_offset_pairs), self._forget, self._forget_listener)
         """All that connections and listeners get of the layer (pystack.tcp.context)."""
         self.cx.fast_paths = self.FAST_PATHS_DEFAULT
-        self.cookies = syncookie.SynCookies(secret)
+        self.cookies = syncookie.SynCookies(secret, config)
         self.connections: dict[tuple[int, int, int, int], Connection] = {}
         # Timers: a heap of wake-up hints, never later than the connection's real deadline, so that
         # get_timer costs O(log n) with 10,000 idle connections. A connection that ran (input, timer or
@@ -249,8 +249,8 @@ class TcpLayer:
 
     def _cookie_ack(self, listener: Listener, seg: wire.TcpSegment, src_ip: int, dst_ip: int, now: float) -> bool:
         """An ACK to a listener that recently sent cookies: if it carries a valid one, the connection
-        is born ESTABLISHED from it. Cookies are only checked within two ticks of the last one sent."""
-        if listener.cookie_time is None or now - listener.cookie_time > 2 * syncookie.TICK:
+        is born ESTABLISHED from it. Cookies are only checked within their lifetime of the last one sent."""
+        if listener.cookie_time is None or now - listener.cookie_time > self.cookies.lifetime:
             return False
         if not listener.has_room():
             return False

@@ -22,10 +22,9 @@ from pystack.tcp.seq import MASK, seq_ge
 
 if TYPE_CHECKING:
     from pystack.counters import Counters
+    from pystack.tcp.config import TcpConfig
 
 INF = math.inf
-_TLP_DELAYED_ACK = 0.2
-"""WCDelAckT of RFC 8985 7.2: the longest a receiver may delay its ACK of a lone segment."""
 
 
 class Recovery:
@@ -176,20 +175,20 @@ class Recovery:
 
     # ------------------------------------------------------------------ the tail loss probe
 
-    def schedule_tlp(self, now: float, srtt: float | None, flight: int, smss: int, tlp_min: float,
-                     rto_at: float, at_rto: bool = False) -> None:
-        """RFC 8985 7.2: after new data goes out or an ACK moves SND.UNA, probe in max(2 SRTT, tlp_min)
-        if nothing is heard by then; only with data in flight, outside recovery, before the RTO. With
-        ``at_rto`` (TcpConfig.tlp_at_rto) a probe that would come after the RTO comes at its time instead,
-        as RFC 8985 7.2 words it."""
+    def schedule_tlp(self, now: float, srtt: float | None, flight: int, smss: int, rto_at: float,
+                     cfg: TcpConfig) -> None:
+        """RFC 8985 7.2: after new data goes out or an ACK moves SND.UNA, probe in max(2 SRTT,
+        ``tlp_min``) if nothing is heard by then, ``tlp_delayed_ack`` more for a lone segment; only with
+        data in flight, outside recovery, before the RTO. With ``tlp_at_rto`` a probe that would come after
+        the RTO comes at its time instead, as RFC 8985 7.2 words it."""
         if self.tlp_out or self.in_recovery or srtt is None or not flight:
             self.tlp_at = INF
             return
-        pto = max(2 * srtt, tlp_min)
+        pto = max(2 * srtt, cfg.tlp_min)
         if flight <= smss:
-            pto += _TLP_DELAYED_ACK  # one segment out: the peer may be holding a delayed ACK (RFC 8985 7.2)
+            pto += cfg.tlp_delayed_ack  # one segment out: the peer may be holding a delayed ACK
         at = now + pto
-        self.tlp_at = at if at < rto_at else rto_at if at_rto else INF
+        self.tlp_at = at if at < rto_at else rto_at if cfg.tlp_at_rto else INF
 
     def probe(self, una: int, new_off: int, max_off: int, buflen: int, wnd: int, smss: int,
               sack_ok: bool, new_first: bool = False) -> tuple[int, int, bool] | None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-_G = 0.001  # clock granularity G of RFC 6298 2.2; our clock is a float, so 1 ms is generous
+from pystack.tcp.timestamps import HZ
+
+G = 1 / HZ
+"""RFC 6298 2.2's clock granularity G: the tick of the TSval clock that times RTT samples when timestamps
+are in use (1 ms); samples without them are read on a finer clock."""
 
 
 class RttEstimator:
@@ -31,7 +35,7 @@ class RttEstimator:
         if self._min_on_variance:
             rto = self.srtt + max(self._min, 4 * self.rttvar)
         else:
-            rto = self.srtt + max(_G, 4 * self.rttvar)
+            rto = self.srtt + max(G, 4 * self.rttvar)
         self._base = rto = min(max(rto, self._min), self._max)  # RFC 6298 2.4, 2.5
         self.rto = rto  # a new sample also ends any backoff (RFC 6298 5.7)
 

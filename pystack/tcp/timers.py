@@ -181,7 +181,7 @@ def schedule_tlp(conn: Connection, now: float) -> None:
     flight = (conn.snd_max - conn.snd_una) & MASK
     if conn._persist or not cfg.tail_loss_probe or conn._st not in SENDING:
         flight = 0
-    conn._rec.schedule_tlp(now, conn.rtt.srtt, flight, conn._smss, cfg.tlp_min, conn._rtx_at, cfg.tlp_at_rto)
+    conn._rec.schedule_tlp(now, conn.rtt.srtt, flight, conn._smss, conn._rtx_at, cfg)
 
 
 def send_tlp(conn: Connection, now: float) -> None:

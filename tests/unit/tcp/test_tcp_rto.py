@@ -283,6 +283,22 @@ def test_no_tail_loss_probe_for_a_lone_segment_before_the_rto() -> None:
     assert solo.counters["tcp.timeouts"] == 1 and solo.counters["tcp.tail_loss_probes"] == 0
 
 
+def test_a_lone_segments_probe_waits_the_delayed_ack_allowance_more() -> None:
+    """TcpConfig.tlp_delayed_ack is the allowance for the peer's delayed ACK of a lone segment: at 50 ms
+    the probe goes out max(2 SRTT, tlp_min) + 50 ms after it, before the RTO."""
+    cfg = TcpConfig(timestamps=False, sack=True, rto_min=0.2, tlp_delayed_ack=0.05)
+    solo, conn, our, peer = _connect(cfg, rtt=0.001, options=OPTS_SACK)
+    t0 = solo.now
+    conn.send(b"x" * 100, solo.now)
+    solo.one()
+    solo.advance_to_next_timer()
+    probe = solo.one()
+    assert probe.seq == our and bytes(probe.payload) == b"x" * 100
+    assert solo.counters["tcp.tail_loss_probes"] == 1 and solo.counters["tcp.timeouts"] == 0
+    assert conn.rtt.srtt is not None
+    assert solo.now - t0 == pytest.approx(max(2 * conn.rtt.srtt, cfg.tlp_min) + 0.05)
+
+
 def test_no_tail_loss_probe_while_the_peers_window_holds_the_data_back() -> None:
     """A flight that fills the peer's window, more data waiting: the peer (Linux, its reader slow, as
     under ``curl --limit-rate``) holds its ACK, which would not open the window, for its delayed-ACK

@@ -7,7 +7,7 @@ from pystack.counters import Counters
 from pystack.tcp import TcpConfig
 from pystack.tcp.layer import TcpLayer
 from pystack.tcp.state import State
-from pystack.tcp.syncookie import MSS_TABLE, TICK, SynCookies
+from pystack.tcp.syncookie import SynCookies
 from pystack.wire import tcp as wire
 
 LOCAL, REMOTE = 0xC0000202, 0xC0000201
@@ -24,13 +24,26 @@ def _syn(port: int, isn: int, mss: int = 1460) -> bytes:
 
 
 def test_cookie_round_trip_and_expiry():
-    c = SynCookies(b"k" * 16)
+    cfg = TcpConfig()
+    tick = cfg.syncookie_period
+    c = SynCookies(b"k" * 16, cfg)
     cookie, mss = c.make(LOCAL, 80, REMOTE, 5000, 12345, 1400, now=1000.0)
-    assert mss == 1300 and mss in MSS_TABLE
-    assert c.check(LOCAL, 80, REMOTE, 5000, 12345, cookie, now=1000.0 + TICK) == 1300
+    assert mss == 1300 and mss in cfg.syncookie_mss
+    assert c.check(LOCAL, 80, REMOTE, 5000, 12345, cookie, now=1000.0 + tick) == 1300
     assert c.check(LOCAL, 80, REMOTE, 5001, 12345, cookie, now=1000.0) is None  # other 4-tuple
     assert c.check(LOCAL, 80, REMOTE, 5000, 12345 + 1000, cookie, now=1000.0) is None  # other peer ISN
-    assert c.check(LOCAL, 80, REMOTE, 5000, 12345, cookie, now=1000.0 + 3 * TICK) is None  # expired
+    assert c.check(LOCAL, 80, REMOTE, 5000, 12345, cookie, now=1000.0 + 3 * tick) is None  # expired
+
+
+def test_the_cookies_table_and_lifetime_are_the_configs():
+    """TcpConfig.syncookie_mss is what a cookie can grant, syncookie_max_age how many ticks it lives."""
+    c = SynCookies(b"k" * 16, TcpConfig(syncookie_mss=(1000, 1200), syncookie_max_age=1, syncookie_period=10.0))
+    assert c.lifetime == 10.0
+    cookie, mss = c.make(LOCAL, 80, REMOTE, 5000, 12345, 1400, now=1000.0)
+    assert mss == 1200
+    assert c.check(LOCAL, 80, REMOTE, 5000, 12345, cookie, now=1009.0) == 1200
+    assert c.check(LOCAL, 80, REMOTE, 5000, 12345, cookie, now=1010.0) is None  # the next tick: expired
+    assert c.make(LOCAL, 80, REMOTE, 5000, 12345, 536, now=1000.0)[1] == 1000  # below the table: its least
 
 
 def test_full_syn_queue_answers_with_a_cookie_and_the_ack_establishes():
