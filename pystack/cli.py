@@ -327,6 +327,14 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
                    help="logging detail on stderr besides the narration (default warning)")
 
 
+def _family_flags(p: argparse.ArgumentParser, four: str, six: str) -> None:
+    """-4 and -6 of the dual-stack client commands (by default both families, raced as RFC 8305 says)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-4", dest="family", action="store_const", const=4, default=0, help=four)
+    g.add_argument("-6", dest="family", action="store_const", const=6, default=0,
+                   help=six + "; IPv4 still carries the DNS questions")
+
+
 def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fetch = sub.add_parser(
         "fetch", help="get a URL over pystack's own TCP, narrating every step (root)",
@@ -337,19 +345,23 @@ def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                     "exchange; the body goes to stdout or -o FILE.",
         epilog="example: pystack fetch http://www.example.test/file --tap pst0 --dhcp -o file")
     fetch.add_argument("url", metavar="URL",
-                       help="http://HOST[:PORT]/PATH or https://... (HOST a name or an IPv4 address)")
+                       help="http://HOST[:PORT]/PATH or https://... (HOST a name, an IPv4 address or an IPv6 one "
+                            "in brackets)")
     fetch.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE instead of stdout")
     fetch.add_argument("--cacert", metavar="FILE",
                        help="for https: trust the CA certificates in FILE (PEM) instead of the system's")
     _setup_flags(fetch)
+    _family_flags(fetch, "connect over IPv4 only (ask only for A records)",
+                  "connect over IPv6 only (ask only for AAAA records)")
 
     resolve = sub.add_parser(
-        "resolve", help="resolve a name to IPv4 addresses over pystack's own UDP (root)",
-        description="Resolve NAME (A records, following CNAMEs) with pystack's stub resolver. The addresses "
-                    "go to stdout, one per line; the narration to stderr.",
+        "resolve", help="resolve a name to IPv6 and IPv4 addresses over pystack's own UDP (root)",
+        description="Resolve NAME (AAAA and A records asked together, following CNAMEs) with pystack's stub "
+                    "resolver. The addresses go to stdout, one per line, IPv6 first; the narration to stderr.",
         epilog="example: pystack resolve web.example.test --tap pst0 --dhcp")
     resolve.add_argument("name", metavar="NAME")
     _setup_flags(resolve)
+    _family_flags(resolve, "ask for A records only", "ask for AAAA records only")
 
     ping = sub.add_parser(
         "ping", help="ICMP echo from pystack to a host (root)",
@@ -372,7 +384,8 @@ def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     _setup_flags(run_program)
     add_daemon_flags(run_program)
 
-    ping.add_argument("host", metavar="HOST", help="a name or an IPv4 address")
+    ping.add_argument("host", metavar="HOST", help="a name, or an IPv4 or IPv6 address (a name: IPv6 first when "
+                                                   "there is an AAAA record and IPv6 is configured)")
     ping.add_argument("-c", "--count", type=_count, default=4, help="echo requests to send (default 4)")
     ping.add_argument("-i", "--interval", type=_positive_seconds, default=1.0, metavar="SECONDS",
                       help="between requests (default 1)")
@@ -380,6 +393,7 @@ def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     ping.add_argument("-W", "--wait", type=_positive_seconds, default=2.0, metavar="SECONDS",
                       help="for the last reply (default 2)")
     _setup_flags(ping)
+    _family_flags(ping, "ping over IPv4 (ICMP)", "ping over IPv6 (ICMPv6)")
 
 
 def _random_mac() -> bytes:
@@ -703,7 +717,8 @@ def _setup(args: argparse.Namespace) -> Setup:
                  address=args.address,
                  gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
                  dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
-                 ladder_svg=args.ladder_svg, control=control_address(args), trace=args.trace)
+                 ladder_svg=args.ladder_svg, control=control_address(args), trace=args.trace,
+                 family=getattr(args, "family", 0))
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ from pystack.cli import main
     ["ping", "h", "-c", "0"],
     ["ping", "h", "-s", "70000"],
     ["ping", "h", "-i", "-1"],
+    ["fetch", "http://h/", "-4", "-6"],
+    ["ping", "h", "-6", "-4"],
     ["exec", "--fd", "987654", "--", "-c", "pass"],
     ["run", "--fd", "-1", "--address", "192.0.2.2/24"],
     ["run", "--tap", "pst0", "--dhcp", "--address", "192.0.2.2/24"],
@@ -127,3 +129,15 @@ def test_run_help_explains_busy_poll(capsys: pytest.CaptureFixture[str]) -> None
         main(["run", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--busy-poll USEC|auto" in out and "auto (the default)" in out and "0: always sleep" in out
+
+
+@pytest.mark.parametrize("argv, family", [
+    (["fetch", "http://h/"], 0), (["fetch", "http://h/", "-4"], 4), (["resolve", "h", "-6"], 6),
+    (["ping", "h", "-6"], 6), (["exec", "--", "-c", "pass"], 0),
+])
+def test_family_flags_reach_the_setup(argv: list[str], family: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-4/-6 force one family; without them the client commands are dual-stack (Setup.family 0)."""
+    from pystack.cli import _setup, build_parser
+
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert _setup(build_parser().parse_args(argv)).family == family
