@@ -56,9 +56,9 @@ class Ipv4:
         self._ident = rng.randrange(0x10000)
         self.point_to_point = config.medium is Medium.IP
         """On the IP medium the link is point-to-point: what is off-link goes to the peer with no gateway."""
-        self._frame_header = packet_header if self.point_to_point else ipv4_wire.frame_header
-        """Packs the headers of a datagram that fits (:meth:`send_datagram`): Ethernet's and IPv4's, or on
-        the IP medium IPv4's alone."""
+        self.frame_header = packet_header if self.point_to_point else ipv4_wire.frame_header
+        """Packs the headers of a datagram that fits (:meth:`send_datagram`, and TCP's super-frames): Ethernet's
+        and IPv4's, or on the IP medium IPv4's alone."""
         link.protocols[ethernet.ETHERTYPE_IPV4] = self.receive
 
     def next_ident(self) -> int:
@@ -132,8 +132,8 @@ class Ipv4:
                                      flags_offset=flags_offset)
             self.arp.hold(next_hop, packet, now)
             return
-        self.link.send_frame(self._frame_header(mac, self.link.mac, tos, len(payload), self.next_ident(),
-                                                flags_offset, ttl, protocol, src, dst) + payload)
+        self.link.send_frame(self.frame_header(mac, self.link.mac, tos, len(payload), self.next_ident(),
+                                               flags_offset, ttl, protocol, src, dst) + payload)
 
     def _loopback(self, src: int, dst: int, protocol: int, payload: bytes | memoryview, now: float) -> None:
         """Datagrams to our own address never reach the wire (RFC 1122 3.3.4: like the kernel's lo)."""

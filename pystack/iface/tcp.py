@@ -60,10 +60,11 @@ class TcpGlue:
         """A TCP segment larger than the MTU, for the link to cut into ``gso_size``-byte pieces
         (segmentation offload): one GsoFrame, or real wire segments held while ARP resolves."""
         next_hop, mac = self.ipv4.neighbour(dst, now)
-        head = ipv4_wire.frame_header(mac or _ZERO_MAC, self.link.mac, 0, len(segment_bytes), self.ipv4.next_ident(),
+        head = self.ipv4.frame_header(mac or _ZERO_MAC, self.link.mac, 0, len(segment_bytes), self.ipv4.next_ident(),
                                       ipv4_wire.FLAG_DF, self.config.default_ttl, ipv4_wire.PROTO_TCP, src, dst)
         if mac is None:
-            # Rare: the neighbour is not resolved. Hold real wire segments; ARP's queue keeps plain datagrams.
+            # Rare, and Ethernet's only: the neighbour is not resolved. Hold real wire segments; ARP's queue
+            # keeps plain datagrams.
             for piece in segment(head + segment_bytes, gso_size):
                 self.ipv4.arp.hold(next_hop, piece[14:], now)
             return

@@ -41,7 +41,7 @@ class FdLink(TapLink):
     """The TUN, TAP or packet socket open as ``fd``. ``kind`` is the medium it carries (a Medium, or
     "ethernet" / "ip"): found from the device when None, checked against it when given, and needed for a
     socket. Each message must be one whole frame or packet, with no packet-information header. With
-    ``offload``, a TAP the opener set IFF_VNET_HDR on is asked for segmentation offload."""
+    ``offload``, a device the opener set IFF_VNET_HDR on is asked for segmentation offload."""
 
     def __init__(self, fd: int, kind: Medium | str | None = None, offload: bool = False) -> None:
         try:
@@ -67,11 +67,9 @@ class FdLink(TapLink):
             if not flags & pytun.IFF_NO_PI:
                 raise TapError(f"descriptor {fd} ({name}) was opened without IFF_NO_PI: pystack reads bare frames")
             vnet = bool(flags & pytun.IFF_VNET_HDR)
-            if vnet and found is Medium.IP:
-                raise TapError(f"descriptor {fd} ({name}) is a TUN opened with IFF_VNET_HDR: pystack reads bare "
-                               "packets from a TUN")
             medium = found
         self.medium = medium
+        self.link_len = 0 if medium is Medium.IP else 14
         self.KIND = "socket" if device is None else "TUN" if medium is Medium.IP else "TAP"
         self.dev = None
         self._start(fd, name, offload and vnet, vnet=vnet)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from pystack.medium import Medium
 from pystack.stack import Stack
 from pystack.wire.gso import GsoFrame, segment
 
@@ -43,8 +44,12 @@ class MemoryWire:
         for i, stack in enumerate(self.stacks):
             for frame in stack.frames_to_send():
                 self.log.append((now, i, frame))
-                # A segmentation-offload frame is cut into wire segments, as the kernel does on a TAP.
-                pieces = segment(frame, frame.gso_size) if type(frame) is GsoFrame else [frame]
+                # A segmentation-offload frame is cut into wire segments, as the kernel does on a TAP (a
+                # Stack's, of its medium: on the IP medium its IP header comes first).
+                if type(frame) is GsoFrame:
+                    pieces = segment(frame, frame.gso_size, 0 if stack.config.medium is Medium.IP else 14)
+                else:
+                    pieces = [frame]
                 delivered = [f for p in pieces for f in self.fault(i, p)] if self.fault else pieces
                 for f in delivered:
                     self._seq += 1

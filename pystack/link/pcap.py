@@ -26,15 +26,17 @@ class PcapWriter:
         self._file: BinaryIO = open(path, "wb")
         self._file.write(_GLOBAL.pack(MAGIC_NANO, 2, 4, 0, 0, SNAPLEN, linktype))
         self.frames = 0
+        self._link_len = 0 if linktype == LINKTYPE_RAW else 14
+        """Where a record's IP header starts (for cutting super-frames and completing checksums)."""
 
     def write(self, frame: bytes | memoryview, timestamp_ns: int | None = None) -> None:
         ts = time.time_ns() if timestamp_ns is None else timestamp_ns
         if type(frame) is GsoFrame:
-            for piece in segment(frame, frame.gso_size):  # record what the wire carries, not the super-frame
+            for piece in segment(frame, frame.gso_size, self._link_len):  # what the wire carries, not the super-frame
                 self._record(piece, ts)
             return
         if type(frame) is PartialChecksumFrame:
-            frame = complete_checksum(frame)  # record a frame Wireshark verifies, as it was meant
+            frame = complete_checksum(frame, self._link_len)  # record a frame Wireshark verifies, as it was meant
         self._record(frame, ts)
 
     def _record(self, frame: bytes | memoryview, ts: int) -> None:

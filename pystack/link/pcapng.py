@@ -13,6 +13,7 @@ import time
 from typing import BinaryIO, Callable
 
 from pystack import __version__
+from pystack.link.pcap import LINKTYPE_RAW
 from pystack.wire.gso import GsoFrame, segment
 from pystack.wire.virtio import PartialChecksumFrame, complete_checksum
 
@@ -91,6 +92,8 @@ class PcapngWriter:
         self.frames = 0
         self.comments = 0
         self.linktype = linktype
+        self._link_len = 0 if linktype == LINKTYPE_RAW else 14
+        """Where a record's IP header starts (for cutting super-frames and completing checksums)."""
         self.mac: bytes | None = None
         self.explain: Explain | None = None
         shb = struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1)  # section length unknown (-1)
@@ -109,7 +112,7 @@ class PcapngWriter:
         if outbound and comment is None and self.explain is not None:
             comment = self.explain(frame)  # a GsoFrame's reason is its first segment's
         if type(frame) is GsoFrame:
-            pieces = segment(frame, frame.gso_size)  # record what the wire carries, not the super-frame
+            pieces = segment(frame, frame.gso_size, self._link_len)  # what the wire carries, not the super-frame
             n = len(pieces)
             first = rest = None
             if comment is not None:  # made once per super-frame: each piece is a record to write
@@ -119,7 +122,7 @@ class PcapngWriter:
                 self._record(piece, ts, outbound, rest if i else first)
             return
         if type(frame) is PartialChecksumFrame:
-            frame = complete_checksum(frame)  # record a frame Wireshark verifies, as it was meant
+            frame = complete_checksum(frame, self._link_len)  # record a frame Wireshark verifies, as it was meant
         self._record(frame, ts, outbound if mac is not None else None,
                      comment_option(comment) if comment else None)
 

@@ -34,7 +34,7 @@ def open_link(tap: str, mtu: int, *, offload: bool = False, pcap: str | None = N
         if fd is not None:
             link: TapLink = FdLink(fd, medium, offload=offload)
         elif medium is Medium.IP:
-            link = TunLink(tap, mtu)
+            link = TunLink(tap, mtu, offload=offload)
         else:
             link = TapLink(tap, mtu, offload=offload)
     except TapError as exc:

@@ -77,6 +77,8 @@ class TapLink:
     medium = Medium.ETHERNET
     """What the link carries: the Stack on it must have this ``config.medium``."""
     KIND = "TAP"
+    link_len = 14
+    """Bytes of link header before the IP header: where the offload code finds it (0 on a TUN)."""
     _DEVICE_FLAG = pytun.IFF_TAP
 
     def __init__(self, name: str, mtu: int, offload: bool = False) -> None:
@@ -144,15 +146,16 @@ class TapLink:
         if csum_start + csum_offset + 2 > len(frame):
             return bytes(frame)  # nonsense from the kernel: the parsers verify and drop it
         self.partial_checksum_frames += 1
-        if (csum_start, csum_offset) != checksum_layout(frame):
-            return finish_checksum(frame, csum_start, csum_offset)  # not where pystack would look: finish it
+        if (csum_start, csum_offset) != checksum_layout(frame, self.link_len):
+            # not where pystack would look: finish it
+            return finish_checksum(frame, csum_start, csum_offset, self.link_len)
         return PartialChecksumFrame(frame)
 
     def write(self, frame: bytes) -> bool:
         """Write one frame. False when the kernel refused it (queue full is counted by the caller)."""
         try:
             if type(frame) is GsoFrame:
-                os.writev(self.fd, self._gso_parts(frame))
+                os.writev(self.fd, self._gso_parts(frame, self.link_len))
             elif self.vnet:
                 os.writev(self.fd, (_NO_OFFLOAD_HEADER, frame))
             else:
@@ -164,16 +167,17 @@ class TapLink:
             raise
 
     @staticmethod
-    def _gso_parts(frame: GsoFrame) -> tuple[bytes | memoryview, ...]:
+    def _gso_parts(frame: GsoFrame, link_len: int = 14) -> tuple[bytes | memoryview, ...]:
         """The virtio header asking the kernel to cut ``frame`` into ``gso_size`` segments and to finish
-        each checksum; the TCP checksum field then holds the pseudo-header sum (virtio 1.1, 5.1.6.2)."""
-        ihl, thl = header_lengths(frame)
-        csum_start = 14 + ihl
+        each checksum; the TCP checksum field then holds the pseudo-header sum (virtio 1.1, 5.1.6.2).
+        ``link_len``: the link's (0 on a TUN)."""
+        ihl, thl = header_lengths(frame, link_len)
+        csum_start = link_len + ihl
         tcp_len = len(frame) - csum_start
-        src, dst = addresses(frame)
+        src, dst = addresses(frame, link_len)
         total = pseudo_header_sum(src, dst, 6, tcp_len)  # with 128-bit addresses, IPv6's (mod 0xFFFF)
         partial = fold(total) if total >> 32 == 0 else total % 0xFFFF or 0xFFFF
-        gso_type = GSO_TCPV6 if is_ipv6(frame) else GSO_TCPV4
+        gso_type = GSO_TCPV6 if is_ipv6(frame, link_len) else GSO_TCPV4
         header = build_header(NEEDS_CSUM, gso_type, csum_start + thl, frame.gso_size, csum_start, 16)
         view = memoryview(frame)
         field = csum_start + 16

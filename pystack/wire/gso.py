@@ -29,44 +29,47 @@ class GsoFrame(bytes):
         return obj
 
 
-def is_ipv6(frame: bytes | memoryview) -> bool:
+def is_ipv6(frame: bytes | memoryview, link_len: int = _ETH) -> bool:
+    """``link_len``: the bytes of link header before the IP header, 14 (Ethernet) or 0 (the IP medium's
+    bare packets, pystack.medium), as in every function here."""
+    if not link_len:
+        return frame[0] >> 4 == 6
     return frame[12] == 0x86 and frame[13] == 0xDD
 
 
-def header_lengths(frame: bytes | memoryview) -> tuple[int, int]:
+def header_lengths(frame: bytes | memoryview, link_len: int = _ETH) -> tuple[int, int]:
     """(IP header length, TCP header length) of an Ethernet+IPv4+TCP or Ethernet+IPv6+TCP frame."""
-    ihl = _IPV6_HEADER if is_ipv6(frame) else (frame[_ETH] & 0x0F) * 4
-    thl = (frame[_ETH + ihl + 12] >> 4) * 4
+    ihl = _IPV6_HEADER if is_ipv6(frame, link_len) else (frame[link_len] & 0x0F) * 4
+    thl = (frame[link_len + ihl + 12] >> 4) * 4
     return ihl, thl
 
 
-def addresses(frame: bytes | memoryview) -> tuple[int, int]:
+def addresses(frame: bytes | memoryview, link_len: int = _ETH) -> tuple[int, int]:
     """(source, destination) of the frame's IPv4 or IPv6 header, as integers."""
-    if is_ipv6(frame):
-        return int.from_bytes(frame[22:38], "big"), int.from_bytes(frame[38:54], "big")
-    return int.from_bytes(frame[26:30], "big"), int.from_bytes(frame[30:34], "big")
+    at, size = (link_len + 8, 16) if is_ipv6(frame, link_len) else (link_len + 12, 4)
+    return int.from_bytes(frame[at:at + size], "big"), int.from_bytes(frame[at + size:at + 2 * size], "big")
 
 
-def segment(frame: bytes, gso_size: int) -> list[bytes]:
+def segment(frame: bytes, gso_size: int, link_len: int = _ETH) -> list[bytes]:
     """Cut a TCP super-frame into wire segments, as the kernel's TSO/GSO does.
 
     Each piece gets the IPv4 total length, ident (incremented) and checksum (or the IPv6 payload length),
     the sequence number moved on, FIN and PSH only on the last piece, CWR only on the first, and its own
     TCP checksum (the IPv4 pseudo-header sum with 128-bit addresses is IPv6's, mod 0xFFFF).
     """
-    ihl, thl = header_lengths(frame)
-    hdr_end = _ETH + ihl + thl
+    ihl, thl = header_lengths(frame, link_len)
+    hdr_end = link_len + ihl + thl
     payload = memoryview(frame)[hdr_end:]
     if len(payload) <= gso_size:
         return [bytes(frame)]
-    eth = frame[:_ETH]
-    ip = bytearray(frame[_ETH:_ETH + ihl])
-    tcp = bytearray(frame[_ETH + ihl:hdr_end])
-    v6 = is_ipv6(frame)
+    eth = frame[:link_len]
+    ip = bytearray(frame[link_len:link_len + ihl])
+    tcp = bytearray(frame[link_len + ihl:hdr_end])
+    v6 = is_ipv6(frame, link_len)
     ident = 0 if v6 else struct.unpack_from("!H", ip, 4)[0]
     seq = struct.unpack_from("!I", tcp, 4)[0]
     flags = tcp[13]
-    src, dst = addresses(frame)
+    src, dst = addresses(frame, link_len)
     out = []
     count = (len(payload) + gso_size - 1) // gso_size
     for i in range(count):

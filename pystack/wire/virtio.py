@@ -50,9 +50,12 @@ class PartialChecksumFrame(bytes):
     __slots__ = ()
 
 
-def checksum_layout(frame: bytes | memoryview) -> tuple[int, int] | None:
+def checksum_layout(frame: bytes | memoryview, link_len: int = 14) -> tuple[int, int] | None:
     """(csum_start, csum_offset) of an IPv4 TCP or UDP frame's transport checksum, or of an IPv6 one whose
-    transport header follows the fixed header, else None."""
+    transport header follows the fixed header, else None. ``link_len``: 14 for an Ethernet frame, 0 for
+    the IP medium's bare packet (pystack.medium)."""
+    if not link_len:
+        return _packet_checksum_layout(frame)
     if len(frame) < 34:
         return None
     if frame[12:14] != b"\x08\x00":
@@ -65,19 +68,41 @@ def checksum_layout(frame: bytes | memoryview) -> tuple[int, int] | None:
     return 14 + (frame[14] & 0x0F) * 4, 16 if proto == 6 else 6
 
 
-def finish_checksum(frame: bytes | memoryview, csum_start: int, csum_offset: int) -> bytes:
+def _packet_checksum_layout(packet: bytes | memoryview) -> tuple[int, int] | None:
+    """checksum_layout of a bare IPv4 or IPv6 packet."""
+    if len(packet) < 20:
+        return None
+    version = packet[0] >> 4
+    if version == 4:
+        start, proto = (packet[0] & 0x0F) * 4, packet[9]
+    elif version == 6 and len(packet) >= 40:
+        start, proto = 40, packet[6]
+    else:
+        return None
+    if proto != 6 and proto != 17:
+        return None
+    return start, 16 if proto == 6 else 6
+
+
+def _is_udp(frame: bytes | memoryview, link_len: int) -> bool:
+    if not link_len:
+        return len(frame) > 9 and (frame[9] == 17 if frame[0] >> 4 == 4 else frame[0] >> 4 == 6 and frame[6] == 17)
+    return len(frame) > 23 and (
+        frame[23] == 17 if frame[12:14] == b"\x08\x00" else frame[12:14] == b"\x86\xdd" and frame[20] == 17)
+
+
+def finish_checksum(frame: bytes | memoryview, csum_start: int, csum_offset: int, link_len: int = 14) -> bytes:
     """``frame`` with its partial checksum finished over csum_start.. (virtio 1.1, 5.1.6.2)."""
     out = bytearray(frame)
     csum = internet_checksum(memoryview(out)[csum_start:])
-    if csum == 0 and csum_offset == 6 and len(out) > 23 and (
-            out[23] == 17 if out[12:14] == b"\x08\x00" else out[12:14] == b"\x86\xdd" and out[20] == 17):
+    if csum == 0 and csum_offset == 6 and _is_udp(out, link_len):
         csum = 0xFFFF  # RFC 768 (and RFC 8200 8.1 for IPv6): UDP sends a computed zero as all ones
     struct.pack_into("!H", out, csum_start + csum_offset, csum)
     return bytes(out)
 
 
-def complete_checksum(frame: PartialChecksumFrame) -> bytes:
+def complete_checksum(frame: PartialChecksumFrame, link_len: int = 14) -> bytes:
     """The marked frame with its checksum finished, where its layout puts it."""
-    layout = checksum_layout(frame)
+    layout = checksum_layout(frame, link_len)
     assert layout is not None, "only TCP and UDP frames are marked partial"
-    return finish_checksum(frame, *layout)
+    return finish_checksum(frame, *layout, link_len)

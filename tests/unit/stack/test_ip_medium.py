@@ -16,6 +16,8 @@ from pystack.medium import Medium
 from pystack.stack import Stack
 from pystack.tcp.state import State
 from pystack.wire import ethernet, icmp, ipv4
+from pystack.wire import tcp as tcp_wire
+from pystack.wire.gso import GsoFrame, segment
 
 from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
 from .test_tcp_over_ip import _transfer
@@ -114,6 +116,27 @@ def test_tcp_on_the_ip_medium_moves_bytes_both_ways_and_closes() -> None:
         p.sum = 0
         assert dpkt.ip.IP(bytes(p)).data.sum == sent
     assert a.counters.total_drops() == 0 and b.counters.total_drops() == 0
+
+
+def test_segmentation_offload_on_the_ip_medium_sends_super_packets_cut_into_wire_packets() -> None:
+    a, b, wire = make_ip_pair()
+    b.enable_segmentation_offload()
+    listener = b.tcp.listen(0, 80, 8)
+    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
+    wire.run(until=lambda: listener.readable)
+    server = listener.accept()
+    data = random.Random(2).randbytes(200_000)
+    assert _transfer(server, client, wire, data) == data
+    supers = [p for _t, s, p in wire.log if s == 1 and type(p) is GsoFrame]
+    assert supers and max(len(p) for p in supers) > b.config.mtu
+    for packet in supers:
+        assert dpkt.ip.IP(packet).len == len(packet)  # a bare IPv4 header leads it
+        for piece in segment(packet, packet.gso_size, 0):
+            ip = dpkt.ip.IP(piece)
+            assert len(piece) == ip.len <= b.config.mtu and ip.df
+            tcp_wire.parse(memoryview(piece)[ip.hl * 4:], int.from_bytes(ip.src, "big"),
+                           int.from_bytes(ip.dst, "big"))  # its checksum verifies
+    assert b.counters["gso_frames_out"] == len(supers) and a.counters.total_drops() == 0
 
 
 def test_udp_on_the_ip_medium_and_port_unreachable() -> None:
