@@ -24,17 +24,17 @@ from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
 from pystack.iface.ip_link import IpLink, PointToPoint
 from pystack.iface.icmp import EchoReplyHandler, Icmpv4
-from pystack.iface.icmpv6 import IPV6_EXTRA_HEADER, EchoReplyHandler6, Icmpv6
+from pystack.iface.icmpv6 import EchoReplyHandler6, Icmpv6
 from pystack.iface.ipv4 import Ipv4
 from pystack.iface.ipv4_address import Ipv4Address
 from pystack.iface.ipv6 import Ipv6
 from pystack.iface.ndisc import AddressObserver, Ndisc
 from pystack.iface.tcp import TcpGlue
+from pystack.iface.tcp6 import Tcp6Glue
 from pystack.iface.transport import TransportLayer, Transports
 from pystack.ip6.addresses import Address
 from pystack.medium import Medium
 from pystack.reasons import Note
-from pystack.tcp.layer import TcpLayer
 from pystack.udp.layer import UdpLayer
 from pystack.wire import WireError
 from pystack.wire import ethernet
@@ -103,11 +103,9 @@ class Stack:
         self.transports6: dict[int, TransportLayer] = {}
         """Transports over IPv6 by Next Header."""
         self._icmp6 = Icmpv6(cfg, counters, self._ipv6, self._nd, self.transports6)
-        # TCP and UDP over IPv6: the same classes, one instance per family. TCP's counts its MTU smaller by
-        # what IPv6's header takes beyond IPv4's, so its MSS is MTU - 60 (pystack.iface.icmpv6).
-        self.tcp6 = TcpLayer(cfg.tcp, counters, self._emit_tcp6, mtu=cfg.mtu - IPV6_EXTRA_HEADER, rng=self.rng,
-                             ephemeral=cfg.ephemeral_ports)
-        self.tcp6.fast_paths = fast  # header prediction
+        # TCP and UDP over IPv6: the same classes, one instance per family (TCP's glue: pystack.iface.tcp6).
+        self._tcp6 = Tcp6Glue(cfg, counters, self._link, self._ipv6, self._nd, self.rng, fast)
+        self.tcp6 = self._tcp6.tcp
         self.udp6 = UdpLayer(cfg, counters, self._emit_udp6, self.source_for6, self.rng)
         for next_header, layer6, multicast in ((ipv6_wire.NH_TCP, self.tcp6, False),
                                                (ipv6_wire.NH_UDP, self.udp6, True)):
@@ -194,7 +192,9 @@ class Stack:
         if self._ipv6_on:
             return
         self._ipv6_on = True
-        self._link.protocols[ethernet.ETHERTYPE_IPV6] = self._receive6
+        self._link.protocols[ethernet.ETHERTYPE_IPV6] = self._receive6_fast if self._fast else self._receive6
+        if self._fast:
+            self._icmp.answer_echo6 = self._icmp6.answer_echo  # ping -6 in the poll loop's lane too
         self._nd.start(now)
         self._ipv6.timers_changed = True
 
@@ -258,15 +258,18 @@ class Stack:
         self._ipv6.checksum_trusted = self._ipv4.checksum_trusted  # receive_frame set it for this frame
         self._ipv6.receive(payload, link_unicast, now)
 
-    def _emit_tcp6(self, src: int, dst: int, segment_bytes: bytes, now: float, gso_size: int = 0) -> None:
-        """TCP-over-IPv6's way out. Routing errors are counted, not raised: TCP retransmits on its timers."""
-        try:
-            if gso_size:
-                self._ipv6.send_gso(src, dst, segment_bytes, now, gso_size)
-            else:
-                self._ipv6.send(dst, ipv6_wire.NH_TCP, segment_bytes, now, src=src)
-        except OSError:
-            self.counters.drop("tcp.unroutable")
+    def _receive6_fast(self, packet: memoryview, link_unicast: bool, now: float) -> None:
+        """:meth:`_receive6` with the fast paths: a plain TCP segment or echo request in a frame to our MAC
+        skips the IPv6 layer's parse and walk (IPv4's frames never come here: they pay nothing for it)."""
+        if link_unicast and len(packet) >= 48:
+            next_header = packet[6]
+            if next_header == 6:
+                if self._tcp6.receive_direct(packet, now, self._ipv4.checksum_trusted):
+                    return
+            elif next_header == 58 and (reply := self._icmp6.answer_echo_packet(packet, now)) is not None:
+                self._link.out.append(reply)
+                return
+        self._receive6(packet, link_unicast, now)
 
     def _emit_udp6(self, src: int, dst: int, segment: bytes, now: float, dont_fragment: bool) -> None:
         """UDP-over-IPv6's way out: raises OSError (ENETUNREACH, EMSGSIZE) to the sender, as sendto does.

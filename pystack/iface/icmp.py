@@ -23,6 +23,8 @@ from pystack.wire.ipv4 import IPv4Packet
 
 EchoReplyHandler = Callable[[int, int, bytes, float], None]
 """``handler(source, rest, payload, now)`` for echo replies, set by a local ping client."""
+EchoLane = Callable[[bytes | memoryview, float], "bytes | None"]
+"""``answer_echo(frame, now)``: the reply to an echo request, or None (pystack.iface.icmpv6's for IPv6)."""
 
 _ECHO_HEADERS = struct.Struct("!6s6sHBBHHHBBHIIBBH")
 """Ethernet, IPv4 (no options) and the first ICMP word, as one unpack for the echo fast path: one C call where
@@ -66,6 +68,9 @@ class Icmpv4:
         self._internal_error = internal_error
         self._echo_peer: tuple | None = None
         """What answer_echo remembers of the last echo request it answered (see _echo_peer_for)."""
+        self.answer_echo6: EchoLane = _no_echo6
+        """IPv6's lane (Icmpv6.answer_echo), asked about the IPv6 frames answer_echo is given: the stack
+        sets it when IPv6 comes up with the fast paths on."""
         ipv4.protocols[ipv4_wire.PROTO_ICMP] = self.receive
         ipv4.errors = self
 
@@ -182,12 +187,14 @@ class Icmpv4:
         """
         try:
             if len(frame) < 42 or frame[23] != 1 or frame[34] != 8:
-                return None  # not ICMP, or not a request: no need to look further (receive_frame asks again)
+                # Not an IPv4 echo request (receive_frame asks again), but maybe ping -6's: one test, off
+                # the IPv4 echo's way.
+                return self.answer_echo6(frame, now) if len(frame) > 61 and frame[12] == 0x86 else None
             peer = self._echo_peer
             if peer is None or frame[26:36] != peer[0] or frame[:16] != peer[1] or frame[20:24] != peer[2]:
                 peer = self._echo_peer_for(frame)
                 if peer is None:
-                    return None
+                    return self.answer_echo6(frame, now) if frame[12] == 0x86 else None
             src, mtu, h_base, reply_mid, reply_flags, reply_addrs = peer[3:]
             total = (frame[16] << 8) | frame[17]
             if total < 28 or total + 14 > len(frame) or total > mtu:  # a reply to fragment: layered
@@ -249,3 +256,8 @@ class Icmpv4:
 
     def forget_echo_peer(self) -> None:
         self._echo_peer = None
+
+
+def _no_echo6(frame: bytes | memoryview, now: float) -> None:
+    """``answer_echo6`` while IPv6 is down or the fast paths are off: the layered path answers."""
+    return None

@@ -5,6 +5,7 @@ come back about ours handed to the transport they concern; ND and MLD messages g
 
 from __future__ import annotations
 
+import struct
 from typing import Callable, Mapping, Protocol
 
 from pystack.config import StackConfig
@@ -12,6 +13,8 @@ from pystack.counters import Counters
 from pystack.iface.ipv6 import Ipv6
 from pystack.iface.ndisc import Ndisc
 from pystack.ip.ratelimit import IcmpRateLimiter
+from pystack.ip6.neighbours import State as NeighbourState
+from pystack.wire.checksum import incremental_update
 from pystack.wire import icmpv6 as icmpv6_wire
 from pystack.wire import ipv6 as ipv6_wire
 from pystack.wire.errors import WireError
@@ -19,6 +22,15 @@ from pystack.wire.ipv6 import HeaderChain, Ipv6Packet
 
 EchoReplyHandler6 = Callable[[int, int, bytes, float], None]
 """``handler(source, rest, payload, now)`` for echo replies, set by a local ping client."""
+
+_ECHO_REPLY6_HEAD = struct.Struct("!6s6s2sIHBB")
+"""An echo reply's Ethernet header and IPv6 header up to its addresses (the request's, swapped, follow)..."""
+_ECHO_REPLY6_TYPE = struct.Struct("!BBH")
+"""...then ICMPv6 type, code and checksum (the request's identifier, sequence and data follow as they came)."""
+_ETHERTYPE_IPV6 = b"\x86\xdd"
+_DELAY = NeighbourState.DELAY
+_PROBE = NeighbourState.PROBE
+_REACHABLE = NeighbourState.REACHABLE
 
 _ND_TYPES = frozenset({icmpv6_wire.TYPE_ROUTER_SOLICITATION, icmpv6_wire.TYPE_ROUTER_ADVERTISEMENT,
                        icmpv6_wire.TYPE_NEIGHBOUR_SOLICITATION, icmpv6_wire.TYPE_NEIGHBOUR_ADVERTISEMENT,
@@ -163,3 +175,83 @@ class Icmpv6:
             self.counters.drop("icmpv6.error_unroutable")
             return
         self.counters["icmpv6.errors_sent"] += 1
+
+    # ------------------------------------------------------------------ the echo fast path
+
+    def answer_echo(self, frame: bytes | memoryview, now: float) -> bytes | None:
+        """Ping -6's lane (pystack.iface.icmp.Icmpv4.answer_echo hands it IPv6 frames): the reply to a
+        plain echo request in a frame sent to our MAC from a unicast one, or None for "give the frame to
+        receive_frame". When it answers it counts the frame in, as IPv4's lane does; a bug raises (its
+        caller counts it)."""
+        if (len(frame) < 62 or frame[54] != 128 or frame[20] != 58 or frame[12:14] != _ETHERTYPE_IPV6
+                or frame[:6] != self.ipv6.link.mac or frame[6] & 1):
+            return None  # not an echo request right after the IPv6 header, or not in a frame to our MAC
+        reply = self.answer_echo_packet(memoryview(frame)[14:], now)
+        if reply is not None:
+            self.counters["frames_in"] += 1
+        return reply
+
+    def answer_echo_packet(self, p: bytes | memoryview, now: float) -> bytes | None:
+        """The reply frame to ``p``, an IPv6 packet that came in a frame to our MAC from a unicast one, if it
+        is a plain echo request to an address of ours; else None, and the layered path takes the packet
+        (and counts what it drops). It counts the reply out.
+
+        The common case only, checked as fully as the layered path checks it: version 6, no extension
+        header, the lengths consistent, a source neither multicast, unspecified, loopback nor ours, a
+        destination we have and may use (RFC 4862: not tentative), the ICMPv6 checksum over the RFC 8200
+        8.1 pseudo-header right (RFC 1071 as one big-integer sum, as pystack.wire.checksum does), a reply that
+        fits the path MTU, and a next hop whose neighbour entry is usable as it is (REACHABLE within its
+        time, DELAY or PROBE: RFC 4861 7.3.3; a STALE one has a state to change, the layered path's). The
+        reply is the layered path's byte for byte (tests compare them): the request's traffic class, our
+        hop limit, the checksum updated for the new type (RFC 1624).
+        """
+        n = len(p)
+        if n < 48 or p[6] != 58 or p[40] != 128 or p[0] >> 4 != 6:
+            return None
+        plen = (p[4] << 8) | p[5]
+        end = 40 + plen
+        if plen < 8 or end > n:
+            return None
+        src = int.from_bytes(p[8:24], "big")
+        dst = int.from_bytes(p[24:40], "big")
+        if src >> 120 == 0xFF or src <= 1 or dst == 1:
+            return None  # multicast, unspecified or loopback: the layered path drops it
+        nd = self.nd
+        table = nd.addresses.table
+        ours = table.get(dst)
+        if ours is None or not ours.usable or ((mine := table.get(src)) is not None and mine.usable):
+            return None  # not to an address we use (a group's echo included), or from ourselves (loopback)
+        # The pseudo-header and the message, summed as integers: congruent to their 16-bit words' sum mod
+        # 0xFFFF, never zero (Next Header 58 is in it), so the checksum verifies iff the sum is 0 mod 0xFFFF.
+        body = int.from_bytes(p[40:end], "big")
+        if plen & 1:
+            body <<= 8
+        if (body + src + dst + plen + 58) % 0xFFFF:
+            return None
+        ipv6 = self.ipv6
+        if end > ipv6.mtu_for(src, now):
+            return None  # a reply to fragment
+        try:
+            next_hop = nd.route(src)
+        except OSError:
+            return None
+        entries = nd.neighbours.entries
+        entry = entries.get(next_hop)
+        if entry is None:
+            return None
+        state = entry.state
+        if not (state is _DELAY or state is _PROBE or (state is _REACHABLE and now < entry.deadline)):
+            return None
+        entries.move_to_end(next_hop)  # the cache's LRU order, as a resolution moves it
+        assert entry.lladdr is not None  # every state but INCOMPLETE has one
+        code = p[41]
+        csum = incremental_update((p[42] << 8) | p[43], icmpv6_wire.TYPE_ECHO_REQUEST << 8 | code,
+                                  icmpv6_wire.TYPE_ECHO_REPLY << 8 | code)
+        traffic_class = (p[0] & 0x0F) << 4 | p[1] >> 4
+        counters = self.counters
+        counters["frames_out"] += 1
+        counters["icmpv6.echo_replies_sent"] += 1
+        return b"".join((_ECHO_REPLY6_HEAD.pack(entry.lladdr, ipv6.link.mac, _ETHERTYPE_IPV6,
+                                                6 << 28 | traffic_class << 20, plen, 58, nd.hop_limit),
+                         p[24:40], p[8:24], _ECHO_REPLY6_TYPE.pack(icmpv6_wire.TYPE_ECHO_REPLY, code, csum),
+                         p[44:end]))

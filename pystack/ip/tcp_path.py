@@ -1,4 +1,5 @@
-"""The bulk send path of one TCP connection: Ethernet, IPv4 and TCP headers in one struct pack.
+"""The bulk send path of one TCP connection: Ethernet, IPv4 (or IPv6: :class:`TcpPath6`) and TCP headers in
+one struct pack.
 
 A burst of segments from one connection (one ``_output`` pass) shares its next hop's MAC, its addresses
 and ports, its TTL and TOS, and (within the pass) its ACK, window and options. The IP layer resolves the
@@ -78,3 +79,49 @@ class TcpPath:
         """End of the burst: count the frames once (not per frame); returns how many were sent."""
         self._counters["frames_out"] += self.sent
         return self.sent
+
+
+_FRAME_HEADER6 = struct.Struct("!14s" "IHBB32s" "HHIIHHHH")
+"""Ethernet (one run of dst, src and type), the IPv6 header (RFC 8200 3) with both addresses as one run, and
+the fixed TCP header: 74 bytes."""
+_ETHERTYPE_IPV6 = b"\x86\xdd"
+
+
+class TcpPath6(TcpPath):
+    """:class:`TcpPath` over IPv6: Ethernet, IPv6 and TCP headers in one pack. IPv6 has no header checksum
+    and no identification, so a segment costs its TCP checksum (over the IPv6 pseudo-header, RFC 8200
+    8.1) and the pack."""
+
+    __slots__ = ("_link_head", "_vtcfl", "_hop_limit", "_addresses")
+
+    def __init__(self, out: list[bytes], counters: Counters, dst_mac: bytes, src_mac: bytes, src: int, dst: int,
+                 sport: int, dport: int, hop_limit: int, traffic_class: int = 0) -> None:
+        self._out = out
+        self._counters = counters
+        self._sport = sport
+        self._dport = dport
+        self._link_head = dst_mac + src_mac + _ETHERTYPE_IPV6
+        self._vtcfl = 6 << 28 | traffic_class << 20  # flow label 0, as the layered path sends
+        self._hop_limit = hop_limit
+        self._addresses = src.to_bytes(16, "big") + dst.to_bytes(16, "big")
+        # An integer is congruent to the sum of its 16-bit words modulo 0xFFFF (pystack.wire.checksum): the
+        # pseudo-header's addresses and Next Header, and the ports, summed once for the burst.
+        self._tcp_sum = (src + dst) % 0xFFFF + _PROTO_TCP + sport + dport
+        self.sent = 0
+
+    def send(self, seq: int, ack: int, flags: int, window: int, options: bytes,
+             payload: bytes | bytearray | memoryview) -> None:
+        olen = len(options)
+        hlen = _TCP_HEADER_LEN + olen
+        tcp_len = hlen + len(payload)
+        off_flags = (hlen << 10) | flags
+        total = self._tcp_sum + tcp_len + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF) \
+            + off_flags + window
+        if olen:
+            total += ones_sum(options)
+        tcp_csum = ~ones_sum(payload, total) & 0xFFFF
+        header = _FRAME_HEADER6.pack(self._link_head, self._vtcfl, tcp_len, _PROTO_TCP, self._hop_limit,
+                                     self._addresses, self._sport, self._dport, seq, ack, off_flags, window,
+                                     tcp_csum, 0)
+        self._out.append(b"".join((header, options, payload)) if olen else header + payload)
+        self.sent += 1

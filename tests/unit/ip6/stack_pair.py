@@ -22,8 +22,9 @@ SETTLE = 5.0
 
 
 def make_pair6(config: StackConfig | None = None, seed: int = 0, *, a_address: int | None = A6,
-               b_address: int | None = B6) -> tuple[Stack, Stack, MemoryWire]:
-    """A and B with IPv6 up and their static addresses past DAD."""
+               b_address: int | None = B6, **wire_kw) -> tuple[Stack, Stack, MemoryWire]:
+    """A and B with IPv6 up and their static addresses past DAD. Their random choices come from ``seed``,
+    as make_pair's (tests/unit/stack/conftest.py); ``wire_kw`` go to the MemoryWire."""
     clock = FakeClock()
     a = Stack(A_MAC, config or StackConfig(), rng=random.Random(seed))
     b = Stack(B_MAC, config or StackConfig(), rng=random.Random(seed + 1))
@@ -31,7 +32,7 @@ def make_pair6(config: StackConfig | None = None, seed: int = 0, *, a_address: i
         stack.start_ipv6(clock.now)
         if address is not None:
             stack.add_address6(address, 64, clock.now)
-    wire = MemoryWire(a, b, clock=clock)
+    wire = MemoryWire(a, b, clock=clock, **wire_kw)
     wire.run(duration=SETTLE)
     return a, b, wire
 
