@@ -1,4 +1,6 @@
 """``pystack fetch``, ``pystack resolve`` and ``pystack ping``: a session, one job, the narration, the ladder.
+All three are dual-stack: names are asked for AAAA and A, fetch races the families (RFC 8305), ping and
+resolve use IPv6 when there is an IPv6 answer and IPv6 is ready; ``Setup.family`` forces one.
 
 Each returns the exit status; :class:`~pystack.tools.session.CommandError` (one line, status 1) and
 :class:`~pystack.tools.session.SetupError` (status 2) are turned into messages by the CLI.
@@ -6,6 +8,7 @@ Each returns the exit status; :class:`~pystack.tools.session.CommandError` (one 
 
 from __future__ import annotations
 
+import errno
 import struct
 import time
 from collections.abc import Callable
@@ -13,11 +16,14 @@ from typing import Any, BinaryIO, TextIO
 
 from pystack.tcp.state import State
 from pystack.tools.http import HttpError, ResponseReader, Url, build_request
-from pystack.tools.narrator import Narrator, human_bytes, ip, ms, rate
 from pystack.tools.errors import CommandError, SetupError
+from pystack.tools.happy_eyeballs import IPV6
+from pystack.tools.narrator import Narrator, endpoint, host, human_bytes, ms, rate
 from pystack.tools.session import ClientSession, Setup
 from pystack.wire import icmp as icmp_wire
+from pystack.wire import icmpv6 as icmpv6_wire
 from pystack.wire import ipv4
+from pystack.wire import ipv6 as ipv6_wire
 
 RECV_SIZE = 65536
 CLOSE_WAIT_LIMIT = 5.0
@@ -61,9 +67,8 @@ def fetch(setup: Setup, url: Url, out: BinaryIO, narrator: Narrator, cacert: str
 
 
 def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator, cacert: str | None = None) -> int:
-    addr = session.lookup(url.host)
-    n.role(ip(addr), "web server")
-    tcp = session.connect(addr, url.port)
+    tcp = session.connect(url.host, url.port, role="web server")
+    peer = endpoint(*tcp.getpeername()[:2])
     sock: Any = session.tls(tcp, url.host, cacert) if url.scheme == "https" else tcp
     request = build_request(url)
     first_line = request.split(b"\r\n", 1)[0].decode("ascii")
@@ -81,7 +86,7 @@ def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator, cacert:
                 raise CommandError(f"the server sent nothing for {session.setup.timeout:g} s "
                                    f"({reader.body_bytes} body bytes so far)") from None
             except OSError as exc:
-                raise CommandError(f"connection to {ip(addr)}:{url.port} failed: {exc.strerror or exc}") from None
+                raise CommandError(f"connection to {peer} failed: {exc.strerror or exc}") from None
             if first_byte is None:
                 first_byte = time.monotonic()
             body = reader.feed(data) if data else reader.feed_eof()
@@ -142,10 +147,11 @@ def _tell_head(n: Narrator, reader: ResponseReader, wait: float) -> None:
 
 
 def resolve(setup: Setup, name: str, out: TextIO, narrator: Narrator) -> int:
+    """The addresses, one a line: the AAAA answer's, then the A answer's (or the one family asked for)."""
     def job(session: ClientSession) -> int:
-        q = session.resolve(name)
-        for addr in q.addresses:
-            print(ip(addr), file=out, flush=True)
+        for family, q in session.resolve(name).items():
+            for addr in q.addresses if q.error is None else []:
+                print(host(family, addr), file=out, flush=True)
         return 0
 
     return _run(setup, narrator, job)
@@ -159,16 +165,19 @@ def ping(setup: Setup, host: str, count: int, interval: float, size: int, wait: 
     return _run(setup, narrator, lambda session: _ping(session, host, count, interval, size, wait, out))
 
 
-def _ping(session: ClientSession, host: str, count: int, interval: float, size: int, wait: float,
+def _ping(session: ClientSession, name: str, count: int, interval: float, size: int, wait: float,
           out: TextIO) -> int:
     rt, stack = session.runtime, session.stack
     assert rt is not None and stack is not None and session.wire is not None
-    dst = session.lookup(host)
+    family, dst = session.lookup(name)
+    target = host(family, dst)
     session.wire.echo = False  # the reply lines below say it
     ident = session.rng.getrandbits(16)
     sent_at: dict[int, float] = {}
     rtts: dict[int, float] = {}
     duplicates = 0
+    v6 = family == IPV6
+    header = icmpv6_wire.HEADER_LEN if v6 else icmp_wire.HEADER_LEN
 
     def on_reply(src: int, rest: int, payload: bytes, now: float) -> None:
         nonlocal duplicates
@@ -180,12 +189,18 @@ def _ping(session: ClientSession, host: str, count: int, interval: float, size: 
             duplicates += 1
         else:
             rtts[seq] = now - sent_at[seq]
-        print(f"{icmp_wire.HEADER_LEN + len(payload)} bytes from {ip(src)}: icmp_seq={seq} "
+        print(f"{header + len(payload)} bytes from {target}: icmp_seq={seq} "
               f"time={(now - sent_at[seq]) * 1000:.3f} ms{' (DUP!)' if dup else ''}", file=out, flush=True)
 
-    print(f"PING {host} ({ip(dst)}) {size}({size + 28}) bytes of data.", file=out, flush=True)
+    if v6:
+        print(f"PING {name} ({target}) {size} data bytes", file=out, flush=True)
+    else:
+        print(f"PING {name} ({target}) {size}({size + 28}) bytes of data.", file=out, flush=True)
     with rt.lock:
-        stack.echo_reply_handler = on_reply
+        if v6:
+            stack.echo6_reply_handler = on_reply
+        else:
+            stack.echo_reply_handler = on_reply
     started = time.monotonic()
     try:
         for seq in range(1, count + 1):
@@ -193,12 +208,20 @@ def _ping(session: ClientSession, host: str, count: int, interval: float, size: 
                 now = rt.now()
                 # Like ping(8): a time stamp, then a byte pattern, ``size`` bytes in all.
                 payload = (struct.pack("!d", time.time()) + bytes(i & 0xFF for i in range(max(0, size - 8))))[:size]
-                message = icmp_wire.build(icmp_wire.TYPE_ECHO_REQUEST, 0, (ident << 16) | seq, payload)
                 sent_at[seq] = now
                 try:
-                    stack.send_ip(dst, ipv4.PROTO_ICMP, message, now)
+                    if v6:
+                        src = stack.source_for6(dst)
+                        if src is None:
+                            raise OSError(errno.EADDRNOTAVAIL, "no IPv6 address to send from")
+                        message = icmpv6_wire.build(icmpv6_wire.TYPE_ECHO_REQUEST, 0, (ident << 16) | seq, payload,
+                                                    src, dst)
+                        stack.send_ip6(dst, ipv6_wire.NH_ICMPV6, message, now, src=src)
+                    else:
+                        message = icmp_wire.build(icmp_wire.TYPE_ECHO_REQUEST, 0, (ident << 16) | seq, payload)
+                        stack.send_ip(dst, ipv4.PROTO_ICMP, message, now)
                 except OSError as exc:
-                    raise CommandError(f"cannot send to {ip(dst)}: {exc.strerror or exc}") from None
+                    raise CommandError(f"cannot send to {target}: {exc.strerror or exc}") from None
                 rt.flush()
                 rt.wake()
             last = seq == count
@@ -208,11 +231,14 @@ def _ping(session: ClientSession, host: str, count: int, interval: float, size: 
                     rt.changed.wait(until - time.monotonic())
     finally:
         with rt.lock:
-            stack.echo_reply_handler = None
+            if v6:
+                stack.echo6_reply_handler = None
+            else:
+                stack.echo_reply_handler = None
     took = time.monotonic() - started
     received = len(rtts)
     loss = 100.0 * (count - received) / count if count else 0.0
-    print(f"\n--- {host} ping statistics ---", file=out)
+    print(f"\n--- {name} ping statistics ---", file=out)
     dup_text = f", +{duplicates} duplicates" if duplicates else ""
     print(f"{count} packets transmitted, {received} received{dup_text}, {loss:.0f}% packet loss, "
           f"time {took * 1000:.0f}ms", file=out)
@@ -222,5 +248,5 @@ def _ping(session: ClientSession, host: str, count: int, interval: float, size: 
               file=out)
     out.flush()
     if not received:
-        raise CommandError(f"no echo reply from {ip(dst)} ({count} requests sent)")
+        raise CommandError(f"no echo reply from {target} ({count} requests sent)")
     return 0

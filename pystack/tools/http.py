@@ -44,7 +44,9 @@ class Url:
 
     @property
     def host_header(self) -> str:
-        return self.host if self.port == DEFAULT_PORTS[self.scheme] else f"{self.host}:{self.port}"
+        """RFC 9110 7.2: an IPv6 literal in brackets, the port when it is not the scheme's."""
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if self.port == DEFAULT_PORTS[self.scheme] else f"{name}:{self.port}"
 
     @property
     def text(self) -> str:
@@ -53,24 +55,35 @@ class Url:
     @property
     def is_literal(self) -> bool:
         try:
-            ipaddress.IPv4Address(self.host)
+            ipaddress.ip_address(self.host)
         except ValueError:
             return False
         return True
 
 
 def parse_url(text: str) -> Url:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed [ of an IPv6 literal
+        raise UrlError(f"bad host in URL {text!r}") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise UrlError(f"not an http:// or https:// URL: {text!r}")
     if parts.username is not None or parts.password is not None:
         raise UrlError("user names and passwords in URLs are not supported")
-    host = parts.hostname
+    try:
+        host = parts.hostname
+    except ValueError:
+        raise UrlError(f"bad host in URL {text!r}") from None
     if not host:
         raise UrlError(f"no host in URL {text!r}")
-    if host.startswith("[") or ":" in host:
-        raise UrlError("IPv6 addresses are not supported")
+    if ":" in host:  # RFC 3986 3.2.2: an IPv6 literal, which urlsplit took out of its brackets
+        if "%" in host:
+            raise UrlError("IPv6 zone identifiers (%...) are not supported")
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise UrlError(f"bad IPv6 address in URL {text!r}") from None
     try:
         port = parts.port if parts.port is not None else DEFAULT_PORTS[scheme]
     except ValueError:

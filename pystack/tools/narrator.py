@@ -20,6 +20,8 @@ from pystack.tools.ladder import Arrow, Participant, render
 US = "us"
 """The participant key of pystack itself (its address changes when it leases one)."""
 BROADCAST = "broadcast"
+MULTICAST = "multicast"
+"""The ladder's column for IPv6 multicast groups (all routers, solicited-node groups, MLD)."""
 
 
 class Narrator:
@@ -56,7 +58,7 @@ class Narrator:
         with self._lock:
             for key in (src, dst):
                 if key not in self._participants:
-                    self._participants[key] = Participant(key, "broadcast" if key == BROADCAST else key)
+                    self._participants[key] = Participant(key, key)
             self.arrows.append(Arrow(self.elapsed(t), src, dst, label, bulk, size))
 
     def role(self, key: str, role: str) -> None:
@@ -80,10 +82,11 @@ class Narrator:
         appearance; and its arrows."""
         with self._lock:
             order = [self._participants[US]]
-            if BROADCAST in self._participants:
-                order.append(self._participants[BROADCAST])
+            for key in (BROADCAST, MULTICAST):
+                if key in self._participants:
+                    order.append(self._participants[key])
             used = {a.src for a in self.arrows} | {a.dst for a in self.arrows}
-            order += [p for k, p in self._participants.items() if k not in (US, BROADCAST) and k in used]
+            order += [p for k, p in self._participants.items() if k not in (US, BROADCAST, MULTICAST) and k in used]
             return order, list(self.arrows)
 
     def ladder(self) -> str:
@@ -100,6 +103,20 @@ class Narrator:
 
 def ip(addr: int) -> str:
     return str(ipaddress.IPv4Address(addr))
+
+
+def ip6(addr: int) -> str:
+    return str(ipaddress.IPv6Address(addr))
+
+
+def host(family: int, addr: int) -> str:
+    """An address of IP version ``family`` (4 or 6) as text."""
+    return ip6(addr) if family == 6 else ip(addr)
+
+
+def endpoint(address: str, port: int) -> str:
+    """``192.0.2.1:80``, or ``[2001:db8::1]:80`` for an IPv6 address (RFC 3986 3.2.2)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def seconds(value: float) -> str:
@@ -128,13 +145,14 @@ def describe_lease(address: int, prefix: int, router: int | None, dns: tuple[int
     return ", ".join(parts)
 
 
-def describe_resolution(name: str, chain: list[str], addresses: list[int], ttl: int, from_cache: bool) -> str:
-    """``web.example.test -> CNAME www.example.test -> A 198.51.100.80 (ttl 600 s)``."""
+def describe_resolution(name: str, chain: list[str], addresses: list[int], ttl: int, from_cache: bool,
+                        family: int = 4) -> str:
+    """``web.example.test -> CNAME www.example.test -> A 198.51.100.80 (ttl 600 s)``; AAAA for ``family`` 6."""
     steps = [name] + [f"CNAME {c.rstrip('.')}" for c in chain]
-    shown = ", ".join(ip(a) for a in addresses[:4])
+    shown = ", ".join(host(family, a) for a in addresses[:4])
     if len(addresses) > 4:
         shown += f", ... ({len(addresses)} addresses)"
-    steps.append(f"A {shown}" if addresses else "no address")
+    steps.append(f"{'AAAA' if family == 6 else 'A'} {shown}" if addresses else "no address")
     return " -> ".join(steps) + f" (ttl {ttl} s{', from the cache' if from_cache else ''})"
 
 

@@ -5,7 +5,9 @@ turns frames into narrated steps and ladder arrows.
 ``fd``/``read``/``write``/``close``), so the stack itself needs no hook. The Runtime reads and writes
 under its lock, so the watcher's calls are already serialised.
 
-:class:`WireNarration` tells DHCP, ARP, DNS, ICMP and TCP. For TCP it narrates what the reader of a
+:class:`WireNarration` tells DHCP, ARP, DNS, ICMP and TCP, and on IPv6 neighbour discovery (router
+solicitations and advertisements, DAD probes, neighbour solicitations and advertisements: IPv6's ARP),
+MLD reports, ICMPv6, UDP and TCP the same way. For TCP it narrates what the reader of a
 capture looks for -- the handshake, the first data segment each way, FINs, RSTs and the ACKs of FINs --
 and counts the rest (data and pure ACKs), which it summarises in one line before the next narrated
 segment. Sequence numbers are absolute in SYNs and relative to the ISNs after, as tcpdump prints them.
@@ -13,20 +15,22 @@ segment. Sequence numbers are absolute in SYNs and relative to the ISNs after, a
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pystack.medium import Medium
-from pystack.tools.narrator import BROADCAST, US, Narrator, ip
+from pystack.tools.narrator import BROADCAST, MULTICAST, US, Narrator, endpoint, ip, ip6
 from pystack.wire import WireError
 from pystack.wire import arp as arp_wire
 from pystack.wire import dhcp as dhcp_wire
 from pystack.wire import dns as dns_wire
 from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
-from pystack.wire import ipv4
+from pystack.wire import icmpv6 as icmpv6_wire
+from pystack.wire import ipv4, ipv6
 from pystack.wire import tcp as tcp_wire
 from pystack.wire import udp as udp_wire
 
@@ -146,9 +150,11 @@ class WireNarration:
         self.address: int | None = None
         """Our IPv4 address once we have one (tells our ARP announcements from requests)."""
         self.netmask = 0
+        self.addresses6: set[int] = set()
+        """Our IPv6 addresses, tentative ones included (tells a solicitation for us from one for others)."""
         self.echo = True
         """Narrate ICMP echo line by line (off for ``pystack ping``, which prints its own lines)."""
-        self._conns: dict[tuple[int, int, int], _Conn] = {}
+        self._conns: dict[tuple[int, str, int], _Conn] = {}
 
     # ------------------------------------------------------------------ entry point
 
@@ -166,12 +172,15 @@ class WireNarration:
         except WireError:
             return
         if direction == IN and dst != self.mac and dst != ethernet.BROADCAST:
-            return
+            if not (ethertype == ethernet.ETHERTYPE_IPV6 and dst[:2] == b"\x33\x33"):
+                return  # IPv6 multicast is sorted by its group below
         try:
             if ethertype == ethernet.ETHERTYPE_ARP:
                 self._arp(direction, arp_wire.parse(payload), dst, t)
             elif ethertype == ethernet.ETHERTYPE_IPV4:
                 self._ipv4(direction, ipv4.parse(payload), t)
+            elif ethertype == ethernet.ETHERTYPE_IPV6:
+                self._ipv6(direction, ipv6.parse(payload), t)
         except WireError:
             pass  # the stack counts what it drops; the narration only tells what makes sense
 
@@ -258,7 +267,7 @@ class WireNarration:
             if pkt.more_fragments:
                 return
             seg = tcp_wire.parse(pkt.payload, pkt.src, pkt.dst, verify_checksum=False)
-            self._tcp(direction, pkt, seg, peer, t)
+            self._tcp(direction, ip(pkt.src), ip(pkt.dst), seg, peer, t)
         elif pkt.protocol == ipv4.PROTO_ICMP:
             self._icmp(direction, pkt, peer, t)
 
@@ -356,13 +365,167 @@ class WireNarration:
         self._tell(direction, f"ICMP {name} (code {code}) {ip(pkt.src)} > {ip(pkt.dst)}", t)
         self.n.arrow(*ends, f"ICMP {name}", t)
 
+    # ------------------------------------------------------------------ IPv6
+
+    def _peer6(self, addr: int) -> str:
+        return MULTICAST if ipv6.is_multicast(addr) else ip6(addr)
+
+    def _ipv6(self, direction: str, pkt: ipv6.Ipv6Packet, t: float) -> None:
+        if direction == IN and not ipv6.is_multicast(pkt.dst) and pkt.dst not in self.addresses6:
+            return  # not for us (the kernel's own traffic on the link)
+        chain = ipv6.walk(pkt)
+        body = pkt.datagram[chain.offset:]
+        peer = self._peer6(pkt.dst if direction == OUT else pkt.src)
+        if chain.fragment is not None:
+            # Told with the first fragment, and only for ICMPv6 echo (as for IPv4).
+            if chain.fragment.offset == 0 and chain.fragment.next_header == ipv6.NH_ICMPV6 and len(body) >= 8:
+                self._echo6(direction, pkt, body[0], int.from_bytes(body[4:8], "big"), peer, t)
+            return
+        if chain.protocol == ipv6.NH_ICMPV6:
+            self._icmpv6(direction, pkt, icmpv6_wire.parse(body, pkt.src, pkt.dst), peer, t)
+        elif direction == IN and ipv6.is_multicast(pkt.dst):
+            return  # multicast UDP and the like are not ours to tell
+        elif chain.protocol == ipv6.NH_UDP:
+            sport, dport, data = udp_wire.parse(body, pkt.src, pkt.dst, verify_checksum=False)
+            if (dport if direction == OUT else sport) == dns_wire.PORT:
+                self._dns(direction, dns_wire.parse(data), peer, sport, dport, t)
+            else:
+                self._tell(direction, f"UDP {endpoint(ip6(pkt.src), sport)} > {endpoint(ip6(pkt.dst), dport)}, "
+                                      f"{len(data)} bytes", t)
+                self.n.arrow(*self._ends(direction, peer), f"UDP {len(data)} bytes", t)
+        elif chain.protocol == ipv6.NH_TCP:
+            seg = tcp_wire.parse(body, pkt.src, pkt.dst, verify_checksum=False)
+            self._tcp(direction, ip6(pkt.src), ip6(pkt.dst), seg, peer, t)
+
+    def _icmpv6(self, direction: str, pkt: ipv6.Ipv6Packet, msg: icmpv6_wire.Icmpv6Message, peer: str,
+                t: float) -> None:
+        kind = msg.type
+        if kind in (icmpv6_wire.TYPE_ECHO_REQUEST, icmpv6_wire.TYPE_ECHO_REPLY):
+            if direction == IN and ipv6.is_multicast(pkt.dst):
+                return  # someone's all-nodes ping: the stack answers it, the kernel's ping tells it
+            self._echo6(direction, pkt, kind, msg.rest, peer, t)
+        elif kind == icmpv6_wire.TYPE_ROUTER_SOLICITATION:
+            if direction == OUT:
+                src = "::" if pkt.src == ipv6.UNSPECIFIED else ip6(pkt.src)
+                self._tell(OUT, f"router solicitation from {src} to {ip6(pkt.dst)} (all routers): is there an "
+                                "IPv6 router on this link? (RFC 4861 6.3.7)", t)
+                self.n.arrow(US, MULTICAST, "RS (all routers)", t)
+        elif kind == icmpv6_wire.TYPE_ROUTER_ADVERTISEMENT and direction == IN:
+            self._ra(pkt, icmpv6_wire.parse_ra(msg, src=pkt.src, hop_limit=pkt.hop_limit), t)
+        elif kind == icmpv6_wire.TYPE_NEIGHBOUR_SOLICITATION:
+            self._ns(direction, pkt, icmpv6_wire.parse_ns(msg, src=pkt.src, dst=pkt.dst, hop_limit=pkt.hop_limit), t)
+        elif kind == icmpv6_wire.TYPE_NEIGHBOUR_ADVERTISEMENT:
+            self._na(direction, pkt, icmpv6_wire.parse_na(msg, dst=pkt.dst, hop_limit=pkt.hop_limit), peer, t)
+        elif kind == icmpv6_wire.TYPE_MLD_REPORT:
+            if direction == OUT:
+                records = icmpv6_wire.parse_mld_report(msg, src=pkt.src, hop_limit=pkt.hop_limit, router_alert=True)
+                join = [ip6(r.group) for r in records if r.record_type in (icmpv6_wire.CHANGE_TO_EXCLUDE,
+                                                                           icmpv6_wire.MODE_IS_EXCLUDE)]
+                leave = [ip6(r.group) for r in records
+                         if r.record_type == icmpv6_wire.CHANGE_TO_INCLUDE and not r.sources]
+                what = "; ".join(p for p in (f"listening to {', '.join(join)}" if join else "",
+                                             f"leaving {', '.join(leave)}" if leave else "") if p)
+                self._tell(OUT, f"MLDv2 report: {what or 'no change'} (RFC 3810: the solicited-node groups are "
+                                "where neighbour solicitations for our addresses arrive)", t)
+                self.n.arrow(US, MULTICAST, "MLD report", t, bulk="MLD report")
+        elif kind < 128 and not (direction == IN and ipv6.is_multicast(pkt.dst)):
+            names = {icmpv6_wire.TYPE_DEST_UNREACHABLE: "destination unreachable",
+                     icmpv6_wire.TYPE_PACKET_TOO_BIG: "packet too big",
+                     icmpv6_wire.TYPE_TIME_EXCEEDED: "time exceeded",
+                     icmpv6_wire.TYPE_PARAMETER_PROBLEM: "parameter problem"}
+            name = names.get(kind, f"type {kind}")
+            self._tell(direction, f"ICMPv6 {name} (code {msg.code}) {ip6(pkt.src)} > {ip6(pkt.dst)}", t)
+            self.n.arrow(*self._ends(direction, peer), f"ICMPv6 {name}", t)
+
+    def _echo6(self, direction: str, pkt: ipv6.Ipv6Packet, kind: int, rest: int, peer: str, t: float) -> None:
+        if kind not in (icmpv6_wire.TYPE_ECHO_REQUEST, icmpv6_wire.TYPE_ECHO_REPLY):
+            return
+        name = "echo request" if kind == icmpv6_wire.TYPE_ECHO_REQUEST else "echo reply"
+        if self.echo:
+            self._tell(direction, f"ICMPv6 {name} {ip6(pkt.src)} > {ip6(pkt.dst)}, id {rest >> 16} "
+                                  f"seq {rest & 0xFFFF}", t)
+        self.n.arrow(*self._ends(direction, peer), f"ICMPv6 {name}", t, bulk=f"ICMPv6 {name}")
+
+    def _ra(self, pkt: ipv6.Ipv6Packet, ra: icmpv6_wire.RouterAdvertisement, t: float) -> None:
+        router = ip6(pkt.src)
+        if ra.router_lifetime:
+            self.n.role(router, "router")
+        parts = []
+        for info in ra.options.prefixes:
+            use = [w for w, on in (("on-link", info.on_link), ("autonomous: SLAAC", info.autonomous)) if on]
+            parts.append(f"prefix {ip6(info.prefix)}/{info.prefix_len} ({', '.join(use) or 'no flags'})")
+        parts.append(f"router lifetime {ra.router_lifetime} s" + ("" if ra.router_lifetime else
+                                                                   " (not a default router)"))
+        flags = [f for f, on in (("M: addresses by DHCPv6", ra.managed), ("O: other settings by DHCPv6", ra.other))
+                 if on]
+        parts += flags
+        if ra.options.mtu is not None:
+            parts.append(f"MTU {ra.options.mtu}")
+        servers = [ip6(a) for r in ra.options.rdnss for a in r.servers]
+        if servers:
+            parts.append("DNS " + ", ".join(servers) + " (RDNSS, RFC 8106)")
+        if ra.options.source_lladdr is not None:
+            parts.append(f"its MAC {ethernet.mac_to_str(ra.options.source_lladdr)} (so no neighbour solicitation "
+                         "is needed for it)")
+        self._tell(IN, f"router advertisement from {router}: {', '.join(parts)}", t)
+        label = "RA " + ", ".join(f"{ip6(p.prefix)}/{p.prefix_len}" for p in ra.options.prefixes)
+        self.n.arrow(router, US, label.rstrip(), t)
+
+    def _ns(self, direction: str, pkt: ipv6.Ipv6Packet, ns: icmpv6_wire.NeighbourSolicitation, t: float) -> None:
+        target = ip6(ns.target)
+        if direction == OUT:
+            if pkt.src == ipv6.UNSPECIFIED:
+                self._tell(OUT, f"DAD probe: is {target} in use? (neighbour solicitation from :: to "
+                                f"{ip6(pkt.dst)}, RFC 4862 5.4.2; silence means it is ours)", t)
+                self.n.arrow(US, MULTICAST, f"DAD NS {target}?", t, bulk=f"DAD NS {target}?")
+            elif ipv6.is_multicast(pkt.dst):
+                self._tell(OUT, f"neighbour solicitation: who has {target}{self._role6(target)}? (IPv6's ARP, "
+                                f"to its solicited-node group {ip6(pkt.dst)})", t)
+                self.n.arrow(US, MULTICAST, f"NS who-has {target}", t)
+            else:
+                self._tell(OUT, f"neighbour solicitation to {target}{self._role6(target)}: still there? "
+                                "(reachability probe, RFC 4861 7.3.3)", t)
+                self.n.arrow(US, ip6(pkt.dst), f"NS {target}?", t)
+            return
+        if ns.target not in self.addresses6:
+            return  # about another node
+        if pkt.src == ipv6.UNSPECIFIED:
+            self._tell(IN, f"another node's DAD probe for {target}: it wants our address too", t)
+            self.n.arrow(MULTICAST, US, f"DAD NS {target}?", t)
+            return
+        sender = ip6(pkt.src)
+        self._tell(IN, f"neighbour solicitation from {sender}{self._role6(sender)}: who has {target}?", t)
+        self.n.arrow(sender, US, f"NS who-has {target}", t)
+
+    def _na(self, direction: str, pkt: ipv6.Ipv6Packet, na: icmpv6_wire.NeighbourAdvertisement, peer: str,
+            t: float) -> None:
+        target = ip6(na.target)
+        flags = ", ".join(f for f, on in (("router", na.router), ("solicited", na.solicited),
+                                          ("override", na.override)) if on)
+        if direction == OUT:
+            mac = ethernet.mac_to_str(na.options.target_lladdr) if na.options.target_lladdr else "?"
+            self._tell(OUT, f"neighbour advertisement to {ip6(pkt.dst)}: {target} is at {mac} ({flags or 'no flags'})", t)
+            self.n.arrow(US, peer, f"NA {target} is-at", t)
+            return
+        if na.target in self.addresses6:
+            self._tell(IN, f"neighbour advertisement from {ip6(pkt.src)}: {target} is in use there (DAD fails)", t)
+            self.n.arrow(ip6(pkt.src), US, f"NA {target} (duplicate)", t)
+            return
+        mac = ethernet.mac_to_str(na.options.target_lladdr) if na.options.target_lladdr else "(MAC already known)"
+        self._tell(IN, f"neighbour advertisement: {target}{self._role6(target)} is at {mac} ({flags or 'no flags'})", t)
+        self.n.arrow(ip6(pkt.src), US, f"NA {target} is-at", t)
+
+    def _role6(self, text: str) -> str:
+        roles = self.n.roles_of(text)
+        return f" ({', '.join(roles)})" if roles else ""
+
     # ------------------------------------------------------------------ TCP
 
-    def _tcp(self, direction: str, pkt: ipv4.IPv4Packet, seg: tcp_wire.TcpSegment, peer: str, t: float) -> None:
+    def _tcp(self, direction: str, src_ip: str, dst_ip: str, seg: tcp_wire.TcpSegment, peer: str, t: float) -> None:
         if direction == OUT:
-            key = (seg.src_port, pkt.dst, seg.dst_port)
+            key = (seg.src_port, peer, seg.dst_port)
         else:
-            key = (seg.dst_port, pkt.src, seg.src_port)
+            key = (seg.dst_port, peer, seg.src_port)
         flags = seg.flags
         conn = self._conns.get(key)
         if conn is None or (flags & tcp_wire.SYN and not flags & tcp_wire.ACK and direction == OUT
@@ -410,8 +573,8 @@ class WireNarration:
             return
         if conn.pending():
             self._summary(key, conn)
-        src = f"{ip(pkt.src)}:{seg.src_port}"
-        dst = f"{ip(pkt.dst)}:{seg.dst_port}"
+        src = endpoint(src_ip, seg.src_port)
+        dst = endpoint(dst_ip, seg.dst_port)
         names = _flag_names(flags)
         seq_text = self._seq_text(conn, direction, seg)
         extra = ""
@@ -444,7 +607,7 @@ class WireNarration:
             text += f" ack {(seg.ack - obase) & _MASK32 if obase is not None else seg.ack}"
         return text
 
-    def _summary(self, key: tuple[int, int, int], conn: _Conn) -> None:
+    def _summary(self, key: tuple[int, str, int], conn: _Conn) -> None:
         parts = []
         for direction, word in ((IN, "in"), (OUT, "out")):
             if conn.data_segments[direction]:
@@ -455,7 +618,7 @@ class WireNarration:
             count = conn.acks[direction]
             if count:
                 parts.append(f"{count} ACK{'s' if count > 1 else ''} {word}")
-        self.n.say(f"   ... {', '.join(parts)} (port {key[0]} <-> {ip(key[1])}:{key[2]})")
+        self.n.say(f"   ... {', '.join(parts)} (port {key[0]} <-> {endpoint(key[1], key[2])})")
         for d in (IN, OUT):
             conn.data_segments[d] = conn.data_bytes[d] = conn.acks[d] = 0
 
@@ -500,6 +663,8 @@ def _answers(records: list[dns_wire.Record], short: bool = False) -> str:
     for r in records:
         if r.rtype == dns_wire.TYPE_A and isinstance(r.rdata, int):
             data = ip(r.rdata)
+        elif isinstance(r.rdata, ipaddress.IPv6Address):
+            data = str(r.rdata)
         elif isinstance(r.rdata, str):
             data = r.rdata
         else:

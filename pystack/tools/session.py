@@ -1,5 +1,6 @@
-"""A client session on pystack: the TAP, the stack in its loop thread, an address (DHCP or static),
-names resolved over pystack's own UDP (and TCP), connections over pystack's own TCP.
+"""A client session on pystack: the TAP, the stack in its loop thread, an address (DHCP or static) and
+IPv6 (link-local, then SLAAC from the routers' advertisements), names resolved over pystack's own UDP
+(and TCP), connections over pystack's own TCP with the address families raced as RFC 8305 says.
 
 It is what ``pystack fetch``, ``resolve`` and ``ping`` share. Every step is told to a
 :class:`~pystack.tools.narrator.Narrator`; the frames themselves are told by the wire watcher, which
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
+import math
 import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystack.api.names import Names
@@ -25,21 +29,39 @@ from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseL
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
 from pystack.dns import DnsError, Query
+from pystack.ip6.addresses import AddressEvent, Event, Origin
+from pystack.ip6.addresses import State as AddressState
 from pystack.medium import Medium
 from pystack.reasons import explain_frames
 from pystack.runtime import Runtime
 from pystack.stack import Stack
+from pystack.tcp.connection import Connection
 from pystack.tcp.state import State
 from pystack.trace import TraceWriter
 from pystack.tools.errors import CommandError, SetupError
-from pystack.tools.narrator import Narrator, describe_lease, describe_resolution, ip, ms, seconds
+from pystack.tools.happy_eyeballs import IPV4, IPV6, CancelAttempt, Candidate, HappyEyeballs, StartAttempt
+from pystack.tools.narrator import (
+    Narrator, describe_lease, describe_resolution, endpoint, host, ip, ip6, ms, seconds,
+)
 from pystack.tools.observe import ObservedLink, StateWatcher, WireNarration
+from pystack.wire import dns as dns_wire
+from pystack.wire import ipv6 as ipv6_wire
 from pystack.wire.ethernet import mac_to_str
+
+log = logging.getLogger("pystack")
 
 RELEASE_GRACE = 1.0
 """Seconds the loop keeps running after a DHCPRELEASE so that ARP can resolve the server and send it."""
 DHCP_SAFETY = 10.0
 """Extra seconds to wait past the DHCP client's own give-up time before declaring the loop stuck."""
+IPV6_SETTLE = 10.0
+"""Seconds from IPv6's start that a command waits, when it needs IPv6, for a global address and a
+router: enough for the link-local address's DAD, two router solicitations (RFC 4861 10: 4 s apart) and
+the SLAAC address's DAD."""
+DNS_JOIN = 5.0
+"""Seconds to let the resolver thread finish after the race is won (its answers fill the cache)."""
+_QTYPE = {IPV6: dns_wire.TYPE_AAAA, IPV4: dns_wire.TYPE_A}
+_RECORD = {IPV6: "AAAA", IPV4: "A"}
 
 
 @dataclass
@@ -72,10 +94,18 @@ class Setup:
     """The control socket to serve for pystack ss and stats, if any (pystack exec's)."""
     timeout: float = 30.0
     """Seconds for a TCP connect, and for the peer to send something while we wait for it."""
+    family: int = 0
+    """0: both IPv6 and IPv4 (names asked for AAAA and A, connections raced); 4 or 6: that one only
+    (``-4``: IPv6 is not even started; ``-6``: IPv4 still leases the address DNS is asked over)."""
 
     @property
     def dhcp(self) -> bool:
         return self.address is None
+
+    @property
+    def families(self) -> list[int]:
+        """The families to ask names for, in RFC 8305's order: AAAA first."""
+        return [self.family] if self.family else [IPV6, IPV4]
 
 
 class ClientSession:
@@ -95,6 +125,9 @@ class ClientSession:
         self._thread: threading.Thread | None = None
         self.control: ControlServer | None = None
         self.trace: TraceWriter | None = None
+        self.ipv6_started: float | None = None
+        """When IPv6 was brought up (None: it is off, with -4 or on a link that cannot carry it)."""
+        self._resolvers: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ the link and the loop
 
@@ -131,7 +164,63 @@ class ClientSession:
         else:
             self.n.set_us(mac_to_str(s.mac))
             self.n.say(f"{link.KIND} {link.name} open, pystack's MAC {mac_to_str(s.mac)}, MTU {s.mtu}")
+        self._start_ipv6(link.medium)
         self._thread = self.runtime.start_thread()
+
+    def _start_ipv6(self, medium: Medium) -> None:
+        """IPv6 up before the loop runs, as a Linux host brings it up with the link: the link-local address
+        and its DAD, router solicitations, SLAAC from what routers advertise (RFC 4861, RFC 4862)."""
+        s, rt, stack = self.setup, self.runtime, self.stack
+        assert rt is not None and stack is not None
+        if s.family == IPV4:
+            return
+        why = ("it runs on Ethernet (a TAP), not yet on a TUN" if medium is not Medium.ETHERNET else
+               f"it needs an MTU of 1280 at least (RFC 8200 5), not {s.mtu}" if s.mtu < ipv6_wire.MIN_MTU else None)
+        if why is not None:
+            if s.family == IPV6:
+                raise SetupError(f"-6 asks for IPv6, but {why}")
+            self.n.say(f"IPv6 stays off: {why}")
+            return
+        stack.address6_observers.append(self._on_address6)
+        self.ipv6_started = rt.now()
+        stack.start_ipv6(self.ipv6_started)
+        self.n.say("IPv6 up: a link-local address from the MAC (checked by DAD), then router solicitations; "
+                   "addresses come from the routers' advertisements (SLAAC, RFC 4862)")
+
+    def _on_address6(self, event: AddressEvent) -> None:
+        """An IPv6 address came, passed DAD, or went (called in the loop thread, under the lock)."""
+        wire = self.wire
+        assert wire is not None
+        text = f"{ip6(event.address)}/{event.prefix_len}"
+        if event.event is Event.ADDED:
+            wire.addresses6.add(event.address)
+            how = {Origin.LINK_LOCAL: "link-local address from our MAC (modified EUI-64, RFC 4291 appendix A)",
+                   Origin.SLAAC: "SLAAC address: the advertised prefix and our MAC's interface identifier",
+                   Origin.STATIC: "static address", Origin.DHCPV6: "DHCPv6 address"}[event.origin]
+            self.n.say(f"   IPv6 {how}: {text}, tentative until DAD finds nobody else using it")
+        elif event.event is Event.CONFIGURED:
+            self.n.say(f"   IPv6 address {text} ({event.origin.value}) passed DAD: configured")
+            self._tell_us()
+        elif event.event is Event.DUPLICATE:
+            wire.addresses6.discard(event.address)
+            self.n.say(f"   IPv6 address {text} ({event.origin.value}) is in use by another node (DAD): not used")
+        elif event.event is Event.REMOVED:
+            wire.addresses6.discard(event.address)
+            self.n.say(f"   IPv6 address {text} ({event.origin.value}) removed")
+            self._tell_us()
+        else:
+            self.n.say(f"   IPv6 address {text} ({event.origin.value}) deprecated: kept, not chosen for new "
+                       "connections")
+
+    def _tell_us(self) -> None:
+        """pystack's column in the ladder names its addresses: IPv4, then IPv6 global ones."""
+        stack = self.stack
+        assert stack is not None
+        parts = [f"{ip(stack.address)}/{stack.netmask.bit_count()}"] if stack.address is not None else []
+        parts += [ip6(a.address) for a in stack.addresses6
+                  if a.usable and not ipv6_wire.is_link_local(a.address)]
+        if parts:
+            self.n.set_us(", ".join(parts))
 
     def stop_narrating_frames(self) -> None:
         """From now on frames and TCP states go untold: a program's own traffic (``pystack exec``)."""
@@ -154,6 +243,8 @@ class ClientSession:
             else:
                 self.n.say(f"keeping the lease on {ip(self.lease.address)}: it runs out in "
                            f"{seconds(self.lease.lease)} unless renewed (--release gives it back)")
+        for thread in self._resolvers:  # a race won before every answer came: let them land in the cache
+            thread.join(DNS_JOIN)
         rt.stop()
         if self._thread is not None:
             self._thread.join(5)
@@ -185,9 +276,80 @@ class ClientSession:
             self._lease()
         else:
             self._static()
-        assert self.stack is not None and self.wire is not None
+        assert self.stack is not None and self.wire is not None and self.runtime is not None
         self.wire.address = self.stack.address
         self.wire.netmask = self.stack.netmask
+        if self.ipv6_started is not None:
+            with self.runtime.lock:
+                self._tell_us()
+                ready = self._ipv6_ready()
+            if ready:
+                self.n.say(f"IPv6 ready too: {self._ipv6_summary()}")
+            else:
+                self.n.say("IPv6 still configuring (no global address and router yet): a name's IPv6 addresses "
+                           f"will wait for it, up to {IPV6_SETTLE:g} s from its start")
+
+    # ------------------------------------------------------------------ IPv6's state
+
+    def _ipv6_ready(self) -> bool:
+        """A global address past DAD, and a router to reach other networks through (under the lock)."""
+        stack = self.stack
+        assert stack is not None
+        has_global = any(a.usable and not ipv6_wire.is_link_local(a.address) for a in stack.addresses6)
+        return has_global and (stack.gateway6 is not None or stack.nd.routers.default_router() is not None)
+
+    def _ipv6_settling(self) -> bool:
+        """Whether IPv6 may still become ready: an address in DAD, or routers still being solicited (or
+        not yet, while the link-local address is in DAD)."""
+        stack = self.stack
+        assert stack is not None
+        if any(a.state is AddressState.TENTATIVE for a in stack.addresses6):
+            return True
+        return math.isfinite(stack.nd.routers.next_solicitation)
+
+    def _ipv6_summary(self) -> str:
+        stack, rt = self.stack, self.runtime
+        assert stack is not None and rt is not None
+        with rt.lock:
+            addresses = [f"{ip6(a.address)}/{a.prefix_len} ({a.origin.value})" for a in stack.addresses6 if a.usable]
+            router = stack.gateway6 if stack.gateway6 is not None else stack.nd.routers.default_router()
+            dns = [ip6(d) for d in stack.nd.routers.dns()]
+        text = f"{', '.join(addresses) or 'no address'}, router {ip6(router) if router is not None else 'none'}"
+        return text + (f", DNS {', '.join(dns)} advertised (RDNSS)" if dns else "")
+
+    def wait_ipv6(self) -> bool:
+        """Wait (bounded by :data:`IPV6_SETTLE` from IPv6's start) until IPv6 is ready or cannot become so;
+        whether it is ready. Called with the runtime's lock held, or without."""
+        rt = self.runtime
+        assert rt is not None
+        if self.ipv6_started is None:
+            return False
+        with rt.lock:
+            if self._ipv6_ready():
+                return True
+            limit = self.ipv6_started + IPV6_SETTLE
+            if not self._ipv6_settling() or rt.now() >= limit:
+                return False
+            self.n.say(f"waiting for IPv6 to finish configuring (a global address past DAD and a router), "
+                       f"up to {max(0.0, limit - rt.now()):.1f} s more")
+            started = rt.now()
+            while not self._ipv6_ready() and self._ipv6_settling() and rt.now() < limit:
+                rt.changed.wait(limit - rt.now())
+            ready = self._ipv6_ready()
+        if ready:
+            self.n.say(f"IPv6 ready after {ms(rt.now() - started)}: {self._ipv6_summary()}")
+        else:
+            self.n.say(f"IPv6 not ready after {ms(rt.now() - started)} (no router advertised a prefix we could "
+                       f"use): {self._ipv6_summary()}")
+        return ready
+
+    def _family_usable(self, family: int) -> bool:
+        """RFC 6724 rule 1 for Happy Eyeballs: a family with no source address or route goes last."""
+        stack = self.stack
+        assert stack is not None
+        if family == IPV4:
+            return stack.address is not None
+        return self.ipv6_started is not None and self._ipv6_ready()
 
     def _static(self) -> None:
         s, rt, stack = self.setup, self.runtime, self.stack
@@ -260,61 +422,172 @@ class ClientSession:
 
     # ------------------------------------------------------------------ names
 
-    def lookup(self, name: str) -> int:
-        """The first IPv4 address of ``name`` (a literal is its own answer)."""
-        try:
-            return int(ipaddress.IPv4Address(name))
-        except ValueError:
-            pass
-        q = self.resolve(name)
-        return q.addresses[0]
-
-    def resolve(self, name: str) -> Query:
+    def _names(self) -> Names:
         rt = self.runtime
         assert rt is not None and self.stack is not None
         if not self.dns_servers:
             raise CommandError("no DNS server to ask: the lease named none and no --dns was given")
         if self.names is None:
             self.names = Names(rt, self.dns_servers, rng=self.rng, connect=self._dns_tcp)
+        return self.names
+
+    def _families(self) -> list[int]:
+        """The setup's families, without IPv6 when it is off (dual stack on a link without it)."""
+        return [f for f in self.setup.families if f == IPV4 or self.ipv6_started is not None]
+
+    def resolve(self, name: str) -> dict[int, Query]:
+        """Ask for AAAA and A (or the one family asked for) at once, each answer told as it comes.
+        Raises CommandError when no family has an address."""
+        answers = self._ask(name, self._families(), None)
+        if not any(q.error is None and q.addresses for q in answers.values()):
+            raise CommandError(_resolution_error(name, answers))
+        return answers
+
+    def _ask(self, name: str, families: list[int],
+             on_answer: Callable[[int, Query], None] | None) -> dict[int, Query]:
+        names = self._names()
         servers = ", ".join(ip(s) for s in self.dns_servers)
-        self.n.say(f"resolving {name} (A) at {servers}")
+        together = ", asked together (RFC 8305 section 3)" if len(families) > 1 else ""
+        self.n.say(f"resolving {name} ({' and '.join(_RECORD[f] for f in families)}{together}) at {servers}")
         started = time.monotonic()
+
+        def done(q: Query) -> None:
+            family = IPV6 if q.qtype == dns_wire.TYPE_AAAA else IPV4
+            took = ms(time.monotonic() - started)
+            if q.error is None and q.addresses:
+                self.n.say(f"resolved {_RECORD[family]} in {took}: "
+                           f"{describe_resolution(name, q.cname_chain, q.addresses, q.ttl, q.from_cache, family)}")
+            else:
+                self.n.say(f"no {_RECORD[family]} answer after {took}: {q.error or 'no address'}")
+            if on_answer is not None:
+                on_answer(family, q)
+
         try:
-            q = self.names.query(name)
+            queries = names.query_many(name, [_QTYPE[f] for f in families], on_done=done)
         except OSError as exc:
             raise CommandError(f"{name}: cannot send the DNS query: {exc.strerror or exc}") from None
-        if q.error is not None or not q.addresses:
-            err = q.error or DnsError("nodata", f"{name}: no address")
-            raise CommandError(str(err))
-        self.n.say(f"resolved in {ms(time.monotonic() - started)}: "
-                   f"{describe_resolution(name, q.cname_chain, q.addresses, q.ttl, q.from_cache)}")
-        return q
+        return dict(zip(families, queries))
+
+    def lookup(self, name: str) -> tuple[int, int]:
+        """(family, address) to send to: a literal itself, else the first address as RFC 6724 orders them
+        (IPv6 first when it is ready to reach it), as getaddrinfo gives ping its first."""
+        literal = _literal(name)
+        if literal is not None:
+            self._check_family(name, literal[0])
+            if literal[0] == IPV6:
+                self.wait_ipv6()
+            return literal
+        answers = self.resolve(name)
+        found = {f: q.addresses for f, q in answers.items() if q.error is None and q.addresses}
+        if IPV6 in found and (IPV4 not in found or self.wait_ipv6()):
+            return IPV6, found[IPV6][0]
+        if IPV4 in found:
+            return IPV4, found[IPV4][0]
+        return IPV6, found[IPV6][0]
+
+    def _check_family(self, name: str, family: int) -> None:
+        if self.setup.family and family != self.setup.family:
+            raise CommandError(f"{name} is an IPv{family} address, but -{self.setup.family} asks for "
+                               f"IPv{self.setup.family}")
+        if family == IPV6 and self.ipv6_started is None:
+            raise CommandError(f"{name} is an IPv6 address, and IPv6 is off")
 
     def _dns_tcp(self, address: tuple[str, int], timeout: float) -> TcpSocket:
         self.n.say(f"   the answer was truncated: asking {address[0]} again over TCP port {address[1]} "
                    "(RFC 7766, 2-byte length prefix)")
-        return self.connect(int(ipaddress.IPv4Address(address[0])), address[1], timeout, label="DNS over TCP")
+        server = int(ipaddress.IPv4Address(address[0]))
+        return self._race(address[0], address[1], [IPV4], {IPV4: [server]}, timeout, "DNS over TCP")
 
     # ------------------------------------------------------------------ TCP
 
-    def connect(self, addr: int, port: int, timeout: float | None = None, label: str = "TCP") -> TcpSocket:
-        rt = self.runtime
-        assert rt is not None
-        sock = TcpSocket(rt)
-        sock.settimeout(self.setup.timeout if timeout is None else timeout)
+    def connect(self, name: str, port: int, timeout: float | None = None, role: str | None = None) -> TcpSocket:
+        """A TCP connection to ``name`` (an address, or a name asked for AAAA and A), the families raced
+        as RFC 8305 says; ``role`` names the peer in the ladder. Raises CommandError when none connects."""
+        literal = _literal(name)
+        if literal is not None:
+            self._check_family(name, literal[0])
+            if literal[0] == IPV6:
+                self.wait_ipv6()
+            return self._race(name, port, [literal[0]], {literal[0]: [literal[1]]}, timeout, "TCP", role)
+        self._names()  # no DNS server: say so before anything starts
+        return self._race(name, port, self._families(), None, timeout, "TCP", role)
+
+    def _race(self, name: str, port: int, families: list[int], known: dict[int, list[int]] | None,
+              timeout: float | None, label: str, role: str | None = None) -> TcpSocket:
+        """Happy Eyeballs (pystack/tools/happy_eyeballs.py) driven by the runtime: DNS answers from the
+        resolver thread, attempts started on pystack's TCP, the winner kept, the others aborted."""
+        rt, stack = self.runtime, self.stack
+        assert rt is not None and stack is not None
+        inbox: list[tuple[int, Query | None]] = []
+        errors: dict[int, DnsError] = {}
+
+        def on_answer(family: int, q: Query | None) -> None:  # in the resolver thread
+            with rt.lock:
+                inbox.append((family, q))
+                rt.changed.notify_all()
+
+        if known is None:
+            thread = threading.Thread(target=self._resolve_for_race, args=(name, families, on_answer),
+                                      name="pystack-dns", daemon=True)
+            self._resolvers.append(thread)
+            thread.start()
+        race = _Race(self, name, port, label, role)
+        deadline = time.monotonic() + (self.setup.timeout if timeout is None else timeout)
         with rt.lock:
-            self.states.watch(f"{label} state", lambda: sock.state)
-        self.n.say(f"connecting to {ip(addr)}:{port} over pystack's TCP")
-        started = time.monotonic()
-        err = sock.connect_ex((ip(addr), port))
-        if err:
-            sock.close()
-            timed_out = err in (errno.ETIMEDOUT, errno.EINPROGRESS, errno.EAGAIN)
-            why = "no answer (timed out)" if timed_out else os.strerror(err)
-            raise CommandError(f"cannot connect to {ip(addr)}:{port}: {why}")
-        self.n.say(f"connected to {ip(addr)}:{port} in {ms(time.monotonic() - started)} "
-                   f"(from {sock.getsockname()[0]}:{sock.getsockname()[1]})")
-        return sock
+            he = HappyEyeballs(families, rt.now(), usable=self._family_usable)
+            race.he = he
+            for family, addresses in (known or {}).items():
+                he.answer(family, addresses, rt.now())
+            try:
+                while he.winner is None:
+                    while inbox:
+                        family, q = inbox.pop(0)
+                        addresses = q.addresses if q is not None and q.error is None else []
+                        if q is not None and q.error is not None:
+                            errors[family] = q.error
+                        if family == IPV6 and addresses:
+                            self.wait_ipv6()
+                        he.answer(family, addresses, rt.now())
+                        race.tell_waiting()
+                    race.check(rt.now())
+                    if he.winner is not None:
+                        break
+                    for action in he.poll(rt.now()):
+                        if isinstance(action, StartAttempt):
+                            race.start(action, rt.now())
+                    if he.exhausted:
+                        raise CommandError(race.failure(errors))
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise CommandError(race.timed_out())
+                    due = he.next_deadline()
+                    wait = left if due is None else min(left, due - rt.now())
+                    if wait > 0:
+                        rt.changed.wait(wait)
+            except BaseException:
+                race.abort_all(rt.now())
+                raise
+            return race.won()
+
+    def _resolve_for_race(self, name: str, families: list[int],
+                          on_answer: Callable[[int, Query | None], None]) -> None:
+        """The resolver thread of a race: every family ends with an answer, a failed one if need be."""
+        told: set[int] = set()
+
+        def answer(family: int, q: Query | None) -> None:
+            told.add(family)
+            on_answer(family, q)
+
+        try:
+            self._ask(name, families, answer)
+        except Exception as exc:  # a send error (CommandError) or a bug: the race must still end
+            if not isinstance(exc, CommandError):
+                log.exception("internal error in the resolver thread (please report it)")
+            else:
+                self.n.say(str(exc))
+        for family in families:
+            if family not in told:
+                on_answer(family, None)
 
     def tls(self, sock: TcpSocket, host: str, cacert: str | None) -> TlsSocket:
         """TLS over ``sock`` (pystack/api/tls.py), the server's certificate checked against ``cacert`` or the
@@ -370,6 +643,196 @@ class ClientSession:
         if drops:
             text += "; dropped: " + ", ".join(f"{k[5:]} {v}" for k, v in drops)
         return text
+
+
+class _Race:
+    """The attempts of one Happy Eyeballs race and what the narration says of them (under the lock)."""
+
+    def __init__(self, session: ClientSession, name: str, port: int, label: str, role: str | None) -> None:
+        self.session = session
+        self.n = session.n
+        self.name = name
+        self.port = port
+        self.label = label
+        self.role = role
+        self.he: HappyEyeballs | None = None
+        self.attempts: dict[Candidate, Connection] = {}
+        self.started: dict[Candidate, float] = {}
+        self.number: dict[Candidate, int] = {}
+        self.told_waiting = False
+        self.winner_conn: Connection | None = None
+
+    def _ep(self, c: Candidate) -> str:
+        return endpoint(host(c.family, c.address), self.port)
+
+    def _family(self, c: Candidate) -> str:
+        return "IPv6" if c.family == IPV6 else "IPv4"
+
+    def tell_waiting(self) -> None:
+        he = self.he
+        assert he is not None
+        if he.waiting_since is not None and not self.told_waiting:
+            self.told_waiting = True
+            self.n.say(f"the A answer came first: waiting up to {he.config.resolution_delay * 1000:.0f} ms for "
+                       "the AAAA answer before connecting over IPv4 (RFC 8305 section 3)")
+
+    def start(self, action: StartAttempt, now: float) -> None:
+        he, session = self.he, self.session
+        rt, stack = session.runtime, session.stack
+        assert he is not None and rt is not None and stack is not None
+        c = action.candidate
+        n = len(self.number) + 1
+        self.number[c] = n
+        if self.role:
+            self.n.role(host(c.family, c.address), self.role)
+        racing = len(he.order()) > 1 or len(he.asked) > 1
+        prefix = f"Happy Eyeballs attempt {n}: " if racing else ""
+        if action.why == "delay":
+            last = he.tried[-2]
+            self.n.say(f"{prefix}no answer from {self._ep(last)} within {he.config.attempt_delay * 1000:.0f} ms: "
+                       f"connecting to {self._ep(c)} over IPv{c.family} as well, the earlier attempt still running "
+                       "(RFC 8305 section 5)")
+        elif action.why == "failed":
+            self.n.say(f"{prefix}connecting to {self._ep(c)} over pystack's TCP ({self._family(c)}), "
+                       "at once since the last attempt failed")
+        else:
+            order = ", ".join(self._ep(x) for x in he.order())
+            among = f" (the order: {order}; RFC 8305 section 4)" if len(he.order()) > 1 else ""
+            self.n.say(f"{prefix}connecting to {self._ep(c)} over pystack's TCP ({self._family(c)}){among}")
+        try:
+            conn = self._open(c, now)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.n.say(f"   cannot connect to {self._ep(c)}: {reason}")
+            he.failed(c, reason, now)
+            return
+        self.attempts[c] = conn
+        self.started[c] = time.monotonic()
+        state_label = f"{self.label} state" + ("" if n == 1 else f" (attempt {n})")
+        session.states.watch(state_label, lambda: conn.state)
+        rt.flush()
+        rt.changed.notify_all()
+        rt.wake()
+
+    def _open(self, c: Candidate, now: float) -> Connection:
+        stack = self.session.stack
+        assert stack is not None
+        if c.family == IPV4:
+            local = stack.source_for(c.address)
+            if not local:
+                raise OSError(errno.ENETUNREACH, "no IPv4 address to connect from")
+            return stack.tcp.connect(local, c.address, self.port, now)
+        local6 = stack.source_for6(c.address)
+        if local6 is None or (ipv6_wire.is_link_local(local6) and not ipv6_wire.is_link_local(c.address)):
+            raise OSError(errno.EADDRNOTAVAIL, "no IPv6 address to connect from (no router advertised a prefix)")
+        stack.nd.route(c.address)  # ENETUNREACH when no router leads there
+        return stack.tcp6.connect(local6, c.address, self.port, now)
+
+    def check(self, now: float) -> None:
+        """Which attempts failed, and whether one connected (the race is then won)."""
+        he = self.he
+        assert he is not None
+        for c, conn in list(self.attempts.items()):
+            if conn.error is not None:
+                del self.attempts[c]
+                timed_out = conn.error in (errno.ETIMEDOUT, errno.EAGAIN)
+                reason = "no answer (timed out)" if timed_out else os.strerror(conn.error)
+                self.n.say(f"   attempt to {self._ep(c)} failed: {reason}")
+                he.failed(c, reason, now)
+            elif conn.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED):
+                del self.attempts[c]
+                self.winner_conn = conn
+                for action in he.connected(c, now):
+                    if isinstance(action, CancelAttempt):
+                        self._cancel(action.candidate, now)
+                return
+
+    def _cancel(self, c: Candidate, now: float) -> None:
+        conn = self.attempts.pop(c, None)
+        if conn is None:
+            return
+        self.n.say(f"   cancelling the attempt to {self._ep(c)} ({self._family(c)}): the race is won "
+                   "(RFC 8305 section 5)")
+        conn.abort(now)
+
+    def abort_all(self, now: float) -> None:
+        rt = self.session.runtime
+        assert rt is not None
+        for c in list(self.attempts):
+            self.attempts.pop(c).abort(now)
+        rt.flush()
+        rt.wake()
+
+    def won(self) -> TcpSocket:
+        he, session, conn = self.he, self.session, self.winner_conn
+        rt = session.runtime
+        assert he is not None and he.winner is not None and conn is not None and rt is not None
+        c = he.winner
+        sock: TcpSocket = _Tcp6Socket(rt, conn) if c.family == IPV6 else TcpSocket(rt, conn)
+        sock.settimeout(session.setup.timeout)
+        rt.flush()
+        rt.wake()
+        took = ms(time.monotonic() - self.started[c])
+        local = endpoint(host(c.family, conn.local_ip), conn.local_port)
+        raced = f" ({self._family(c)}, attempt {self.number[c]} of {len(he.tried)})" if len(he.tried) > 1 else ""
+        self.n.say(f"connected to {self._ep(c)} in {took} (from {local}){raced}")
+        return sock
+
+    def timed_out(self) -> str:
+        he = self.he
+        assert he is not None
+        if len(he.tried) == 1:
+            return f"cannot connect to {self._ep(he.tried[0])}: no answer (timed out)"
+        return f"cannot connect to {self.name} port {self.port}: no answer (timed out)"
+
+    def failure(self, errors: dict[int, DnsError]) -> str:
+        he = self.he
+        assert he is not None
+        if not he.failures:
+            return _resolution_error(self.name, {}, errors)
+        if len(he.failures) == 1:
+            c, reason = he.failures[0]
+            return f"cannot connect to {self._ep(c)}: {reason}"
+        return (f"cannot connect to {self.name} port {self.port}: "
+                + "; ".join(f"{self._ep(c)}: {reason}" for c, reason in he.failures))
+
+
+class _Tcp6Socket(TcpSocket):
+    """A TCP connection over IPv6 made by the session; it names its addresses as IPv6 ones, as an
+    AF_INET6 socket does (pystack's socket API speaks AF_INET)."""
+
+    def getsockname(self) -> tuple[str, int]:
+        with self._rt.lock:
+            conn = self._for_data(sending=False)
+            return ip6(conn.local_ip), conn.local_port
+
+    def getpeername(self) -> tuple[str, int]:
+        with self._rt.lock:
+            conn = self._for_data(sending=False)
+            if conn.state in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED):
+                raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+            return ip6(conn.remote_ip), conn.remote_port
+
+
+def _literal(name: str) -> tuple[int, int] | None:
+    """(family, address) of an address literal, else None."""
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    return address.version, int(address)
+
+
+def _resolution_error(name: str, answers: dict[int, Query], errors: dict[int, DnsError] | None = None) -> str:
+    """The one line for a name no family resolved: the most telling error (NXDOMAIN before "no AAAA")."""
+    found = dict(errors or {})
+    for family, q in answers.items():
+        if q.error is not None:
+            found[family] = q.error
+    if not found:
+        return f"{name}: no address"
+    telling = [e for e in found.values() if e.code != "nodata"]
+    return str(telling[0] if telling else found.get(IPV4, next(iter(found.values()))))
 
 
 def _dn(name: tuple[tuple[tuple[str, str], ...], ...]) -> str:

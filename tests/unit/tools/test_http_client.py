@@ -32,6 +32,15 @@ def test_host_header_leaves_out_the_schemes_own_port() -> None:
     assert parse_url("http://h:443/").host_header == "h:443"
 
 
+def test_ipv6_literal_urls_keep_their_brackets_in_the_host_header() -> None:
+    """RFC 3986 3.2.2 and RFC 9110 7.2: the literal is bracketed in the URL and in Host."""
+    url = parse_url("http://[2001:DB8:1::80]:8080/file")
+    assert (url.host, url.port, url.target) == ("2001:db8:1::80", 8080, "/file")
+    assert url.host_header == "[2001:db8:1::80]:8080" and url.is_literal
+    assert parse_url("http://[2001:db8::1]/").host_header == "[2001:db8::1]"
+    assert b"Host: [2001:db8::1]\r\n" in build_request(parse_url("http://[2001:db8::1]/"))
+
+
 @pytest.mark.parametrize("text, needle", [
     ("ftp://host/file", "http://"),
     ("www.example.test/file", "http://"),
@@ -39,7 +48,8 @@ def test_host_header_leaves_out_the_schemes_own_port() -> None:
     ("http://host:99999/", "port"),
     ("http://host:0/", "port"),
     ("http://user:pw@host/", "passwords"),
-    ("http://[2001:db8::1]/", "IPv6"),
+    ("http://[fe80::1%25pst0]/", "zone"),
+    ("http://[2001:db8::1/", "bad host"),
     ("http://host/a b", "percent-encoded"),
 ])
 def test_parse_url_refuses(text: str, needle: str) -> None:
