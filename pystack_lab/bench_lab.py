@@ -26,9 +26,24 @@ def counters_of(counters: dict[str, int], layer: str) -> dict[str, int]:
     return {k: v for k, v in counters.items() if k.startswith(("drop", layer))}
 
 
+PYSTACK6_FLAGS = ("--address6", lab.STACK_ADDRESS6, "--host-address6", lab.HOST_ADDRESS6)
+"""``pystack run``'s flags for the IPv6 rows: its static address, and the kernel's side of the TAP (no DAD)."""
+
+
+def address(ipv6: bool) -> str:
+    """The server's address in the rows of a family: pystack's or the far end's of the kernel pair."""
+    return lab.STACK_IP6 if ipv6 else lab.STACK_IP
+
+
+def wait_ipv6(daemon: lab.Daemon) -> None:
+    """Until pystack's static IPv6 address has passed DAD (a second or two after ``ready``)."""
+    daemon.wait_for_line(r"IPv6 address 2001:db8::2/64 \(static\) configured", timeout=15)
+
+
 @dataclass
 class Pair:
-    """The kernel on both ends: ``near`` (192.0.2.1, where the clients run) and ``far`` (192.0.2.2, servers)."""
+    """The kernel on both ends: ``near`` (192.0.2.1, where the clients run) and ``far`` (192.0.2.2, servers);
+    with ``ipv6``, 2001:db8::1 and 2001:db8::2 too."""
 
     near: lab.Namespace
     far: lab.Namespace
@@ -36,12 +51,16 @@ class Pair:
 
 
 @contextlib.contextmanager
-def kernel_pair(offload: bool = True) -> Iterator[Pair]:
+def kernel_pair(offload: bool = True, ipv6: bool = False) -> Iterator[Pair]:
     with lab.namespace() as near, lab.namespace() as far:
         lab.veth(near, "veth0", far, "veth1")
         changed: list[str] = []
-        for ns, ifname, address in ((near, "veth0", lab.HOST_ADDRESS), (far, "veth1", lab.STACK_ADDRESS)):
-            ns.disable_ipv6(ifname)
+        for ns, ifname, address, address6 in ((near, "veth0", lab.HOST_ADDRESS, lab.HOST_ADDRESS6),
+                                              (far, "veth1", lab.STACK_ADDRESS, lab.STACK_ADDRESS6)):
+            if ipv6:
+                ns.add_address6(ifname, address6)  # nodad: usable at once
+            else:
+                ns.disable_ipv6(ifname)
             if not offload:
                 changed += impaired_wire.disable_offloads(ifname, ns.name)
             ns.add_address(ifname, address)

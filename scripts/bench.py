@@ -5,7 +5,9 @@ Every row is measured in the same run for each system, each in its own throwaway
   kernel   the Linux stack itself, over a veth pair between two namespaces (the ceiling), with Python servers;
   floor    scripts/floor.py, a bare Python loop that swaps fields of ARP and echo requests on a TAP (ping only);
   pytcp    PyTCP 3.0.9's daemon (ping, and the same program), on a Python 3.14 that scripts/pytcp_python.py makes
-           once from Debian sid's packages (or PYTCP_PYTHON names); its rows say "not run: why" when there is none.
+           once from Debian sid's packages (or PYTCP_PYTHON names); its rows say "not run: why" when there is none;
+  pystack6, kernel6  pystack and the kernel again over IPv6 (2001:db8::2): ``ping -6`` and ``curl -6``, their rows
+           printed beside the IPv4 ones with "-6" in the label, and pystack's IPv6/IPv4 ratios in a note.
 Rows:
   ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``, in rounds that take turns between the
            targets), flood ping packets/s and loss;
@@ -23,7 +25,9 @@ Rows:
 Prints one table, a line per figure with pystack / kernel, and writes every figure to bench-results.json.
 Each row is bounded in time; one that fails prints "failed: why" and the others go on. ``--quick`` skips the
 slow rows (plain frames, the matrix) and measures the rest more briefly; ``--only GROUPS`` runs just those
-groups of rows (e.g. ``--only program``). A measurement, never an assertion:
+groups of rows (e.g. ``--only program``); ``--transfers-only`` keeps the TCP rows to the downloads and uploads
+(``--only ping,tcp --transfers-only``: the IPv4 and IPv6 rows side by side, in a few minutes). A measurement, never
+an assertion:
 the exit status only says whether everything could be measured.
 """
 
@@ -52,9 +56,11 @@ import bench_table
 import bench_tcp
 import bench_udp
 
-from pystack_lab import lab
+from pystack_lab import bench_lab, lab
 
 SIZES = (56, 1472)
+SIZES6 = (56, 1452)
+"""IPv6's header is 20 bytes longer than IPv4's: 1452 data bytes fill a 1500-byte packet as 1472 do over IPv4."""
 BUSY_SHARE = 0.10
 """Share of the machine's CPU time used by other programs during the bench above which it warns."""
 
@@ -80,13 +86,23 @@ def pystack_target() -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
 
 @contextlib.contextmanager
 def kernel_target() -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
-    with lab.namespace() as near, lab.namespace() as far:
-        lab.veth(near, "veth0", far, "veth1")
-        for ns, ifname, address in ((near, "veth0", lab.HOST_ADDRESS), (far, "veth1", lab.STACK_ADDRESS)):
-            ns.disable_ipv6(ifname)
-            ns.add_address(ifname, address)
-            ns.link_up(ifname)
-        yield near, {}
+    with bench_lab.kernel_pair() as pair:
+        yield pair.near, {}
+
+
+@contextlib.contextmanager
+def pystack6_target() -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
+    extra: dict[str, Any] = {}
+    with lab.namespace() as ns, lab.pystack_daemon(ns, *bench_lab.PYSTACK6_FLAGS, quiet_ipv6=False) as daemon:
+        bench_lab.wait_ipv6(daemon)
+        yield ns, extra
+        extra["counters"] = daemon.stop()
+
+
+@contextlib.contextmanager
+def kernel6_target() -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
+    with bench_lab.kernel_pair(ipv6=True) as pair:
+        yield pair.near, {}
 
 
 @contextlib.contextmanager
@@ -109,12 +125,20 @@ TARGETS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[lab.Name
     "pystack": pystack_target,
     "floor": floor_target,
     "pytcp": bench_pytcp.pytcp_target,
+    "kernel6": kernel6_target,
+    "pystack6": pystack6_target,
 }
+IPV6_TARGETS = ("kernel6", "pystack6")
 
 
-def rtt_samples(ns: lab.Namespace, size: int, count: int) -> dict[str, Any]:
+def destination(name: str) -> tuple[str, tuple[int, ...]]:
+    """Where a target's pings go, and their sizes."""
+    return (lab.STACK_IP6, SIZES6) if name in IPV6_TARGETS else (lab.STACK_IP, SIZES)
+
+
+def rtt_samples(ns: lab.Namespace, size: int, count: int, dst: str = lab.STACK_IP) -> dict[str, Any]:
     """``count`` pings of ``size`` bytes 2 ms apart: the counts and every reply's RTT (ms)."""
-    return lab.ping(ns, lab.STACK_IP, count=count, size=size, interval=0.002, wait=1,
+    return lab.ping(ns, dst, count=count, size=size, interval=0.002, wait=1,
                     deadline=count * 0.002 + 15)
 
 
@@ -130,9 +154,9 @@ def rtt_summary(size: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def flood(ns: lab.Namespace, count: int, deadline: int) -> dict[str, Any]:
+def flood(ns: lab.Namespace, count: int, deadline: int, dst: str = lab.STACK_IP) -> dict[str, Any]:
     started = time.monotonic()
-    result = lab.ping(ns, lab.STACK_IP, count=count, size=56, interval=0, wait=1, deadline=deadline,
+    result = lab.ping(ns, dst, count=count, size=56, interval=0, wait=1, deadline=deadline,
                       extra=["-f", "-q"])
     wall = time.monotonic() - started
     m = re.search(r"received.*time (\d+)ms", result["output"])
@@ -161,6 +185,7 @@ def measure_all(names: list[str], count: int, flood_count: int, flood_deadline: 
     """The ping rows of every target: RTTs in ``rounds`` interleaved rounds, the flood once per target."""
     rows: dict[str, dict[str, Any]] = {name: {"target": name} for name in names}
     samples: dict[str, list[list[dict[str, Any]]]] = {name: [[] for _ in SIZES] for name in names}
+    sizes = {name: destination(name)[1] for name in names}
     per_round = max(1, count // rounds)
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)] if names else []  # who goes first rotates
@@ -169,23 +194,24 @@ def measure_all(names: list[str], count: int, flood_count: int, flood_deadline: 
             if "error" in row:
                 continue
             print(f"[{name}] ping round {r + 1} of {rounds}: building the lab and measuring ...", flush=True)
+            dst = destination(name)[0]
             try:
                 with TARGETS[name]() as (ns, extra):
                     # Warm-up, untimed: ARP resolved, and 50 pings at the timed pace so that no target's
                     # first replies (a Python program's code paths run for the first time) are in the figures.
-                    lab.ping(ns, lab.STACK_IP, count=3, interval=0.05)
-                    lab.ping(ns, lab.STACK_IP, count=WARM_UP_PINGS, interval=0.002)
-                    for i, size in enumerate(SIZES):
-                        samples[name][i].append(rtt_samples(ns, size, per_round))
+                    lab.ping(ns, dst, count=3, interval=0.05)
+                    lab.ping(ns, dst, count=WARM_UP_PINGS, interval=0.002)
+                    for i, size in enumerate(sizes[name]):
+                        samples[name][i].append(rtt_samples(ns, size, per_round, dst))
                     if r == rounds - 1:
-                        row["flood"] = flood(ns, flood_count, flood_deadline)
+                        row["flood"] = flood(ns, flood_count, flood_deadline, dst)
                 row.update(extra)
             except Exception as exc:  # a measurement: report what failed and go on with the other targets
                 row["error"] = f"{type(exc).__name__}: {exc}"
                 print(f"[{name}] could not be measured: {row['error']}", file=sys.stderr)
     for name, row in rows.items():
         if "error" not in row:
-            row["rtt"] = [rtt_summary(size, samples[name][i]) for i, size in enumerate(SIZES)]
+            row["rtt"] = [rtt_summary(size, samples[name][i]) for i, size in enumerate(sizes[name])]
     return [rows[name] for name in names]
 
 
@@ -220,9 +246,11 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=None, help="pings per size for the RTT figures (1000)")
     parser.add_argument("--flood-count", type=int, default=None, help="flood pings (10000)")
     parser.add_argument("--flood-deadline", type=int, default=30, help="seconds a flood may last at most")
-    parser.add_argument("--targets", default="kernel,pystack,floor",
+    parser.add_argument("--targets", default="kernel,pystack,floor,kernel6,pystack6",
                         help="ping targets ('' for none); pytcp is added when PYTCP_PYTHON is set")
-    parser.add_argument("--tcp-targets", default="kernel,pystack", help="TCP targets ('' for none)")
+    parser.add_argument("--tcp-targets", default="kernel,pystack,kernel6,pystack6", help="TCP targets ('' for none)")
+    parser.add_argument("--transfers-only", action="store_true",
+                        help="TCP: the download and upload rows alone (offload on, and plain frames unless --quick)")
     parser.add_argument("--tcp-mib", type=int, default=200, help="size of the file downloaded and uploaded")
     parser.add_argument("--tcp-runs", type=int, default=None,
                         help="timed transfers per direction (median; fewer when one takes long; 3)")
@@ -276,7 +304,8 @@ def main() -> int:
     if tcp_names:
         print(f"making a {args.tcp_mib} MiB random file ...", flush=True)
         with bench_tcp.bench_files(args.tcp_mib) as files:
-            tcp_rows = [bench_tcp.measure(name, files, plan, plain=not args.quick) for name in tcp_names]
+            tcp_rows = [bench_tcp.measure(name, files, plan, plain=not args.quick, transfers_only=args.transfers_only)
+                        for name in tcp_names]
         if args.quick:
             for row in tcp_rows:
                 row.update({k: {"skipped": "--quick"} for k in (*bench_tcp.PLAIN_ROWS, *bench_tcp.PINNED_ROWS,
@@ -300,8 +329,12 @@ def main() -> int:
     others = max(0.0, (machine_after - machine_before) - (ours_after - ours_before))
     others_share = others / (wall * (os.cpu_count() or 1))
 
-    lines = bench_table.ping_lines(rows)
-    lines += bench_table.tcp_lines(tcp_rows, args.tcp_mib, args.concurrency, bench_tcp.BUSY_POLL_US)
+    rows4, rows6 = bench_table.by_family(rows, IPV6_TARGETS)
+    tcp_rows4, tcp_rows6 = bench_table.by_family(tcp_rows, bench_tcp.IPV6_TARGETS)
+    lines = bench_table.beside_ipv6(bench_table.ping_lines(rows4), bench_table.ping_lines(rows6))
+    lines += bench_table.beside_ipv6(
+        bench_table.tcp_lines(tcp_rows4, args.tcp_mib, args.concurrency, bench_tcp.BUSY_POLL_US),
+        bench_table.tcp_lines(tcp_rows6, args.tcp_mib, args.concurrency, bench_tcp.BUSY_POLL_US))
     lines += bench_table.udp_lines(udp_rows, bench_udp.WINDOWS, bench_udp.SIZE)
     lines += bench_table.idle_lines(idle_rows, bench_idle.kernel_bytes_per_conn(idle_rows))
     lines += bench_table.matrix_lines([r for r in wire_rows if not r.get("skipped")], args.wire_mib,
@@ -314,6 +347,9 @@ def main() -> int:
     if args.quick:
         notes.append("--quick: plain-frame and capture TCP rows and the loss x delay matrix skipped; 1 run per "
                      "transfer")
+    family_ratios = bench_table.ipv6_ratios(lines, "pystack")
+    if family_ratios:
+        notes.append(f"pystack IPv6/IPv4 (-6 line / its IPv4 line; the aim is within 10%): {family_ratios}")
     if pytcp_why:
         notes.append(f"pytcp: not run: {pytcp_why}")
     elif "pytcp" in names or "pytcp" in program_names:
@@ -358,6 +394,11 @@ def main() -> int:
             "tcp_servers": "pystack: pystack run --http DIR --echo --discard on its TAP; kernel: "
                            "scripts/bench_kernel_server.py (http.server, HTTP/1.1, backlog 1024, POST /sha256) "
                            "across a veth pair; clients in the namespace of the kernel side",
+            "ipv6": "the -6 lines: pystack run --address6 2001:db8::2/64 --host-address6 2001:db8::1/64 (the TAP's "
+                    "kernel side keeps IPv6), timed once the address passed DAD; the kernel's veth pair with "
+                    "2001:db8::1/64 and 2001:db8::2/64 (nodad); ping -6 of 56 and 1452 B (a 1500-byte packet, as "
+                    "1472 B over IPv4), curl -6 -g of http://[2001:db8::2]/; the ping rounds take turns with the "
+                    "IPv4 targets",
             "download": f"curl -o /dev/null -w %{{speed_download}} of a {args.tcp_mib} MiB random file, up to "
                         f"{tcp_runs} runs, median; one untimed download first, its SHA-256 checked",
             "upload": f"curl --data-binary @FILE http://IP/sha256 ({args.tcp_mib} MiB), %{{speed_upload}}, up to "

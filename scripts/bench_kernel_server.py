@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--congestion", help="TCP congestion control of the connections (e.g. cubic)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if ":" in args.bind:
+        Server.address_family = socket.AF_INET6  # the IPv6 rows (make bench's -6 targets)
     with Server((args.bind, args.port), partial(Handler, directory=args.directory)) as server:
         if args.congestion:
             server.congestion = args.congestion.encode()

@@ -55,6 +55,49 @@ def _cell(part: dict[str, Any] | None, get: Callable[[dict[str, Any]], float | N
     return Cell(value) if value is not None else Cell(why="n/a")
 
 
+# --- IPv6 beside IPv4 (the targets named with a 6: bench.py's and bench_tcp's IPV6_TARGETS) ---
+
+
+def by_family(rows: list[dict[str, Any]], ipv6_targets: tuple[str, ...]) -> tuple[list[dict[str, Any]],
+                                                                                  list[dict[str, Any]]]:
+    """The IPv4 rows, and the IPv6 rows under their system's name (``pystack6`` in the ``pystack`` column)."""
+    return ([r for r in rows if r["target"] not in ipv6_targets],
+            [dict(r, target=r["target"][:-1]) for r in rows if r["target"] in ipv6_targets])
+
+
+def _label6(label: str) -> str:
+    """An IPv4 line's label for its IPv6 twin: ``ping -6 ...``, ``TCP -6 ...``, ``CPU ..., IPv6 ...``."""
+    for word in ("ping ", "TCP ", "HTTP "):
+        if label.startswith(word):
+            return word + "-6 " + label[len(word):].replace("1472 B", "1452 B")
+    return label.replace(", ", ", IPv6 ", 1)
+
+
+def beside_ipv6(lines4: list[Line], lines6: list[Line]) -> list[Line]:
+    """Each IPv6 line right after its IPv4 one, labelled as :func:`_label6` says; an IPv6 line with nothing
+    measured in it (a row the IPv6 targets do not run) is left out."""
+    out: list[Line] = []
+    six = {line.label: line for line in lines6}
+    for line in lines4:
+        out.append(line)
+        twin = six.get(line.label)
+        if twin is not None and any(c.value is not None or c.why not in ("-", "n/a") for c in twin.cells.values()):
+            out.append(Line(_label6(line.label), twin.spec, twin.cells, twin.ratio))
+    return out
+
+
+def ipv6_ratios(lines: list[Line], column: str) -> str:
+    """``column``'s IPv6 figure over its IPv4 one, for each line pair of :func:`beside_ipv6` with both."""
+    parts = []
+    for four, six in zip(lines, lines[1:]):
+        if six.label != _label6(four.label) or four.label.startswith("CPU"):
+            continue
+        a, b = four.cells.get(column), six.cells.get(column)
+        if a is not None and b is not None and a.value and b.value is not None:
+            parts.append(f"{four.label.split(' (')[0]} {b.value / a.value:.2f}")
+    return "; ".join(parts)
+
+
 # --- ping (bench.py measure) ---
 
 PING: list[tuple[str, str, Callable[[dict[str, Any]], float | None], bool]] = [

@@ -4,6 +4,8 @@ Two targets, each in throwaway namespaces (docs/lab.md), with the same client co
   pystack  ``pystack run --http DIR --echo --discard`` on its TAP; the kernel's curl in the same namespace;
   kernel   scripts/bench_kernel_server.py (``python3 -m http.server`` plus ``POST /sha256``) in one namespace,
            curl in another, over a veth pair.
+Two more, ``pystack6`` and ``kernel6``, are the same over IPv6 (2001:db8::2, ``curl -6``), for the download and
+upload rows only.
 Rows: download and upload MB/s of a 200 MiB file (curl; SHA-256 checked), new connections per second for
 short GETs of a 1 KiB file (serial and 50 concurrent, scripts/bench_http_client.py run in the client
 namespace), and pystack's CPU time per MB moved (utime+stime of the daemon from /proc/PID/stat around the
@@ -13,6 +15,7 @@ transfers); pystack's download again while it writes a pcapng capture (--pcap) a
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -90,11 +93,12 @@ def congestion_control(ns: lab.Namespace) -> str:
 
 @contextlib.contextmanager
 def pystack_target(files: Files, offload: bool = True, cpu: int | None = None,
-                   busy_poll: int | None = None, capture: str | None = None) -> Iterator[Target]:
+                   busy_poll: int | None = None, capture: str | None = None, ipv6: bool = False) -> Iterator[Target]:
     """``capture``: a key of CAPTURES, the daemon writing that file (next to the served files, in RAM when
-    they are; removed with the lab)."""
+    they are; removed with the lab). ``ipv6``: served and reached at 2001:db8::2."""
     flags = ((() if offload else ("--no-offload",)) + (() if cpu is None else ("--cpu", str(cpu)))
-             + (() if busy_poll is None else ("--busy-poll", str(busy_poll))))
+             + (() if busy_poll is None else ("--busy-poll", str(busy_poll)))
+             + (bench_lab.PYSTACK6_FLAGS if ipv6 else ()))
     with contextlib.ExitStack() as stack:
         written: Path | None = None
         if capture is not None:
@@ -104,8 +108,10 @@ def pystack_target(files: Files, offload: bool = True, cpu: int | None = None,
             flags += (flag, str(written))
         ns = stack.enter_context(lab.namespace())
         daemon = stack.enter_context(lab.pystack_daemon(ns, "--http", f"{files.root}:{PORT}", "--echo",
-                                                        "--discard", *flags))
-        target = Target(ns, lab.STACK_IP, daemon.pid,
+                                                        "--discard", *flags, quiet_ipv6=not ipv6))
+        if ipv6:
+            bench_lab.wait_ipv6(daemon)
+        target = Target(ns, bench_lab.address(ipv6), daemon.pid,
                         {"tcp_congestion_control": {"client (kernel curl)": congestion_control(ns)},
                          "ready_line": next((x for x in daemon.lines if "ready" in x), None)})
         yield target
@@ -118,12 +124,14 @@ def pystack_target(files: Files, offload: bool = True, cpu: int | None = None,
 
 
 @contextlib.contextmanager
-def kernel_target(files: Files, offload: bool = True) -> Iterator[Target]:
+def kernel_target(files: Files, offload: bool = True, ipv6: bool = False) -> Iterator[Target]:
     """With ``offload`` False the veth pair carries plain frames: TSO/GSO, GRO and checksum offload off on both
-    ends (bench_lab.kernel_pair), so the kernel cuts and acknowledges MTU-sized segments itself."""
-    with bench_lab.kernel_pair(offload) as pair:
+    ends (bench_lab.kernel_pair), so the kernel cuts and acknowledges MTU-sized segments itself. ``ipv6``:
+    served and reached at 2001:db8::2."""
+    with bench_lab.kernel_pair(offload, ipv6) as pair:
         near, far = pair.near, pair.far
-        proc = far.spawn([sys.executable, str(SCRIPTS / "bench_kernel_server.py"), "--bind", lab.STACK_IP,
+        server_ip = bench_lab.address(ipv6)
+        proc = far.spawn([sys.executable, str(SCRIPTS / "bench_kernel_server.py"), "--bind", server_ip,
                           "--port", str(PORT), "--directory", str(files.root)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
@@ -131,14 +139,18 @@ def kernel_target(files: Files, offload: bool = True) -> Iterator[Target]:
         line = proc.stderr.readline() if ready else ""
         if "ready" not in line:
             raise lab.LabError(f"kernel HTTP server did not start: {line.strip() or 'no ready line in 15 s'}")
-        yield Target(near, lab.STACK_IP, None, {"tcp_congestion_control": {
+        yield Target(near, server_ip, None, {"tcp_congestion_control": {
             "client (curl)": congestion_control(near), "server": congestion_control(far)}, **pair.info})
 
 
 TARGETS: dict[str, Callable[..., contextlib.AbstractContextManager[Target]]] = {
     "kernel": kernel_target,
     "pystack": pystack_target,
+    "kernel6": functools.partial(kernel_target, ipv6=True),
+    "pystack6": functools.partial(pystack_target, ipv6=True),
 }
+IPV6_TARGETS = ("kernel6", "pystack6")
+"""Over IPv6: the transfer rows only (offload on, and plain frames), beside the IPv4 ones."""
 
 
 # --- measurements ---
@@ -159,7 +171,8 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 def curl(target: Target, args: list[str], max_time: float) -> tuple[str, list[str]]:
     """Run curl in the client namespace; return its body output and the fields of its last ``-w`` line."""
-    argv = ["curl", "-sS", "--connect-timeout", "10", "--max-time", str(max_time), *args]
+    argv = ["curl", "-sS", "--connect-timeout", "10", "--max-time", str(max_time),
+            *(("-6", "-g") if ":" in target.ip else ()), *args]  # -g: the brackets of an IPv6 URL are no glob
     try:
         proc = target.client.run(argv, timeout=max_time + 15)
     except subprocess.TimeoutExpired:
@@ -171,7 +184,8 @@ def curl(target: Target, args: list[str], max_time: float) -> tuple[str, list[st
 
 
 def url(target: Target, path: str) -> str:
-    return f"http://{target.ip}:{PORT}{path}"
+    host = f"[{target.ip}]" if ":" in target.ip else target.ip
+    return f"http://{host}:{PORT}{path}"
 
 
 def answers(target: Target, files: Files) -> None:
@@ -319,12 +333,14 @@ while frames follow each other closely (serial clients wait on every answer, so 
 between the frames of one exchange saves a wake-up each); this row shows the loop that always sleeps."""
 
 
-def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str, Any]:
+def measure(name: str, files: Files, plan: Plan, plain: bool = True, transfers_only: bool = False) -> dict[str, Any]:
     """Every TCP row for one target; a row that fails records its why and the others still run.
 
     The default rows run in one lab (TAP offload on, as ``pystack run`` starts); with ``plain`` the download
-    and upload are measured again in a second lab at plain MTU-sized frames, beside them.
+    and upload are measured again in a second lab at plain MTU-sized frames, beside them. ``transfers_only``
+    (and the IPv6 targets): those four rows alone.
     """
+    transfers_only = transfers_only or name in IPV6_TARGETS
     print(f"[{name}] TCP: building the lab and measuring ...", flush=True)
     row: dict[str, Any] = {"target": name}
 
@@ -339,6 +355,8 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
         "conn_concurrent": lambda t: connections(t, files, plan.concurrent, plan.concurrency,
                                                 plan.conn_rounds, plan.conn_deadline),
     }
+    if transfers_only:
+        steps = {k: v for k, v in steps.items() if k in ("download", "upload")}
     try:
         row.update(_in_lab(name, files, True, steps))
         if "error" in row:
@@ -364,7 +382,7 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
             for key in PLAIN_ROWS:
                 row.setdefault(key, {"error": _why(exc)})
             print(f"[{name}] TCP plain frames could not be measured: {_why(exc)}", file=sys.stderr, flush=True)
-    if plain and name == "pystack" and len(os.sched_getaffinity(0)) >= 2:
+    if plain and name == "pystack" and not transfers_only and len(os.sched_getaffinity(0)) >= 2:
         print(f"[{name}] TCP, plain frames, --cpu 0: building the lab and measuring ...", flush=True)
         try:
             got = _in_lab(name, files, False, {"download_plain_cpu": transfer(download),
@@ -375,7 +393,7 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
             for key in PINNED_ROWS:
                 row.setdefault(key, {"error": _why(exc)})
             print(f"[{name}] TCP plain frames --cpu 0 could not be measured: {_why(exc)}", file=sys.stderr, flush=True)
-    if plain and name == "pystack":
+    if plain and name == "pystack" and not transfers_only:
         for key, (flag, _file) in CAPTURES.items():
             print(f"[{name}] TCP download with {flag}: building the lab and measuring ...", flush=True)
             try:
@@ -386,7 +404,7 @@ def measure(name: str, files: Files, plan: Plan, plain: bool = True) -> dict[str
                 row[key] = {"error": _why(exc)}
                 print(f"[{name}] TCP download with {flag} could not be measured: {_why(exc)}", file=sys.stderr,
                       flush=True)
-    if name == "pystack":
+    if name == "pystack" and not transfers_only:
         print(f"[{name}] new connections, --busy-poll {BUSY_POLL_US}: building the lab and measuring ...", flush=True)
         try:
             got = _in_lab(name, files, True, {"conn_serial_busy": lambda t: connections(
