@@ -5,15 +5,21 @@
     with socket.create_connection(("www.example.test", 80)) as s: ...
 
 Everything the stdlib module has is here. What reaches the network is pystack's: the ``socket`` class
-(AF_INET, stream and datagram, over :mod:`pystack.api.socket`, which has the semantics and the errors),
-``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``, ``getnameinfo`` (the hosts table, then
-pystack's own DNS client: :mod:`pystack.api.names`), and the stdlib's own ``create_connection``,
-``create_server``, ``getfqdn`` and ``has_dualstack_ipv6`` run over those. The rest (constants,
-exceptions, ``inet_pton``, ``socketpair``, ``gethostname``, ``getservbyname`` ...) is the stdlib's.
+(AF_INET and AF_INET6, stream and datagram, over :mod:`pystack.api.socket`, which has the semantics and
+the errors), ``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``, ``getnameinfo`` (the hosts
+table, then pystack's own DNS client, A and AAAA: :mod:`pystack.api.names`), and the stdlib's own
+``create_connection``, ``create_server``, ``getfqdn`` and ``has_dualstack_ipv6`` run over those. The
+rest (constants, exceptions, ``inet_pton``, ``socketpair``, ``gethostname``, ``getservbyname`` ...) is
+the stdlib's.
+
+AF_INET6 needs a stack with IPv6 up (``has_ipv6`` says so once :func:`use` is called; otherwise
+EAFNOSUPPORT, and programs fall back to IPv4). As on Linux, an AF_INET6 socket bound to ``::`` takes
+IPv4 too, its peers shown as ``::ffff:a.b.c.d``, unless IPV6_V6ONLY is set before bind. getaddrinfo
+with AF_UNSPEC asks for AAAA records too when the stack has IPv6 up (as AI_ADDRCONFIG would have it),
+IPv6 answers first when the stack has a source address for them (RFC 6724 rules 1 and 6).
 
 AF_UNIX sockets, and sockets made from a descriptor (``fileno=``), stay the kernel's: they never leave
-the machine, and asyncio's self-pipe is one. AF_INET6 is refused (EAFNOSUPPORT) until pystack has IPv6,
-so programs fall back to IPv4; ``has_ipv6`` is False.
+the machine, and asyncio's self-pipe is one.
 """
 
 from __future__ import annotations
@@ -53,8 +59,9 @@ _network: Network | None = None
 def use(runtime: Runtime, names: Names | None = None) -> Network:
     """Make new sockets and name lookups of this module go over ``runtime``'s stack (its loop must be
     running, e.g. ``runtime.start_thread()``). ``names`` defaults to /etc/hosts and no DNS server."""
-    global _network
+    global _network, has_ipv6
     _network = Network(runtime, names if names is not None else Names(runtime, (), HostsTable.load()))
+    has_ipv6 = runtime.stack.ipv6_enabled
     return _network
 
 
@@ -88,27 +95,92 @@ def _text(value: str | bytes) -> str:
     return value.decode("ascii") if isinstance(value, (bytes, bytearray)) else value
 
 
-def _numeric(host: str) -> int | None:
+def _literal(host: str) -> tuple[int, int] | None:
+    """(IP version, address) of an address literal (an IPv6 one may name a scope, ``fe80::1%pst0``:
+    pystack has one interface), else None."""
     try:
-        return int(_ipaddress.IPv4Address(host))
+        address = _ipaddress.ip_address(host)
     except ValueError:
         return None
+    return address.version, int(address)
+
+
+def _ipv6_up() -> bool:
+    """AF_UNSPEC lookups give IPv6 answers only from a stack with IPv6 up."""
+    return _network is not None and _network.runtime.stack.ipv6_enabled
+
+
+def _family_of(version: int) -> AddressFamily:
+    return _std.AddressFamily.AF_INET if version == 4 else _std.AddressFamily.AF_INET6
+
+
+def _text_of(version: int, address: int) -> str:
+    return _api.families.write(_family_of(version), version, address, 0)[0]
+
+
+def _dns_error(exc: _DnsError) -> _std.gaierror:
+    return _gaierror(_EAI_OF_DNS.get(exc.code, _std.EAI_AGAIN))
+
+
+def _resolve(name: str, family: int) -> tuple[str, list[tuple[int, int]]]:
+    """(canonical name, [(IP version, address)]) of a host name for ``family``, or the gaierror glibc
+    gives. With AF_UNSPEC: the hosts table's entries of either family if it knows the name (glibc's files
+    backend answers then), else A and, when the stack has IPv6 up, AAAA records."""
+    network = _current()
+    if family == _std.AF_INET:
+        versions = [4]
+    elif family == _std.AF_INET6:
+        versions = [6]
+    else:
+        versions = [6, 4] if _ipv6_up() else [4]
+        known = [(v, network.names.hosts.addresses(name, v)) for v in versions]
+        if any(entry is not None for _v, entry in known):
+            versions = [v for v, entry in known if entry is not None]
+    canonical, found, errors = "", [], []
+    for version in versions:
+        try:
+            cname, addresses = network.names.addresses(name, version)
+        except _DnsError as exc:
+            errors.append(exc)
+            continue
+        canonical = canonical or cname
+        found += [(version, address) for address in addresses]
+    if not found:
+        codes = {exc.code for exc in errors}
+        if codes & {"nxdomain", "bad_name"}:
+            raise _gaierror(_std.EAI_NONAME)
+        raise _dns_error(next((exc for exc in errors if exc.code != "nodata"), errors[0]))
+    if len(versions) > 1:
+        found.sort(key=_destination_order)
+    return canonical, found
+
+
+def _destination_order(found: tuple[int, int]) -> tuple[bool, bool]:
+    """RFC 6724 section 6 in short: destinations the stack has no source address for last (rule 1),
+    then IPv6 before IPv4 (rule 6: ::/0 has precedence 40, ::ffff:0:0/96 35)."""
+    version, address = found
+    runtime = _current().runtime
+    with runtime.lock:
+        stack = runtime.stack
+        usable = stack.address is not None if version == 4 else stack.source_for6(address) is not None
+    return not usable, version == 4
 
 
 def _lookup(host: str) -> tuple[str, list[int]]:
-    """(canonical name, addresses) or the gaierror glibc would give."""
-    if ":" in host:
-        raise _gaierror(_std.EAI_ADDRFAMILY)  # an IPv6 literal: no IPv6 on pystack
-    try:
-        return _current().names.addresses(host)
-    except _DnsError as exc:
-        raise _gaierror(_EAI_OF_DNS.get(exc.code, _std.EAI_AGAIN)) from None
+    """(canonical name, IPv4 addresses) of a name, or the gaierror glibc would give (gethostbyname's)."""
+    literal = _literal(host)
+    if literal is not None:
+        if literal[0] != 4:
+            raise _gaierror(_std.EAI_ADDRFAMILY)
+        return host, [literal[1]]
+    canonical, found = _resolve(host, _std.AF_INET)
+    return canonical, [address for _v, address in found]
 
 
 def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family: int = 0, type: int = 0,
-                proto: int = 0, flags: int = 0) -> list[tuple[AddressFamily, SocketKind, int, str, tuple[str, int]]]:
-    """As the stdlib's, for IPv4 over pystack: the hosts table, then pystack's DNS client."""
-    if family not in (_std.AF_UNSPEC, _std.AF_INET):
+                proto: int = 0, flags: int = 0) -> list[tuple[AddressFamily, SocketKind, int, str, Any]]:
+    """As the stdlib's, over pystack: literals, the hosts table, then pystack's DNS client (A, AAAA)."""
+    if family not in (_std.AF_UNSPEC, _std.AF_INET, _std.AF_INET6):
         raise _gaierror(_std.EAI_FAMILY)
     kinds = [(k, p, n) for k, p, n in _TYPES
              if type in (0, k) and proto in (0, p) and (type or k != _std.SOCK_RAW or not proto)]
@@ -124,33 +196,40 @@ def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family
         else:
             if flags & _std.AI_NUMERICSERV:
                 raise _gaierror(_std.EAI_NONAME)
-            found = []
+            found_services = []
             for k, p, n in kinds:
                 try:
-                    found.append(((k, p, n), _std.getservbyname(service, n or "tcp")))
+                    found_services.append(((k, p, n), _std.getservbyname(service, n or "tcp")))
                 except OSError:
                     pass
-            if not found:
+            if not found_services:
                 raise _gaierror(_std.EAI_SERVICE)
-            kinds = [kind for kind, _ in found]
-            number = found[0][1]
+            kinds = [kind for kind, _ in found_services]
+            number = found_services[0][1]
+    wanted = {_std.AF_INET: [4], _std.AF_INET6: [6]}.get(family, [4, 6] if _ipv6_up() else [4])
     if host is None:
-        canonical, addresses = "", [0 if flags & _std.AI_PASSIVE else 0x7F000001]
+        # glibc's order: the wildcards IPv4 first, the loopbacks IPv6 first.
+        passive = bool(flags & _std.AI_PASSIVE)
+        every = [(4, 0), (6, 0)] if passive else [(6, 1), (4, 0x7F000001)]
+        canonical, found = "", [(v, a) for v, a in every if v in wanted]
     else:
         name = _text(host)
-        literal = _numeric(name)
+        literal = _literal(name)
         if literal is not None:
-            canonical, addresses = name, [literal]
+            if literal[0] not in wanted:
+                raise _gaierror(_std.EAI_ADDRFAMILY)
+            canonical, found = name, [literal]
         elif flags & _std.AI_NUMERICHOST:
             raise _gaierror(_std.EAI_NONAME)
         else:
-            canonical, addresses = _lookup(name)
-    result = []
-    for address in addresses:
+            canonical, found = _resolve(name, family)
+    result: list[tuple[AddressFamily, SocketKind, int, str, Any]] = []
+    for version, address in found:
+        af = _family_of(version)
         for kind, protocol, _name in kinds:
             first = not result and flags & _std.AI_CANONNAME
-            result.append((_std.AddressFamily.AF_INET, _std.SocketKind(kind), protocol, canonical if first else "",
-                           (str(_ipaddress.IPv4Address(address)), number)))
+            result.append((af, _std.SocketKind(kind), protocol, canonical if first else "",
+                           _api.families.write(af, version, address, number)))
     return result
 
 
@@ -159,39 +238,42 @@ def gethostbyname(hostname: str) -> str:
 
 
 def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
-    literal = _numeric(hostname)
-    if literal is not None:
+    """IPv4 only, as glibc's."""
+    canonical, addresses = _lookup(hostname)  # an IPv6 literal is EAI_ADDRFAMILY
+    if _literal(hostname) is not None:
         return hostname, [], [hostname]
-    canonical, addresses = _lookup(hostname)
     aliases = [hostname] if canonical.lower() != hostname.lower().rstrip(".") else []
     return canonical, aliases, [str(_ipaddress.IPv4Address(a)) for a in addresses]
 
 
 def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
     """The names of an address (a name is resolved first, as glibc does): hosts table, then PTR."""
-    address = _numeric(ip_address)
-    if address is None:
+    literal = _literal(ip_address)
+    if literal is None:
         try:
-            address = _lookup(ip_address)[1][0]
+            literal = _resolve(ip_address, _std.AF_UNSPEC)[1][0]
         except _std.gaierror:
             raise _std.herror(1, "Unknown host") from None
+    version, address = literal
     try:
-        names = _current().names.names(address)
+        names = _current().names.names(address, version)
     except _DnsError as exc:
         raise (_std.herror(1, "Unknown host") if exc.code in ("nxdomain", "nodata", "bad_name")
                else _std.herror(2, "Host name lookup failure")) from None
-    return names[0], names[1:], [str(_ipaddress.IPv4Address(address))]
+    return names[0], names[1:], [_text_of(version, address)]
 
 
-def getnameinfo(sockaddr: tuple[str, int], flags: int) -> tuple[str, str]:
+def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
     host, port = sockaddr[0], sockaddr[1]
-    address = _numeric(host)
-    if address is None:
+    literal = _literal(host)
+    if literal is None:
         raise _gaierror(_std.EAI_NONAME)
-    name = host
+    if literal[0] == 4 and len(sockaddr) != 2:
+        raise OSError("IPv4 sockaddr must be 2 tuple")
+    name = _text_of(*literal)
     if not flags & _std.NI_NUMERICHOST:
         try:
-            name = _current().names.names(address)[0]
+            name = _current().names.names(literal[1], literal[0])[0]
         except _DnsError:
             if flags & _std.NI_NAMEREQD:
                 raise _gaierror(_std.EAI_NONAME) from None
@@ -204,8 +286,10 @@ def getnameinfo(sockaddr: tuple[str, int], flags: int) -> tuple[str, str]:
     return name, service
 
 
-def _address(address: Any, what: str) -> tuple[str, int]:
-    """An AF_INET address checked as CPython does, its host resolved to an IPv4 literal."""
+def _address(family: int, address: Any, what: str) -> tuple[Any, ...]:
+    """An address of ``family`` checked as CPython does, its host resolved to a literal of the family."""
+    if family == _std.AF_INET6:
+        return _address6(address, what)
     if not isinstance(address, tuple) or len(address) != 2:
         raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")
     host, port = address
@@ -214,9 +298,32 @@ def _address(address: Any, what: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise OverflowError(f"{what}(): port must be 0-65535.")
     host = _text(host)
-    if host in ("", "<broadcast>") or _numeric(host) is not None:
+    if host in ("", "<broadcast>"):
         return host, port
-    return str(_ipaddress.IPv4Address(_lookup(host)[1][0])), port
+    return _text_of(4, _lookup(host)[1][0]), port  # a literal is itself (an IPv6 one EAI_ADDRFAMILY)
+
+
+def _address6(address: Any, what: str) -> tuple[Any, ...]:
+    """(host, port[, flowinfo[, scope_id]]) as CPython's getsockaddrarg checks it."""
+    if not isinstance(address, tuple):
+        raise TypeError(f"{what}(): AF_INET6 address must be tuple, not {type(address).__name__}")
+    if not 2 <= len(address) <= 4:
+        raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+    host, port, *rest = address
+    for number in (port, *rest):
+        if not isinstance(number, int):
+            raise TypeError(f"'{type(number).__name__}' object cannot be interpreted as an integer")
+    host = _text(host)
+    if host in ("<broadcast>", "255.255.255.255"):
+        raise OSError("address family mismatched")
+    literal = _literal(host)
+    if host and (literal is None or literal[0] != 6):
+        host = getaddrinfo(host, None, _std.AF_INET6)[0][4][0]  # EAI_ADDRFAMILY for an IPv4 literal
+    if not 0 <= port <= 65535:
+        raise OverflowError(f"{what}(): port must be 0-65535.")
+    if rest and not 0 <= rest[0] <= 0xFFFFF:
+        raise OverflowError(f"{what}(): flowinfo must be 0-1048575.")
+    return (host, port)
 
 
 # ---------------------------------------------------------------------- the socket class
@@ -239,7 +346,7 @@ class socket(metaclass=abc.ABCMeta):
         type = _std.SOCK_STREAM if type == -1 else type
         proto = 0 if proto == -1 else proto
         kind = type & ~(_std.SOCK_NONBLOCK | _std.SOCK_CLOEXEC)
-        if family != _std.AF_INET:
+        if family not in (_std.AF_INET, _std.AF_INET6):
             raise _api._oserror(_errno.EAFNOSUPPORT)
         if kind not in _STREAM_OR_DGRAM:
             raise _api._oserror(_errno.EPROTONOSUPPORT if kind == _std.SOCK_RAW else _errno.EINVAL)
@@ -247,7 +354,7 @@ class socket(metaclass=abc.ABCMeta):
             raise _api._oserror(_errno.EPROTONOSUPPORT)
         runtime = _current().runtime
         self._sock: _api.TcpSocket | _api.UdpSocket = (
-            _api.TcpSocket(runtime) if kind == _std.SOCK_STREAM else _api.UdpSocket(runtime))
+            _api.TcpSocket(runtime, family=family) if kind == _std.SOCK_STREAM else _api.UdpSocket(runtime, family))
         self._family = _std.AddressFamily(family)
         self._type = _std.SocketKind(kind)
         self._proto = proto
@@ -321,19 +428,19 @@ class socket(metaclass=abc.ABCMeta):
     def getblocking(self) -> bool:
         return self._sock.getblocking()
 
-    def bind(self, address: tuple[str, int]) -> None:
-        self._sock.bind(_address(address, "bind"))
+    def bind(self, address: Any) -> None:
+        self._sock.bind(_address(self._family, address, "bind"))
 
-    def connect(self, address: tuple[str, int]) -> None:
-        self._sock.connect(_address(address, "connect"))
+    def connect(self, address: Any) -> None:
+        self._sock.connect(_address(self._family, address, "connect"))
 
-    def connect_ex(self, address: tuple[str, int]) -> int:
-        return self._sock.connect_ex(_address(address, "connect_ex"))
+    def connect_ex(self, address: Any) -> int:
+        return self._sock.connect_ex(_address(self._family, address, "connect_ex"))
 
     def listen(self, backlog: int = min(_std.SOMAXCONN, 128)) -> None:
         self._sock.listen(backlog)
 
-    def accept(self) -> tuple[socket, tuple[str, int]]:
+    def accept(self) -> tuple[socket, Any]:
         sock, address = self._sock.accept()
         new = socket._wrap(sock, self)
         # As CPython: the new socket has the default timeout, and blocks if there is none.
@@ -348,11 +455,11 @@ class socket(metaclass=abc.ABCMeta):
 
     def sendto(self, data: Any, flags_or_address: Any, address: Any = None) -> int:
         if address is None:
-            return self._sock.sendto(data, _address(flags_or_address, "sendto"))
-        return self._sock.sendto(data, flags_or_address, _address(address, "sendto"))
+            return self._sock.sendto(data, _address(self._family, flags_or_address, "sendto"))
+        return self._sock.sendto(data, flags_or_address, _address(self._family, address, "sendto"))
 
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
-        return self._sock.sendmsg(buffers, ancdata, flags, None if address is None else _address(address, "sendmsg"))
+        return self._sock.sendmsg(buffers, ancdata, flags, None if address is None else _address(self._family, address, "sendmsg"))
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         return self._sock.recv(bufsize, flags)
@@ -369,10 +476,10 @@ class socket(metaclass=abc.ABCMeta):
     def shutdown(self, how: int) -> None:
         self._sock.shutdown(how)
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> Any:
         return self._sock.getsockname()
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> Any:
         return self._sock.getpeername()
 
     def setsockopt(self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None) -> None:

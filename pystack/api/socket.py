@@ -1,21 +1,23 @@
 """BSD-shaped sockets that ordinary threads use while the stack runs in its loop thread.
 
-``socket(runtime, AF_INET, SOCK_STREAM)`` or ``SOCK_DGRAM``, then the calls of Python's socket objects,
+``socket(runtime, AF_INET, SOCK_STREAM)`` or ``SOCK_DGRAM`` (or ``AF_INET6``), then the calls of Python's socket objects,
 failing as a kernel socket does: ``OSError`` with the kernel's errno (EBADF after close, ENOTCONN,
 EISCONN, EADDRINUSE, ...), ``TimeoutError`` and ``BlockingIOError``. Each call takes the runtime's lock,
 changes the sans-I/O state, flushes what the stack produced and wakes the loop; blocking calls wait on
 the runtime's condition, which the loop notifies after every iteration. ``fileno()`` is a kernel
 descriptor that select, poll and asyncio can wait on (pystack/api/readiness.py).
 
-Addresses here are IPv4 literals; :mod:`pystack.socket` puts the standard library module's shape over
-these classes (one class for both types, names resolved, ``makefile``, the module functions).
+Addresses here are literals of the socket's family, in the stdlib's tuples: (host, port) for AF_INET,
+(host, port, flowinfo, scope_id) for AF_INET6, whose sockets reach IPv4 through ``::ffff:a.b.c.d`` and,
+bound to ``::``, take both families unless IPV6_V6ONLY is set first (pystack/api/families.py).
+:mod:`pystack.socket` puts the standard library module's shape over these classes (one class for both
+types, names resolved, ``makefile``, the module functions).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import ipaddress
 import os
 import socket as _socket
 import struct
@@ -23,15 +25,19 @@ import time
 import weakref
 from typing import Any, Callable, TypeVar
 
+from pystack.api import families
+from pystack.api.families import V4, V6, Listening, SockAddr, Where
 from pystack.api.readiness import Readiness
 from pystack.runtime import Runtime
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
-from pystack.tcp.listener import Listener
 from pystack.tcp.state import State
 from pystack.udp.endpoint import MAX_PAYLOAD, UdpEndpoint
 
 AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+IPPROTO_IPV6 = _socket.IPPROTO_IPV6
+IPV6_V6ONLY = _socket.IPV6_V6ONLY
 SOCK_DGRAM = _socket.SOCK_DGRAM
 SOCK_STREAM = _socket.SOCK_STREAM
 IPPROTO_TCP = _socket.IPPROTO_TCP
@@ -73,26 +79,7 @@ _LINUX_TCP_STATES = {State.ESTABLISHED: 1, State.SYN_SENT: 2, State.SYN_RECEIVED
                      State.LAST_ACK: 9, State.LISTEN: 10, State.CLOSING: 11}
 _TCP_INFO = struct.Struct("=8B24I")
 """The first 104 bytes of Linux's struct tcp_info (up to tcpi_total_retrans), the layout tools parse."""
-
-
-def _ip(host: str) -> int:
-    if host in ("", "0.0.0.0"):
-        return 0
-    if host == "<broadcast>":
-        return 0xFFFFFFFF
-    try:
-        return int(ipaddress.IPv4Address(host))
-    except ValueError:
-        raise OSError(errno.EINVAL, f"not an IPv4 address: {host!r}") from None
-
-
-def _addr(value: int, port: int) -> tuple[str, int]:
-    return (str(ipaddress.IPv4Address(value)), port)
-
-
-def _oserror(err: int) -> OSError:
-    """The exception the kernel's errno becomes in Python (ConnectionResetError for ECONNRESET ...)."""
-    return OSError(err, os.strerror(err))
+_oserror = families.oserror
 
 
 def _flags(flags: int, allowed: int) -> int:
@@ -121,13 +108,20 @@ def _option_result(value: int | bytes, buflen: int | None) -> int | bytes:
 
 def socket(runtime: Runtime, family: int = AF_INET, type: int = SOCK_STREAM) -> UdpSocket | TcpSocket:
     """A new socket on ``runtime``'s stack, like ``socket.socket(family, type)``."""
-    if family != AF_INET:
-        raise OSError(errno.EAFNOSUPPORT, "only AF_INET is supported")
+    _check_family(runtime, family)
     if type == SOCK_DGRAM:
-        return UdpSocket(runtime)
+        return UdpSocket(runtime, family)
     if type == SOCK_STREAM:
-        return TcpSocket(runtime)
+        return TcpSocket(runtime, family=family)
     raise OSError(errno.EPROTONOSUPPORT, "only SOCK_STREAM and SOCK_DGRAM")
+
+
+def _check_family(runtime: Runtime, family: int) -> None:
+    """AF_INET, or AF_INET6 on a stack with IPv6 up (EAFNOSUPPORT otherwise, as a kernel without IPv6)."""
+    if family not in (AF_INET, AF_INET6):
+        raise OSError(errno.EAFNOSUPPORT, "only AF_INET and AF_INET6 are supported")
+    if family == AF_INET6 and not runtime.stack.ipv6_enabled:
+        raise OSError(errno.EAFNOSUPPORT, "IPv6 is off on this stack")
 
 
 def _hook(sock: _Base) -> Callable[..., None]:
@@ -147,8 +141,12 @@ class _Base:
     type = 0
     proto = 0
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, family: int = AF_INET) -> None:
+        _check_family(runtime, family)
         self._rt = runtime
+        self.family = family
+        self._v6only = False
+        """IPV6_V6ONLY: an AF_INET6 socket on ``::`` takes IPv6 only (off by default, as Linux's bindv6only)."""
         self._timeout: float | None = None
         self._closed = False
         self._ready: Readiness | None = None
@@ -231,7 +229,7 @@ class _Base:
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         raise NotImplementedError
 
-    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, SockAddr | None]:
         raise NotImplementedError
 
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
@@ -250,7 +248,7 @@ class _Base:
         view[:len(data)] = data
         return len(data)
 
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, tuple[str, int] | None]:
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, SockAddr | None]:
         view = memoryview(buffer).cast("B")
         if nbytes < 0:
             raise ValueError("negative buffersize in recvfrom_into")
@@ -260,7 +258,7 @@ class _Base:
         view[:len(data)] = data
         return len(data), address
 
-    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: tuple[str, int] | None = None) -> int:
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: tuple[Any, ...] | None = None) -> int:
         if list(ancdata):
             raise OSError(errno.EINVAL, "pystack sockets take no ancillary data")
         data = b"".join(buffers)
@@ -272,11 +270,37 @@ class _Base:
     def __exit__(self, *exc: Any) -> None:
         self.close()  # type: ignore[attr-defined]
 
-    def _check_local(self, ip: int) -> None:
-        """bind() takes 0.0.0.0 or the stack's own address (EADDRNOTAVAIL otherwise, as the kernel)."""
-        if ip and ip != self._rt.stack.address:
-            raise _oserror(errno.EADDRNOTAVAIL)
+    # -- addresses
+    def _where(self, address: tuple[Any, ...]) -> Where:
+        return families.read(self.family, address[0])
 
+    def _for_bind(self, address: tuple[Any, ...]) -> tuple[tuple[int, ...], Where]:
+        """The versions and address bind() puts the socket at: the wildcard of a dual-stack AF_INET6 socket
+        is in both; an address the stack does not have is EADDRNOTAVAIL, as the kernel says."""
+        where = self._where(address)
+        if where.version == V4 and self.family == AF_INET6 and self._v6only:
+            raise _oserror(errno.EINVAL)  # ::ffff:a.b.c.d on an IPv6-only socket, as Linux
+        if not families.is_ours(self._rt.stack, where):
+            raise _oserror(errno.EADDRNOTAVAIL)
+        return families.versions(self.family, where, self._v6only), where
+
+    def _for_peer(self, address: tuple[Any, ...]) -> Where:
+        """A peer's address; IPv4 (mapped) from an IPv6-only socket is ENETUNREACH, as Linux."""
+        where = self._where(address)
+        if where.version == V4 and self.family == AF_INET6 and self._v6only:
+            raise _oserror(errno.ENETUNREACH)
+        return where
+
+    def _sockaddr(self, version: int, ip: int, port: int) -> SockAddr:
+        return families.write(self.family, version, ip, port)
+
+    def _unbound_name(self, port: int = 0) -> SockAddr:
+        return ("0.0.0.0", port) if self.family == AF_INET else ("::", port, 0, 0)
+
+    def _is_bound(self) -> bool:
+        raise NotImplementedError
+
+    # -- options every type shares
     def _common_option(self, level: int, option: int) -> int | None:
         if level == SOL_SOCKET:
             if option == SO_TYPE:
@@ -284,89 +308,139 @@ class _Base:
             if option == SO_REUSEADDR:
                 return int(self._reuseaddr)
             if option == _socket.SO_DOMAIN:
-                return AF_INET
+                return self.family
             if option == _socket.SO_PROTOCOL:
                 return IPPROTO_TCP if self.type == SOCK_STREAM else IPPROTO_UDP
+        if level == IPPROTO_IPV6:
+            if self.family != AF_INET6:
+                raise _oserror(errno.EOPNOTSUPP)  # Linux's ip_getsockopt for any other level
+            if option == IPV6_V6ONLY:
+                return int(self._v6only)
         return None
+
+    def _set_common_option(self, level: int, option: int, value: int | bytes) -> bool:
+        """setsockopt's options of every type; False when ``option`` is none of them."""
+        if level == SOL_SOCKET and option == SO_REUSEADDR:
+            self._reuseaddr = bool(_int_option(value))  # pystack never lets TIME-WAIT hold a port anyway
+            return True
+        if level == IPPROTO_IPV6:
+            if self.family != AF_INET6:
+                raise _oserror(errno.ENOPROTOOPT)  # Linux's ip_setsockopt for any other level
+            if option == IPV6_V6ONLY:
+                if self._is_bound():
+                    raise _oserror(errno.EINVAL)  # as Linux: only before bind
+                self._v6only = bool(_int_option(value))
+                return True
+        return False
 
 
 class UdpSocket(_Base):
-    """A UDP socket on pystack."""
+    """A UDP socket on pystack: one endpoint, or one per IP version for a dual-stack AF_INET6 socket on ``::``
+    (both on one port). Connecting it keeps only the endpoint of the peer's version."""
 
     type = SOCK_DGRAM
     proto = IPPROTO_UDP
 
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
-        self._endpoint: UdpEndpoint | None = None
+    def __init__(self, runtime: Runtime, family: int = AF_INET) -> None:
+        super().__init__(runtime, family)
+        self._endpoints: dict[int, UdpEndpoint] = {}
+        """IP version -> endpoint."""
         self._broadcast = False
+        self._turn = 0
+        """Which endpoint recvfrom looks at first: the versions take turns, so neither starves the other."""
 
-    def _bound(self) -> UdpEndpoint:
+    def _is_bound(self) -> bool:
+        return bool(self._endpoints)
+
+    def _bind(self, versions: tuple[int, ...], ip: int, port: int) -> None:
+        stack = self._rt.stack
+        layers = [families.udp_layer(stack, v) for v in versions]
+        made = families.on_one_port(port, [lambda p, layer=layer: layer.bind(ip, p) for layer in layers],
+                                    [UdpEndpoint.close] * len(layers), lambda ep: ep.port)
+        for version, endpoint in zip(versions, made):
+            self._endpoints[version] = endpoint
+            endpoint.on_event = _hook(self)
+
+    def _bound(self, version: int | None = None) -> UdpEndpoint:
+        """The endpoint for peers of ``version`` (None: the connected one, or any), bound on every version
+        the socket may use first if it was not (as the kernel binds at the first send)."""
         self._check_open()
-        if self._endpoint is None:
-            self._take(self._rt.stack.udp.bind(0, 0))
-        assert self._endpoint is not None
-        return self._endpoint
+        if not self._endpoints:
+            wildcard = Where(V4 if self.family == AF_INET else V6, 0)
+            self._bind(families.versions(self.family, wildcard, self._v6only), 0, 0)
+        if version is None:
+            return next((ep for ep in self._endpoints.values() if ep.remote is not None),
+                        next(iter(self._endpoints.values())))
+        endpoint = self._endpoints.get(version)
+        if endpoint is None:  # bound to an address of the other version
+            raise _oserror(errno.ENETUNREACH)
+        return endpoint
 
-    def _take(self, endpoint: UdpEndpoint) -> None:
-        self._endpoint = endpoint
-        endpoint.on_event = _hook(self)
+    def _connected(self) -> tuple[int, UdpEndpoint] | None:
+        return next(((v, ep) for v, ep in self._endpoints.items() if ep.remote is not None), None)
 
     def _readiness(self) -> tuple[bool, bool]:
-        ep = self._endpoint
-        return (ep is not None and (bool(ep.queue) or bool(ep.error))) or self._shut_rd, True
+        readable = any(ep.queue or ep.error for ep in self._endpoints.values())
+        return readable or self._shut_rd, True
 
-    def bind(self, address: tuple[str, int]) -> None:
-        ip, port = _ip(address[0]), address[1]
+    def bind(self, address: tuple[Any, ...]) -> None:
         with self._rt.lock:
             self._check_open()
-            if self._endpoint is not None:
+            if self._endpoints:
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-            self._check_local(ip)
-            self._take(self._rt.stack.udp.bind(ip, port))
+            versions, where = self._for_bind(address)
+            self._bind(versions, where.ip, address[1])
 
-    def connect(self, address: tuple[str, int]) -> None:
-        remote = (_ip(address[0]), address[1])
+    def connect(self, address: tuple[Any, ...]) -> None:
+        where = self._for_peer(address)
         with self._rt.lock:
-            self._bound().connect(remote)
+            self._bound(where.version).connect((where.ip, address[1]))
+            for version in [v for v in self._endpoints if v != where.version]:
+                other = self._endpoints.pop(version)  # the other family's datagrams are not the peer's
+                other.on_event = None
+                other.close()
             self._refresh()
 
-    def connect_ex(self, address: tuple[str, int]) -> int:
+    def connect_ex(self, address: tuple[Any, ...]) -> int:
         try:
             self.connect(address)
         except OSError as exc:
             return exc.errno or errno.EINVAL
         return 0
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> SockAddr:
         with self._rt.lock:
             self._check_open()
-            ep = self._endpoint
-            if ep is None:
-                return ("0.0.0.0", 0)
+            if len(self._endpoints) != 1:  # unbound, or on :: in both versions
+                port = next(iter(self._endpoints.values())).port if self._endpoints else 0
+                return self._unbound_name(port)
+            [(version, ep)] = self._endpoints.items()
             ip = ep.local_ip
             if not ip and ep.remote is not None:  # connected: the address the datagrams leave from
-                ip = self._rt.stack.source_for(ep.remote[0]) or 0
-            return _addr(ip, ep.port)
+                ip = families.source_for(self._rt.stack, Where(version, ep.remote[0])) or 0
+            return self._sockaddr(version, ip, ep.port)
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> SockAddr:
         with self._rt.lock:
             self._check_open()
-            if self._endpoint is None or self._endpoint.remote is None:
+            connected = self._connected()
+            if connected is None:
                 raise _oserror(errno.ENOTCONN)
-            return _addr(*self._endpoint.remote)
+            version, ep = connected
+            assert ep.remote is not None
+            return self._sockaddr(version, *ep.remote)
 
     def sendto(self, data: bytes | bytearray | memoryview, flags_or_address: Any, address: Any = None) -> int:
         flags, target = (0, flags_or_address) if address is None else (flags_or_address, address)
         _flags(flags, _SEND_FLAGS)
-        ip, port = _ip(target[0]), target[1]
+        where = self._for_peer(target)
         with self._rt.lock:
-            ep = self._bound()
+            ep = self._bound(where.version)
             stack = self._rt.stack
-            if (ip == 0xFFFFFFFF or ip == stack.broadcast) and not self._broadcast:
+            if where.version == V4 and (where.ip == 0xFFFFFFFF or where.ip == stack.broadcast) and not self._broadcast:
                 raise _oserror(errno.EACCES)  # as the kernel: broadcast only with SO_BROADCAST
             try:
-                n = ep.sendto(data, (ip, port), self._rt.now())
+                n = ep.sendto(data, (where.ip, target[1]), self._rt.now())
             except OSError as exc:
                 raise _oserror(exc.errno or errno.EINVAL) from None
             self._after()
@@ -386,26 +460,34 @@ class UdpSocket(_Base):
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         self.send(data, flags)
 
-    def recvfrom(self, bufsize: int = MAX_PAYLOAD, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+    def recvfrom(self, bufsize: int = MAX_PAYLOAD, flags: int = 0) -> tuple[bytes, SockAddr | None]:
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         _flags(flags, MSG_PEEK | MSG_DONTWAIT)
-        ep = self._bound()
+        with self._rt.lock:
+            self._bound()
         if self._shut_rd:
             return b"", None
 
-        def attempt() -> tuple[bytes, tuple[str, int]] | None:
-            if flags & MSG_PEEK and ep.queue and not ep.error:
-                data, (ip, port) = ep.queue[0]
-            else:
-                try:
-                    got = ep.recvfrom()
-                except OSError as exc:
-                    raise _oserror(exc.errno or errno.EINVAL) from None
-                if got is None:
-                    return None
-                data, (ip, port) = got
-            return data[:bufsize], _addr(ip, port)
+        def attempt() -> tuple[bytes, SockAddr] | None:
+            order = list(self._endpoints.items())
+            if len(order) > 1:
+                self._turn ^= 1
+                if self._turn:
+                    order.reverse()
+            for version, ep in order:
+                if flags & MSG_PEEK and ep.queue and not ep.error:
+                    data, (ip, port) = ep.queue[0]
+                else:
+                    try:
+                        got = ep.recvfrom()
+                    except OSError as exc:
+                        raise _oserror(exc.errno or errno.EINVAL) from None
+                    if got is None:
+                        continue
+                    data, (ip, port) = got
+                return data[:bufsize], self._sockaddr(version, ip, port)
+            return None
 
         return self._wait(attempt, bool(flags & MSG_DONTWAIT))
 
@@ -417,7 +499,7 @@ class UdpSocket(_Base):
             self._check_open()
             if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
                 raise _oserror(errno.EINVAL)
-            if self._endpoint is None or self._endpoint.remote is None:
+            if self._connected() is None:
                 raise _oserror(errno.ENOTCONN)
             if how != SHUT_WR:
                 self._shut_rd = True
@@ -427,16 +509,16 @@ class UdpSocket(_Base):
         self._check_open()
         raise _oserror(errno.EOPNOTSUPP)
 
-    def accept(self) -> tuple[TcpSocket, tuple[str, int]]:
+    def accept(self) -> tuple[TcpSocket, SockAddr]:
         self._check_open()
         raise _oserror(errno.EOPNOTSUPP)
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         with self._rt.lock:
             self._check_open()
-            if level == SOL_SOCKET and option == SO_REUSEADDR:
-                self._reuseaddr = bool(_int_option(value))
-            elif level == SOL_SOCKET and option == SO_BROADCAST:
+            if self._set_common_option(level, option, value):
+                return
+            if level == SOL_SOCKET and option == SO_BROADCAST:
                 self._broadcast = bool(_int_option(value))
             else:
                 raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
@@ -449,10 +531,11 @@ class UdpSocket(_Base):
                 if option == SO_BROADCAST:
                     value = int(self._broadcast)
                 elif option == SO_ERROR:
-                    ep = self._endpoint
-                    value, ep_error = (ep.error, 0) if ep is not None else (0, 0)
-                    if ep is not None:
-                        ep.error = ep_error  # reported once, as the kernel's sk_err
+                    value = 0
+                    for ep in self._endpoints.values():
+                        if ep.error:
+                            value, ep.error = ep.error, 0  # reported once, as the kernel's sk_err
+                            break
             if value is None:
                 raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
             return _option_result(value, buflen)
@@ -461,9 +544,9 @@ class UdpSocket(_Base):
         with self._rt.lock:
             if not self._closed:
                 self._closed = True
-                if self._endpoint is not None:
-                    self._endpoint.on_event = None
-                    self._endpoint.close()
+                for ep in self._endpoints.values():
+                    ep.on_event = None
+                    ep.close()
                 self._rt.changed.notify_all()
                 self._release()
 
@@ -495,15 +578,21 @@ class TcpSocket(_Base):
     type = SOCK_STREAM
     proto = IPPROTO_TCP
 
-    def __init__(self, runtime: Runtime, conn: Connection | None = None, options: _TcpOptions | None = None) -> None:
-        super().__init__(runtime)
+    def __init__(self, runtime: Runtime, conn: Connection | None = None, options: _TcpOptions | None = None,
+                 family: int = AF_INET) -> None:
+        """A new socket, or with ``conn`` one over that connection (made on ``runtime``'s TCP layer of
+        either version)."""
+        super().__init__(runtime, family)
         cfg = runtime.stack.config.tcp
         self._opts = options or _TcpOptions(cfg.nodelay, cfg.keepalive)
         self._conn: Connection | None = None
-        self._listener: Listener | None = None
-        self._local: tuple[int, int] | None = None
+        self._version = V4 if family == AF_INET else V6
+        """The IP version of ``_conn`` (IPv4 on an AF_INET6 socket whose peer is ::ffff:a.b.c.d)."""
+        self._listener: Listening | None = None
+        self._local: tuple[tuple[int, ...], int, int] | None = None
+        """(IP versions, address, port) bind() or listen() put the socket at."""
         self._reserved = False
-        """``_local`` is held in the TCP layer's table of bound ports (bind() without listen or connect)."""
+        """``_local`` is held in the TCP layers' tables of bound ports (bind() without listen or connect)."""
         self._established = False
         """The connection got through its handshake and connect() said so (a later connect() is EISCONN)."""
         self._connecting = False
@@ -512,14 +601,18 @@ class TcpSocket(_Base):
         self._error_reported = False
         """The connection's error was given out once (SO_ERROR, connect): as Linux's sk_err, not again."""
         if conn is not None:
-            self._adopt(conn)
+            self._adopt(V6 if runtime.stack.tcp6.connections.get(conn.key) is conn else V4, conn)
             self._established = True
 
-    def _adopt(self, conn: Connection) -> None:
+    def _adopt(self, version: int, conn: Connection) -> None:
         self._conn = conn
+        self._version = version
         self._error_reported = False
         conn.on_event = _hook(self)
         self._opts.apply(conn, self._rt.stack.config.tcp)
+
+    def _is_bound(self) -> bool:
+        return self._local is not None or self._conn is not None
 
     def _readiness(self) -> tuple[bool, bool]:
         if self._listener is not None:
@@ -530,20 +623,26 @@ class TcpSocket(_Base):
         return conn.readable or self._shut_rd, conn.writable
 
     # -- set-up
-    def bind(self, address: tuple[str, int]) -> None:
-        ip, port = _ip(address[0]), address[1]
+    def bind(self, address: tuple[Any, ...]) -> None:
         with self._rt.lock:
             self._check_open()
             if self._conn is not None or self._local is not None:
                 raise _oserror(errno.EINVAL)
-            self._check_local(ip)
-            port = self._rt.stack.tcp.bind(ip, port)
-            self._local = (ip, port)
+            versions, where = self._for_bind(address)
+            self._local = (versions, where.ip, self._reserve(versions, where.ip, address[1]))
             self._reserved = True
+
+    def _reserve(self, versions: tuple[int, ...], ip: int, port: int) -> int:
+        """Hold ``port`` (0: an ephemeral one) at ``ip`` in the TCP layer of each version; the port."""
+        layers = [families.tcp_layer(self._rt.stack, v) for v in versions]
+        return families.on_one_port(port, [lambda p, layer=layer: layer.bind(ip, p) for layer in layers],
+                                    [lambda p, layer=layer: layer.unbind(ip, p) for layer in layers], int)[0]
 
     def _unreserve(self) -> None:
         if self._reserved and self._local is not None:
-            self._rt.stack.tcp.unbind(*self._local)
+            versions, ip, port = self._local
+            for version in versions:
+                families.tcp_layer(self._rt.stack, version).unbind(ip, port)
         self._reserved = False
 
     def listen(self, backlog: int = 128) -> None:
@@ -554,49 +653,62 @@ class TcpSocket(_Base):
             if self._listener is not None:
                 if self._listener.state == State.CLOSED:
                     raise _oserror(errno.EINVAL)
-                self._listener.backlog = max(1, min(backlog, self._rt.stack.config.tcp.max_backlog))
+                self._listener.set_backlog(max(1, min(backlog, self._rt.stack.config.tcp.max_backlog)))
                 return
-            ip, port = self._local or (0, 0)
+            wildcard = Where(self._version, 0)
+            versions, ip, port = self._local or (families.versions(self.family, wildcard, self._v6only), 0, 0)
             self._unreserve()
+            now = self._rt.now()
+            layers = [families.tcp_layer(self._rt.stack, v) for v in versions]
             try:
-                listener = self._rt.stack.tcp.listen(ip, port, max(backlog, 0))
+                made = families.on_one_port(
+                    port, [lambda p, layer=layer: layer.listen(ip, p, max(backlog, 0)) for layer in layers],
+                    [lambda listener: listener.close(now)] * len(layers), lambda listener: listener.local_port)
             except OSError:
                 if self._local is not None:
-                    self._rt.stack.tcp.bind(*self._local)  # still held by this socket, as before
+                    self._reserve(versions, ip, port)  # still held by this socket, as before
                     self._reserved = True
                 raise
-            listener.on_event = _hook(self)
-            self._listener = listener
-            self._local = (ip, listener.local_port)
+            listening = Listening(list(zip(versions, made)))
+            listening.set_on_event(_hook(self))
+            self._listener = listening
+            self._local = (versions, ip, listening.local_port)
             self._refresh()
 
-    def accept(self) -> tuple[TcpSocket, tuple[str, int]]:
+    def accept(self) -> tuple[TcpSocket, SockAddr]:
         self._check_open()
         listener = self._listener
         if listener is None:
             raise _oserror(errno.EINVAL)
 
-        def attempt() -> Connection | None:
+        def attempt() -> tuple[int, Connection] | None:
             if listener.state == State.CLOSED:
                 raise _oserror(errno.EINVAL)  # shut down
             return listener.accept()
 
-        conn = self._wait(attempt)
-        with self._rt.lock:
-            sock = TcpSocket(self._rt, conn, self._opts.copy())
-        return sock, _addr(conn.remote_ip, conn.remote_port)
+        version, conn = self._wait(attempt)
+        with self._rt.lock:  # the listener's family and options, as Linux
+            sock = TcpSocket(self._rt, conn, self._opts.copy(), self.family)
+            sock._v6only = self._v6only
+        return sock, self._sockaddr(version, conn.remote_ip, conn.remote_port)
 
-    def connect(self, address: tuple[str, int]) -> None:
+    def connect(self, address: tuple[Any, ...]) -> None:
         err = self.connect_ex(address)
         if err == errno.EAGAIN and self._timeout:
             raise timeout("timed out")
         if err:
             raise _oserror(err)
 
-    def connect_ex(self, address: tuple[str, int]) -> int:
+    def connect_ex(self, address: tuple[Any, ...]) -> int:
         """0, or the errno connect() would raise. After a timeout it is EAGAIN (as CPython's); the
         attempt goes on, and a later call reports how it ended (EALREADY while it still runs)."""
-        remote_ip, remote_port = _ip(address[0]), address[1]
+        try:
+            remote = self._for_peer(address)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise
+            return exc.errno or errno.EINVAL
+        remote_port = address[1]
         with self._rt.lock:
             self._check_open()
             if self._listener is not None:
@@ -617,16 +729,19 @@ class TcpSocket(_Base):
                     return old.error
                 # a failed attempt, reported: try again, as Linux does
             stack = self._rt.stack
-            local_ip, local_port = self._local or (0, 0)
-            local_ip = local_ip or stack.source_for(remote_ip) or 0
+            versions, local_ip, local_port = self._local or ((remote.version,), 0, 0)
+            if remote.version not in versions:  # bound to an address of the other version
+                return errno.ENETUNREACH
+            local_ip = local_ip or families.source_for(stack, remote) or 0
             if not local_ip:
                 return errno.ENETUNREACH
             self._unreserve()
             try:
-                conn = stack.tcp.connect(local_ip, remote_ip, remote_port, self._rt.now(), local_port or None)
+                conn = families.tcp_layer(stack, remote.version).connect(
+                    local_ip, remote.ip, remote_port, self._rt.now(), local_port or None)
             except OSError as exc:
                 return exc.errno or errno.EINVAL
-            self._adopt(conn)
+            self._adopt(remote.version, conn)
             self._after()
             if self._timeout == 0:  # as Linux, even if the answer came already: the SYN is on its way
                 self._connecting = True
@@ -745,7 +860,7 @@ class TcpSocket(_Base):
             got += len(more)
         return b"".join(parts)
 
-    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, SockAddr | None]:
         return self.recv(bufsize, flags), None  # as the kernel's TCP: no address
 
     def shutdown(self, how: int) -> None:
@@ -771,6 +886,8 @@ class TcpSocket(_Base):
         with self._rt.lock:
             self._check_open()
             opts, conn = self._opts, self._conn
+            if self._set_common_option(level, option, value):
+                return
             if level == SOL_SOCKET and option == SO_LINGER:
                 if isinstance(value, int) or len(value) < 8:
                     raise _oserror(errno.EINVAL)
@@ -782,9 +899,6 @@ class TcpSocket(_Base):
                 opts.nodelay = bool(number)
             elif level == SOL_SOCKET and option == SO_KEEPALIVE:
                 opts.keepalive = bool(number)
-            elif level == SOL_SOCKET and option == SO_REUSEADDR:
-                self._reuseaddr = bool(number)  # pystack never lets TIME-WAIT hold a port anyway
-                return
             elif level == SOL_SOCKET and option in (SO_RCVBUF, SO_SNDBUF):
                 cfg = self._rt.stack.config.tcp
                 field, ceiling = (("recv_buffer", cfg.recv_buffer_max) if option == SO_RCVBUF
@@ -869,19 +983,22 @@ class TcpSocket(_Base):
             0, 0, 0, 0, int(i["pmtu"]), int(i["rcv_space"]), us(i["srtt"]), us(i["rttvar"]), ssthresh,
             int(i["cwnd"]) // mss, int(i["advmss"]), 3, 0, int(i["rcv_space"]), int(i["total_retrans"]))
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> SockAddr:
         with self._rt.lock:
             self._check_open()
             if self._conn is not None:
-                return _addr(self._conn.local_ip, self._conn.local_port)
-            return _addr(*(self._local or (0, 0)))
+                return self._sockaddr(self._version, self._conn.local_ip, self._conn.local_port)
+            if self._local is None:
+                return self._unbound_name()
+            versions, ip, port = self._local
+            return self._sockaddr(versions[-1], ip, port)  # on :: in both versions: ("::", port, 0, 0)
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> SockAddr:
         with self._rt.lock:
             conn = self._for_data(sending=False)
             if conn.state in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED):
                 raise _oserror(errno.ENOTCONN)
-            return _addr(conn.remote_ip, conn.remote_port)
+            return self._sockaddr(self._version, conn.remote_ip, conn.remote_port)
 
     @property
     def state(self) -> State:
@@ -897,7 +1014,7 @@ class TcpSocket(_Base):
             self._closed = True
             now = self._rt.now()
             if self._listener is not None:
-                self._listener.on_event = None
+                self._listener.set_on_event(None)
                 self._listener.close(now)
             self._unreserve()
             conn = self._conn

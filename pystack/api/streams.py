@@ -8,6 +8,10 @@ transport moves bytes under the runtime's lock. The stdlib's ``StreamReaderProto
 ``asyncio.open_connection`` works as it is. Back-pressure is TCP's own: a paused reader leaves data in
 the receive buffer (the window closes); writes beyond the send buffer wait in the transport and
 pause the writer above a high-water mark (``StackConfig.streams``).
+
+Both IP versions, as asyncio over the kernel: a host literal names its family (an IPv4-mapped IPv6 one
+goes over IPv4), and ``start_server`` on every address (host "" or None) listens on both, each
+connection named in its own family, as asyncio's one socket per family (each IPV6_V6ONLY) does.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import errno
 import os
 from typing import Any, Awaitable, Callable
 
-from pystack.api.socket import _addr, _ip
+from pystack.api import families
+from pystack.api.families import AF_INET, AF_INET6, BOTH, V4, V6, Listening, Where
 from pystack.runtime import Runtime
 from pystack.tcp.connection import Connection
-from pystack.tcp.listener import Listener
 from pystack.tcp.state import State
 
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
@@ -30,7 +34,7 @@ class PystackTransport(asyncio.Transport):
     """An asyncio transport over one pystack TCP connection."""
 
     def __init__(self, runtime: Runtime, conn: Connection, protocol: asyncio.Protocol,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, version: int = V4) -> None:
         super().__init__()
         self._rt = runtime
         self._limits = runtime.stack.config.streams
@@ -45,9 +49,10 @@ class PystackTransport(asyncio.Transport):
         self._lost = False
         self._writing_paused = False
         self._scheduled = False
+        family = AF_INET if version == V4 else AF_INET6
         self._extra = {
-            "peername": _addr(conn.remote_ip, conn.remote_port),
-            "sockname": _addr(conn.local_ip, conn.local_port),
+            "peername": families.write(family, version, conn.remote_ip, conn.remote_port),
+            "sockname": families.write(family, version, conn.local_ip, conn.local_port),
         }
         conn.on_event = self._event_from_stack
         protocol.connection_made(self)
@@ -194,26 +199,34 @@ class PystackTransport(asyncio.Transport):
         return self._reading
 
 
-def _stream_pair(runtime: Runtime, conn: Connection, loop: asyncio.AbstractEventLoop,
+def _stream_pair(runtime: Runtime, conn: Connection, loop: asyncio.AbstractEventLoop, version: int,
                  limit: int = 2 ** 16) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport = PystackTransport(runtime, conn, protocol, loop)
+    transport = PystackTransport(runtime, conn, protocol, loop, version)
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+def _literal(host: str) -> Where:
+    """An address literal of either family (an IPv4-mapped IPv6 one is IPv4)."""
+    return families.read(AF_INET6 if ":" in host else AF_INET, host)
 
 
 async def open_connection(runtime: Runtime, host: str, port: int, *, limit: int = 2 ** 16,
                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Like ``asyncio.open_connection``, over pystack. Raises ConnectionRefusedError and friends."""
+    """Like ``asyncio.open_connection``, over pystack, to an IPv4 or IPv6 literal. Raises
+    ConnectionRefusedError and friends."""
     loop = asyncio.get_running_loop()
-    remote = _ip(host)
+    remote = _literal(host)
     ready: asyncio.Future[None] = loop.create_future()
     with runtime.lock:
         stack = runtime.stack
-        local = stack.source_for(remote)
+        if remote.version == V6 and not stack.ipv6_enabled:
+            raise OSError(errno.EAFNOSUPPORT, "IPv6 is off on this stack")
+        local = families.source_for(stack, remote)
         if not local:
             raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
-        conn = stack.tcp.connect(local, remote, port, runtime.now())
+        conn = families.tcp_layer(stack, remote.version).connect(local, remote.ip, port, runtime.now())
 
         def settle() -> None:
             if not ready.done():
@@ -238,13 +251,13 @@ async def open_connection(runtime: Runtime, host: str, port: int, *, limit: int 
         err = conn.error
     if err is not None:
         raise ConnectionRefusedError(err, os.strerror(err)) if err == errno.ECONNREFUSED else OSError(err, os.strerror(err))
-    return _stream_pair(runtime, conn, loop, limit=limit)
+    return _stream_pair(runtime, conn, loop, remote.version, limit=limit)
 
 
 class Server:
     """What ``start_server`` returns: ``close()``, ``wait_closed()``, ``sockets``-like ``port``."""
 
-    def __init__(self, runtime: Runtime, listener: Listener, loop: asyncio.AbstractEventLoop,
+    def __init__(self, runtime: Runtime, listener: Listening, loop: asyncio.AbstractEventLoop,
                  callback: ClientConnected, limit: int) -> None:
         self._rt = runtime
         self._listener = listener
@@ -253,7 +266,7 @@ class Server:
         self._limit = limit
         self._scheduled = False
         self.port = listener.local_port
-        listener.on_event = self._event_from_stack
+        listener.set_on_event(self._event_from_stack)
 
     def _event_from_stack(self) -> None:
         if not self._scheduled:
@@ -264,14 +277,15 @@ class Server:
         self._scheduled = False
         while True:
             with self._rt.lock:
-                conn = self._listener.accept()
-            if conn is None:
+                accepted = self._listener.accept()
+            if accepted is None:
                 return
+            version, conn = accepted
             # The protocol makes the StreamWriter and calls the callback itself (a second writer
             # would close the transport when garbage-collected).
             reader = asyncio.StreamReader(limit=self._limit, loop=self._loop)
             protocol = asyncio.StreamReaderProtocol(reader, self._callback, loop=self._loop)
-            PystackTransport(self._rt, conn, protocol, self._loop)
+            PystackTransport(self._rt, conn, protocol, self._loop, version)
 
     def close(self) -> None:
         with self._rt.lock:
@@ -288,12 +302,26 @@ class Server:
         self.close()
 
 
-async def start_server(runtime: Runtime, client_connected_cb: ClientConnected, host: str = "", port: int = 0,
-                       *, backlog: int = 100, limit: int = 2 ** 16) -> Server:
-    """Like ``asyncio.start_server``, over pystack: the callback gets (StreamReader, StreamWriter)."""
+async def start_server(runtime: Runtime, client_connected_cb: ClientConnected, host: str | None = "",
+                       port: int = 0, *, backlog: int = 100, limit: int = 2 ** 16) -> Server:
+    """Like ``asyncio.start_server``, over pystack: the callback gets (StreamReader, StreamWriter). On
+    every address (``host`` "" or None) of both versions when the stack has IPv6 up, on one port; else
+    on the literal's."""
     loop = asyncio.get_running_loop()
     with runtime.lock:
-        listener = runtime.stack.tcp.listen(_ip(host), port or runtime.stack.tcp._ephemeral_port(0, 0, 0), backlog)
-        server = Server(runtime, listener, loop, client_connected_cb, limit)
+        stack = runtime.stack
+        if host:
+            where = _literal(host)
+            versions: tuple[int, ...] = (where.version,)
+        else:
+            where, versions = Where(V4, 0), BOTH if stack.ipv6_enabled else (V4,)
+        if V6 in versions and not stack.ipv6_enabled:
+            raise OSError(errno.EAFNOSUPPORT, "IPv6 is off on this stack")
+        layers = [families.tcp_layer(stack, v) for v in versions]
+        now = runtime.now()
+        made = families.on_one_port(port, [lambda p, layer=layer: layer.listen(where.ip, p, backlog) for layer in layers],
+                                    [lambda listener: listener.close(now)] * len(layers),
+                                    lambda listener: listener.local_port)
+        server = Server(runtime, Listening(list(zip(versions, made))), loop, client_connected_cb, limit)
     loop.call_soon(server._accept_all)
     return server

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import gc
 import hashlib
+import ipaddress
 import os
 import random
 import selectors
@@ -25,6 +26,7 @@ from pystack.api.names import Names
 from pystack.dns.hosts import HostsTable
 from pystack.runtime import Runtime
 from pystack.wire import dns as dns_wire
+from pystack.wire.ipv4 import addr_to_int
 
 from .conftest import A_IP, B_IP
 
@@ -34,15 +36,15 @@ def net(runtimes: tuple[Runtime, Runtime]) -> Iterator[tuple[Runtime, Runtime]]:
     """pystack.socket on A, with a hosts table naming B and B's DNS server at port 53."""
     ra, rb = runtimes
     hosts = HostsTable.parse([f"{B_IP} peer.example.test peer"])
-    ps.use(ra, Names(ra, [api._ip(B_IP)], hosts))
+    ps.use(ra, Names(ra, [addr_to_int(B_IP)], hosts))
     try:
         yield ra, rb
     finally:
         ps._network = None
 
 
-def _echo_server(rb: Runtime, port: int) -> api.TcpSocket:
-    server = api.socket(rb, type=api.SOCK_STREAM)
+def _echo_server(rb: Runtime, port: int, family: int = api.AF_INET) -> api.TcpSocket:
+    server = api.socket(rb, family, api.SOCK_STREAM)
     server.bind(("", port))
     server.listen(64)
 
@@ -67,8 +69,9 @@ def _echo_server(rb: Runtime, port: int) -> api.TcpSocket:
     return server
 
 
-def _dns_server(rb: Runtime, records: dict[str, str]) -> api.UdpSocket:
-    """Answers A questions for ``records`` (name -> address), NXDOMAIN for the rest."""
+def _dns_server(rb: Runtime, records: dict[str, list[str]]) -> api.UdpSocket:
+    """Answers A and AAAA questions from ``records`` (name -> addresses of either family): NOERROR with no
+    data for a known name without the address type asked for, NXDOMAIN for the rest."""
     sock = api.socket(rb, type=api.SOCK_DGRAM)
     sock.bind(("", dns_wire.PORT))
 
@@ -80,10 +83,14 @@ def _dns_server(rb: Runtime, records: dict[str, str]) -> api.UdpSocket:
                 return
             query = dns_wire.parse(data)
             q = query.questions[0]
-            address = records.get(q.name.rstrip(".").lower())
-            answers = ([dns_wire.Record(q.name, dns_wire.TYPE_A, dns_wire.CLASS_IN, 60, api._ip(address))]
-                       if address else [])
-            flags = dns_wire.FLAG_QR | dns_wire.FLAG_RD | dns_wire.FLAG_RA | (0 if address else dns_wire.RCODE_NXDOMAIN)
+            known = records.get(q.name.rstrip(".").lower())
+            answers = []
+            for text in known or []:
+                address = ipaddress.ip_address(text)
+                if (q.qtype, address.version) in ((dns_wire.TYPE_A, 4), (dns_wire.TYPE_AAAA, 6)):
+                    rdata = int(address) if address.version == 4 else address
+                    answers.append(dns_wire.Record(q.name, q.qtype, dns_wire.CLASS_IN, 60, rdata))
+            flags = dns_wire.FLAG_QR | dns_wire.FLAG_RD | dns_wire.FLAG_RA | (0 if known else dns_wire.RCODE_NXDOMAIN)
             sock.sendto(dns_wire.build(dns_wire.DnsMessage(query.id, flags, [q], answers)), peer)
 
     threading.Thread(target=serve, daemon=True).start()
@@ -118,7 +125,7 @@ def test_create_connection_and_makefile_carry_a_line_protocol_and_a_megabyte(net
 
 def test_getaddrinfo_answers_from_literals_hosts_and_pystacks_dns(net):
     _ra, rb = net
-    dns = _dns_server(rb, {"www.example.test": "192.0.2.80"})
+    dns = _dns_server(rb, {"www.example.test": ["192.0.2.80"]})
     stream = (ps.AF_INET, ps.SOCK_STREAM, ps.IPPROTO_TCP)
     assert ps.getaddrinfo("192.0.2.9", 80, type=ps.SOCK_STREAM) == [(*stream, "", ("192.0.2.9", 80))]
     assert ps.getaddrinfo(None, "80", flags=ps.AI_PASSIVE, type=ps.SOCK_STREAM) == [(*stream, "", ("0.0.0.0", 80))]
@@ -136,7 +143,10 @@ def test_getaddrinfo_answers_from_literals_hosts_and_pystacks_dns(net):
     assert numeric.value.errno == ps.EAI_NONAME
     with pytest.raises(ps.gaierror) as v6:
         ps.getaddrinfo("www.example.test", 80, ps.AF_INET6)
-    assert v6.value.errno == ps.EAI_FAMILY
+    assert v6.value.errno == ps.EAI_NODATA  # glibc's answer for a name with A records only
+    with pytest.raises(ps.gaierror) as family:
+        ps.getaddrinfo("www.example.test", 80, ps.AF_PACKET)
+    assert family.value.errno == ps.EAI_FAMILY
     dns.close()
 
 
@@ -209,7 +219,7 @@ def test_errors_are_the_kernels(net):
         theirs = outcome(fn, kernel_make, kernel_listener())
         ours = outcome(fn, ps.socket if name == "AF_INET6" else ours_make, (B_IP, 7101))
         if name == "AF_INET6":
-            theirs = ("OSError", errno.EAFNOSUPPORT)  # a kernel without IPv6, which is what pystack is
+            theirs = ("OSError", errno.EAFNOSUPPORT)  # a kernel without IPv6, as this stack has none up
         if theirs != ours:
             differ[name] = (theirs, ours)
     assert not differ, differ
