@@ -43,6 +43,7 @@ from pystack.conformance.script import (
 from pystack.conformance.syscalls import Attempt, CallFailed, Result, Sockets, Unsupported
 from pystack.config import StackConfig
 from pystack.stack import Stack
+from pystack.tcp.congestion import SSTHRESH_INITIAL
 from pystack.tcp.connection import Connection
 from pystack.tcp.layer import TcpLayer
 
@@ -649,7 +650,7 @@ class Driver:
             "tcpi_rcv_mss": info["rcv_mss"],
             "tcpi_advmss": info["advmss"],
             "tcpi_snd_cwnd": int(info["cwnd"]) // mss,
-            "tcpi_snd_ssthresh": 0x7FFFFFFF if ssthresh >= 1 << 30 else ssthresh // mss,
+            "tcpi_snd_ssthresh": 0x7FFFFFFF if ssthresh >= SSTHRESH_INITIAL else ssthresh // mss,
             "tcpi_rtt": int(float(info["srtt"]) * 1e6),
             "tcpi_rto": int(float(info["rto"]) * 1e6),
             "tcpi_unacked": -(-int(info["unacked"]) // mss),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from pystack.tcp.congestion import SSTHRESH_INITIAL
+
 STATE_NAMES = {"ESTABLISHED": "ESTAB", "SYN_SENT": "SYN-SENT", "SYN_RECEIVED": "SYN-RECV", "FIN_WAIT_1": "FIN-WAIT-1",
                "FIN_WAIT_2": "FIN-WAIT-2", "TIME_WAIT": "TIME-WAIT", "CLOSE_WAIT": "CLOSE-WAIT",
                "LAST_ACK": "LAST-ACK", "CLOSING": "CLOSING", "CLOSED": "UNCONN", "LISTEN": "LISTEN",
                "UNCONN": "UNCONN"}
 """pystack's state names (RFC 9293's) as ss prints them."""
-SSTHRESH_UNSET = 1 << 30
 
 
 def _service(endpoint: str, netid: str, numeric: bool) -> str:
@@ -34,7 +35,7 @@ def info_line(info: dict[str, Any]) -> str:
     parts.append(f"rtt:{info['srtt'] * 1000:.3f}/{info['rttvar'] * 1000:.3f}")
     parts.append(f"mss:{mss} pmtu:{info['pmtu']} rcvmss:{info['rcv_mss']} advmss:{info['advmss']}")
     parts.append(f"cwnd:{info['cwnd'] // mss}")
-    if info["ssthresh"] < SSTHRESH_UNSET:
+    if info["ssthresh"] < SSTHRESH_INITIAL:
         parts.append(f"ssthresh:{info['ssthresh'] // mss}")
     parts.append(f"bytes_acked:{info['bytes_acked']} bytes_received:{info['bytes_received']}")
     parts.append(f"retrans:{info['retransmits']}/{info['total_retrans']}")

@@ -13,6 +13,9 @@ from typing import Callable
 
 from pystack.tcp.seq import seq_lt
 
+SSTHRESH_INITIAL = 1 << 30
+"""ssthresh before any loss: "arbitrarily high" (RFC 5681 3.1)."""
+
 
 class CongestionControl:
     """Interface. All sizes are bytes; ``flight`` is the data outstanding when the event happened."""
@@ -22,7 +25,7 @@ class CongestionControl:
     def __init__(self, mss: int, initial_window_segments: int) -> None:
         self.mss = mss
         self.cwnd = initial_window_segments * mss
-        self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 3.1)
+        self.ssthresh = SSTHRESH_INITIAL
         self.slow_start_limit = 2
         """TcpConfig.slow_start_limit, set by the connection."""
         self._max_flight = 0

@@ -14,6 +14,12 @@ left (RFC 9293 3.8.6.2.2: do not shrink the window).
 
 The send buffer holds the data from SND.UNA on (acked bytes are deleted from its front, which
 CPython's bytearray does in O(1)); the FIN, when queued, sits just past its end.
+
+This class holds the TCB, the user side and the receiving half of RFC 9293 3.10.7; the rest of the
+connection's rules live beside it, as plain functions of it (pystack.tcp.handshake: opening and the
+options; .sender: output, the ACK's processing, fast retransmit and recovery; .timers: what each timer
+does) or as collaborators held in its slots (.timestamps, .recovery, .sendbuf, .recvbuf, .reassembly,
+.rtt, .congestion).
 """
 
 from __future__ import annotations
