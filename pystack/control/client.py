@@ -22,7 +22,7 @@ def ask(address: str, command: str, timeout: float = 5.0, **options: bool) -> di
             sock.connect(sockaddr(address))
         except (FileNotFoundError, ConnectionRefusedError):
             raise ControlUnavailable(f"no pystack daemon listens on {address} in this network namespace "
-                                     "(pystack run --tap NAME listens on @pystack/NAME)") from None
+                                     "(pystack run --tap or --tun NAME listens on @pystack/NAME)") from None
         except PermissionError:
             raise ControlUnavailable(f"not allowed to connect to {address} (root only)") from None
         try:

@@ -49,7 +49,8 @@ def serve_control(runtime: Runtime, tap: str, args: argparse.Namespace) -> Contr
 
 
 def _client_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tap", default="pst0", metavar="NAME", help="the daemon's TAP device (default pst0)")
+    p.add_argument("--tap", "--tun", default="pst0", metavar="NAME",
+                   help="the daemon's TAP or TUN device (default pst0)")
     p.add_argument("--control", metavar="PATH", help="its control socket, if not the default @pystack/TAP")
     p.add_argument("--json", action="store_true", help="the daemon's answer as JSON")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],

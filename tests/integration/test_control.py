@@ -110,7 +110,7 @@ def test_without_a_daemon_ss_says_so_in_one_line(ns: lab.Namespace) -> None:
     assert proc.returncode == 1, proc
     assert proc.stderr.strip().splitlines() == [
         "pystack: error: no pystack daemon listens on @pystack/pst0 in this network namespace "
-        "(pystack run --tap NAME listens on @pystack/NAME)"]
+        "(pystack run --tap or --tun NAME listens on @pystack/NAME)"]
 
 
 def test_a_program_under_pystack_exec_is_seen_by_ss(daemon_ready: None, ns: lab.Namespace) -> None:
