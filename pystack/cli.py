@@ -372,8 +372,9 @@ def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         description="Set pystack up as fetch does (DHCP by default), then run an unmodified Python program in "
                     "this process with pystack.socket in place of the socket module: its TCP, UDP and name "
                     "lookups (hosts table, then pystack's DNS client) go over pystack, and select, selectors "
-                    "and asyncio work on its sockets. The exit status is the program's. Not covered: code "
-                    "that uses _socket directly, subprocesses (they get the kernel's socket), IPv6.",
+                    "and asyncio work on its sockets, IPv4 and IPv6 (SLAAC from the routers' advertisements; "
+                    "an AF_INET6 socket on :: takes IPv4 too). The exit status is the program's. Not covered: "
+                    "code that uses _socket directly, subprocesses (they get the kernel's socket).",
         epilog="example: pystack exec --tap pst0 --address 192.0.2.2/24 -- -m http.server 8000\n"
                "         pystack exec --tap pst0 --dhcp -- client.py --verbose",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -5,8 +5,9 @@ loop runs in its own thread, :mod:`pystack.socket` takes the place of ``socket``
 the program runs as ``python SCRIPT``, ``python -m MODULE`` or ``python -c CODE`` would run it. The exit
 status is the program's.
 
-What cannot be covered: code that opens kernel sockets through ``_socket`` directly, or C extensions
-that make their own; subprocesses (a new interpreter has the kernel's ``socket`` again); AF_INET6.
+AF_INET6 works once the stack has IPv6 up (the session brings it up, as fetch's does). What cannot be
+covered: code that opens kernel sockets through ``_socket`` directly, or C extensions that make their
+own; subprocesses (a new interpreter has the kernel's ``socket`` again).
 """
 
 from __future__ import annotations

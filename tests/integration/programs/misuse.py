@@ -32,6 +32,22 @@ def udp() -> socket.socket:
     return s
 
 
+def tcp6(v6only: bool | None = None) -> socket.socket:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    made.append(s)
+    if v6only is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+    return s
+
+
+def udp6(v6only: bool | None = None) -> socket.socket:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    made.append(s)
+    if v6only is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+    return s
+
+
 def closed() -> socket.socket:
     s = tcp()
     s.close()
@@ -90,6 +106,26 @@ def peer_closes() -> list[Any]:
     line = s.recv(10)
     s.shutdown(socket.SHUT_WR)
     return [line.decode(), s.recv(10).decode()]
+
+
+MAPPED = "::ffff:" + HOST
+"""HOST as an AF_INET6 socket names it (RFC 4291 2.5.5.2)."""
+
+
+def echo_over_mapped() -> list[Any]:
+    """A dual-stack AF_INET6 socket reaches the IPv4 echo server through its mapped address."""
+    s = tcp6()
+    s.settimeout(10)
+    s.connect((MAPPED, PORT))
+    s.sendall(b"mapped\n")
+    return [s.recv(10).decode(), list(s.getpeername()), s.getsockname()[0].startswith("::ffff:")]
+
+
+def port_held_across_families(first: Callable[[], socket.socket], second: Callable[[], socket.socket]) -> None:
+    """bind() of ``second`` on the port ``first`` holds: Linux's rules between :: and 0.0.0.0."""
+    owner = first()
+    owner.bind(("", 0))
+    second().bind(("", owner.getsockname()[1]))
 
 
 CASES: dict[str, Callable[[], Any]] = {
@@ -151,6 +187,42 @@ CASES: dict[str, Callable[[], Any]] = {
     "udp broadcast without SO_BROADCAST": lambda: udp().sendto(b"x", (HOST.rsplit(".", 1)[0] + ".255", 9)),
     "udp shutdown unconnected": lambda: udp().shutdown(socket.SHUT_RD),
     "udp bind twice": lambda: (lambda s: (s.bind(("", 0)), s.bind(("", 0))))(udp()),
+    "v6 getsockname unbound": lambda: tcp6().getsockname(),
+    "v6 udp getsockname unbound": lambda: udp6().getsockname(),
+    "v6 SO_DOMAIN": lambda: tcp6().getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN),
+    "v6 V6ONLY is off by default": lambda: tcp6().getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
+    "v6 V6ONLY after bind": lambda: (lambda s: (s.bind(("::", 0)),
+                                               s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)))(tcp6()),
+    "v6 V6ONLY set on an AF_INET socket": lambda: tcp().setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1),
+    "v6 V6ONLY read from an AF_INET socket": lambda: tcp().getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
+    "v6 getsockname on ::": lambda: (lambda s: (s.bind(("::", 0)), s.getsockname()[0]))(tcp6())[1],
+    "v6 getsockname on the IPv4 wildcard mapped": lambda: (lambda s: (s.bind(("::ffff:0.0.0.0", 0)),
+                                                                      s.getsockname()[0]))(tcp6())[1],
+    "v6 connect mapped with V6ONLY": lambda: tcp6(True).connect((MAPPED, PORT)),
+    "v6 connect_ex mapped with V6ONLY": lambda: tcp6(True).connect_ex((MAPPED, PORT)),
+    "v6 bind mapped with V6ONLY": lambda: tcp6(True).bind(("::ffff:0.0.0.0", 0)),
+    "v6 udp sendto mapped with V6ONLY": lambda: udp6(True).sendto(b"x", (MAPPED, 9)),
+    "v6 bind to an address not ours": lambda: tcp6().bind(("2001:db8::7", 0)),
+    "v6 connect to an IPv4 literal": lambda: tcp6().connect((HOST, PORT)),
+    "v6 address not a tuple": lambda: tcp6().connect("::1"),
+    "v6 address of one item": lambda: tcp6().connect(("::1",)),
+    "v6 address of five items": lambda: tcp6().connect(("::1", 1, 0, 0, 0)),
+    "v6 port out of range": lambda: tcp6().connect((MAPPED, 70000)),
+    "v6 flowinfo out of range": lambda: tcp6().connect((MAPPED, PORT, 1 << 20, 0)),
+    "v6 broadcast": lambda: udp6().sendto(b"x", ("<broadcast>", 9)),
+    "v6 echo over a mapped address": echo_over_mapped,
+    "v6 connect refused over a mapped address": lambda: tcp6().connect((MAPPED, CLOSED)),
+    "v6 on :: holds the IPv4 port": lambda: port_held_across_families(tcp6, tcp),
+    "v6 V6ONLY leaves the IPv4 port": lambda: port_held_across_families(lambda: tcp6(True), tcp),
+    "v6 IPv4 port holds :: too": lambda: port_held_across_families(tcp, tcp6),
+    "v6 udp on :: holds the IPv4 port": lambda: port_held_across_families(udp6, udp),
+    "v6 getaddrinfo of an IPv4 literal": lambda: socket.getaddrinfo(HOST, PORT, socket.AF_INET6),
+    "v6 getaddrinfo of an IPv6 literal for AF_INET": lambda: socket.getaddrinfo("2001:db8::1", PORT, socket.AF_INET),
+    "v6 getaddrinfo of the passive wildcard": lambda: socket.getaddrinfo(None, PORT, socket.AF_INET6,
+                                                                          socket.SOCK_STREAM, 0, socket.AI_PASSIVE),
+    "v6 getnameinfo numeric": lambda: list(socket.getnameinfo(("2001:db8::1", PORT, 0, 0),
+                                                              socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)),
+    "v6 has_dualstack_ipv6": socket.has_dualstack_ipv6,
     "SO_LINGER as bytes": lambda: (lambda s: (s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 5)),
                                               struct.unpack("ii", s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))))(tcp()),
 }
