@@ -124,27 +124,17 @@ def _dns_error(exc: _DnsError) -> _std.gaierror:
 
 def _resolve(name: str, family: int) -> tuple[str, list[tuple[int, int]]]:
     """(canonical name, [(IP version, address)]) of a host name for ``family``, or the gaierror glibc
-    gives. With AF_UNSPEC: the hosts table's entries of either family if it knows the name (glibc's files
-    backend answers then), else A and, when the stack has IPv6 up, AAAA records."""
-    network = _current()
-    if family == _std.AF_INET:
-        versions = [4]
-    elif family == _std.AF_INET6:
-        versions = [6]
-    else:
-        versions = [6, 4] if _ipv6_up() else [4]
-        known = [(v, network.names.hosts.addresses(name, v)) for v in versions]
-        if any(entry is not None for _v, entry in known):
-            versions = [v for v, entry in known if entry is not None]
+    gives. AF_UNSPEC asks for AAAA too when the stack has IPv6 up (pystack.api.names.Names.lookup)."""
+    versions = {_std.AF_INET: [4], _std.AF_INET6: [6]}.get(family, [6, 4] if _ipv6_up() else [4])
+    answers = _current().names.lookup(name, versions)
     canonical, found, errors = "", [], []
     for version in versions:
-        try:
-            cname, addresses = network.names.addresses(name, version)
-        except _DnsError as exc:
-            errors.append(exc)
+        answer = answers[version]
+        if isinstance(answer, _DnsError):
+            errors.append(answer)
             continue
-        canonical = canonical or cname
-        found += [(version, address) for address in addresses]
+        canonical = canonical or answer[0]
+        found += [(version, address) for address in answer[1]]
     if not found:
         codes = {exc.code for exc in errors}
         if codes & {"nxdomain", "bad_name"}:

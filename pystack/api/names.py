@@ -65,26 +65,43 @@ class Names:
     def addresses(self, name: str, version: int = 4) -> tuple[str, list[int]]:
         """(canonical name, addresses of IP ``version``: A records for 4, AAAA for 6) of ``name``; a
         literal of that family is its own answer. Raises DnsError."""
+        found = self.lookup(name, (version,))[version]
+        if isinstance(found, DnsError):
+            raise found
+        return found
+
+    def lookup(self, name: str, versions: Sequence[int]) -> dict[int, tuple[str, list[int]] | DnsError]:
+        """For each IP version asked, (canonical name, addresses) of ``name`` or why there are none. A
+        literal answers for its own version. As glibc's ``hosts: files dns``: when the hosts table knows
+        the name in any version asked, it alone answers; else DNS is asked every question at once (AAAA
+        and A, RFC 8305 section 3)."""
         try:
             literal = ipaddress.ip_address(name)
         except ValueError:
             pass
         else:
-            if literal.version != version:
-                raise DnsError("nodata", f"{name}: an IPv{literal.version} address, not IPv{version}")
-            return name, [int(literal)]
-        known = self.hosts.addresses(name, version)
-        if known is not None:
-            return known
+            return {v: (name, [int(literal)]) if literal.version == v else
+                    DnsError("nodata", f"{name}: an IPv{literal.version} address, not IPv{v}") for v in versions}
+        known = {v: self.hosts.addresses(name, v) for v in versions}
+        if any(entry is not None for entry in known.values()):
+            return {v: entry if entry is not None else DnsError("nodata", f"{name}: no IPv{v} address in the "
+                                                                          "hosts table")
+                    for v, entry in known.items()}
+        qtypes = [wire.TYPE_AAAA if v == 6 else wire.TYPE_A for v in versions]
         try:
-            q = self.query(name, wire.TYPE_AAAA if version == 6 else wire.TYPE_A)
+            queries = self.query_many(name, qtypes)
         except OSError as exc:
-            raise DnsError("timeout", f"{name}: cannot send the DNS query: {exc.strerror or exc}") from None
-        if q.error is not None:
-            raise q.error
-        if not q.addresses:
-            raise DnsError("nodata", f"{name}: no address")
-        return (q.cname_chain[-1].rstrip(".") if q.cname_chain else name), q.addresses
+            failed = DnsError("timeout", f"{name}: cannot send the DNS query: {exc.strerror or exc}")
+            return {v: failed for v in versions}
+        answers: dict[int, tuple[str, list[int]] | DnsError] = {}
+        for v, q in zip(versions, queries):
+            if q.error is not None:
+                answers[v] = q.error
+            elif not q.addresses:
+                answers[v] = DnsError("nodata", f"{name}: no address")
+            else:
+                answers[v] = (q.cname_chain[-1].rstrip(".") if q.cname_chain else name), q.addresses
+        return answers
 
     def names(self, address: int, version: int = 4) -> list[str]:
         """The names of ``address`` (IP ``version``): the hosts table's, else its PTR records (RFC 1035
