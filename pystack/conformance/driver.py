@@ -2,8 +2,8 @@
 
 The script's inbound packets go into a :class:`pystack.stack.Stack` as Ethernet frames from the gateway,
 over IPv4 or IPv6 as ``--ip_version`` says, its system calls become TCP user calls, and the frames the stack
-emits are compared with the script's outbound packets. The clock is the script's: between events it jumps from timer to timer, so a script of
-seconds runs in milliseconds and every run is the same.
+emits are compared with the script's outbound packets. The clock is the script's: between events it jumps
+from timer to timer, so a script of seconds runs in milliseconds and every run is the same.
 
 What packetdrill does (its run*.c), done the same way here:
 

@@ -82,7 +82,8 @@ class Ipv6Config:
 
     # --- addresses (RFC 4291, RFC 4862, RFC 7217) ---
     max_addresses: int = 16
-    """Addresses on the interface, link-local and duplicates included (Linux max_addresses)."""
+    """Addresses on the interface, link-local and duplicates included (Linux max_addresses). It bounds the
+    multicast groups joined too: each address's solicited-node group, and all-nodes (pystack.iface.mld)."""
     slaac: bool = True
     """Form addresses from prefixes advertised with the A flag (Linux autoconf)."""
     dad_transmits: int = 1

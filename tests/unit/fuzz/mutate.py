@@ -2,11 +2,12 @@
 
 A mutated frame with a broken checksum only ever tests the checksum check. So most mutations here
 are followed by :func:`fix_checksums`, which recomputes the IPv4 header checksum and the ICMP, UDP
-or TCP checksum (over the pseudo-header) of whatever the frame now says, so the damage reaches the
-length checks, option parsers, reassembly and the TCP state machine behind them.
+or TCP checksum (over the pseudo-header) of whatever the frame now says -- over IPv6, the ICMPv6, UDP or
+TCP checksum after the extension headers -- so the damage reaches the length checks, option parsers,
+reassembly and the TCP state machine behind them. The IPv6 mutations are in :mod:`fuzz.mutate6`.
 
-Written from the RFCs (791, 768, 792, 9293, 1071) without pystack's wire code: the fuzzer judges
-the parsers, so it must not share their mistakes.
+Written from the RFCs (791, 768, 792, 9293, 1071, 8200, 4443) without pystack's wire code: the fuzzer
+judges the parsers, so it must not share their mistakes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from pystack_lab.reference import ref_checksum, ref_ones_sum
 ETH_LEN = 14
 ETH_IPV4 = 0x0800
 ETH_ARP = 0x0806
+ETH_IPV6 = 0x86DD
+IPV6_EXTENSIONS = {0: "hop-by-hop", 43: "routing", 44: "fragment", 51: "AH", 60: "destination options"}
+"""The extension headers walked to find an IPv6 packet's upper layer (RFC 8200 4, RFC 4302 2.2)."""
 PROTO_ICMP, PROTO_TCP, PROTO_UDP = 1, 6, 17
 GIANT_LIMIT = 200_000
 """Largest frame the fuzzer makes (a TAP read buffer is at most 64 KiB; this is beyond any)."""
@@ -38,9 +42,53 @@ def ip_layout(frame: bytes | bytearray) -> tuple[int, int, int] | None:
     return ihl, end, frame[ETH_LEN + 9]
 
 
+def ipv6_layout(frame: bytes | bytearray) -> tuple[int, int, int, bool] | None:
+    """(offset of the upper-layer header in the frame, end of the packet within the frame, Next Header of
+    the upper layer, whether the packet is a fragment) for an IPv6 frame whose fixed header fits, else
+    None. The walk stops at the first header that does not fit or is not an extension header; the end is
+    bounded by the frame, whatever Payload Length claims."""
+    if len(frame) < ETH_LEN + 40 or frame[12:14] != b"\x86\xdd":
+        return None
+    end = min(ETH_LEN + 40 + struct.unpack_from("!H", frame, ETH_LEN + 4)[0], len(frame))
+    nh, at, fragment = frame[ETH_LEN + 6], ETH_LEN + 40, False
+    for _ in range(64):
+        if nh not in IPV6_EXTENSIONS or at + 8 > end:
+            break
+        if nh == 44:
+            fragment = fragment or bool(struct.unpack_from("!H", frame, at + 2)[0] & 0xFFF9)
+            size = 8
+        else:
+            size = (frame[at + 1] + 2) * 4 if nh == 51 else (frame[at + 1] + 1) * 8
+        nh, at = frame[at], at + size
+    return at, end, nh, fragment
+
+
+def _fix_checksums6(frame: bytearray) -> bytearray:
+    """The ICMPv6, UDP or TCP checksum of an IPv6 frame over RFC 8200 8.1's pseudo-header, unless the
+    packet is a fragment (its checksum covers the whole packet)."""
+    layout = ipv6_layout(frame)
+    if layout is None or layout[3]:
+        return frame
+    start, end, nh, _fragment = layout
+    where = {58: 2, PROTO_UDP: 6, PROTO_TCP: 16}.get(nh)
+    if where is None or end - start < where + 2:
+        return frame
+    struct.pack_into("!H", frame, start + where, 0)
+    seg = frame[start:end]
+    pseudo = ref_ones_sum(frame[ETH_LEN + 8:ETH_LEN + 40] + struct.pack("!IxxxB", len(seg), nh))
+    value = ref_checksum(seg, pseudo)
+    if nh == PROTO_UDP and value == 0:
+        value = 0xFFFF  # RFC 8200 8.1: a computed zero is sent as all ones (zero is not allowed over IPv6)
+    struct.pack_into("!H", frame, start + where, value)
+    return frame
+
+
 def fix_checksums(frame: bytearray) -> bytearray:
     """Recompute the IPv4 header checksum and, for an unfragmented (or first-fragment) ICMP, UDP or
-    TCP payload, the transport checksum over what the frame holds. Anything else is left alone."""
+    TCP payload, the transport checksum over what the frame holds; over IPv6, the upper layer's checksum
+    of an unfragmented packet. Anything else is left alone."""
+    if frame[12:14] == b"\x86\xdd":
+        return _fix_checksums6(frame)
     layout = ip_layout(frame)
     if layout is None:
         return frame
@@ -249,6 +297,8 @@ def giant(rng: random.Random, frame: bytearray, _corpus: Sequence[bytes]) -> byt
     if ip_layout(frame) is not None and rng.random() < 0.5:
         struct.pack_into("!H", frame, ETH_LEN + 2, min(len(frame) - ETH_LEN, 0xFFFF))
         struct.pack_into("!H", frame, ETH_LEN + 6, 0)
+    elif ipv6_layout(frame) is not None and rng.random() < 0.5:
+        struct.pack_into("!H", frame, ETH_LEN + 4, min(len(frame) - ETH_LEN - 40, 0xFFFF))
     return fix_checksums(frame)
 
 
@@ -264,15 +314,18 @@ MUTATIONS: dict[str, Mutation] = {
 WEIGHTS = {"zero_length": 1, "giant": 2}  # the rest weigh 10
 
 
-def mutate(rng: random.Random, frame: bytes, corpus: Sequence[bytes], rounds: int | None = None) -> tuple[bytes, list[str]]:
-    """One to three mutations of ``frame``; returns the result and the names applied (for messages)."""
-    names = list(MUTATIONS)
+def mutate(rng: random.Random, frame: bytes, corpus: Sequence[bytes], rounds: int | None = None,
+           table: dict[str, Mutation] | None = None) -> tuple[bytes, list[str]]:
+    """One to three mutations of ``frame`` drawn from ``table`` (:data:`MUTATIONS` unless given); returns
+    the result and the names applied (for messages)."""
+    table = MUTATIONS if table is None else table
+    names = list(table)
     weights = [WEIGHTS.get(n, 10) for n in names]
     out = bytearray(frame)
     applied = []
     for _ in range(rounds or rng.choice((1, 1, 1, 2, 3))):
         name = rng.choices(names, weights)[0]
-        out = MUTATIONS[name](rng, out, corpus)
+        out = table[name](rng, out, corpus)
         applied.append(name)
     return bytes(out[:GIANT_LIMIT]), applied
 

@@ -8,14 +8,16 @@ Addresses are mostly the stack under test's (192.0.2.2, its MAC) so the frames a
 
 from __future__ import annotations
 
+import random
 import struct
 
 from hypothesis import strategies as st
 
 from pystack_lab.reference import ref_checksum
 
-from .corpus import A_IP, A_MAC, B_IP, B_MAC
+from .corpus import A6, A_IP, A_LL, A_MAC, B6, B_IP, B_MAC
 from .mutate import IPV4_OPTIONS, TCP_OPTIONS, fix_checksums
+from .mutate6 import DESTINATIONS, ND_FIXED, OPTIONS6, SOURCES, nd_options
 
 u8 = st.integers(0, 0xFF)
 u16 = st.one_of(st.sampled_from([0, 1, 0x7FFF, 0x8000, 0xFFFF]), st.integers(0, 0xFFFF))
@@ -135,3 +137,83 @@ def ethernet_frames(draw: st.DrawFn) -> bytes:
 def fixed(frame: bytes) -> bytes:
     """``frame`` with its checksums recomputed (see :func:`fuzz.mutate.fix_checksums`)."""
     return bytes(fix_checksums(bytearray(frame)))
+
+
+# --- IPv6 (RFC 8200, RFC 4443, RFC 4861, RFC 3810) ----------------------------------------------------
+
+
+@st.composite
+def extension_header(draw: st.DrawFn, nh: int) -> tuple[int, bytes]:
+    """One extension header that names ``nh`` next: (its own Next Header value, its bytes)."""
+    kind = draw(st.sampled_from([0, 60, 60, 43, 44, 51, 50, 135, 253]))
+    if kind in (0, 60):
+        body = b"".join(draw(st.lists(st.sampled_from(OPTIONS6) | st.binary(min_size=1, max_size=10), max_size=5)))
+        if draw(st.booleans()):
+            body += b"\0" * (-(2 + len(body)) % 8)
+        length = draw(st.just(max(0, (2 + len(body) + 7) // 8 - 1)) | u8)
+        return kind, bytes((nh, length)) + body
+    if kind == 43:
+        count = draw(st.integers(0, 4))
+        return kind, bytes((nh, 2 * count, draw(st.sampled_from([0, 2, 3, 4]) | u8), draw(st.integers(0, 5) | u8))) \
+            + bytes(4) + draw(st.binary(min_size=16 * count, max_size=16 * count))
+    if kind == 44:
+        off_m = draw(st.sampled_from([0, 1, 8, 9, 0xFFF8, 0xFFF9]) | u16)
+        return kind, struct.pack("!BBHI", nh, draw(st.just(0) | u8), off_m, draw(st.sampled_from([1, 2]) | u32))
+    if kind == 51:
+        return kind, bytes((nh, draw(st.just(4) | u8))) + bytes(22)
+    return kind, bytes((nh, 0)) + bytes(6)
+
+
+@st.composite
+def icmpv6_messages(draw: st.DrawFn) -> bytes:
+    """ICMPv6 without its checksum (the frame's fix-up makes it): echo, errors quoting a packet of ours,
+    MLD, and ND messages with their options."""
+    mtype = draw(st.sampled_from([128, 129, 1, 2, 3, 4, 130, 143, 133, 134, 135, 136, 137]) | u8)
+    code = draw(st.just(0) | u8)
+    if mtype in ND_FIXED:
+        fixed = draw(st.binary(min_size=ND_FIXED[mtype], max_size=ND_FIXED[mtype]))
+        if mtype in (135, 136, 137) and draw(st.booleans()):
+            fixed = fixed[:4] + draw(st.sampled_from([A6, B6, A_LL])).to_bytes(16, "big") + fixed[20:]
+        rng = random.Random(draw(st.integers(0, 2**32)))
+        return struct.pack("!BBH", mtype, code, 0) + fixed + nd_options(rng)
+    if mtype in (1, 2, 3, 4):
+        quoted = struct.pack("!IHBB16s16s", 0x60000000, 8, 17, 64, A6.to_bytes(16, "big"), B6.to_bytes(16, "big"))
+        quoted += struct.pack("!HHHH", 7, draw(ports), 8, 0)
+        return struct.pack("!BBHI", mtype, code, 0, draw(u32)) + quoted[:draw(st.integers(0, len(quoted)))]
+    return struct.pack("!BBHI", mtype, code, 0, draw(u32)) + draw(payloads)
+
+
+@st.composite
+def ipv6_frames(draw: st.DrawFn) -> bytes:
+    """A whole frame of IPv6: addresses mostly ours and the peer's (or the groups we joined), a chain of
+    extension headers, ICMPv6, TCP, UDP or anything, checksums mostly right, hop limit mostly 255 or 64."""
+    src = draw(st.sampled_from(SOURCES) | st.integers(0, 2**128 - 1))
+    dst = draw(st.sampled_from(DESTINATIONS) | st.integers(0, 2**128 - 1))
+    upper = draw(st.sampled_from([58, 58, 58, 6, 17, 59]) | u8)
+    if upper == 58:
+        payload = draw(icmpv6_messages())
+    elif upper in (6, 17):
+        header = 20 if upper == 6 else 8
+        payload = draw(st.binary(min_size=header, max_size=header)) + draw(payloads)
+        if upper == 6:
+            payload = payload[:12] + bytes(((draw(st.just(5) | st.integers(0, 15))) << 4,)) + payload[13:]
+    else:
+        payload = draw(payloads)
+    nh, headers = upper, b""
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 1, 2, 3, 10]))):
+        nh, header = draw(extension_header(nh))
+        headers = header + headers
+    body = headers + payload
+    length = draw(st.just(len(body)) | u16)
+    version = draw(st.just(6) | st.integers(0, 15))
+    hop_limit = draw(st.sampled_from([255, 64, 1]) | u8)
+    packet = struct.pack("!IHBB", version << 28 | draw(st.integers(0, 2**28 - 1)), length, nh, hop_limit) \
+        + src.to_bytes(16, "big") + dst.to_bytes(16, "big") + body
+    group_mac = b"\x33\x33" + dst.to_bytes(16, "big")[12:]
+    mac = draw(st.sampled_from([A_MAC, group_mac, group_mac]) | st.binary(min_size=6, max_size=6))
+    frame = mac + draw(st.just(B_MAC) | st.binary(min_size=6, max_size=6)) + b"\x86\xdd" + packet
+    if draw(st.integers(0, 9)):
+        frame = fixed(frame)
+    if draw(st.integers(0, 19)) == 0:
+        frame = frame[:draw(st.integers(0, len(frame)))]
+    return frame

@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pystack.wire import WireError, arp, dhcp, dns, ethernet, icmp, ipv4, tcp, udp
+from pystack.wire import WireError, arp, dhcp, dns, ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp
 
-from .corpus import A_IP, B_IP, corpus, examples
-from .mutate import ETH_LEN, ip_layout, mutate
-from .strategies import arp_packets, ethernet_frames, ipv4_datagrams, tcp_segments, udp_datagrams
+from .corpus import A6, A_IP, B6, B_IP, corpus, corpus6, examples
+from .mutate import ETH_LEN, ip_layout, ipv6_layout, mutate
+from .mutate6 import MUTATIONS6
+from .strategies import arp_packets, ethernet_frames, ipv4_datagrams, ipv6_frames, tcp_segments, udp_datagrams
 
 REASON = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 FUZZ = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -186,3 +187,86 @@ def test_mutated_corpus_at_every_layer(seed: int) -> None:
     for _ in range(examples(2500)):
         frame, _names = mutate(rng, rng.choice(frames), frames)
         check_frame_layers(frame)
+
+
+# --- IPv6: the fixed header, the extension headers, ICMPv6 and every ND and MLD message -------------------
+
+
+def check_icmpv6(data: bytes, src: int = B6, dst: int = A6, hop_limit: int = 255) -> None:
+    """ICMPv6, then every message parser on it whatever its type says (RFC 4443, 4861, 3810)."""
+    msg = only_wire_errors(lambda d: icmpv6.parse(d, src, dst), data)
+    if msg is None:
+        return
+    assert len(msg.body) == len(data) - 4 - 4
+    for parse in (lambda: icmpv6.parse_rs(msg, src=src, hop_limit=hop_limit),
+                  lambda: icmpv6.parse_ra(msg, src=src, hop_limit=hop_limit),
+                  lambda: icmpv6.parse_ns(msg, src=src, dst=dst, hop_limit=hop_limit),
+                  lambda: icmpv6.parse_na(msg, dst=dst, hop_limit=hop_limit),
+                  lambda: icmpv6.parse_redirect(msg, src=src, hop_limit=hop_limit),
+                  lambda: icmpv6.parse_mld_query(msg, src=src, hop_limit=1, router_alert=True),
+                  lambda: icmpv6.parse_mld_report(msg, src=src, hop_limit=1, router_alert=True),
+                  lambda: icmpv6.parse_quote(msg.body)):
+        only_wire_errors(lambda _d: parse(), b"")
+    for skip in (0, 4, 8, 12, 20, 36):
+        opts = only_wire_errors(icmpv6.parse_options, bytes(msg.body[skip:]))
+        if opts is not None:
+            assert all(0 <= p.prefix_len <= 128 and p.prefix >> 128 == 0 for p in opts.prefixes)
+            assert all(len(mac) == 6 for mac in (opts.source_lladdr, opts.target_lladdr) if mac is not None)
+
+
+def check_ipv6_layers(frame: bytes) -> None:
+    """The fixed header, the walk of the extension headers (as received and as reassembled), and the
+    upper layer the reference walker finds, at every parser."""
+    pkt = only_wire_errors(ipv6.parse, frame[ETH_LEN:])
+    if pkt is not None:
+        assert len(pkt.datagram) == 40 + len(pkt.payload) <= len(frame) - ETH_LEN
+        for reassembled in (False, True):
+            chain = only_wire_errors(lambda _d: ipv6.walk(pkt, reassembled=reassembled), b"")
+            if chain is not None:
+                assert 40 <= chain.offset <= len(pkt.datagram) and 6 <= chain.next_header_at < chain.offset
+    layout = ipv6_layout(frame)
+    if layout is not None:
+        start, end, _nh, _fragment = layout
+        upper = bytes(frame[start:end])
+        check_tcp(upper, B6, A6)
+        check_udp(upper, B6, A6)
+        check_icmpv6(upper, hop_limit=frame[ETH_LEN + 7])
+
+
+@FUZZ
+@given(frame=ipv6_frames())
+def test_structured_ipv6_frames_at_every_layer(frame: bytes) -> None:
+    check_ethernet(frame)
+    check_ipv6_layers(frame)
+
+
+@FUZZ
+@given(data=st.binary(max_size=600))
+def test_raw_bytes_at_every_ipv6_parser(data: bytes) -> None:
+    only_wire_errors(ipv6.parse, data)
+    check_icmpv6(data)
+    only_wire_errors(icmpv6.parse_options, data)
+    only_wire_errors(icmpv6.parse_quote, data)
+
+
+def test_ipv6_corpus_is_a_real_session() -> None:
+    """The IPv6 seeds hold what the mutations need: ND of each kind, MLD, echo, errors, TCP and UDP,
+    fragments, and extension headers before the upper layer."""
+    frames = corpus6()
+    laid_out = [(f, layout) for f in frames if (layout := ipv6_layout(f)) is not None]
+    assert {6, 17, 58} <= {nh for _f, (_s, _e, nh, _frag) in laid_out}
+    icmp_types = {f[s] for f, (s, e, nh, frag) in laid_out if nh == 58 and not frag and s < e}
+    assert {1, 2, 4, 128, 129, 130, 133, 134, 135, 136, 137, 143} <= icmp_types, sorted(icmp_types)
+    assert any(frag for _f, (*_x, frag) in laid_out)
+    assert {0, 43, 44, 60} <= {f[ETH_LEN + 6] for f in frames if f[12:14] == b"\x86\xdd"}
+    for frame in frames:
+        check_ipv6_layers(frame)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mutated_ipv6_corpus_at_every_layer(seed: int) -> None:
+    frames = corpus6()
+    rng = random.Random(seed)
+    for _ in range(examples(2500)):
+        frame, _names = mutate(rng, rng.choice(frames), frames, table=MUTATIONS6)
+        check_ipv6_layers(frame)

@@ -24,7 +24,7 @@ from pystack.stack import Stack
 from pystack_lab.reference import ref_checksum, ref_ones_sum
 
 from .corpus import A_IP, A_MAC, B_IP, B_MAC, corpus, examples, make_pair, record_session
-from .mutate import ETH_LEN, ip_layout, mutate
+from .mutate import ETH_LEN, ip_layout, ipv6_layout, mutate
 from .strategies import ethernet_frames
 
 DROP_KEY = re.compile(r"^drop\.[a-z0-9_]+\.[a-z0-9_]+$")
@@ -49,7 +49,21 @@ def held_state(stack: Stack) -> tuple:
     r = stack.reassembler
     partial = tuple((key, len(dg.starts), dg.total) for key, dg in r.datagrams.items())
     arp = tuple((ip, e.mac, e.expires) for ip, e in stack.arp.entries.items())
-    return r.bytes_held, partial, arp, len(stack.arp.pending), len(stack.tcp.connections)
+    return r.bytes_held, partial, arp, len(stack.arp.pending), len(stack.tcp.connections), held_state6(stack)
+
+
+def held_state6(stack: Stack) -> tuple:
+    """The IPv6 part: partial packets, neighbours and their states, addresses, routers, prefixes, DNS
+    servers, path MTUs, groups, connections over IPv6."""
+    if not stack.ipv6_enabled:
+        return ()
+    r6 = stack._ipv6.reassembler
+    nd = stack.nd
+    return (r6.bytes_held, tuple((k, len(p.starts), p.total) for k, p in r6.packets.items()),
+            tuple((ip, e.state, e.lladdr, e.is_router, len(e.queue)) for ip, e in nd.neighbours.entries.items()),
+            tuple((a.address, a.state) for a in stack.addresses6), tuple(nd.routers.routers),
+            tuple(nd.routers.prefixes), tuple(nd.routers.dns_servers), tuple(stack._ipv6.path_mtu),
+            tuple(nd.mld.groups), len(stack.tcp6.connections))
 
 
 def is_arp_reply_for_us(frame: bytes) -> bool:
@@ -59,13 +73,17 @@ def is_arp_reply_for_us(frame: bytes) -> bool:
             and frame[20:22] == b"\x00\x02" and struct.unpack_from("!I", frame, 38)[0] == A_IP)
 
 
-def sent_problems(frame: bytes, mac: bytes = A_MAC, ip: int = A_IP, mtu: int = 1500) -> list[str]:
-    """What is wrong with a frame the stack sent (empty when nothing is)."""
+def sent_problems(frame: bytes, mac: bytes = A_MAC, ip: int = A_IP, mtu: int = 1500,
+                  ours6: frozenset[int] = frozenset()) -> list[str]:
+    """What is wrong with a frame the stack sent (empty when nothing is); ``ours6`` are the stack's IPv6
+    addresses, those its IPv6 packets may come from."""
     if len(frame) < ETH_LEN:
         return ["shorter than an Ethernet header"]
     problems = []
     if frame[6:12] != mac:
         problems.append("source MAC is not ours")
+    if frame[12:14] == b"\x86\xdd":
+        return problems + sent_problems6(frame, ours6, mtu)
     if frame[12:14] == b"\x08\x06":
         if len(frame) < 42 or frame[14:20] != b"\x00\x01\x08\x00\x06\x04" or frame[22:28] != mac:
             problems.append("malformed ARP")
@@ -99,6 +117,42 @@ def sent_problems(frame: bytes, mac: bytes = A_MAC, ip: int = A_IP, mtu: int = 1
     return problems
 
 
+ND_TYPES = frozenset(range(133, 138))
+
+
+def sent_problems6(frame: bytes, ours: frozenset[int], mtu: int) -> list[str]:
+    """What is wrong with an IPv6 packet the stack sent (RFC 8200, RFC 4861 7.1, RFC 3810 5)."""
+    layout = ipv6_layout(frame)
+    if layout is None or frame[ETH_LEN] >> 4 != 6:
+        return ["malformed IPv6 header"]
+    problems = []
+    length = struct.unpack_from("!H", frame, ETH_LEN + 4)[0]
+    if length != len(frame) - ETH_LEN - 40:
+        problems.append(f"payload length {length} for a {len(frame) - ETH_LEN - 40}-byte payload")
+    if len(frame) - ETH_LEN > mtu:
+        problems.append(f"{len(frame) - ETH_LEN}-byte packet over the {mtu}-byte MTU")
+    src = int.from_bytes(frame[ETH_LEN + 8:ETH_LEN + 24], "big")
+    dst = int.from_bytes(frame[ETH_LEN + 24:ETH_LEN + 40], "big")
+    start, end, nh, fragment = layout
+    icmp_type = frame[start] if nh == 58 and start < end and not fragment else None
+    if src not in ours and not (src == 0 and icmp_type in (135, 143)):  # DAD probes, MLD before an address
+        problems.append(f"source {src:#x} is not ours")
+    if dst == 0 or dst >> 120 == 0xFF and frame[0:6] != b"\x33\x33" + frame[ETH_LEN + 36:ETH_LEN + 40]:
+        problems.append("destination unspecified, or a group not sent to its MAC")
+    hop_limit = frame[ETH_LEN + 7]
+    if hop_limit == 0 or icmp_type in ND_TYPES and hop_limit != 255 or icmp_type == 143 and hop_limit != 1:
+        problems.append(f"hop limit {hop_limit} for ICMPv6 type {icmp_type}")
+    if not fragment and nh in (6, 17, 58) and end - start >= 8:
+        pseudo = ref_ones_sum(frame[ETH_LEN + 8:ETH_LEN + 40] + struct.pack("!IxxxB", end - start, nh))
+        if ref_checksum(frame[start:end], pseudo) != 0:
+            problems.append(f"bad checksum (Next Header {nh})")
+    return problems
+
+
+def ours6(stack: Stack) -> frozenset[int]:
+    return frozenset(a.address for a in stack.addresses6) if stack.ipv6_enabled else frozenset()
+
+
 def feed(stack: Stack, clock: object, frames: list[bytes]) -> Counter[str]:
     """Feed frames one by one, checking each; returns how many of each drop reason were counted."""
     before_all = Counter(stack.counters)
@@ -111,13 +165,16 @@ def feed(stack: Stack, clock: object, frames: list[bytes]) -> Counter[str]:
         changed = {k for k, v in stack.counters.items() if v != before.get(k, 0)} - set(QUIET)
         if not (changed or out or held_state(stack) != state or is_arp_reply_for_us(frame)):
             pytest.fail(f"frame {i} left no trace (dropped without a counted reason?): {frame.hex()}")
+        mine = ours6(stack)
         for reply in out:
-            assert not sent_problems(reply), f"answer to frame {i} {frame.hex()}: {sent_problems(reply)}"
+            assert not sent_problems(reply, ours6=mine), \
+                f"answer to frame {i} {frame.hex()}: {sent_problems(reply, ours6=mine)}: {bytes(reply).hex()}"
         if i % 200 == 199:  # time moves on: timers fire between bursts
             clock.now += 0.5
             stack.handle_timer(clock.now)
+            mine = ours6(stack)
             for reply in stack.frames_to_send():
-                assert not sent_problems(reply), sent_problems(reply)
+                assert not sent_problems(reply, ours6=mine), sent_problems(reply, ours6=mine)
     bad = [k for k in stack.counters if k.startswith("drop.") and not DROP_KEY.match(k)]
     assert not bad, f"drop counters without a layer.reason name: {bad}"
     return Counter(stack.counters) - before_all
@@ -132,8 +189,9 @@ def drain(stack: Stack, clock: object, seconds: float = 300.0) -> None:
             break
         clock.now = max(clock.now, deadline)
         stack.handle_timer(clock.now)
+        mine = ours6(stack)
         for reply in stack.frames_to_send():
-            assert not sent_problems(reply), sent_problems(reply)
+            assert not sent_problems(reply, ours6=mine), sent_problems(reply, ours6=mine)
     clock.now = end
     assert stack.counters["drop.internal_error"] == 0
     assert not stack.reassembler.datagrams and stack.reassembler.bytes_held == 0, "partial datagrams left"

@@ -4,6 +4,7 @@ still answers a ping afterwards."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -11,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pystack.config import StackConfig
-from pystack.ip6.config import Ipv6Config
+from pystack.ip6.addresses import State
+from pystack.ip6.config import IID_STABLE, Ipv6Config
 from pystack.link.memory import FakeClock, MemoryWire
 from pystack.stack import Stack
 from pystack.wire import ethernet, icmpv6, ipv6
@@ -117,3 +119,68 @@ def test_random_packets_are_dropped_or_answered_never_raised(up: tuple[Stack, Me
                         wire.clock.now)
     stack.frames_to_send()
     assert stack.counters["drop.internal_error"] == 0
+
+
+def test_the_groups_joined_stay_within_the_address_bound() -> None:
+    """Groups have no table of their own to bound: one solicited-node group per address DAD has not
+    refused, and all-nodes (RFC 4862 5.4.2, RFC 3810 6), so max_addresses + 1 bounds them. Held there
+    through advertisements of many prefixes, addresses another node claims during DAD, and addresses that
+    expire and are replaced. Stable identifiers (RFC 7217), so that each address has a group of its own
+    (EUI-64 ones all share the MAC's)."""
+    stack, wire = _up(dataclasses.replace(SMALL, iid_mode=IID_STABLE, stable_secret=b"sixteen byte key"))
+    rng = random.Random(8)
+    router = ipv6.addr_to_int("fe80::1")
+    seen_full = most = 0
+    for round_ in range(12):
+        prefixes = b"".join(icmpv6.prefix_option(PrefixInfo(
+            ipv6.addr_to_int("2001:db8::") | (round_ * 8 + j + 1) << 64, 64, True, True, 30, 20)) for j in range(8))
+        lladdr = icmpv6.lladdr_option(icmpv6.OPT_SOURCE_LLADDR, b"\x02\0\0\0\0\x01")
+        ra = icmpv6.build_ra(router, options=lladdr + prefixes)
+        stack.receive_frame(frame_to(stack, ipv6.build(router, ipv6.ALL_NODES, ipv6.NH_ICMPV6, ra, hop_limit=255)),
+                            wire.clock.now)
+        tentative = [a.address for a in stack.addresses6 if a.state is State.TENTATIVE]
+        for address in rng.sample(tentative, len(tentative) // 2):  # another node has them: DAD refuses them
+            na = icmpv6.build_na(PEER, ipv6.ALL_NODES, address, override=True, target_lladdr=b"\x02\0\0\0\0\x0a")
+            stack.receive_frame(frame_to(stack, ipv6.build(PEER, ipv6.ALL_NODES, ipv6.NH_ICMPV6, na, hop_limit=255)),
+                                wire.clock.now)
+        groups = set(stack.nd.mld.groups)
+        expected = {ipv6.ALL_NODES} | {ipv6.solicited_node(a.address) for a in stack.addresses6
+                                       if a.state is not State.DUPLICATE}
+        assert groups == expected and len(groups) <= SMALL.max_addresses + 1
+        most = max(most, len(groups))
+        assert {m for m in stack.multicast_macs if m[:2] == b"\x33\x33"} == {ipv6.multicast_mac(g) for g in groups}
+        seen_full += len(stack.addresses6) == SMALL.max_addresses
+        wire.run(duration=31)  # past the valid lifetime: the addresses go, and their groups
+    assert seen_full >= 10 and most >= SMALL.max_addresses - 1 and stack.counters["drop.ipv6.address_table_full"] > 0
+    assert stack.counters["ipv6.dad_duplicate"] > 0 and stack.counters["ipv6.address_expired"] > 0
+    assert set(stack.nd.mld.groups) == {ipv6.ALL_NODES} | {ipv6.solicited_node(a) for a in usable(stack)}
+    assert _still_answers(stack, wire)
+
+
+@pytest.mark.parametrize("headers,answered", [(3, True), (4, False)])
+def test_the_extension_header_bound_is_the_configs(headers: int, answered: bool) -> None:
+    """Ipv6Config.max_extension_headers at its bound: a ping behind that many destination options headers
+    is answered, one behind one more is dropped and counted (RFC 8504 5.3 lets a host bound them)."""
+    stack, wire = _up(Ipv6Config(max_extension_headers=3))
+    stack.nd.neighbours.learn(PEER, b"\x02\x00\x00\x00\x00\x0a", wire.clock.now)
+    chain = b"".join(ipv6.options_header(ipv6.NH_DEST_OPTS if i < headers - 1 else ipv6.NH_ICMPV6)
+                     for i in range(headers))
+    echo = icmpv6.build(icmpv6.TYPE_ECHO_REQUEST, 0, 0x0303_0001, b"behind a chain", PEER, A6)
+    stack.receive_frame(frame_to(stack, ipv6.build(PEER, A6, ipv6.NH_DEST_OPTS, chain + echo)), wire.clock.now)
+    replies = [f for f in stack.frames_to_send() if f[12:14] == b"\x86\xdd" and f[54] == icmpv6.TYPE_ECHO_REPLY]
+    assert bool(replies) is answered
+    assert stack.counters["drop.ipv6.chain_too_long"] == (0 if answered else 1)
+
+
+@pytest.mark.parametrize("options,answered", [(2, True), (3, False)])
+def test_the_options_per_header_bound_is_the_configs(options: int, answered: bool) -> None:
+    """Ipv6Config.max_options_per_header at its bound: options to skip (type 0x1E, RFC 8200 4.2) up to
+    the bound are skipped and the ping answered; one more drops the packet, counted."""
+    stack, wire = _up(Ipv6Config(max_options_per_header=2))
+    stack.nd.neighbours.learn(PEER, b"\x02\x00\x00\x00\x00\x0a", wire.clock.now)
+    header = ipv6.options_header(ipv6.NH_ICMPV6, [(0x1E, b"\xaa")] * options)
+    echo = icmpv6.build(icmpv6.TYPE_ECHO_REQUEST, 0, 0x0202_0001, b"behind options", PEER, A6)
+    stack.receive_frame(frame_to(stack, ipv6.build(PEER, A6, ipv6.NH_DEST_OPTS, header + echo)), wire.clock.now)
+    replies = [f for f in stack.frames_to_send() if f[12:14] == b"\x86\xdd" and f[54] == icmpv6.TYPE_ECHO_REPLY]
+    assert bool(replies) is answered
+    assert stack.counters["drop.ipv6.too_many_options"] == (0 if answered else 1)
