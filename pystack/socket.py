@@ -16,7 +16,7 @@ AF_INET6 needs a stack with IPv6 up (``has_ipv6`` says so once :func:`use` is ca
 EAFNOSUPPORT, and programs fall back to IPv4). As on Linux, an AF_INET6 socket bound to ``::`` takes
 IPv4 too, its peers shown as ``::ffff:a.b.c.d``, unless IPV6_V6ONLY is set before bind. getaddrinfo
 with AF_UNSPEC asks for AAAA records too when the stack has IPv6 up (as AI_ADDRCONFIG would have it),
-IPv6 answers first when the stack has a source address for them (RFC 6724 rules 1 and 6).
+IPv6 answers first when the stack has a source address and a route for them (RFC 6724 rules 1 and 6).
 
 AF_UNIX sockets, and sockets made from a descriptor (``fileno=``), stay the kernel's: they never leave
 the machine, and asyncio's self-pipe is one.
@@ -32,6 +32,7 @@ import types as _types
 from dataclasses import dataclass as _dataclass
 from typing import Any
 
+from pystack.api import families as _families
 from pystack.api import socket as _api
 from pystack.api.names import Names
 from pystack.dns import DnsError as _DnsError
@@ -115,7 +116,7 @@ def _family_of(version: int) -> AddressFamily:
 
 
 def _text_of(version: int, address: int) -> str:
-    return _api.families.write(_family_of(version), version, address, 0)[0]
+    return _families.write(_family_of(version), version, address, 0)[0]
 
 
 def _dns_error(exc: _DnsError) -> _std.gaierror:
@@ -146,13 +147,12 @@ def _resolve(name: str, family: int) -> tuple[str, list[tuple[int, int]]]:
 
 
 def _destination_order(found: tuple[int, int]) -> tuple[bool, bool]:
-    """RFC 6724 section 6 in short: destinations the stack has no source address for last (rule 1),
-    then IPv6 before IPv4 (rule 6: ::/0 has precedence 40, ::ffff:0:0/96 35)."""
+    """RFC 6724 section 6 in short: destinations the stack cannot send to now (no source address or no
+    route) last (rule 1), then IPv6 before IPv4 (rule 6: ::/0 has precedence 40, ::ffff:0:0/96 35)."""
     version, address = found
     runtime = _current().runtime
     with runtime.lock:
-        stack = runtime.stack
-        usable = stack.address is not None if version == 4 else stack.source_for6(address) is not None
+        usable = _families.reachable(runtime.stack, _families.Where(version, address))
     return not usable, version == 4
 
 
@@ -219,7 +219,7 @@ def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family
         for kind, protocol, _name in kinds:
             first = not result and flags & _std.AI_CANONNAME
             result.append((af, _std.SocketKind(kind), protocol, canonical if first else "",
-                           _api.families.write(af, version, address, number)))
+                           _families.write(af, version, address, number)))
     return result
 
 

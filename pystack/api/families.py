@@ -109,6 +109,21 @@ def source_for(stack: Stack, where: Where) -> int | None:
     return stack.source_for(where.ip) if where.version == V4 else stack.source_for6(where.ip)
 
 
+def reachable(stack: Stack, where: Where) -> bool:
+    """Whether the stack could send to ``where`` now: an address to send from and a route (what RFC 6724
+    rule 1 calls a usable destination)."""
+    if where.version == V4:
+        address = stack.address
+        return address is not None and (not (where.ip ^ address) & stack.netmask or stack.gateway is not None)
+    if stack.source_for6(where.ip) is None:
+        return False
+    try:
+        stack.nd.route(where.ip)
+    except OSError:
+        return False
+    return True
+
+
 def is_ours(stack: Stack, where: Where) -> bool:
     """bind() takes the wildcard or one of the stack's usable addresses (not a tentative one, as Linux)."""
     if not where.ip:

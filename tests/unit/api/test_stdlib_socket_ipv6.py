@@ -121,6 +121,16 @@ def test_ipv6_answers_go_last_when_the_stack_has_no_source_for_them(net6):
     dns.close()
 
 
+def test_ipv6_answers_go_last_when_the_stack_has_no_route_for_them(net6):
+    """RFC 6724 rule 1 again: 2001:db8:99::1 is off-link and no router was advertised."""
+    _ra, rb = net6
+    far = "2001:db8:99::1"
+    dns = _dns_server(rb, {"far.example.test": [far, B_IP], "near.example.test": [B6, B_IP]})
+    assert [info[4][0] for info in ps.getaddrinfo("far.example.test", 80, type=ps.SOCK_STREAM)] == [B_IP, far]
+    assert [info[4][0] for info in ps.getaddrinfo("near.example.test", 80, type=ps.SOCK_STREAM)] == [B6, B_IP]
+    dns.close()
+
+
 def test_create_connection_by_name_goes_over_ipv6(net6):
     _ra, rb = net6
     server = _echo_server(rb, 7602, api.AF_INET6)
