@@ -189,7 +189,8 @@ class Icmpv4:
             if len(frame) < 42 or frame[23] != 1 or frame[34] != 8:
                 # Not an IPv4 echo request (receive_frame asks again), but maybe ping -6's: one test, off
                 # the IPv4 echo's way.
-                return self.answer_echo6(frame, now) if len(frame) > 61 and frame[12] == 0x86 else None
+                return (self.answer_echo6(frame, now) if len(frame) > 61 and frame[54] == 128 and frame[12] == 0x86
+                        else None)
             peer = self._echo_peer
             if peer is None or frame[26:36] != peer[0] or frame[:16] != peer[1] or frame[20:24] != peer[2]:
                 peer = self._echo_peer_for(frame)

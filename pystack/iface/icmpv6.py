@@ -13,7 +13,6 @@ from pystack.counters import Counters
 from pystack.iface.ipv6 import Ipv6
 from pystack.iface.ndisc import Ndisc
 from pystack.ip.ratelimit import IcmpRateLimiter
-from pystack.ip6.neighbours import State as NeighbourState
 from pystack.wire.checksum import incremental_update
 from pystack.wire import icmpv6 as icmpv6_wire
 from pystack.wire import ipv6 as ipv6_wire
@@ -28,9 +27,6 @@ _ECHO_REPLY6_HEAD = struct.Struct("!6s6s2sIHBB")
 _ECHO_REPLY6_TYPE = struct.Struct("!BBH")
 """...then ICMPv6 type, code and checksum (the request's identifier, sequence and data follow as they came)."""
 _ETHERTYPE_IPV6 = b"\x86\xdd"
-_DELAY = NeighbourState.DELAY
-_PROBE = NeighbourState.PROBE
-_REACHABLE = NeighbourState.REACHABLE
 
 _ND_TYPES = frozenset({icmpv6_wire.TYPE_ROUTER_SOLICITATION, icmpv6_wire.TYPE_ROUTER_ADVERTISEMENT,
                        icmpv6_wire.TYPE_NEIGHBOUR_SOLICITATION, icmpv6_wire.TYPE_NEIGHBOUR_ADVERTISEMENT,
@@ -235,15 +231,9 @@ class Icmpv6:
             next_hop = nd.route(src)
         except OSError:
             return None
-        entries = nd.neighbours.entries
-        entry = entries.get(next_hop)
-        if entry is None:
-            return None
-        state = entry.state
-        if not (state is _DELAY or state is _PROBE or (state is _REACHABLE and now < entry.deadline)):
-            return None
-        entries.move_to_end(next_hop)  # the cache's LRU order, as a resolution moves it
-        assert entry.lladdr is not None  # every state but INCOMPLETE has one
+        mac = nd.neighbours.lladdr_as_is(next_hop, now)
+        if mac is None:
+            return None  # a neighbour to resolve, or whose state a packet sent to it moves: the layered path's
         code = p[41]
         csum = incremental_update((p[42] << 8) | p[43], icmpv6_wire.TYPE_ECHO_REQUEST << 8 | code,
                                   icmpv6_wire.TYPE_ECHO_REPLY << 8 | code)
@@ -251,7 +241,7 @@ class Icmpv6:
         counters = self.counters
         counters["frames_out"] += 1
         counters["icmpv6.echo_replies_sent"] += 1
-        return b"".join((_ECHO_REPLY6_HEAD.pack(entry.lladdr, ipv6.link.mac, _ETHERTYPE_IPV6,
+        return b"".join((_ECHO_REPLY6_HEAD.pack(mac, ipv6.link.mac, _ETHERTYPE_IPV6,
                                                 6 << 28 | traffic_class << 20, plen, 58, nd.hop_limit),
                          p[24:40], p[8:24], _ECHO_REPLY6_TYPE.pack(icmpv6_wire.TYPE_ECHO_REPLY, code, csum),
                          p[44:end]))

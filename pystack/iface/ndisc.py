@@ -138,10 +138,11 @@ class Ndisc:
         prefix of an address configured by hand (as Linux's prefix route for it)."""
         if self.routers.is_on_link(dst):
             return True
-        for entry in self.addresses:
+        # Asked for every packet sent: the table's own view (no copy), the prefix compared first.
+        for entry in self.addresses.table.values():
             plen = entry.prefix_len
-            if (entry.origin is Origin.STATIC and entry.state is not State.DUPLICATE and plen < 128
-                    and (entry.address ^ dst) >> (128 - plen) == 0):
+            if ((entry.address ^ dst) >> (128 - plen) == 0 and plen < 128 and entry.origin is Origin.STATIC
+                    and entry.state is not State.DUPLICATE):
                 return True
         return False
 

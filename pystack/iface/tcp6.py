@@ -84,13 +84,14 @@ class Tcp6Glue:
             next_hop = nd.route(dst)
         except OSError:
             return None
+        mac = nd.neighbours.lladdr_as_is(next_hop, now)
+        if mac is not None:
+            return mac
         neighbour = nd.neighbours.entries.get(next_hop)
         if neighbour is None or neighbour.state is _INCOMPLETE:
             return None
-        state = neighbour.state
-        mac = nd.resolve(next_hop, b"", now)
-        if neighbour.state is not state:
-            self.ipv6.timers_changed = True  # a DELAY timer started: the stack asks for IPv6's deadlines again
+        mac = nd.resolve(next_hop, b"", now)  # STALE (or REACHABLE past its time): DELAY, with its timer
+        self.ipv6.timers_changed = True  # the stack asks for IPv6's deadlines again
         return mac
 
     def receive_direct(self, p: memoryview, now: float, checksum_trusted: bool) -> bool:

@@ -148,6 +148,20 @@ class NeighbourCache:
             self.timed.add(target)
         return entry.lladdr, []
 
+    def lladdr_as_is(self, target: int, now: float) -> bytes | None:
+        """What :meth:`resolve` returns for ``target`` when sending to it changes no state (REACHABLE within
+        its time, DELAY, PROBE: 7.3.3), the entry moved to the recent end as resolve moves it; None when
+        resolve has something to do (no entry, INCOMPLETE, STALE, REACHABLE past its time). The fast paths'
+        way to the neighbour (pystack.iface.tcp6, the ICMPv6 echo): a lookup, no action list."""
+        entry = self.entries.get(target)
+        if entry is None:
+            return None
+        state = entry.state
+        if state is State.DELAY or state is State.PROBE or (state is State.REACHABLE and now < entry.deadline):
+            self.entries.move_to_end(target)
+            return entry.lladdr
+        return None
+
     def _enqueue(self, entry: Neighbour, packet: bytes) -> None:
         """Queue within ``neighbour_pending_bytes``; as Linux does, the oldest packets make room."""
         limit = self.config.neighbour_pending_bytes

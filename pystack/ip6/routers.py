@@ -185,8 +185,11 @@ class RouterDiscovery:
         """Link-local addresses and those in an advertised on-link prefix are reached directly."""
         if ipv6.is_link_local(address) or ipv6.is_multicast(address):
             return True
-        return any(address >> (128 - p.prefix_len) == p.prefix >> (128 - p.prefix_len)
-                   for p in self.prefixes.values())
+        # Asked for every packet sent (through Ndisc.route): a plain loop, no generator to build.
+        for p in self.prefixes.values():
+            if address >> (128 - p.prefix_len) == p.prefix >> (128 - p.prefix_len):
+                return True
+        return False
 
     def default_router(self, reachable: Callable[[int], bool] = lambda _address: True) -> int | None:
         """The router for off-link destinations (6.3.6): the most preferred (RFC 4191) of those

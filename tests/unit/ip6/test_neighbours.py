@@ -255,6 +255,28 @@ def test_cache_at_its_bound_evicts_the_least_recently_used_resolved_entry() -> N
     assert state(c, N + 100) is State.INCOMPLETE and state(c, N + 0) is State.DELAY
 
 
+def test_lladdr_as_is_answers_only_where_sending_moves_no_state_and_keeps_the_lru_order() -> None:
+    """The fast paths' lookup: the address resolve would give, in REACHABLE (within its time), DELAY and PROBE;
+    None where resolve has work (INCOMPLETE, STALE, REACHABLE past its time), and no state moved by it."""
+    c, _ = cache(neighbour_cache_size=3, neighbour_pending_addresses=1)
+    assert c.lladdr_as_is(N, 0.0) is None and len(c) == 0  # unknown: nothing made
+    c.resolve(N, b"p", 0.0)
+    assert c.lladdr_as_is(N, 0.1) is None and state(c) is State.INCOMPLETE
+    c.on_advertisement(N, MAC, 0.2, solicited=True, override=True, router=False)
+    assert c.lladdr_as_is(N, 29.9) == MAC and state(c) is State.REACHABLE
+    assert c.lladdr_as_is(N, 30.2) is None and state(c) is State.REACHABLE  # past its time: resolve's to move
+    c.resolve(N, b"p", 30.2)
+    assert c.lladdr_as_is(N, 30.3) == MAC and state(c) is State.DELAY
+    c.poll(35.2)
+    assert c.lladdr_as_is(N, 35.3) == MAC and state(c) is State.PROBE
+    c.learn(N + 1, MAC2, 36.0)
+    assert c.lladdr_as_is(N + 1, 36.0) is None and state(c, N + 1) is State.STALE
+    c.learn(N + 2, MAC2, 36.0)
+    assert c.lladdr_as_is(N, 36.5) == MAC  # N is the most recently used again: N + 1 goes first
+    c.learn(N + 3, MAC2, 37.0)
+    assert state(c, N + 1) is None and state(c, N) is State.PROBE
+
+
 def test_addresses_being_resolved_are_bounded() -> None:
     c, counters = cache(neighbour_pending_addresses=2)
     assert c.resolve(N, b"p", 0.0)[1] and c.resolve(N + 1, b"p", 0.0)[1]
