@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, TextIO
 
 from pystack.tcp.state import State
-from pystack.tools.http import HttpError, ResponseReader, Url, build_request
+from pystack.tools.http import HttpError, Response, ResponseReader, Url, build_request
 from pystack.tools.errors import CommandError, SetupError
 from pystack.tools.happy_eyeballs import IPV6
 from pystack.tools.narrator import Narrator, endpoint, host, human_bytes, ms, rate
@@ -105,6 +105,8 @@ def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator, cacert:
     assert response is not None
     took = time.monotonic() - (first_byte or sent)
     n.say(f"body complete: {human_bytes(reader.body_bytes)} in {ms(took)} ({rate(reader.body_bytes, took)})")
+    if _server_closes(response) and reader.framing != "close" and tcp.state != State.CLOSE_WAIT:
+        _await_close(sock)
     if tcp.state == State.CLOSE_WAIT:
         n.say("closing: the server closed first, so pystack's FIN ends it (LAST_ACK); "
               "the TIME_WAIT is on the server's side")
@@ -123,6 +125,24 @@ def _fetch(session: ClientSession, url: Url, out: BinaryIO, n: Narrator, cacert:
     if response.status >= 400:
         raise CommandError(f"the server answered {response.status_line}")
     return 0
+
+
+def _server_closes(r: Response) -> bool:
+    """RFC 9112 9.3 and 9.6: HTTP/1.0 without keep-alive, or ``Connection: close``, means the server
+    closes once the response is sent."""
+    tokens = {t.strip().lower() for v in r.header_values("Connection") for t in v.split(",")}
+    return "close" in tokens or (r.version == "HTTP/1.0" and "keep-alive" not in tokens)
+
+
+def _await_close(sock: Any) -> None:
+    """The server said it closes after the response: read to its FIN (bounded) so that the close goes
+    the way the server chose, whatever order the last data and the FIN were read in."""
+    try:
+        sock.settimeout(CLOSE_WAIT_LIMIT)
+        while sock.recv(RECV_SIZE):
+            pass  # bytes after the response are not ours to keep
+    except OSError:  # TimeoutError included: close it ourselves, as before
+        pass
 
 
 def _tell_head(n: Narrator, reader: ResponseReader, wait: float) -> None:

@@ -479,11 +479,9 @@ class ClientSession:
             return literal
         answers = self.resolve(name)
         found = {f: q.addresses for f, q in answers.items() if q.error is None and q.addresses}
-        if IPV6 in found and (IPV4 not in found or self.wait_ipv6()):
+        if IPV6 in found and (self.wait_ipv6() or IPV4 not in found):
             return IPV6, found[IPV6][0]
-        if IPV4 in found:
-            return IPV4, found[IPV4][0]
-        return IPV6, found[IPV6][0]
+        return IPV4, found[IPV4][0]
 
     def _check_family(self, name: str, family: int) -> None:
         if self.setup.family and family != self.setup.family:

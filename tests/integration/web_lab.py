@@ -5,6 +5,11 @@ DNS, and IPv4 forwarding; a veth pair joins it to ``…-web`` (198.51.100.1 <-> 
 kernel's ``python3 -m http.server`` serves a directory of files. pystack is run inside ``…-lan`` with no
 address of its own: it leases one, resolves names at dnsmasq and fetches through the router.
 
+``ipv6=True`` makes it dual-stack with documentation addresses (RFC 3849): 2001:db8::1/64 on the TAP,
+2001:db8:1::1 <-> 2001:db8:1::80/64 on the veth pair (all ``nodad``), IPv6 forwarding on, dnsmasq sending
+router advertisements of 2001:db8::/64 (SLAAC, RDNSS) and AAAA records, the web server on ``::`` (both
+families); :meth:`CampusLab.blackhole_ipv6` makes the router drop what goes to the web side over IPv6.
+
 Everything is made with pyroute2 in namespaces with a random suffix, and removed in a ``finally``;
 dnsmasq and the web server are started by PID (pystack_lab.lab) and stopped by PID.
 """
@@ -39,6 +44,12 @@ WAN_ROUTER = "198.51.100.1/24"
 WEB_IP = "198.51.100.80"
 WEB = f"{WEB_IP}/24"
 WWW = "www.example.test"
+ROUTER6_IP = "2001:db8::1"
+ROUTER6 = f"{ROUTER6_IP}/64"
+WAN_ROUTER6 = "2001:db8:1::1/64"
+WEB6_IP = "2001:db8:1::80"
+WEB6 = f"{WEB6_IP}/64"
+WEB6_NET = "2001:db8:1::/64"
 ALIAS = "web.example.test"
 MANY = "many.example.test"
 MANY_COUNT = 40
@@ -88,8 +99,11 @@ class CampusLab:
     workdir: Path
     www: Path
     lease_file: Path
+    ipv6: bool = False
     dnsmasq: subprocess.Popen[Any] | None = None
     dnsmasq_log: Path | None = None
+    web_log: Path | None = None
+    """The web server's request log (http.server writes one line a request, with the client's address)."""
     files: dict[str, str] = field(default_factory=dict)
     """Served file name -> SHA-256 hex."""
 
@@ -117,6 +131,20 @@ class CampusLab:
             return self.dnsmasq_log.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def web_requests(self) -> list[str]:
+        if self.web_log is None:
+            return []
+        try:
+            return self.web_log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def blackhole_ipv6(self, on: bool = True) -> None:
+        """A blackhole route for the web side's IPv6 network on the router (metric 1, before the connected
+        route): what pystack sends there over IPv6 is dropped without a word, as on a broken IPv6 path."""
+        with self.lan.ipr() as ipr:
+            ipr.route("add" if on else "del", dst=WEB6_NET, type="blackhole", family=socket.AF_INET6, priority=1)
 
     def wait_for_lease(self, mac: str, present: bool = True, timeout: float = 10.0) -> str:
         """Poll dnsmasq's lease file until ``mac`` is (or is no longer) in it; return the file."""
@@ -174,28 +202,32 @@ def _dns_answers(ns: lab.Namespace, addr: tuple[str, int]) -> bool:
         sock.close()
 
 
-def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True) -> list[str]:
+def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True, ipv6: bool = False) -> list[str]:
     argv = [
         "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
         "--port", "53", "--bind-interfaces", f"--interface={TAP}", "--user=root", "--group=root",
         f"--pid-file={workdir / 'dnsmasq.pid'}", "--log-facility=-", "--log-queries", "--log-dhcp",
         # --local: dnsmasq answers NXDOMAIN itself for unknown names in the zone (it has no upstream).
         "--local=/example.test/",
-        f"--host-record={WWW},{WEB_IP}", f"--cname={ALIAS},{WWW}", f"--local-ttl={LOCAL_TTL}",
+        f"--host-record={WWW},{WEB_IP}" + (f",{WEB6_IP}" if ipv6 else ""), f"--cname={ALIAS},{WWW}",
+        f"--local-ttl={LOCAL_TTL}",
         *[f"--host-record={MANY},{ip}" for ip in many_addresses()],
     ]
     if dhcp:
         argv += [f"--dhcp-range={POOL[0]},{POOL[1]},255.255.255.0,{lease_time}", "--no-ping",
                  f"--dhcp-leasefile={workdir / 'leases'}"]
+    if ipv6:
+        # Router advertisements of the TAP's prefix for SLAAC (no DHCPv6), with dnsmasq as the RDNSS.
+        argv += ["--enable-ra", f"--dhcp-range=::,constructor:{TAP},ra-only,64,1h"]
     return argv
 
 
 @contextlib.contextmanager
 def campus_lab(files: dict[str, int] | None = None, *, dhcp: bool = True, lease_time: str = "1h",
-               http: bool = True) -> Iterator[CampusLab]:
+               http: bool = True, ipv6: bool = False) -> Iterator[CampusLab]:
     """Build the lab; ``files`` (name -> size) are random files the web server serves.
 
-    ``dhcp=False`` runs dnsmasq for DNS only (no DHCP server on the LAN).
+    ``dhcp=False`` runs dnsmasq for DNS only (no DHCP server on the LAN); ``ipv6=True`` adds IPv6.
     """
     suffix = secrets.token_hex(4)
     made: list[lab.Namespace] = []
@@ -211,7 +243,7 @@ def campus_lab(files: dict[str, int] | None = None, *, dhcp: bool = True, lease_
             lan, web = made
             www = workdir / "www"
             www.mkdir()
-            campus = CampusLab(lan, web, workdir, www, workdir / "leases")
+            campus = CampusLab(lan, web, workdir, www, workdir / "leases", ipv6=ipv6)
             for name, size in (files or {}).items():
                 data = os.urandom(size)
                 (www / name).write_bytes(data)
@@ -220,7 +252,14 @@ def campus_lab(files: dict[str, int] | None = None, *, dhcp: bool = True, lease_
             _persistent_tap(lan, TAP)
             lan.add_address(TAP, ROUTER)
             lan.link_up(TAP)
-            lan.disable_ipv6(TAP)
+            if ipv6:
+                # The kernel's link-local address comes when pystack opens the TAP (carrier up); without
+                # its DAD wait, dnsmasq can answer pystack's first router solicitation from it at once.
+                lan.write_proc(f"/proc/sys/net/ipv6/conf/{TAP}/accept_dad", "0")
+                lan.add_address6(TAP, ROUTER6)
+                lan.write_proc("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+            else:
+                lan.disable_ipv6(TAP)
             lan.write_proc("/proc/sys/net/ipv4/ip_forward", "1")
             lab.veth(lan, "wan0", web, "eth0")
             lan.add_address("wan0", WAN_ROUTER)
@@ -228,16 +267,25 @@ def campus_lab(files: dict[str, int] | None = None, *, dhcp: bool = True, lease_
             web.add_address("eth0", WEB)
             web.link_up("eth0")
             web.add_route("default", WAN_ROUTER.split("/")[0])
+            if ipv6:
+                lan.add_address6("wan0", WAN_ROUTER6)
+                web.add_address6("eth0", WEB6)
+                with web.ipr() as ipr:
+                    ipr.route("add", dst="::/0", gateway=WAN_ROUTER6.split("/")[0], family=socket.AF_INET6)
 
             campus.dnsmasq_log = workdir / "dnsmasq.log"
             log_fh = stack.enter_context(open(campus.dnsmasq_log, "wb"))
-            campus.dnsmasq = lan.spawn(dnsmasq_argv(workdir, lease_time, dhcp), stdout=log_fh,
+            campus.dnsmasq = lan.spawn(dnsmasq_argv(workdir, lease_time, dhcp, ipv6), stdout=log_fh,
                                        stderr=subprocess.STDOUT)
             _wait_listening(lan, socket.SOCK_DGRAM, (ROUTER_IP, 53), campus.dnsmasq, "dnsmasq")
             if http:
-                server = web.spawn([shutil.which("python3") or "python3", "-m", "http.server", "--bind", WEB_IP,
+                campus.web_log = workdir / "http.log"
+                web_fh = stack.enter_context(open(campus.web_log, "wb"))
+                # On :: the server takes both families (http.server's DualStackServer clears IPV6_V6ONLY).
+                server = web.spawn([shutil.which("python3") or "python3", "-m", "http.server",
+                                    "--bind", "::" if ipv6 else WEB_IP,
                                     "--protocol", "HTTP/1.1", "--directory", str(www), "80"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=web_fh)
                 _wait_listening(web, socket.SOCK_STREAM, (WEB_IP, 80), server, "the web server")
             yield campus
         finally:
