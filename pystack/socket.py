@@ -449,7 +449,8 @@ class socket(metaclass=abc.ABCMeta):
         return self._sock.sendto(data, flags_or_address, _address(self._family, address, "sendto"))
 
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
-        return self._sock.sendmsg(buffers, ancdata, flags, None if address is None else _address(self._family, address, "sendmsg"))
+        target = None if address is None else _address(self._family, address, "sendmsg")
+        return self._sock.sendmsg(buffers, ancdata, flags, target)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         return self._sock.recv(bufsize, flags)

@@ -1,7 +1,7 @@
 """BSD-shaped sockets that ordinary threads use while the stack runs in its loop thread.
 
-``socket(runtime, AF_INET, SOCK_STREAM)`` or ``SOCK_DGRAM`` (or ``AF_INET6``), then the calls of Python's socket objects,
-failing as a kernel socket does: ``OSError`` with the kernel's errno (EBADF after close, ENOTCONN,
+``socket(runtime, AF_INET, SOCK_STREAM)`` or ``SOCK_DGRAM`` (or ``AF_INET6``), then the calls of Python's
+socket objects, failing as a kernel socket does: ``OSError`` with the kernel's errno (EBADF after close, ENOTCONN,
 EISCONN, EADDRINUSE, ...), ``TimeoutError`` and ``BlockingIOError``. Each call takes the runtime's lock,
 changes the sans-I/O state, flushes what the stack produced and wakes the loop; blocking calls wait on
 the runtime's condition, which the loop notifies after every iteration. ``fileno()`` is a kernel

@@ -319,9 +319,9 @@ async def start_server(runtime: Runtime, client_connected_cb: ClientConnected, h
             raise OSError(errno.EAFNOSUPPORT, "IPv6 is off on this stack")
         layers = [families.tcp_layer(stack, v) for v in versions]
         now = runtime.now()
-        made = families.on_one_port(port, [lambda p, layer=layer: layer.listen(where.ip, p, backlog) for layer in layers],
-                                    [lambda listener: listener.close(now)] * len(layers),
-                                    lambda listener: listener.local_port)
+        made = families.on_one_port(
+            port, [lambda p, layer=layer: layer.listen(where.ip, p, backlog) for layer in layers],
+            [lambda listener: listener.close(now)] * len(layers), lambda listener: listener.local_port)
         server = Server(runtime, Listening(list(zip(versions, made))), loop, client_connected_cb, limit)
     loop.call_soon(server._accept_all)
     return server

@@ -99,7 +99,7 @@ class Query:
     @property
     def addresses(self) -> list[int]:
         """The answer's addresses as ints: IPv4 ones for an A query, IPv6 ones for AAAA."""
-        return [r if isinstance(r, int) else int(r) for r in self.records if isinstance(r, (int, ipaddress.IPv6Address))]
+        return [int(r) for r in self.records if isinstance(r, (int, ipaddress.IPv6Address))]
 
     def result(self) -> list[RData]:
         """The answer's records, or raise the :class:`DnsError` (also when TCP is needed)."""

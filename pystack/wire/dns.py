@@ -6,7 +6,8 @@ section 5.1), so any wire name round-trips. Compare names with :func:`name_key` 
 does not matter).
 
 Record data is decoded for A (an int), AAAA (an :class:`ipaddress.IPv6Address`, RFC 3596), CNAME/NS/PTR
-(a name) and SOA (:class:`Soa`); every other type keeps its raw RDATA bytes. A parse raises :class:`WireError` with a ``dns.*`` reason.
+(a name) and SOA (:class:`Soa`); every other type keeps its raw RDATA bytes. A parse raises
+:class:`WireError` with a ``dns.*`` reason.
 """
 
 from __future__ import annotations

@@ -82,10 +82,11 @@ def test_stdlib_http_server_on_the_ipv6_wildcard_serves_curl_6_and_curl_4(tap6: 
                             stdout=subprocess.DEVNULL, stderr=err)
     try:
         _wait_connectable(tap6, socket.AF_INET6, (SLAAC_ADDRESS, 8000), server)
-        for flag, url in (("-6", f"http://[{SLAAC_ADDRESS}]:8000/file.bin"), ("-4", f"http://{lab.STACK_IP}:8000/file.bin")):
+        for flag, address, host in (("-6", SLAAC_ADDRESS, f"[{SLAAC_ADDRESS}]"), ("-4", lab.STACK_IP, lab.STACK_IP)):
             got = tmp_path / f"got{flag}.bin"
-            proc = curl(tap6, flag, "-g", "-o", str(got), "-w", "%{http_code} %{remote_ip}", url, timeout=120)
-            assert proc.stdout.split()[0] == "200", proc.stdout
+            proc = curl(tap6, flag, "-g", "-o", str(got), "-w", "%{http_code} %{remote_ip}",
+                        f"http://{host}:8000/file.bin", timeout=120)
+            assert proc.stdout.split() == ["200", address], proc.stdout
             assert sha256_file(got) == want, flag
         assert interrupt(server) == 0
     finally:
