@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pystack.api.names import Names
-from pystack.api.socket import TcpSocket
+from pystack.api.socket import AF_INET, AF_INET6, TcpSocket
 from pystack.api.tls import TlsSocket
 from pystack.config import StackConfig
 from pystack.control.server import ControlError, ControlServer
@@ -766,7 +766,7 @@ class _Race:
         rt = session.runtime
         assert he is not None and he.winner is not None and conn is not None and rt is not None
         c = he.winner
-        sock: TcpSocket = _Tcp6Socket(rt, conn) if c.family == IPV6 else TcpSocket(rt, conn)
+        sock = TcpSocket(rt, conn, family=AF_INET6 if c.family == IPV6 else AF_INET)
         sock.settimeout(session.setup.timeout)
         rt.flush()
         rt.wake()
@@ -793,23 +793,6 @@ class _Race:
             return f"cannot connect to {self._ep(c)}: {reason}"
         return (f"cannot connect to {self.name} port {self.port}: "
                 + "; ".join(f"{self._ep(c)}: {reason}" for c, reason in he.failures))
-
-
-class _Tcp6Socket(TcpSocket):
-    """A TCP connection over IPv6 made by the session; it names its addresses as IPv6 ones, as an
-    AF_INET6 socket does (pystack's socket API speaks AF_INET)."""
-
-    def getsockname(self) -> tuple[str, int]:
-        with self._rt.lock:
-            conn = self._for_data(sending=False)
-            return ip6(conn.local_ip), conn.local_port
-
-    def getpeername(self) -> tuple[str, int]:
-        with self._rt.lock:
-            conn = self._for_data(sending=False)
-            if conn.state in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED):
-                raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
-            return ip6(conn.remote_ip), conn.remote_port
 
 
 def _literal(name: str) -> tuple[int, int] | None:
