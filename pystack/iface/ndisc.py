@@ -235,9 +235,16 @@ class Ndisc:
             icmpv6_wire.parse_redirect(msg, src=pkt.src, hop_limit=pkt.hop_limit, fragmented=fragmented)
             raise WireError("ndisc.redirect_ignored")  # our routes come from RAs and the gateway only
 
+    def _count_skipped(self, invalid: int) -> None:
+        """Options the message is used without (a wrong length, a second of a kind that comes once: RFC 4861
+        4.6) are bad input dropped, so counted."""
+        if invalid:
+            self.counters["drop.ndisc.invalid_option"] += invalid
+
     def _on_ns(self, pkt: Ipv6Packet, msg: Icmpv6Message, fragmented: bool, now: float) -> None:
         """RFC 4861 7.2.3 and RFC 4862 5.4.3."""
         ns = icmpv6_wire.parse_ns(msg, src=pkt.src, dst=pkt.dst, hop_limit=pkt.hop_limit, fragmented=fragmented)
+        self._count_skipped(ns.options.invalid)
         entry = self.addresses.get(ns.target)
         if entry is None or entry.state is State.DUPLICATE:
             raise WireError("ndisc.ns_not_for_us")
@@ -274,6 +281,7 @@ class Ndisc:
     def _on_na(self, pkt: Ipv6Packet, msg: Icmpv6Message, fragmented: bool, now: float) -> None:
         """RFC 4861 7.2.5 and RFC 4862 5.4.4."""
         na = icmpv6_wire.parse_na(msg, dst=pkt.dst, hop_limit=pkt.hop_limit, fragmented=fragmented)
+        self._count_skipped(na.options.invalid)
         self.counters["ndisc.na_received"] += 1
         entry = self.addresses.get(na.target)
         if entry is not None and entry.state is not State.DUPLICATE:
@@ -286,6 +294,7 @@ class Ndisc:
     def _on_ra(self, pkt: Ipv6Packet, msg: Icmpv6Message, fragmented: bool, now: float) -> None:
         """RFC 4861 6.3.4, RFC 4862 5.5.3, RFC 8106."""
         ra = icmpv6_wire.parse_ra(msg, src=pkt.src, hop_limit=pkt.hop_limit, fragmented=fragmented)
+        self._count_skipped(ra.options.invalid)
         self.counters["ndisc.ra_received"] += 1
         routers = self.routers
         known = pkt.src in routers.routers

@@ -184,3 +184,18 @@ def test_the_options_per_header_bound_is_the_configs(options: int, answered: boo
     replies = [f for f in stack.frames_to_send() if f[12:14] == b"\x86\xdd" and f[54] == icmpv6.TYPE_ECHO_REPLY]
     assert bool(replies) is answered
     assert stack.counters["drop.ipv6.too_many_options"] == (0 if answered else 1)
+
+
+def test_nd_options_skipped_for_their_length_or_for_repeating_are_counted() -> None:
+    """RFC 4861 4.6: the advertisement is used, its malformed options skipped -- and counted, as every bad
+    input is: a link-layer address of 14 bytes, a second MTU option, an RDNSS option without a server."""
+    stack, wire = _up()
+    router = ipv6.addr_to_int("fe80::1")
+    bad = (bytes((icmpv6.OPT_SOURCE_LLADDR, 2)) + bytes(14) + icmpv6.mtu_option(1400) + icmpv6.mtu_option(1300)
+           + bytes((icmpv6.OPT_RDNSS, 1)) + bytes(6))
+    prefix = icmpv6.prefix_option(PrefixInfo(ipv6.addr_to_int("2001:db8:5::"), 64, True, False, 3600, 1800))
+    ra = icmpv6.build_ra(router, options=bad + prefix)
+    stack.receive_frame(frame_to(stack, ipv6.build(router, ipv6.ALL_NODES, ipv6.NH_ICMPV6, ra, hop_limit=255)),
+                        wire.clock.now)
+    assert router in stack.nd.routers.routers and stack.nd.mtu == 1400  # the first MTU option, as Linux keeps
+    assert stack.counters["drop.ndisc.invalid_option"] == 3
