@@ -58,6 +58,10 @@ IPV6_SETTLE = 10.0
 """Seconds from IPv6's start that a command waits, when it needs IPv6, for a global address and a
 router: enough for the link-local address's DAD, two router solicitations (RFC 4861 10: 4 s apart) and
 the SLAAC address's DAD."""
+RA_WAIT = 1.0
+"""Seconds after the first router solicitation that an advertisement is awaited when IPv4 is there to
+fall back on (RFC 4861 10: a router answers within MAX_RA_DELAY_TIME, 0.5 s), so that a name with AAAA
+records on a network without IPv6 costs about a second, not the whole solicitation schedule."""
 DNS_JOIN = 5.0
 """Seconds to let the resolver thread finish after the race is won (its answers fill the cache)."""
 _QTYPE = {IPV6: dns_wire.TYPE_AAAA, IPV4: dns_wire.TYPE_A}
@@ -298,14 +302,21 @@ class ClientSession:
         has_global = any(a.usable and not ipv6_wire.is_link_local(a.address) for a in stack.addresses6)
         return has_global and (stack.gateway6 is not None or stack.nd.routers.default_router() is not None)
 
-    def _ipv6_settling(self) -> bool:
-        """Whether IPv6 may still become ready: an address in DAD, or routers still being solicited (or
-        not yet, while the link-local address is in DAD)."""
-        stack = self.stack
-        assert stack is not None
+    def _ipv6_settling(self, patient: bool) -> bool:
+        """Whether IPv6 may still become ready: an address in DAD, or routers not solicited yet (the
+        link-local address is in DAD), or still being solicited -- ``patient``ly through the whole
+        schedule, else only :data:`RA_WAIT` past the first solicitation (under the lock)."""
+        stack, rt = self.stack, self.runtime
+        assert stack is not None and rt is not None
         if any(a.state is AddressState.TENTATIVE for a in stack.addresses6):
             return True
-        return math.isfinite(stack.nd.routers.next_solicitation)
+        routers = stack.nd.routers
+        if routers.routers or not math.isfinite(routers.next_solicitation):
+            return False  # a router answered (its prefixes are past DAD), or soliciting is over
+        if patient or routers.solicitations_sent == 0:
+            return True
+        first = routers.next_solicitation - stack.config.ipv6.rtr_solicitation_interval
+        return routers.solicitations_sent == 1 and rt.now() < first + RA_WAIT
 
     def _ipv6_summary(self) -> str:
         stack, rt = self.stack, self.runtime
@@ -317,9 +328,10 @@ class ClientSession:
         text = f"{', '.join(addresses) or 'no address'}, router {ip6(router) if router is not None else 'none'}"
         return text + (f", DNS {', '.join(dns)} advertised (RDNSS)" if dns else "")
 
-    def wait_ipv6(self) -> bool:
+    def wait_ipv6(self, patient: bool = True) -> bool:
         """Wait (bounded by :data:`IPV6_SETTLE` from IPv6's start) until IPv6 is ready or cannot become so;
-        whether it is ready. Called with the runtime's lock held, or without."""
+        whether it is ready. Not ``patient`` (IPv4 can do instead): no longer than :data:`RA_WAIT` past
+        the first router solicitation if no router answers. With the runtime's lock held, or without."""
         rt = self.runtime
         assert rt is not None
         if self.ipv6_started is None:
@@ -328,13 +340,13 @@ class ClientSession:
             if self._ipv6_ready():
                 return True
             limit = self.ipv6_started + IPV6_SETTLE
-            if not self._ipv6_settling() or rt.now() >= limit:
+            if not self._ipv6_settling(patient) or rt.now() >= limit:
                 return False
             self.n.say(f"waiting for IPv6 to finish configuring (a global address past DAD and a router), "
                        f"up to {max(0.0, limit - rt.now()):.1f} s more")
             started = rt.now()
-            while not self._ipv6_ready() and self._ipv6_settling() and rt.now() < limit:
-                rt.changed.wait(limit - rt.now())
+            while not self._ipv6_ready() and self._ipv6_settling(patient) and rt.now() < limit:
+                rt.changed.wait(min(limit - rt.now(), RA_WAIT / 4))  # RA_WAIT passes with no frame
             ready = self._ipv6_ready()
         if ready:
             self.n.say(f"IPv6 ready after {ms(rt.now() - started)}: {self._ipv6_summary()}")
@@ -479,7 +491,7 @@ class ClientSession:
             return literal
         answers = self.resolve(name)
         found = {f: q.addresses for f, q in answers.items() if q.error is None and q.addresses}
-        if IPV6 in found and (self.wait_ipv6() or IPV4 not in found):
+        if IPV6 in found and (self.wait_ipv6(patient=IPV4 not in found) or IPV4 not in found):
             return IPV6, found[IPV6][0]
         return IPV4, found[IPV4][0]
 
@@ -544,7 +556,7 @@ class ClientSession:
                         if q is not None and q.error is not None:
                             errors[family] = q.error
                         if family == IPV6 and addresses:
-                            self.wait_ipv6()
+                            self.wait_ipv6(patient=IPV4 not in families or he.answered.get(IPV4) is False)
                         he.answer(family, addresses, rt.now())
                         race.tell_waiting()
                     race.check(rt.now())

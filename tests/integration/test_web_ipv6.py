@@ -204,3 +204,28 @@ def test_ping6_through_the_router(campus: CampusLab) -> None:
     result = lab.parse_ping(out)
     assert (result["transmitted"], result["received"]) == (3, 3), out
     assert len(re.findall(rf"^64 bytes from {WEB6_IP}: icmp_seq=\d", out, re.M)) == 3, out
+
+
+def test_aaaa_on_a_network_without_ipv6_routers_costs_about_a_second(daemon_ready: None) -> None:
+    """dnsmasq answers AAAA but advertises no prefix: pystack waits for an advertisement only a little past
+    its first router solicitation (RA_WAIT), then fetches over IPv4, without trying IPv6 it cannot reach."""
+    web_lab.require_lab()
+    with web_lab.campus_lab(FILES, ipv6=True, ra=False) as campus:
+        proc = campus.run_pystack("fetch", f"http://{WWW}/file", "--tap", TAP, "--mac", random_mac(), *STATIC)
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, err
+    assert hashlib.sha256(proc.stdout).hexdigest() == campus.files["file"]
+    steps = [
+        rf"resolved AAAA in .*{WEB6_IP}",
+        r"waiting for IPv6 to finish configuring",
+        r"-> router solicitation from fe80::",
+        r"IPv6 not ready after .* \(no router advertised a prefix we could use\)",
+        rf"-> TCP 192\.0\.2\.50:\d+ > {WEB_IP}:80 \[SYN\]",
+        r"response: HTTP/1\.1 200 OK",
+    ]
+    positions = [_position(err, step) for step in steps]
+    assert positions == sorted(positions), err
+    assert not re.search(rf"-> TCP \[.*\]:\d+ > \[{WEB6_IP}\]", err), err
+    # A generous bound: the whole solicitation schedule (three, 4 s apart) would take 8 s and more.
+    waited = _stamp(err, "IPv6 not ready after") - _stamp(err, "-> router solicitation from")
+    assert waited < 3.0, err

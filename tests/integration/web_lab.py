@@ -202,7 +202,8 @@ def _dns_answers(ns: lab.Namespace, addr: tuple[str, int]) -> bool:
         sock.close()
 
 
-def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True, ipv6: bool = False) -> list[str]:
+def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True, ipv6: bool = False,
+                 ra: bool = True) -> list[str]:
     argv = [
         "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
         "--port", "53", "--bind-interfaces", f"--interface={TAP}", "--user=root", "--group=root",
@@ -216,7 +217,7 @@ def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True, ipv6:
     if dhcp:
         argv += [f"--dhcp-range={POOL[0]},{POOL[1]},255.255.255.0,{lease_time}", "--no-ping",
                  f"--dhcp-leasefile={workdir / 'leases'}"]
-    if ipv6:
+    if ipv6 and ra:
         # Router advertisements of the TAP's prefix for SLAAC (no DHCPv6), with dnsmasq as the RDNSS.
         argv += ["--enable-ra", f"--dhcp-range=::,constructor:{TAP},ra-only,64,1h"]
     return argv
@@ -224,10 +225,11 @@ def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True, ipv6:
 
 @contextlib.contextmanager
 def campus_lab(files: dict[str, int] | None = None, *, dhcp: bool = True, lease_time: str = "1h",
-               http: bool = True, ipv6: bool = False) -> Iterator[CampusLab]:
+               http: bool = True, ipv6: bool = False, ra: bool = True) -> Iterator[CampusLab]:
     """Build the lab; ``files`` (name -> size) are random files the web server serves.
 
-    ``dhcp=False`` runs dnsmasq for DNS only (no DHCP server on the LAN); ``ipv6=True`` adds IPv6.
+    ``dhcp=False`` runs dnsmasq for DNS only (no DHCP server on the LAN); ``ipv6=True`` adds IPv6, and
+    ``ra=False`` then leaves out the router advertisements (AAAA records, but no IPv6 for pystack).
     """
     suffix = secrets.token_hex(4)
     made: list[lab.Namespace] = []
@@ -275,7 +277,7 @@ def campus_lab(files: dict[str, int] | None = None, *, dhcp: bool = True, lease_
 
             campus.dnsmasq_log = workdir / "dnsmasq.log"
             log_fh = stack.enter_context(open(campus.dnsmasq_log, "wb"))
-            campus.dnsmasq = lan.spawn(dnsmasq_argv(workdir, lease_time, dhcp, ipv6), stdout=log_fh,
+            campus.dnsmasq = lan.spawn(dnsmasq_argv(workdir, lease_time, dhcp, ipv6, ra), stdout=log_fh,
                                        stderr=subprocess.STDOUT)
             _wait_listening(lan, socket.SOCK_DGRAM, (ROUTER_IP, 53), campus.dnsmasq, "dnsmasq")
             if http:
