@@ -227,7 +227,8 @@ class ClientSession:
             self.n.set_us(", ".join(parts))
 
     def stop_narrating_frames(self) -> None:
-        """From now on frames and TCP states go untold: a program's own traffic (``pystack exec``)."""
+        """From now on frames, TCP states and IPv6 address events go untold: a program's own traffic
+        (``pystack exec``)."""
         rt = self.runtime
         assert rt is not None
         with rt.lock:
@@ -236,6 +237,8 @@ class ClientSession:
                 rt.link.settle = None
             if self.states.check in rt.tick_hooks:
                 rt.tick_hooks.remove(self.states.check)
+            if self.stack is not None and self._on_address6 in self.stack.address6_observers:
+                self.stack.address6_observers.remove(self._on_address6)
 
     def close(self) -> None:
         rt = self.runtime
