@@ -7,11 +7,13 @@ to timer, so a test of seconds of protocol time runs in milliseconds and is full
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pystack.medium import Medium
-from pystack.stack import Stack
 from pystack.wire.gso import GsoFrame, segment
+
+if TYPE_CHECKING:  # the link layer sits below the stack: it only carries a stack's frames
+    from pystack.stack import Stack
 
 Fault = Callable[[int, bytes], list[bytes]]
 """(sender index, frame) -> frames actually delivered (empty to drop)."""
