@@ -21,7 +21,7 @@ from pystack.plot.command import add_command as add_plot_command
 from pystack.replay.command import COMMANDS as REPLAY_COMMANDS
 from pystack.replay.command import add_command as add_replay_command
 from pystack.replay.command import add_daemon_flags as add_record_flags
-from pystack.tools.errors import CommandError, SetupError
+from pystack.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
     from pystack.config import RuntimeConfig, StackConfig

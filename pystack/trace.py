@@ -20,7 +20,7 @@ import logging
 from typing import IO, TYPE_CHECKING, Any
 
 from pystack.counters import Counters
-from pystack.tools.errors import SetupError
+from pystack.errors import SetupError
 from pystack.wire.ipv4 import int_to_addr
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable
 
-from pystack.tools.errors import CommandError, SetupError
+from pystack.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
     from pystack.control.server import ControlServer

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Callable
 
-from pystack.tools.errors import CommandError, SetupError
+from pystack.errors import CommandError, SetupError
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -34,7 +34,7 @@ import json
 import struct
 from typing import IO, Any, NamedTuple
 
-from pystack.tools.errors import SetupError
+from pystack.errors import SetupError
 
 MAGIC = b"PYSTACK-RECORDING"
 VERSION = 1

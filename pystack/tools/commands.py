@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, TextIO
 
 from pystack.tcp.state import State
 from pystack.tools.http import HttpError, Response, ResponseReader, Url, build_request
-from pystack.tools.errors import CommandError, SetupError
+from pystack.errors import CommandError, SetupError
 from pystack.tools.happy_eyeballs import IPV6
 from pystack.tools.narrator import Narrator, endpoint, host, human_bytes, ms, rate
 from pystack.tools.session import ClientSession, Setup

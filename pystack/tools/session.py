@@ -38,7 +38,7 @@ from pystack.stack import Stack
 from pystack.tcp.connection import Connection
 from pystack.tcp.state import State
 from pystack.trace import TraceWriter
-from pystack.tools.errors import CommandError, SetupError
+from pystack.errors import CommandError, SetupError
 from pystack.tools.happy_eyeballs import IPV4, IPV6, CancelAttempt, Candidate, HappyEyeballs, StartAttempt
 from pystack.tools.narrator import (
     Narrator, describe_lease, describe_resolution, endpoint, host, ip, ip6, ms, seconds,

@@ -1,5 +1,6 @@
 """The two ways a command fails, each printed as one line: its job failed (status 1), or it could not
-start here (status 2, like bad flags)."""
+start here (status 2, like bad flags). At the package's top because every command family (the client
+tools, the control socket, plot, replay, trace) raises them, and none of those should import another's room."""
 
 
 class CommandError(Exception):
