@@ -171,10 +171,10 @@ class StackConfig:
 
     # --- fast paths ---
     fast_paths: bool = True
-    """Take the fast paths: ping's echo lane, TCP's direct receive path and header prediction, bursts of
-    segments packed in one piece (TcpPath), and TCP segments sent without send_ip's general checks. Each
-    puts out the same frames and counts the same as the layered way (twin tests prove it); off, every
-    frame takes the layered way (the unit suite runs both ways)."""
+    """Take the fast paths, over IPv4 and IPv6 alike: ping's echo lane, TCP's direct receive path and header
+    prediction, bursts of segments packed in one piece (TcpPath, TcpPath6), and TCP segments sent without
+    the IP layer's general checks. Each puts out the same frames and counts the same as the layered way
+    (twin tests prove it); off, every frame takes the layered way (the unit suite runs both ways)."""
 
     # --- TCP (RFC 9293): its own section, documented in pystack/tcp/config.py ---
     tcp: TcpConfig = field(default_factory=TcpConfig)

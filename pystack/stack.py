@@ -64,8 +64,9 @@ class Stack:
 
     answer_echo: Callable[[bytes | memoryview, float], bytes | None]
     """Ping's lane: the reply to a plain echo request, or None for "give the frame to receive_frame"
-    (pystack.iface.icmp.Icmpv4.answer_echo; always None with ``fast_paths`` off). The poll loop calls it
-    first with each wake-up's first frame and writes the reply at once."""
+    (pystack.iface.icmp.Icmpv4.answer_echo, which hands IPv6 frames to Icmpv6.answer_echo once IPv6 is up;
+    always None with ``fast_paths`` off). The poll loop calls it first with each wake-up's first frame and
+    writes the reply at once."""
 
     def __init__(self, mac: bytes, config: StackConfig | None = None, counters: Counters | None = None,
                  rng: random.Random | None = None) -> None:
