@@ -562,11 +562,11 @@ class _TcpOptions:
     tuned: dict[str, int | float] = dataclasses.field(default_factory=dict)
     """TcpConfig fields this socket's connections use instead of the stack's (buffers, keepalive timing)."""
 
-    def apply(self, conn: Connection, base: TcpConfig) -> None:
-        conn.nodelay = self.nodelay
-        conn.keepalive = self.keepalive
+    def apply(self, conn: Connection, base: TcpConfig, now: float) -> None:
+        conn.set_nodelay(self.nodelay, now)
+        conn.set_keepalive(self.keepalive, now)
         if self.tuned:
-            conn.use_config(dataclasses.replace(base, **self.tuned))
+            conn.use_config(dataclasses.replace(base, **self.tuned), now)
 
     def copy(self) -> _TcpOptions:
         return dataclasses.replace(self, tuned=dict(self.tuned))
@@ -609,7 +609,7 @@ class TcpSocket(_Base):
         self._version = version
         self._error_reported = False
         conn.on_event = _hook(self)
-        self._opts.apply(conn, self._rt.stack.config.tcp)
+        self._opts.apply(conn, self._rt.stack.config.tcp, self._rt.now())
 
     def _is_bound(self) -> bool:
         return self._local is not None or self._conn is not None
@@ -914,7 +914,7 @@ class TcpSocket(_Base):
             else:
                 raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
             if conn is not None:
-                opts.apply(conn, self._rt.stack.config.tcp)
+                opts.apply(conn, self._rt.stack.config.tcp, self._rt.now())
                 self._after()
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int | bytes:

@@ -432,7 +432,7 @@ class Driver:
 
     def set_send_buffer(self, conn: Connection, size: int) -> None:
         """SO_SNDBUF: the connection's own send buffer, of that many bytes and not grown (as Linux locks it)."""
-        conn.use_config(dataclasses.replace(self.config.tcp, send_buffer=size, send_buffer_max=size))
+        conn.use_config(dataclasses.replace(self.config.tcp, send_buffer=size, send_buffer_max=size), self.now)
 
     def mss_of(self, conn: Connection) -> int:
         return int(conn.info()["snd_mss"])

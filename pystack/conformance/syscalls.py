@@ -463,9 +463,9 @@ class Sockets:
             return
         for (level, name), v in sock.options.items():
             if (level, name) == (socket.IPPROTO_TCP, socket.TCP_NODELAY):
-                conn.nodelay = bool(v)
+                conn.set_nodelay(bool(v), self.now())
             elif (level, name) == (socket.SOL_SOCKET, socket.SO_KEEPALIVE):
-                conn.keepalive = bool(v)
+                conn.set_keepalive(bool(v), self.now())
             elif (level, name) == (socket.SOL_SOCKET, socket.SO_SNDBUF):
                 self.driver.set_send_buffer(conn, v)
 

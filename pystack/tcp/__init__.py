@@ -14,7 +14,8 @@ The socket layer drives the user side (every call takes ``now``; nothing blocks)
     conn = listener.accept()                          # Connection | None
     conn = tcp.connect(local_ip, remote_ip, remote_port, now, local_port=None)  # SYN sent at once
     conn.send(data, now) -> int      # bytes taken into the bounded send buffer (0 when full)
-    conn.recv(max_bytes, now=None) -> bytes   # b"" at EOF; BlockingIOError when nothing yet
+    conn.recv(max_bytes, now) -> bytes       # b"" at EOF; BlockingIOError when nothing yet
+    conn.set_nodelay(on, now); conn.set_keepalive(on, now)
     conn.shutdown_write(now); conn.close(now); conn.abort(now)
     conn.state, conn.error, conn.readable, conn.writable, conn.on_event = callback
 

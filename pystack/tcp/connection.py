@@ -192,24 +192,24 @@ class Connection:
         """True disables Nagle's algorithm (TCP_NODELAY); turning it on sends what Nagle held back."""
         return self._nodelay
 
-    @nodelay.setter
-    def nodelay(self, value: bool) -> None:
-        self._nodelay = bool(value)
-        if value and self._st in SENDING:
-            sender.output(self, self._cx.now)
+    def set_nodelay(self, on: bool, now: float) -> None:
+        """TCP_NODELAY at ``now``: turning it on sends what Nagle held back."""
+        self._nodelay = bool(on)
+        if on and self._st in SENDING:
+            sender.output(self, now)
 
     @property
     def keepalive(self) -> bool:
         """SO_KEEPALIVE (RFC 1122 4.2.3.6); turning it on starts the idle timer at once."""
         return self._keepalive
 
-    @keepalive.setter
-    def keepalive(self, value: bool) -> None:
-        self._keepalive = bool(value)
+    def set_keepalive(self, on: bool, now: float) -> None:
+        """SO_KEEPALIVE at ``now``: the idle time counts from ``now``."""
+        self._keepalive = bool(on)
         self._cx.touched.add(self)
-        if value and self._st in OPEN:
-            timers.restart_keepalive(self, self._cx.now)
-        elif not value:
+        if on and self._st in OPEN:
+            timers.restart_keepalive(self, now)
+        elif not on:
             self._ka_at = INF
 
     @property
@@ -246,18 +246,16 @@ class Connection:
             return 0
         if self._st in (ESTABLISHED, CLOSE_WAIT):
             sender.output(self, now)
-        self._flush_event()
+        self._flush_event(now)
         return n
 
-    def recv(self, max_bytes: int, now: float | None = None) -> bytes:
+    def recv(self, max_bytes: int, now: float) -> bytes:
         """Up to ``max_bytes`` of in-order data; b"" at EOF. Raises BlockingIOError when there is
         nothing yet, or the connection's error (ECONNRESET ...) as OSError once the data is drained."""
         self._cx.touched.add(self)
         rb = self._rb
         if rb.data:
             data = rb.read(max_bytes)
-            if now is None:
-                now = self._cx.now
             cap_max = self._cfg.recv_buffer_max
             if rb.cap < cap_max:
                 rb.autotune(now, self.rtt.srtt, self._adv_mss(), cap_max)
@@ -287,7 +285,7 @@ class Connection:
             self._set_state(LAST_ACK)  # RFC 9293 errata: CLOSE in CLOSE-WAIT leads to LAST-ACK
         # SYN_RECEIVED: the FIN goes out once the handshake completes (see _established)
         sender.output(self, now)
-        self._flush_event()
+        self._flush_event(now)
 
     def close(self, now: float) -> None:
         """Done with the connection. Unread data makes it an abort (RST, RFC 2525 2.17, as Linux);
@@ -313,7 +311,7 @@ class Connection:
             self._note(self.snd_max, why.RST_ABORT)
             self._emit(self.snd_max, RST | ACK, b"", now)
         self._close_now()
-        self._flush_event()
+        self._flush_event(now)
 
     def peek(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` of in-order data, left in the buffer (MSG_PEEK); otherwise as :meth:`recv`."""
@@ -325,7 +323,7 @@ class Connection:
             raise OSError(self.error, errno.errorcode.get(self.error, "error"))
         raise BlockingIOError(errno.EAGAIN, "no data")
 
-    def use_config(self, cfg: TcpConfig) -> None:
+    def use_config(self, cfg: TcpConfig, now: float) -> None:
         """This connection's own options (setsockopt): ``cfg`` replaces the layer's for it. The send buffer
         takes its new size; the receive buffer too, but never below what it holds; keepalive restarts its
         idle time. The window scale stays what the SYN announced."""
@@ -334,7 +332,7 @@ class Connection:
         self._snd.cap_max = cfg.send_buffer_max
         self._rb.cap = max(cfg.recv_buffer, len(self._rb.data))
         if self._keepalive:
-            self.keepalive = True
+            self.set_keepalive(True, now)
 
     def info(self) -> dict[str, int | float | bool | str]:
         """What Linux's TCP_INFO tells, from this connection's state: sizes in bytes, times in seconds."""
@@ -409,7 +407,8 @@ class Connection:
         self._cx.counters["tcp.error." + errno.errorcode.get(err, str(err))] += 1
         self._close_now()
 
-    def _flush_event(self) -> None:
+    def _flush_event(self, now: float) -> None:
+        """Tell the user (on_event) what changed; an ACK the callback left owed goes out at ``now``."""
         if self._event:
             self._event = False
             cb = self.on_event
@@ -420,7 +419,7 @@ class Connection:
                 finally:
                     self._dispatching = False
                 if self._ack_now and self._st not in (CLOSED, SYN_SENT):
-                    self._send_ack(self._cx.now)  # owed and not carried by a reply (see _window_update)
+                    self._send_ack(now)  # owed and not carried by a reply (see _window_update)
 
     deadline = timers.deadline
     on_timer = timers.on_timer
@@ -620,7 +619,7 @@ class Connection:
     def after_input(self, now: float) -> None:
         """What follows received segments: tell the user, then send what the windows allow and ACK.
         The user goes first so that its reply (or its FIN, after the peer's) carries the ACK."""
-        self._flush_event()
+        self._flush_event(now)
         if self._st != CLOSED:
             sender.output(self, now)
             if self._ack_now:
@@ -871,7 +870,7 @@ class Connection:
         error is remembered and reported if the connection later times out."""
         if hard and self._st in (SYN_SENT, SYN_RECEIVED):
             self._fail(err)
-            self._flush_event()
+            self._flush_event(now)
         else:
             self._soft_error = err
 

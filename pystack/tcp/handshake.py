@@ -72,7 +72,7 @@ def open_from_cookie(conn: Connection, seg: TcpSegment, mss: int, now: float) ->
     established(conn, now)
     if seg.payload or seg.flags & FIN:
         conn.input(seg, now)
-    conn._flush_event()
+    conn._flush_event(now)
 
 
 def _start_sequence(conn: Connection, now: float) -> None:

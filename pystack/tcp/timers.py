@@ -43,7 +43,7 @@ def on_timer(conn: Connection, now: float) -> None:
         conn._tw_at = INF
         if conn._st in (TIME_WAIT, FIN_WAIT_2):
             conn._close_now()
-            conn._flush_event()
+            conn._flush_event(now)
             return
     if conn._delack_at <= now:
         conn._delack_at = INF
@@ -62,7 +62,7 @@ def on_timer(conn: Connection, now: float) -> None:
             on_rto(conn, now)
     if conn._ka_at <= now:
         on_keepalive(conn, now)
-    conn._flush_event()
+    conn._flush_event(now)
 
 
 def on_rto(conn: Connection, now: float) -> None:

@@ -189,7 +189,7 @@ def test_forged_segments_alone_change_nothing() -> None:
     assert client.state == server.state == State.ESTABLISHED
     client.send(b"still here", wire.clock.now)
     wire.run(until=lambda: server.recv_available >= 10)
-    assert server.recv(100) == b"still here"
+    assert server.recv(100, wire.clock.now) == b"still here"
     counters = a.counters + b.counters
     assert counters["drop.internal_error"] == 0 and counters["tcp.rst_received"] == 0
     assert counters["tcp.challenge_acks"] > 0

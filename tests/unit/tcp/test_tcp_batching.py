@@ -67,10 +67,10 @@ def _batch(solo: Solo) -> Iterator[None]:
     solo.layer.end_batch(solo.now)
 
 
-def _read_all(conn: Connection) -> bytes:
+def _read_all(conn: Connection, now: float) -> bytes:
     out = bytearray()
     while conn.recv_available:
-        out += conn.recv(1 << 20)
+        out += conn.recv(1 << 20, now)
     return bytes(out)
 
 
@@ -86,7 +86,7 @@ def test_in_order_segments_of_one_batch_wake_the_application_once() -> None:
             _deliver(est, i)
             assert est.events == [], f"the application was told before end_batch (segment {i})"
     assert est.events == [4 * MSS]
-    assert _read_all(est.conn) == b"".join(_chunk(i) for i in range(4))
+    assert _read_all(est.conn, est.solo.now) == b"".join(_chunk(i) for i in range(4))
 
 
 def test_in_order_segments_of_one_batch_are_acked_once_at_end_batch() -> None:
@@ -122,7 +122,7 @@ def test_out_of_order_segments_in_a_batch_are_dup_acked_at_once() -> None:
         assert (fill.flags, fill.ack, fill.sack_blocks) == (ACK, est.peer + 4 * MSS, ())
     solo.none()  # the hole-filling ACK already covered everything
     assert est.events == [4 * MSS]
-    assert _read_all(est.conn) == b"".join(_chunk(i) for i in range(4))
+    assert _read_all(est.conn, est.solo.now) == b"".join(_chunk(i) for i in range(4))
 
 
 def test_old_duplicates_in_a_batch_are_each_acked_at_once() -> None:
@@ -154,7 +154,7 @@ def test_without_a_batch_each_segment_is_handled_on_its_own() -> None:
         acks += [seg.ack for seg in solo.take()]
         assert acks == [est.peer + MSS * n for n in range(2, i + 2, 2)]
     assert est.events == [MSS, 2 * MSS, 3 * MSS, 4 * MSS]
-    assert _read_all(est.conn) == b"".join(_chunk(i) for i in range(4))
+    assert _read_all(est.conn, est.solo.now) == b"".join(_chunk(i) for i in range(4))
 
 
 # --- sending -----------------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ def test_stack_batch_answers_frames_once_and_plain_frames_one_by_one(batched: bo
     told: list[int] = []
     client.on_event = lambda: told.append(client.recv_available)
     data = bytes(range(256)) * 23  # 5888 bytes: four full segments of 1448 (MSS less timestamps) and a tail
-    server.nodelay = True
+    server.set_nodelay(True, now)
     server.send(data, now)
     frames = b.frames_to_send()
     assert len(frames) == 5
@@ -293,4 +293,4 @@ def test_stack_batch_answers_frames_once_and_plain_frames_one_by_one(batched: bo
     assert len(told) == events and told[-1] == client.recv_available
     assert [s.flags for s in answers] == [ACK] * acks
     assert answers[-1].ack == tcp_of(frames[-1]).seq + len(tcp_of(frames[-1]).payload)
-    assert client.recv(1 << 20) == data[:sum(len(tcp_of(f).payload) for f in frames)]
+    assert client.recv(1 << 20, now) == data[:sum(len(tcp_of(f).payload) for f in frames)]

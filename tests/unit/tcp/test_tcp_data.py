@@ -59,11 +59,11 @@ def test_out_of_order_gets_immediate_sack_and_hole_fill_acks_all() -> None:
     solo.send(peer, our, ACK, payload=b"A" * 100)
     ack = solo.one()  # a hole filled: ACK at once
     assert ack.ack == peer + 200 and ack.sack_blocks == ((peer + 300, peer + 350),)
-    assert conn.recv(1000) == b"A" * 100 + b"B" * 100
+    assert conn.recv(1000, solo.now) == b"A" * 100 + b"B" * 100
     solo.send(peer + 200, our, ACK, payload=b"C" * 100)
     ack = solo.one()
     assert ack.ack == peer + 350 and ack.sack_blocks == ()
-    assert conn.recv(1000) == b"C" * 100 + b"D" * 50
+    assert conn.recv(1000, solo.now) == b"C" * 100 + b"D" * 50
 
 
 def test_no_sack_blocks_unless_negotiated() -> None:
@@ -80,7 +80,7 @@ def test_out_of_order_fin_is_held_until_the_gap_fills() -> None:
     solo.send(peer, our, ACK, payload=b"hello")
     ack = solo.one()
     assert ack.ack == peer + 11 and conn.state == State.CLOSE_WAIT
-    assert conn.recv(100) == b"helloworld" and conn.recv(100) == b""
+    assert conn.recv(100, solo.now) == b"helloworld" and conn.recv(100, solo.now) == b""
 
 
 def test_overlapping_and_duplicate_segments_deliver_once() -> None:
@@ -88,7 +88,7 @@ def test_overlapping_and_duplicate_segments_deliver_once() -> None:
     solo.send(peer, our, ACK, payload=b"0123456789")
     solo.send(peer + 5, our, ACK, payload=b"56789ABCDE")  # overlaps the front
     solo.send(peer, our, ACK, payload=b"0123456789")  # entirely old: just an ACK
-    assert conn.recv(100) == b"0123456789ABCDE"
+    assert conn.recv(100, solo.now) == b"0123456789ABCDE"
     assert solo.take()[-1].ack == peer + 15
 
 
@@ -107,13 +107,32 @@ def test_receive_window_tracks_buffer_and_reopens() -> None:
     solo.send(peer + 4000, our, ACK, payload=b"p")
     probe_ack = solo.one()
     assert (probe_ack.ack, probe_ack.window) == (peer + 4000, 0)
-    assert conn.recv(1000) == b"a" * 1000  # 1000 free: less than min(buffer/2, MSS), no update (SWS)
+    assert conn.recv(1000, solo.now) == b"a" * 1000  # 1000 free: less than min(buffer/2, MSS), no update (SWS)
     solo.none()
-    assert conn.recv(460) == b"a" * 460  # 1460 free: the window opens by an MSS -> window update
+    assert conn.recv(460, solo.now) == b"a" * 460  # 1460 free: the window opens by an MSS -> window update
     update = solo.one()
     assert (update.ack, update.window) == (peer + 4000, 1460)
-    assert conn.recv(100) == b"b" * 100  # a little more space: no update (SWS avoidance)
+    assert conn.recv(100, solo.now) == b"b" * 100  # a little more space: no update (SWS avoidance)
     solo.none()
+
+
+def test_a_window_update_sent_by_recv_long_after_the_last_segment_carries_the_time_of_the_recv() -> None:
+    """recv's ACK is stamped with the time recv is called at, not the time of the last segment handled."""
+    cfg = TcpConfig(window_scaling=False, recv_buffer=2920)
+    solo = Solo(cfg)
+    _l, conn, synack = passive(solo, options=wire.build_options(mss=1460, timestamps=(1000, 0)))
+    our, peer = synack.seq + 1, PEER_ISS + 1
+    ts = wire.timestamp_option(1001, synack.ts_val)
+    solo.send(peer, our, ACK, payload=b"a" * 1460, options=ts)
+    solo.send(peer + 1460, our, ACK, payload=b"b" * 1460, options=ts)
+    closed = solo.take()[-1]
+    assert closed.window == 0
+    solo.advance(100)  # nothing is owed, nothing in flight: no timer sends anything meanwhile
+    solo.none()
+    assert conn.recv(2920, solo.now) == b"a" * 1460 + b"b" * 1460
+    update = solo.one()
+    assert update.window == 2920
+    assert update.ts_val - closed.ts_val == 100 * 1000  # RFC 7323 5.4: TSval ticks at 1 ms
 
 
 def test_data_beyond_window_is_trimmed() -> None:
@@ -121,7 +140,7 @@ def test_data_beyond_window_is_trimmed() -> None:
     solo, conn, our, peer = _est(cfg)
     solo.send(peer, our, ACK, payload=b"z" * 1460)
     solo.advance(1)
-    assert conn.recv(5000) == b"z" * 1000
+    assert conn.recv(5000, solo.now) == b"z" * 1000
     assert solo.take()[0].ack == peer + 1000
 
 
@@ -180,7 +199,7 @@ def test_send_segments_respect_peer_mss_and_timestamps() -> None:
 def test_default_mss_536_without_option() -> None:
     solo = Solo(NO_TS)
     _l, conn, synack = passive(solo, options=b"")
-    conn.nodelay = True
+    conn.set_nodelay(True, solo.now)
     conn.send(b"x" * 1000, solo.now)
     assert [len(s.payload) for s in solo.take()] == [536, 464]
 
@@ -199,7 +218,7 @@ def test_nagle_holds_small_segment_until_ack() -> None:
 
 def test_nodelay_sends_at_once() -> None:
     solo, conn, our, peer = _est()
-    conn.nodelay = True
+    conn.set_nodelay(True, solo.now)
     conn.send(b"first", solo.now)
     conn.send(b"second", solo.now)
     assert [bytes(s.payload) for s in solo.take()] == [b"first", b"second"]
@@ -290,7 +309,7 @@ def test_paws_drops_old_timestamp() -> None:
     solo.send(peer + 3, our, ACK, payload=b"old", options=wire.timestamp_option(900, synack.ts_val))
     ack = solo.one()
     assert ack.ack == peer + 3 and ack.ts_ecr == 1010
-    assert conn.recv(100) == b"new"
+    assert conn.recv(100, solo.now) == b"new"
     assert solo.counters.drops()["tcp.paws"] == 1
 
 
@@ -325,8 +344,7 @@ def test_setting_nodelay_flushes_what_nagle_held() -> None:
     solo.one()
     conn.send(b"held", solo.now)
     solo.none()
-    solo.layer.cx.now = solo.now
-    conn.nodelay = True
+    conn.set_nodelay(True, solo.now)
     assert bytes(solo.one().payload) == b"held"
 
 
@@ -336,11 +354,10 @@ def test_enabling_keepalive_later_arms_the_idle_timer() -> None:
     assert conn.keepalive is False
     solo.advance(50)
     solo.none()
-    solo.layer.cx.now = solo.now
-    conn.keepalive = True
+    conn.set_keepalive(True, solo.now)
     solo.advance(10.1)
     assert solo.one().seq == our - 1
-    conn.keepalive = False
+    conn.set_keepalive(False, solo.now)
     solo.advance(100)
     solo.none()
     assert conn.state == State.ESTABLISHED

@@ -100,7 +100,7 @@ def test_recv_raises_blocking_when_empty_and_send_after_shutdown_is_epipe() -> N
     solo = Solo()
     _l, conn, _s = passive(solo)
     with pytest.raises(BlockingIOError):
-        conn.recv(10)
+        conn.recv(10, solo.now)
     conn.shutdown_write(solo.now)
     with pytest.raises(BrokenPipeError):
         conn.send(b"x", solo.now)

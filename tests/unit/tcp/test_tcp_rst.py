@@ -108,7 +108,7 @@ def test_exact_rst_resets_connection() -> None:
     solo.none()
     assert conn.state == State.CLOSED and conn.error == errno.ECONNRESET
     with pytest.raises(ConnectionResetError):
-        conn.recv(10)
+        conn.recv(10, solo.now)
 
 
 def test_in_window_rst_gets_challenge_ack() -> None:

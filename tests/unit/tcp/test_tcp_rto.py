@@ -89,7 +89,7 @@ def test_rtt_sample_updates_srtt_and_karn_skips_retransmitted() -> None:
 def test_timer_restarts_on_ack_and_stops_when_all_acked() -> None:
     cfg = TcpConfig(timestamps=False, rto_min=0.05)
     solo, conn, our, peer = _connect(cfg, rtt=0.1)
-    conn.nodelay = True
+    conn.set_nodelay(True, solo.now)
     conn.send(b"a" * 100, solo.now)
     conn.send(b"b" * 100, solo.now)
     solo.take()

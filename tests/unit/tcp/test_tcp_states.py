@@ -71,7 +71,7 @@ def test_simultaneous_open_two_layers() -> None:
     a.send(b"ping", net.now)
     b.send(b"pong", net.now)
     net.run(for_=1)
-    assert b.recv(10) == b"ping" and a.recv(10) == b"pong"
+    assert b.recv(10, net.now) == b"ping" and a.recv(10, net.now) == b"pong"
 
 
 def test_synrcvd_close_sends_fin_after_handshake() -> None:
@@ -146,7 +146,7 @@ def test_finwait1_fin_with_ack_goes_straight_to_timewait() -> None:
 def test_passive_close_closewait_lastack_closed() -> None:
     solo, conn, our, peer = _established()
     solo.send(peer, our, FIN | ACK)
-    assert conn.state == State.CLOSE_WAIT and conn.recv(10) == b""
+    assert conn.state == State.CLOSE_WAIT and conn.recv(10, solo.now) == b""
     assert solo.one().ack == peer + 1  # a FIN is acknowledged at once
     conn.close(solo.now)
     assert conn.state == State.LAST_ACK
@@ -189,9 +189,9 @@ def test_half_close_keeps_receiving() -> None:
     assert conn.state == State.FIN_WAIT_1
     solo.one()
     solo.send(peer, our + 1, ACK, payload=b"more data")
-    assert conn.state == State.FIN_WAIT_2 and conn.recv(100) == b"more data"
+    assert conn.state == State.FIN_WAIT_2 and conn.recv(100, solo.now) == b"more data"
     solo.send(peer + 9, our + 1, FIN | ACK, payload=b"!")
-    assert conn.recv(100) == b"!" and conn.recv(100) == b""
+    assert conn.recv(100, solo.now) == b"!" and conn.recv(100, solo.now) == b""
     assert conn.state == State.TIME_WAIT
 
 
@@ -204,14 +204,14 @@ def test_half_close_two_layers_both_directions() -> None:
     c.send(b"request", net.now)
     c.shutdown_write(net.now)
     net.run(for_=1)
-    assert s.recv(100) == b"request" and s.recv(100) == b"" and s.state == State.CLOSE_WAIT
+    assert s.recv(100, net.now) == b"request" and s.recv(100, net.now) == b"" and s.state == State.CLOSE_WAIT
     assert c.state == State.FIN_WAIT_2
     s.send(b"response after half-close", net.now)
     s.close(net.now)
     net.run(for_=1)
     got = bytearray()
     drain(c, got)
-    assert got == b"response after half-close" and c.recv(10) == b""
+    assert got == b"response after half-close" and c.recv(10, net.now) == b""
     assert c.state == State.TIME_WAIT and s.state == State.CLOSED
     net.run()
     assert c.state == State.CLOSED and not net.a.connections and not net.b.connections
@@ -304,5 +304,5 @@ def test_handshake_survives_lost_syn_synack_and_final_ack() -> None:
     c.send(b"first data", net.now)  # data carries the ACK that completes the server's handshake
     net.run(for_=1)
     s = lst.accept()
-    assert s is not None and s.recv(100) == b"first data"
+    assert s is not None and s.recv(100, net.now) == b"first data"
     assert lost == {"syn": 0, "synack": 0, "ack": 0}

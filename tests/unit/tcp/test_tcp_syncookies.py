@@ -61,7 +61,7 @@ def test_full_syn_queue_answers_with_a_cookie_and_the_ack_establishes():
     layer.receive(REMOTE, LOCAL, ack, 11.0)
     conn = lst.accept()
     assert conn is not None and conn.state == State.ESTABLISHED
-    assert conn.recv(100) == b"GET / HTTP/1.0\r\n\r\n"
+    assert conn.recv(100, 11.0) == b"GET / HTTP/1.0\r\n\r\n"
     assert layer.counters["tcp.syncookies_accepted"] == 1
 
 
