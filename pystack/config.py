@@ -157,6 +157,8 @@ class StackConfig:
     """ICMP errors per second in all (kernel icmp_msgs_per_sec)..."""
     icmp_global_burst: int = 50
     """...with this burst (kernel icmp_msgs_burst)."""
+    icmp_ratelimit_destinations: int = 1024
+    """Destinations whose ICMP error tokens are remembered; the least recently used one is forgotten first."""
     icmp_echo_ignore_broadcasts: bool = True
     """Do not answer pings sent to a broadcast address (kernel default, against smurf attacks)."""
 
@@ -206,4 +208,5 @@ class StackConfig:
              "icmp_ratelimit_interval and icmp_global_rate must be above 0")
         need(self, self.icmp_ratelimit_burst >= 1 and self.icmp_global_burst >= 1,
              "icmp_ratelimit_burst and icmp_global_burst must be at least 1")
+        need(self, self.icmp_ratelimit_destinations >= 1, "icmp_ratelimit_destinations must be at least 1")
         need(self, self.udp_recv_queue >= 1, "udp_recv_queue must be at least 1")

@@ -60,7 +60,8 @@ class Icmpv4:
         self.ipv4 = ipv4
         self.transports = transports
         self.limiter = IcmpRateLimiter(config.icmp_ratelimit_interval, config.icmp_ratelimit_burst,
-                                       config.icmp_global_rate, config.icmp_global_burst)
+                                       config.icmp_global_rate, config.icmp_global_burst,
+                                       config.icmp_ratelimit_destinations)
         self.echo_reply_handler: EchoReplyHandler | None = None
         self.why: Note | None = None
         """Told why each ICMP message is sent, while a capture listens (pystack.reasons)."""

@@ -63,7 +63,8 @@ class Icmpv6:
         self.nd = nd
         self.transports = transports
         self.limiter = IcmpRateLimiter(config.icmp_ratelimit_interval, config.icmp_ratelimit_burst,
-                                       config.icmp_global_rate, config.icmp_global_burst)
+                                       config.icmp_global_rate, config.icmp_global_burst,
+                                       config.icmp_ratelimit_destinations)
         """RFC 4443 2.4 (f): errors are rate-limited, per destination and in all, as Linux's icmpv6_xrlim."""
         self.echo_reply_handler: EchoReplyHandler6 | None = None
         ipv6.attach(ipv6_wire.NH_ICMPV6, self.receive)

@@ -30,7 +30,7 @@ class TokenBucket:
 
 class IcmpRateLimiter:
     def __init__(self, per_dest_interval: float, per_dest_burst: int, global_rate: float,
-                 global_burst: int, max_destinations: int = 1024) -> None:
+                 global_burst: int, max_destinations: int) -> None:
         self.per_dest_rate = 1.0 / per_dest_interval if per_dest_interval > 0 else float("inf")
         self.per_dest_burst = per_dest_burst
         self.global_bucket = TokenBucket(global_rate, global_burst)

@@ -57,6 +57,7 @@ BAD: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
     (StackConfig, {"reassembly_max_bytes": 0}, "reassembly_max_datagrams and reassembly_max_bytes must be at least 1"),
     (StackConfig, {"icmp_global_rate": 0.0}, "icmp_ratelimit_interval and icmp_global_rate must be above 0"),
     (StackConfig, {"icmp_ratelimit_burst": 0}, "icmp_ratelimit_burst and icmp_global_burst must be at least 1"),
+    (StackConfig, {"icmp_ratelimit_destinations": 0}, "icmp_ratelimit_destinations must be at least 1"),
     (StackConfig, {"udp_recv_queue": 0}, "udp_recv_queue must be at least 1"),
     (PortRange, {"low": 60000, "high": 40000}, "need 1 <= low <= high <= 65535"),
     (PortRange, {"low": 0}, "need 1 <= low <= high <= 65535"),
