@@ -68,7 +68,8 @@ class StreamsConfig:
     """The asyncio streams over pystack TCP (pystack.api.streams)."""
 
     read_chunk: int = 65536
-    """Bytes taken from a connection's receive buffer per ``recv`` when the transport hands data over."""
+    """Bytes taken from a connection's receive buffer per ``recv`` when the transport hands data over
+    (and by the built-in services of pystack.apps.stream_server)."""
     high_water: int = 256 * 1024
     """Bytes waiting in a transport beyond the send buffer above which the writer is paused
     (``pause_writing``; asyncio's own default is 64 KiB)..."""

@@ -13,8 +13,6 @@ from typing import Callable, Protocol
 from pystack.stack import Stack
 from pystack.tcp.connection import Connection
 
-READ_CHUNK = 65536
-
 
 class StreamSession(Protocol):
     closing: bool
@@ -37,6 +35,8 @@ class StreamServer:
                  backlog: int = 1024) -> None:
         self.stack = stack
         self.factory = session_factory
+        self.read_chunk = stack.config.streams.read_chunk
+        """Bytes per recv, and per piece pulled from a session (64 KiB by default: pieces stay off mmap)."""
         self.listener = stack.tcp.listen(0, port, backlog)
         self.listener.on_event = self._on_accept
         self.listeners = [self.listener]
@@ -82,13 +82,13 @@ class _ServedConnection:
             self._running = False
 
     def _pump(self) -> None:
-        conn, session = self.conn, self.session
+        conn, session, most = self.conn, self.session, self.server.read_chunk
         now = self.server.stack.now  # the time of the event being handled: TCP's clock must not go back
         if conn.error is not None:
             self._finish(abort=False)
             return
         while session.wants_input and conn.recv_available:
-            session.data_received(conn.recv(READ_CHUNK, now))
+            session.data_received(conn.recv(most, now))
         if not self.eof and conn.at_eof:
             self.eof = True
             session.eof_received()
@@ -96,7 +96,7 @@ class _ServedConnection:
             space = conn.send_space
             if space <= 0:
                 break
-            chunk = session.pull(space if space < READ_CHUNK else READ_CHUNK)  # 64 KiB pieces stay off mmap
+            chunk = session.pull(space if space < most else most)
             if not chunk:
                 break
             try:
