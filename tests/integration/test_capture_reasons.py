@@ -31,8 +31,9 @@ def _comments(ns: lab.Namespace, capture: Path) -> list[tuple[str, str, str]]:
 
 def test_retransmission_comments_match_the_counters_after_a_lossy_download(
         start_stack: Callable[..., lab.Daemon], require_tools: Callable[..., None], tmp_path: Path) -> None:
-    """4 MiB from pystack through 3 % nftables loss each way: every retransmission tcp.retransmits counted
-    is one frame whose comment says so (an offloaded segment's first wire piece), and no other frame's is."""
+    """4 MiB from pystack (again, until the path has lost some) through 3 % nftables loss each way: every
+    retransmission tcp.retransmits counted is one frame whose comment says so (an offloaded segment's first
+    wire piece), and no other frame's is."""
     require_tools("tshark", "nft", "curl")
     www = tmp_path / "www"
     www.mkdir()
@@ -41,9 +42,14 @@ def test_retransmission_comments_match_the_counters_after_a_lossy_download(
     daemon = start_stack("--http", str(www), "--pcap", str(capture))
     nft_loss(daemon.ns, lab.TAP, 3)
     got = tmp_path / "got.bin"
-    curl(daemon.ns, "-o", str(got), f"{HTTP_URL}/f.bin", timeout=240)
-    assert sha256_file(got) == want
-    drops = nft_drops(daemon.ns)
+    # With offload the kernel sees pystack's segments as super-frames, some 64 per download: at 3 % the
+    # path loses none of them about one time in seven, so download again until it has (at most 4 times).
+    for _attempt in range(4):
+        curl(daemon.ns, "-o", str(got), f"{HTTP_URL}/f.bin", timeout=240)
+        assert sha256_file(got) == want
+        drops = nft_drops(daemon.ns)
+        if drops.get("in", 0) > 0:
+            break
     counters = daemon.stop()
     assert daemon.returncode == 0, daemon.stderr()
     assert drops.get("in", 0) > 0, drops  # the path really lost pystack's segments

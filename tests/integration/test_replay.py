@@ -34,9 +34,12 @@ def test_a_recorded_lossy_download_replays_identical_and_a_changed_rule_diverges
     assert pinged["received"] == 3, pinged["output"]
     nft_loss(daemon.ns, lab.TAP, 3)
     got = tmp_path / "got.bin"
-    curl(daemon.ns, "-o", str(got), f"{HTTP_URL}/f.bin", timeout=240)
-    assert sha256_file(got) == want
-    drops = nft_drops(daemon.ns)
+    for _attempt in range(4):  # offloaded super-frames are few: download again until the path lost some
+        curl(daemon.ns, "-o", str(got), f"{HTTP_URL}/f.bin", timeout=240)
+        assert sha256_file(got) == want
+        drops = nft_drops(daemon.ns)
+        if drops.get("in", 0) > 0:
+            break
     counters = daemon.stop()
     assert daemon.returncode == 0, daemon.stderr()
     assert drops.get("in", 0) > 0 and counters.get("tcp.retransmits", 0) > 0, (drops, counters)
