@@ -70,12 +70,14 @@ def summarise(arrows: list[Arrow]) -> list[Arrow]:
     return out
 
 
-def _clip(label: str, limit: int = MAX_LABEL) -> str:
+def clip(label: str, limit: int = MAX_LABEL) -> str:
     return label if len(label) <= limit else label[:limit - 3] + "..."
 
 
-def render(participants: list[Participant], arrows: list[Arrow], summarise_bulk: bool = True) -> str:
-    """The diagram as text (no trailing newline). Participants named only by arrows are added as found."""
+def layout(participants: list[Participant], arrows: list[Arrow],
+           summarise_bulk: bool) -> tuple[list[Arrow], list[Participant], dict[str, int]]:
+    """The rows to draw, the columns in order and each key's column: participants named only by arrows
+    are added as found. Shared by the text and the SVG ladder."""
     rows = summarise(arrows) if summarise_bulk else list(arrows)
     cols = list(participants)
     index = {p.key: i for i, p in enumerate(cols)}
@@ -84,10 +86,16 @@ def render(participants: list[Participant], arrows: list[Arrow], summarise_bulk:
             if key not in index:
                 index[key] = len(cols)
                 cols.append(Participant(key, key))
+    return rows, cols, index
+
+
+def render(participants: list[Participant], arrows: list[Arrow], summarise_bulk: bool = True) -> str:
+    """The diagram as text (no trailing newline). Participants named only by arrows are added as found."""
+    rows, cols, index = layout(participants, arrows, summarise_bulk)
     n = len(cols)
     if n == 0:
         return ""
-    labels = [_clip(a.label) for a in rows]
+    labels = [clip(a.label) for a in rows]
     # Gaps between neighbouring column centres: room for the titles, then for every label.
     gaps = []
     for i in range(n - 1):

@@ -4,7 +4,7 @@ drawn with lifelines and arrowheads. One ``g`` per arrow (class ``arrow``), in t
 from __future__ import annotations
 
 from pystack.plot import svg
-from pystack.tools.ladder import Arrow, Participant, summarise
+from pystack.tools.ladder import Arrow, Participant, clip, layout
 
 COLUMN = 230
 ROW = 30
@@ -15,19 +15,8 @@ _HALO = ' stroke="white" stroke-width="4" paint-order="stroke"'
 """A label's white outline, so that a lifeline it crosses does not cut through its letters."""
 
 
-def _clip(label: str) -> str:
-    return label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 3] + "..."
-
-
 def render_svg(participants: list[Participant], arrows: list[Arrow], summarise_bulk: bool = True) -> str:
-    rows = summarise(arrows) if summarise_bulk else list(arrows)
-    cols = list(participants)
-    index = {p.key: i for i, p in enumerate(cols)}
-    for a in rows:
-        for key in (a.src, a.dst):
-            if key not in index:
-                index[key] = len(cols)
-                cols.append(Participant(key, key))
+    rows, cols, index = layout(participants, arrows, summarise_bulk)
     width = TIME_COLUMN + max(len(cols), 1) * COLUMN
     height = HEAD + (len(rows) + 1) * ROW
     x = [TIME_COLUMN + COLUMN // 2 + i * COLUMN for i in range(len(cols))]
@@ -48,7 +37,7 @@ def render_svg(participants: list[Participant], arrows: list[Arrow], summarise_b
     for r, a in enumerate(rows):
         y = HEAD + (r + 1) * ROW
         s, d = index[a.src], index[a.dst]
-        label = _clip(a.label)
+        label = clip(a.label, MAX_LABEL)
         body.append('<g class="arrow">')
         body.append(svg.text(8, y + 4, f"{a.time:.3f}", size=11, extra=' fill="#555"'))
         if s == d:
