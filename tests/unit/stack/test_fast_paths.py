@@ -68,7 +68,7 @@ def _corpus(a: Stack, client: Connection, now: float) -> dict[str, bytes]:
                                                icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x77770001, bytes(40)), now)),
         "syn": sent(lambda: a.tcp.connect(A_IP, B_IP, 80, now, local_port=40001)),
         "data segment": data,
-        "pure ack": _pure_ack(data),
+        "pure ack": _pure_ack(data, 4),
         "udp": sent(lambda: udp.sendto(b"echo me", (B_IP, 7), now)),
         "first fragment": sent(lambda: udp.sendto(bytes(2000), (B_IP, 7), now)),
         "arp request": ethernet.build(ethernet.BROADCAST, A_MAC, ethernet.ETHERTYPE_ARP,
@@ -76,22 +76,27 @@ def _corpus(a: Stack, client: Connection, now: float) -> dict[str, bytes]:
     }
 
 
-def _pure_ack(data_segment: bytes) -> bytes:
-    """The segment without its payload and PSH: what A's ACK of new data looks like."""
-    header_end = 34 + (data_segment[46] >> 4) * 4
+def _pure_ack(data_segment: bytes, version: int) -> bytes:
+    """The segment (IP ``version`` 4 or 6, with no options or extension headers) without its payload and PSH:
+    what A's ACK of new data looks like. IPv4's Total Length counts its own header; IPv6's Payload Length
+    counts only what follows the fixed header."""
+    tcp_at, length_at = (34, 16) if version == 4 else (54, 18)
+    header_end = tcp_at + (data_segment[tcp_at + 12] >> 4) * 4
     frame = bytearray(data_segment[:header_end])
-    frame[16:18] = (header_end - 14).to_bytes(2, "big")
-    frame[47] &= ~0x08
+    frame[length_at:length_at + 2] = (header_end - (14 if version == 4 else tcp_at)).to_bytes(2, "big")
+    frame[tcp_at + 13] &= ~0x08
     return mutated(bytes(frame), [], len(frame), refix=True)
 
 
-def _twins():
+def _twins(version: int):
+    """The fast and the layered B after the same scenario over IP ``version``, the corpus, and the time."""
+    scenario, corpus_of = (_scenario, _corpus) if version == 4 else (_scenario6, _corpus6)
     fast, layered = twin_configs()
-    a, fast_b, wire, client = _scenario(fast)
-    a2, layered_b, wire2, client2 = _scenario(layered)
+    a, fast_b, wire, client = scenario(fast)
+    a2, layered_b, wire2, client2 = scenario(layered)
     assert [f for _t, _s, f in wire.log] == [f for _t, _s, f in wire2.log]
-    corpus = _corpus(a, client, wire.clock.now)
-    assert corpus == _corpus(a2, client2, wire2.clock.now)
+    corpus = corpus_of(a, client, wire.clock.now)
+    assert corpus == corpus_of(a2, client2, wire2.clock.now)
     return fast_b, layered_b, corpus, wire.clock.now
 
 
@@ -118,7 +123,7 @@ _HEADER_BYTE = st.tuples(st.integers(0, 63), _BYTE).map(lambda change: [change])
 
 @pytest.fixture(scope="module")
 def twins():
-    return _twins()
+    return _twins(4)
 
 
 def test_every_frame_of_the_corpus_gets_the_same_answer_either_way(twins):
@@ -165,16 +170,19 @@ def test_mutated_frames_get_the_same_answer_either_way(twins, kind):
     assert fast_b.counters == layered_b.counters
 
 
-def _transfer(config: StackConfig, loss: float, seed: int) -> tuple[list[bytes], dict, dict]:
-    """100 kB each way in turn, then both ways at once, over a wire that loses frames: every frame on the
-    wire, and both stacks' counters."""
+def _transfer(config: StackConfig, loss: float, seed: int, version: int) -> tuple[list[bytes], dict, dict]:
+    """100 kB each way in turn, then both ways at once, over IP ``version`` on a wire that loses frames (never
+    one shorter than ``keep_below``: the pure ACKs): every frame on the wire, and both stacks' counters."""
     drops = random.Random(seed)
+    keep_below = 100 if version == 4 else 120
     # A 16 KiB receive buffer: the window, not cwnd, paces the sender, so window updates matter.
     config = dataclasses.replace(config, tcp=dataclasses.replace(_TCP, recv_buffer=16 * 1024))
-    a, b, wire = make_pair(config, seed=seed, latency=0.001,
-                           fault=lambda _i, frame: [] if drops.random() < loss and len(frame) > 100 else [frame])
-    listener = b.tcp.listen(0, 80, 4)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now, local_port=40000)
+    make, (a_ip, b_ip) = (make_pair, (A_IP, B_IP)) if version == 4 else (make_pair6, (A6, B6))
+    a, b, wire = make(config, seed=seed, latency=0.001,
+                      fault=lambda _i, frame: [] if drops.random() < loss and len(frame) > keep_below else [frame])
+    tcp_a, tcp_b = (a.tcp, b.tcp) if version == 4 else (a.tcp6, b.tcp6)
+    listener = tcp_b.listen(0, 80, 4)
+    client = tcp_a.connect(a_ip, b_ip, 80, wire.clock.now, local_port=40000)
     wire.run(until=lambda: listener.pending > 0)
     server = listener.accept()
     _exchange(wire, client, server)
@@ -209,9 +217,9 @@ def test_transfers_put_the_same_frames_on_the_wire_either_way(loss: float, seed:
     fast, layered = twin_configs()
     watched = (Connection._input_predicted, TcpGlue.receive_direct, TcpPath.send)
     with calls(*watched) as fast_calls:
-        fast_run = _transfer(fast, loss, seed)
+        fast_run = _transfer(fast, loss, seed, 4)
     with calls(*watched) as layered_calls:
-        layered_run = _transfer(layered, loss, seed)
+        layered_run = _transfer(layered, loss, seed, 4)
     assert fast_run == layered_run
     assert not layered_calls
     segments = 3 * 100_000 // 1448
@@ -262,30 +270,12 @@ def _corpus6(a: Stack, client: Connection, now: float) -> dict[str, bytes]:
         "echo to all nodes": echo(A6, ipv6.ALL_NODES),
         "syn": sent(lambda: a.tcp6.connect(A6, B6, 80, now, local_port=40001)),
         "data segment": data,
-        "pure ack": _pure_ack6(data),
+        "pure ack": _pure_ack(data, 6),
         "udp": sent(lambda: udp.sendto(b"echo me", (B6, 7), now)),
         "first fragment": sent(lambda: udp.sendto(bytes(2000), (B6, 7), now)),
         "neighbour solicitation": ethernet.build(B_MAC, A_MAC, ethernet.ETHERTYPE_IPV6, ipv6.build(
             A6, B6, ipv6.NH_ICMPV6, icmpv6.build_ns(A6, B6, B6, source_lladdr=A_MAC), hop_limit=255)),
     }
-
-
-def _pure_ack6(data_segment: bytes) -> bytes:
-    header_end = 54 + (data_segment[66] >> 4) * 4
-    frame = bytearray(data_segment[:header_end])
-    frame[18:20] = (header_end - 54).to_bytes(2, "big")
-    frame[67] &= ~0x08
-    return mutated(bytes(frame), [], len(frame), refix=True)
-
-
-def _twins6():
-    fast, layered = twin_configs()
-    a, fast_b, wire, client = _scenario6(fast)
-    a2, layered_b, wire2, client2 = _scenario6(layered)
-    assert [f for _t, _s, f in wire.log] == [f for _t, _s, f in wire2.log]
-    corpus = _corpus6(a, client, wire.clock.now)
-    assert corpus == _corpus6(a2, client2, wire2.clock.now)
-    return fast_b, layered_b, corpus, wire.clock.now
 
 
 KINDS6 = ["echo request", "echo to the link-local address", "echo to all nodes", "syn", "data segment", "pure ack",
@@ -310,7 +300,7 @@ FIELD_CHANGES6 = (
 
 @pytest.fixture(scope="module")
 def twins6():
-    return _twins6()
+    return _twins(6)
 
 
 def test_every_ipv6_frame_of_the_corpus_gets_the_same_answer_either_way(twins6):
@@ -379,20 +369,6 @@ def test_the_ipv6_echo_lane_answers_as_the_layered_path(twins6):
             assert {k: v - before.get(k, 0) for k, v in fast_b.counters.items() if v != before.get(k, 0)} == moved
 
 
-def _transfer6(config: StackConfig, loss: float, seed: int) -> tuple[list[bytes], dict, dict]:
-    """_transfer over IPv6: 100 kB each way in turn, then both ways at once, on a lossy wire."""
-    drops = random.Random(seed)
-    config = dataclasses.replace(config, tcp=dataclasses.replace(_TCP, recv_buffer=16 * 1024))
-    a, b, wire = make_pair6(config, seed=seed, latency=0.001,
-                            fault=lambda _i, frame: [] if drops.random() < loss and len(frame) > 120 else [frame])
-    listener = b.tcp6.listen(0, 80, 4)
-    client = a.tcp6.connect(A6, B6, 80, wire.clock.now, local_port=40000)
-    wire.run(until=lambda: listener.pending > 0)
-    server = listener.accept()
-    _exchange(wire, client, server)
-    return [frame for _t, _i, frame in wire.log], dict(a.counters), dict(b.counters)
-
-
 @pytest.mark.parametrize("loss, seed", [(0.0, 1), (0.02, 2), (0.05, 3)])
 def test_ipv6_transfers_put_the_same_frames_on_the_wire_either_way(loss: float, seed: int) -> None:
     """Over IPv6 too: header prediction, the direct receive path and the one-pack send path (TcpPath6) take
@@ -400,9 +376,9 @@ def test_ipv6_transfers_put_the_same_frames_on_the_wire_either_way(loss: float, 
     fast, layered = twin_configs()
     watched = (Connection._input_predicted, Tcp6Glue.receive_direct, TcpPath6.send)
     with calls(*watched) as fast_calls:
-        fast_run = _transfer6(fast, loss, seed)
+        fast_run = _transfer(fast, loss, seed, 6)
     with calls(*watched) as layered_calls:
-        layered_run = _transfer6(layered, loss, seed)
+        layered_run = _transfer(layered, loss, seed, 6)
     assert fast_run == layered_run
     assert not layered_calls
     segments = 3 * 100_000 // 1428
