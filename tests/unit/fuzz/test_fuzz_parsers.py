@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pystack.wire import WireError, arp, dhcp, dns, ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp
+from pystack.wire import WireError, arp, dhcp, dhcp6, dns, ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp
 
 from .corpus import A6, A_IP, B6, B_IP, corpus, corpus6, examples
 from .mutate import ETH_LEN, ip_layout, ipv6_layout, mutate
@@ -162,6 +162,26 @@ def test_dns_and_dhcp_messages(data: bytes, qname: str) -> None:
     offer = bytearray(dhcp.build(dhcp.DhcpMessage(dhcp.OP_REPLY, 1, bytes(6), {dhcp.OPT_MESSAGE_TYPE: b"\x02"})))
     offer[240:] = data  # options area replaced by anything
     only_wire_errors(dhcp.parse, bytes(offer))
+
+
+@FUZZ
+@given(data=st.binary(max_size=600), cut=st.integers(0, 200), flips=st.lists(st.tuples(st.integers(0, 199),
+                                                                                      st.integers(0, 255)), max_size=8))
+def test_dhcp6_messages(data: bytes, cut: int, flips: list[tuple[int, int]]) -> None:
+    """DHCPv6 replies arrive from the network (the client of pystack.dhcp6 parses them): a valid reply cut,
+    bytes of it changed, or anything after its header."""
+    reply = dhcp6.Dhcp6Message(dhcp6.REPLY, 1, client_id=dhcp6.duid_ll(bytes(6)), server_id=b"\x00\x03\x00\x01ab",
+                               ia_na=(dhcp6.IaNa(1, 10, 20, (dhcp6.IaAddress(1 << 127 | 1, 30, 60),)),),
+                               dns_servers=(1,), domains=("example.test",))
+    raw = bytearray(dhcp6.build(reply))
+    for at, value in flips:
+        raw[at % len(raw)] = value
+    for candidate in (bytes(raw), bytes(raw[:cut]), bytes(raw[:4]) + data, data):
+        msg = only_wire_errors(dhcp6.parse, candidate)
+        if msg is not None:
+            assert len(msg.ia_na) <= dhcp6.MAX_IA_ADDRESSES
+            assert all(len(ia.addresses) <= dhcp6.MAX_IA_ADDRESSES for ia in msg.ia_na)
+            assert len(msg.dns_servers) <= dhcp6.MAX_NAME_SERVERS and len(msg.domains) <= dhcp6.MAX_DOMAINS
 
 
 # --- mutations of the recorded session ---------------------------------------------------------
