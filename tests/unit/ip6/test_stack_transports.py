@@ -16,6 +16,8 @@ from pystack.tcp.state import State
 from pystack.wire import icmpv6, ipv6
 from pystack.wire import tcp as tcp_wire
 
+from stack.conftest import transfer
+
 from .stack_pair import A6, B6, B_MAC, frame_to, ipv6_packets, make_pair6
 
 
@@ -37,24 +39,12 @@ def _connected(a, b, wire, port: int = 80):
     return client, listener.accept()
 
 
-def _transfer(sender, receiver, wire, data: bytes) -> bytes:
-    sent = 0
-    got = bytearray()
-    while len(got) < len(data):
-        if sent < len(data):
-            sent += sender.send(data[sent:], wire.clock.now)
-        wire.run(until=lambda: receiver.readable)
-        while receiver.recv_available:
-            got += receiver.recv(1 << 20, wire.clock.now)
-    return bytes(got)
-
-
 def test_tcp_over_ipv6_moves_bytes_both_ways_and_closes() -> None:
     a, b, wire = make_pair6()
     client, server = _connected(a, b, wire)
     assert server is not None and client.state == State.ESTABLISHED
     data = random.Random(1).randbytes(300_000)
-    got = _transfer(client, server, wire, data)
+    got = transfer(client, server, wire, data)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     server.send(b"thanks", wire.clock.now)
     wire.run(until=lambda: client.readable)
@@ -133,11 +123,11 @@ def test_packet_too_big_shrinks_tcp_segments_to_the_path_mtu() -> None:
     a, b, wire = make_pair6()
     client, server = _connected(a, b, wire)
     data = random.Random(3).randbytes(50_000)
-    assert _transfer(client, server, wire, data) == data
+    assert transfer(client, server, wire, data) == data
     segment = next(p for p in ipv6_packets(wire, sender=0) if p.next_header == ipv6.NH_TCP and len(p.datagram) == 1500)
     message = icmpv6.build_error(icmpv6.TYPE_PACKET_TOO_BIG, 0, 1280, segment.datagram, B6, A6)
     a.receive_frame(frame_to(a, ipv6.build(B6, A6, ipv6.NH_ICMPV6, message), B_MAC), wire.clock.now)
     start = len(wire.log)
-    assert _transfer(client, server, wire, data) == data
+    assert transfer(client, server, wire, data) == data
     assert max(len(p.datagram) for p in ipv6_packets(wire, start, sender=0)) <= 1280
     assert a.counters["ipv6.path_mtu_lowered"] == 1

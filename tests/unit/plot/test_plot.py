@@ -22,6 +22,8 @@ from pystack.reasons import explain_frames
 from pystack.stack import Stack
 from pystack.wire.ipv4 import addr_to_int
 
+from stack.conftest import transfer
+
 A_IP, B_IP = addr_to_int("192.0.2.2"), addr_to_int("192.0.2.1")
 A_MAC, B_MAC = bytes.fromhex("020000000002"), bytes.fromhex("020000000001")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -45,14 +47,7 @@ def _capture(path: Path, pcapng: bool) -> tuple[Stack, Path]:
     client = a.tcp.connect(A_IP, B_IP, 80, clock.now)
     wire.run(until=lambda: listener.readable)
     server = listener.accept()
-    data = bytes(SIZE)
-    sent = got = 0
-    while got < SIZE:
-        if sent < SIZE:
-            sent += client.send(data[sent:], clock.now)
-        wire.run(until=lambda: server.readable)
-        while server.recv_available:
-            got += len(server.recv(1 << 20, clock.now))
+    assert transfer(client, server, wire, bytes(SIZE)) == bytes(SIZE)
     wire.run(duration=1.0)
     for t, _sender, frame in wire.log:
         writer.write(frame, timestamp_ns=int(t * 1e9))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import pytest
 
@@ -29,6 +30,24 @@ def make_pair(config: StackConfig | None = None, seed: int = 0, **wire_kw) -> tu
     wire = MemoryWire(a, b, clock=clock, **wire_kw)
     wire.run(duration=a.config.arp_announcements * a.config.arp_announce_interval)  # announcements go out
     return a, b, wire
+
+
+def transfer(sender, receiver, wire: MemoryWire, data: bytes,
+             after_reading: Callable[[], None] | None = None) -> bytes:
+    """Send ``data`` from connection ``sender`` and read it all at ``receiver``, running the wire in
+    between (as fast as the connections and the fake clock allow); ``after_reading`` is called after each
+    round of reads. What ``receiver`` read. Either family's connections, on any medium."""
+    sent = 0
+    got = bytearray()
+    while len(got) < len(data):
+        if sent < len(data):
+            sent += sender.send(data[sent:], wire.clock.now)
+        wire.run(until=lambda: receiver.readable)
+        while receiver.recv_available:
+            got += receiver.recv(1 << 20, wire.clock.now)
+        if after_reading is not None:
+            after_reading()
+    return bytes(got)
 
 
 @pytest.fixture

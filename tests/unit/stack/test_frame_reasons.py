@@ -20,7 +20,7 @@ from pystack.tcp import why
 from pystack.tcp.config import TcpConfig
 from pystack.wire import arp, ethernet, ipv4, tcp, udp
 
-from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
+from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair, transfer
 
 
 def _comments(path: Path) -> list[tuple[bytes, str | None]]:
@@ -109,13 +109,7 @@ def _lossy(fault_seed: int, loss: float, tmp_path: Path, cfg: StackConfig | None
     wire.run(until=lambda: listener.readable)
     server = listener.accept()
     data = random.Random(3).randbytes(400_000)
-    sent, got = 0, 0
-    while got < len(data):
-        if sent < len(data):
-            sent += client.send(data[sent:], wire.clock.now)
-        wire.run(until=lambda: server.readable)
-        while server.recv_available:
-            got += len(server.recv(1 << 20, wire.clock.now))
+    assert transfer(client, server, wire, data) == data
     return a, _capture(a, 0, wire.log, tmp_path / "a.pcapng")
 
 

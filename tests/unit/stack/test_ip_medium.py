@@ -19,8 +19,7 @@ from pystack.wire import ethernet, icmp, ipv4
 from pystack.wire import tcp as tcp_wire
 from pystack.wire.gso import GsoFrame, segment
 
-from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair
-from .test_tcp_over_ip import _transfer
+from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair, transfer
 
 FAR_IP = ipv4.addr_to_int("198.51.100.7")
 
@@ -98,7 +97,7 @@ def test_tcp_on_the_ip_medium_moves_bytes_both_ways_and_closes() -> None:
     server = listener.accept()
     assert server is not None and client.state == State.ESTABLISHED
     data = random.Random(1).randbytes(300_000)
-    assert hashlib.sha256(_transfer(client, server, wire, data)).digest() == hashlib.sha256(data).digest()
+    assert hashlib.sha256(transfer(client, server, wire, data)).digest() == hashlib.sha256(data).digest()
     server.send(b"thanks", wire.clock.now)
     wire.run(until=lambda: client.readable)
     assert client.recv(100, wire.clock.now) == b"thanks"
@@ -126,7 +125,7 @@ def test_segmentation_offload_on_the_ip_medium_sends_super_packets_cut_into_wire
     wire.run(until=lambda: listener.readable)
     server = listener.accept()
     data = random.Random(2).randbytes(200_000)
-    assert _transfer(server, client, wire, data) == data
+    assert transfer(server, client, wire, data) == data
     supers = [p for _t, s, p in wire.log if s == 1 and type(p) is GsoFrame]
     assert supers and max(len(p) for p in supers) > b.config.mtu
     for packet in supers:

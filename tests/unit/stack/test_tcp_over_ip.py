@@ -7,7 +7,7 @@ import random
 
 from pystack.tcp.state import State
 
-from .conftest import A_IP, B_IP, make_pair
+from .conftest import A_IP, B_IP, make_pair, transfer
 
 
 def _connected(a, b, wire):
@@ -18,25 +18,12 @@ def _connected(a, b, wire):
     return client, listener.accept()
 
 
-def _transfer(sender, receiver, wire, data: bytes) -> bytes:
-    """Send ``data`` from ``sender`` and read it all at ``receiver``, running the wire in between."""
-    sent = 0
-    got = bytearray()
-    while len(got) < len(data):
-        if sent < len(data):
-            sent += sender.send(data[sent:], wire.clock.now)
-        wire.run(until=lambda: receiver.readable)
-        while receiver.recv_available:
-            got += receiver.recv(1 << 20, wire.clock.now)
-    return bytes(got)
-
-
 def test_connection_over_ip_moves_bytes_both_ways_and_closes():
     a, b, wire = make_pair()
     client, server = _connected(a, b, wire)
     assert server is not None and client.state == State.ESTABLISHED
     data = random.Random(1).randbytes(300_000)
-    got = _transfer(client, server, wire, data)
+    got = transfer(client, server, wire, data)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     server.send(b"thanks", wire.clock.now)
     wire.run(until=lambda: client.readable)
@@ -66,7 +53,7 @@ def test_segmentation_offload_sends_super_frames_that_cut_into_wire_segments():
     b.enable_segmentation_offload()
     client, server = _connected(a, b, wire)
     data = random.Random(2).randbytes(200_000)
-    got = _transfer(server, client, wire, data)
+    got = transfer(server, client, wire, data)
     assert bytes(got) == data
     supers = [f for _t, s, f in wire.log if s == 1 and type(f) is GsoFrame]
     assert supers and max(len(f) for f in supers) > 1514
@@ -134,7 +121,7 @@ def test_tcp_segments_carry_dont_fragment_both_data_and_pure_acks():
     a, b, wire = make_pair()
     client, server = _connected(a, b, wire)
     data = random.Random(3).randbytes(20_000)
-    got = _transfer(client, server, wire, data)
+    got = transfer(client, server, wire, data)
     server.send(b"reply", wire.clock.now)
     wire.run(until=lambda: client.readable)
     assert client.recv(100, wire.clock.now) == b"reply"  # unread data would make close() send a RST
@@ -244,7 +231,7 @@ def _over_delay(upload: bool, read: bool = True, **tcp: int) -> tuple[float, int
         wire.run(duration=2.0)
     else:
         sender, receiver = (client, server) if upload else (server, client)
-        assert _transfer(sender, receiver, wire, data) == data
+        assert transfer(sender, receiver, wire, data) == data
     return wire.clock.now - started, before, cap()
 
 

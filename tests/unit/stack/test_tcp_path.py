@@ -18,7 +18,7 @@ from pystack.wire import ipv4
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH
 
-from .conftest import A_IP, B_IP, make_pair
+from .conftest import A_IP, B_IP, make_pair, transfer
 
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
@@ -71,18 +71,6 @@ def _connected(a, b, wire_):
     return client, server
 
 
-def _transfer(wire_, client, server, data: bytes) -> bytes:
-    client.send(data, wire_.clock.now)
-    got = bytearray()
-    for _ in range(200):
-        wire_.run(duration=0.01)
-        while server.recv_available:
-            got += server.recv(1 << 20, wire_.clock.now)
-        if len(got) >= len(data):
-            break
-    return bytes(got)
-
-
 def test_bulk_data_goes_out_one_frame_per_segment_and_counted() -> None:
     """A burst through the path: every frame is counted once as a frame and once as a TCP segment, the
     IPv4 identification advances per frame, and the peer takes every byte."""
@@ -91,7 +79,7 @@ def test_bulk_data_goes_out_one_frame_per_segment_and_counted() -> None:
     start = len(wire_.log)
     before_frames, before_segs = a.counters["frames_out"], a.counters["tcp.out_segments"]
     data = bytes(range(256)) * 200  # 51,200 bytes: 36 segments, past the initial window
-    assert _transfer(wire_, client, server, data) == data
+    assert transfer(client, server, wire_, data) == data
     sent = [frame for _t, sender, frame in wire_.log[start:] if sender == 0]
     assert sum(1 for f in sent if len(f) == 1514) >= len(data) // 1448 - 1  # full-sized frames
     idents = [int.from_bytes(f[18:20], "big") for f in sent]
@@ -108,7 +96,7 @@ def test_a_stale_neighbour_is_polled_while_the_burst_goes_out() -> None:
     a.arp.entries[B_IP].expires = wire_.clock.now - 1.0
     start = len(wire_.log)
     data = bytes(5000)
-    assert _transfer(wire_, client, server, data) == data
+    assert transfer(client, server, wire_, data) == data
     sent = [frame for _t, sender, frame in wire_.log[start:] if sender == 0]
     arp_requests = [f for f in sent if f[12:14] == b"\x08\x06" and f[21] == 1]
     assert len(arp_requests) == 1 and arp_requests[0][:6] == b.mac  # one poll, unicast to the known MAC

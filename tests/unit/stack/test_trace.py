@@ -13,7 +13,7 @@ from pystack.tcp import events, why
 from pystack.tcp.config import TcpConfig
 from pystack.trace import TraceError, TraceWriter
 
-from .conftest import A_IP, B_IP, make_pair
+from .conftest import A_IP, B_IP, make_pair, transfer
 
 
 def _lossy_transfer(tmp_path: Path, sack: bool, loss: float = 0.03, buffer_bytes: int = 64 * 1024,
@@ -36,15 +36,8 @@ def _lossy_transfer(tmp_path: Path, sack: bool, loss: float = 0.03, buffer_bytes
     wire.run(until=lambda: listener.readable)
     server = listener.accept()
     data = random.Random(3).randbytes(300_000)
-    sent = got = 0
-    while got < len(data):
-        if sent < len(data):
-            sent += client.send(data[sent:], wire.clock.now)
-        wire.run(until=lambda: server.readable)
-        while server.recv_available:
-            got += len(server.recv(1 << 20, wire.clock.now))
-        if sizes is not None:
-            sizes.append(path.stat().st_size)
+    assert transfer(client, server, wire, data,
+                    None if sizes is None else lambda: sizes.append(path.stat().st_size)) == data
     client.close(wire.clock.now)
     server.close(wire.clock.now)
     wire.run(duration=1.0)
