@@ -4,7 +4,6 @@ as ECONNREFUSED, and the services on both families."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import dpkt
@@ -16,7 +15,7 @@ from pystack.tcp.state import State
 from pystack.wire import icmpv6, ipv6
 from pystack.wire import tcp as tcp_wire
 
-from stack.conftest import transfer
+from stack.conftest import exchange_and_close, transfer
 
 from .stack_pair import A6, B6, B_MAC, frame_to, ipv6_packets, make_pair6
 
@@ -42,18 +41,7 @@ def _connected(a, b, wire, port: int = 80):
 def test_tcp_over_ipv6_moves_bytes_both_ways_and_closes() -> None:
     a, b, wire = make_pair6()
     client, server = _connected(a, b, wire)
-    assert server is not None and client.state == State.ESTABLISHED
-    data = random.Random(1).randbytes(300_000)
-    got = transfer(client, server, wire, data)
-    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
-    server.send(b"thanks", wire.clock.now)
-    wire.run(until=lambda: client.readable)
-    assert client.recv(100, wire.clock.now) == b"thanks"
-    client.close(wire.clock.now)
-    wire.run(until=lambda: server.at_eof)
-    server.close(wire.clock.now)
-    wire.run(duration=1)
-    assert server.state == State.CLOSED and client.state in (State.TIME_WAIT, State.CLOSED)
+    exchange_and_close(client, server, wire)
     tcp_packets = [p for p in ipv6_packets(wire) if p.next_header == ipv6.NH_TCP]
     assert len(tcp_packets) > 200 and all(_dpkt_checksum_verifies(p) for p in tcp_packets[:50])
     assert max(len(p.datagram) for p in tcp_packets) <= 1500

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Callable
 
@@ -10,6 +11,7 @@ import pytest
 from pystack.config import StackConfig
 from pystack.link.memory import FakeClock, MemoryWire
 from pystack.stack import Stack
+from pystack.tcp.state import State
 from pystack.wire.ipv4 import addr_to_int
 
 A_IP = addr_to_int("192.0.2.2")
@@ -48,6 +50,23 @@ def transfer(sender, receiver, wire: MemoryWire, data: bytes,
         if after_reading is not None:
             after_reading()
     return bytes(got)
+
+
+def exchange_and_close(client, server, wire: MemoryWire) -> None:
+    """A connection's life after its handshake: 300 kB from ``client`` arrive whole at ``server``, a reply
+    comes back, ``client`` closes first and ``server`` after it; ``server`` ends CLOSED and ``client`` in
+    TIME_WAIT (or CLOSED)."""
+    assert server is not None and client.state == State.ESTABLISHED
+    data = random.Random(1).randbytes(300_000)
+    assert hashlib.sha256(transfer(client, server, wire, data)).digest() == hashlib.sha256(data).digest()
+    server.send(b"thanks", wire.clock.now)
+    wire.run(until=lambda: client.readable)
+    assert client.recv(100, wire.clock.now) == b"thanks"
+    client.close(wire.clock.now)
+    wire.run(until=lambda: server.at_eof)
+    server.close(wire.clock.now)
+    wire.run(duration=1)
+    assert server.state == State.CLOSED and client.state in (State.TIME_WAIT, State.CLOSED)
 
 
 @pytest.fixture

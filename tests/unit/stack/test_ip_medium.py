@@ -4,7 +4,6 @@ that reads what they put on the wire."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import dpkt
@@ -14,12 +13,11 @@ from pystack.config import StackConfig
 from pystack.link.memory import FakeClock, MemoryWire
 from pystack.medium import Medium
 from pystack.stack import Stack
-from pystack.tcp.state import State
 from pystack.wire import ethernet, icmp, ipv4
 from pystack.wire import tcp as tcp_wire
 from pystack.wire.gso import GsoFrame, segment
 
-from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair, transfer
+from .conftest import A_IP, A_MAC, B_IP, B_MAC, exchange_and_close, make_pair, transfer
 
 FAR_IP = ipv4.addr_to_int("198.51.100.7")
 
@@ -95,17 +93,7 @@ def test_tcp_on_the_ip_medium_moves_bytes_both_ways_and_closes() -> None:
     client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
     wire.run(until=lambda: listener.readable)
     server = listener.accept()
-    assert server is not None and client.state == State.ESTABLISHED
-    data = random.Random(1).randbytes(300_000)
-    assert hashlib.sha256(transfer(client, server, wire, data)).digest() == hashlib.sha256(data).digest()
-    server.send(b"thanks", wire.clock.now)
-    wire.run(until=lambda: client.readable)
-    assert client.recv(100, wire.clock.now) == b"thanks"
-    client.close(wire.clock.now)
-    wire.run(until=lambda: server.at_eof)
-    server.close(wire.clock.now)
-    wire.run(duration=1)
-    assert server.state == State.CLOSED and client.state in (State.TIME_WAIT, State.CLOSED)
+    exchange_and_close(client, server, wire)
     segments = [p for p in _packets(wire) if p.p == dpkt.ip.IP_PROTO_TCP]
     assert len(segments) == len(wire.log) and max(len(p) for p in segments) == a.config.mtu
     # The checksum over the pseudo-header of each segment, as dpkt computes it, is right.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 from pystack.tcp.state import State
 
-from .conftest import A_IP, B_IP, make_pair, transfer
+from .conftest import A_IP, B_IP, exchange_and_close, make_pair, transfer
 
 
 def _connected(a, b, wire):
@@ -21,19 +20,7 @@ def _connected(a, b, wire):
 def test_connection_over_ip_moves_bytes_both_ways_and_closes():
     a, b, wire = make_pair()
     client, server = _connected(a, b, wire)
-    assert server is not None and client.state == State.ESTABLISHED
-    data = random.Random(1).randbytes(300_000)
-    got = transfer(client, server, wire, data)
-    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
-    server.send(b"thanks", wire.clock.now)
-    wire.run(until=lambda: client.readable)
-    assert client.recv(100, wire.clock.now) == b"thanks"
-    client.close(wire.clock.now)
-    wire.run(until=lambda: server.at_eof)
-    server.close(wire.clock.now)
-    wire.run(duration=1)
-    assert server.state == State.CLOSED
-    assert client.state in (State.TIME_WAIT, State.CLOSED)
+    exchange_and_close(client, server, wire)
     assert a.counters["drop.internal_error"] == 0 and b.counters["drop.internal_error"] == 0
 
 
