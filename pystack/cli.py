@@ -14,8 +14,10 @@ import sys
 from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from pystack import __version__
+from pystack.api.families import Where
 from pystack.control.commands import COMMANDS as CONTROL_COMMANDS
 from pystack.control.commands import add_commands, add_daemon_flags, control_address, serve_control
+from pystack.dns import servers as nameservers
 from pystack.plot.command import COMMANDS as PLOT_COMMANDS
 from pystack.plot.command import add_command as add_plot_command
 from pystack.replay.command import COMMANDS as REPLAY_COMMANDS
@@ -62,6 +64,14 @@ def _ipv4_address(text: str) -> ipaddress.IPv4Address:
         return ipaddress.IPv4Address(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+
+
+def _dns_server(text: str) -> Where:
+    """An IPv4 or IPv6 address for --dns."""
+    try:
+        return nameservers.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 or IPv6 address: {text!r}") from None
 
 
 def _ipv6_interface(text: str) -> ipaddress.IPv6Interface:
@@ -303,8 +313,9 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
     how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
                      help="a static address instead of DHCP, e.g. 192.0.2.2/24 (with --gateway, --dns)")
     g.add_argument("--gateway", type=_ipv4_address, metavar="IP", help="with --address: the default router")
-    g.add_argument("--dns", type=_ipv4_address, action="append", default=[], metavar="IP",
-                   help="DNS server to ask (repeatable); overrides the servers the DHCP lease names")
+    g.add_argument("--dns", type=_dns_server, action="append", default=[], metavar="IP",
+                   help="DNS server to ask, IPv4 or IPv6 (repeatable, asked in order); overrides the servers "
+                        "the DHCP lease and the routers' advertisements (RDNSS) name")
     g.add_argument("--dhcp-timeout", type=_positive_seconds, default=dhcp_defaults.acquire_timeout,
                    metavar="SECONDS",
                    help="give up when no DHCP lease came within this time (default %(default)g)")
@@ -332,7 +343,8 @@ def _family_flags(p: argparse.ArgumentParser, four: str, six: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("-4", dest="family", action="store_const", const=4, default=0, help=four)
     g.add_argument("-6", dest="family", action="store_const", const=6, default=0,
-                   help=six + "; IPv4 still carries the DNS questions")
+                   help=six + "; DNS questions go to IPv6 servers (RDNSS, --dns) when there are any, else "
+                              "over IPv4")
 
 
 def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -716,7 +728,7 @@ def _setup(args: argparse.Namespace) -> Setup:
         args.tap = args.tun  # the device's name (and the default control socket's)
     return Setup(tap=args.tap, fd=args.fd, medium=medium, mac=args.mac or _random_mac(), mtu=args.mtu,
                  address=args.address,
-                 gateway=args.gateway, dns=[int(d) for d in args.dns], host_address=args.host_address,
+                 gateway=args.gateway, dns=args.dns, host_address=args.host_address,
                  dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
                  ladder_svg=args.ladder_svg, control=control_address(args), trace=args.trace,
                  family=getattr(args, "family", 0))

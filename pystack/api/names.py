@@ -3,7 +3,10 @@ pystack's own stub resolver over the stack's UDP (and TCP when an answer comes b
 glibc's ``hosts: files dns``.
 
 Lookups from several threads take turns (one lock around the resolver, which is sans-I/O and not
-thread-safe); its cache makes the repeated ones cheap.
+thread-safe); its cache makes the repeated ones cheap. The DNS servers (IPv4 or IPv6,
+:mod:`pystack.dns.servers`) are a fixed list or a function read before every question, so that a
+session's servers follow its lease and the routers' advertisements as they come and go; each question
+travels in its server's family.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 
+from pystack.api import families
+from pystack.api.families import Where
 from pystack.api.socket import TcpSocket, UdpSocket
 from pystack.dns import DnsConfig, DnsError, Query, Resolver
 from pystack.dns import blocking as dns_blocking
@@ -21,30 +26,35 @@ from pystack.dns.hosts import HostsTable
 from pystack.runtime import Runtime
 from pystack.wire import dns as wire
 
-ConnectTcp = Callable[[tuple[str, int], float], TcpSocket]
-"""Open a TCP connection to a DNS server within a timeout (for answers truncated over UDP)."""
+ConnectTcp = Callable[[Where, float], TcpSocket]
+"""Open a TCP connection to a DNS server's port 53 within a timeout (for answers truncated over UDP)."""
+Servers = Sequence[Where] | Callable[[], Sequence[Where]]
+"""The DNS servers to ask, in order: a list, or a function giving the current list."""
 
 
 class Names:
-    def __init__(self, runtime: Runtime, servers: Sequence[int] = (), hosts: HostsTable | None = None,
+    def __init__(self, runtime: Runtime, servers: Servers = (), hosts: HostsTable | None = None,
                  config: DnsConfig | None = None, rng: random.Random | None = None,
                  connect: ConnectTcp | None = None) -> None:
         self.runtime = runtime
         self.hosts = hosts if hosts is not None else HostsTable()
         self.config = config or DnsConfig()
         self.rng = rng or random.SystemRandom()  # RFC 5452: unpredictable IDs and ports
-        self.resolver = Resolver(list(servers), self.rng, self.config, runtime.stack.counters)
+        self._servers = servers
+        self.resolver = Resolver(self.servers, self.rng, self.config, runtime.stack.counters)
         self._connect = connect or self._connect_plain
         self._lock = threading.Lock()
 
     @property
-    def servers(self) -> list[int]:
-        return self.resolver.servers
+    def servers(self) -> list[Where]:
+        """The servers a question asked now goes to, in order."""
+        return list(self._servers() if callable(self._servers) else self._servers)
 
     def query(self, name: str, qtype: int = wire.TYPE_A) -> Query:
         """Ask DNS (not the hosts table); the finished query. OSError when it cannot be sent."""
         with self._lock:
-            sock = self._udp_socket()
+            self.resolver.servers = self.servers
+            sock = self._udp_socket(dns_blocking.socket_family(self.resolver.servers))
             try:
                 return dns_blocking.resolve(sock, self.resolver, name, qtype, connect=self._connect)
             finally:
@@ -55,7 +65,8 @@ class Names:
         """Ask DNS every question of ``qtypes`` about ``name`` at once (AAAA and A, RFC 8305 section 3);
         ``on_done`` hears each as it finishes. The finished queries; OSError when they cannot be sent."""
         with self._lock:
-            sock = self._udp_socket()
+            self.resolver.servers = self.servers
+            sock = self._udp_socket(dns_blocking.socket_family(self.resolver.servers))
             try:
                 return dns_blocking.resolve_many(sock, self.resolver, name, qtypes, connect=self._connect,
                                                  on_done=on_done)
@@ -121,12 +132,13 @@ class Names:
             raise DnsError("nodata", f"{reverse}: no PTR record")
         return found
 
-    def _udp_socket(self) -> UdpSocket:
-        """A UDP socket on a random port (RFC 5452 section 9.2)."""
+    def _udp_socket(self, family: int) -> UdpSocket:
+        """A UDP socket of ``family`` on a random port (RFC 5452 section 9.2); on ``::`` an AF_INET6 one
+        carries IPv4 too (IPv4-mapped)."""
         for _ in range(32):
-            sock = UdpSocket(self.runtime)
+            sock = UdpSocket(self.runtime, family)
             try:
-                sock.bind(("0.0.0.0", self.rng.randint(self.config.port_low, self.config.port_high)))
+                sock.bind(("0.0.0.0" if family == families.AF_INET else "::", self.rng.randint(self.config.port_low, self.config.port_high)))
                 return sock
             except OSError as exc:
                 sock.close()
@@ -134,11 +146,12 @@ class Names:
                     raise
         raise OSError(errno.EADDRINUSE, "no free UDP port for DNS")
 
-    def _connect_plain(self, address: tuple[str, int], timeout: float) -> TcpSocket:
-        sock = TcpSocket(self.runtime)
+    def _connect_plain(self, server: Where, timeout: float) -> TcpSocket:
+        family = families.AF_INET if server.version == families.V4 else families.AF_INET6
+        sock = TcpSocket(self.runtime, family=family)
         sock.settimeout(timeout)
         try:
-            sock.connect(address)
+            sock.connect(families.write(family, server.version, server.ip, wire.PORT))
         except OSError:
             sock.close()
             raise

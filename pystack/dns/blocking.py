@@ -1,18 +1,23 @@
 """Drive the sans-I/O resolver over one BSD-style UDP socket, blocking until the answer (for the CLI).
 
-Any object with ``getsockname``, ``sendto``, ``recvfrom`` and ``settimeout`` in the shape of Python's
-``socket`` module works: pystack's own UDP socket, or (in tests) a fake. When an answer comes back
+Any object with ``family``, ``getsockname``, ``sendto``, ``recvfrom`` and ``settimeout`` in the shape of
+Python's ``socket`` module works: pystack's own UDP socket, or (in tests) a fake. An AF_INET6 socket on
+``::`` carries questions to IPv6 servers and, IPv4-mapped, to IPv4 ones; an AF_INET one only to IPv4
+servers (:func:`socket_family` says which a server list needs). When an answer comes back
 truncated and the caller gave a way to open TCP connections, the query is asked again over TCP
 (RFC 7766 section 5) with the 2-byte length framing of RFC 1035 section 4.2.2.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import errno
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from pystack.api import families
+from pystack.api.families import AF_INET, AF_INET6, V6, Where
+from pystack.dns import servers
 from pystack.dns import tcp as dns_tcp
 from pystack.dns.resolver import DnsDatagram, Query, Resolver
 from pystack.wire import WireError
@@ -32,11 +37,12 @@ class StreamSocket(Protocol):
     def close(self) -> None: ...
 
 
-Connect = Callable[[tuple[str, int], float], StreamSocket]
-"""Open a TCP connection to (address, port) within a timeout, or raise OSError."""
+Connect = Callable[[Where, float], StreamSocket]
+"""Open a TCP connection to a server's port 53 within a timeout, or raise OSError."""
 
 
 class DatagramSocket(Protocol):
+    family: int
     def getsockname(self) -> tuple[str, int]: ...
     def sendto(self, data: bytes, address: tuple[str, int]) -> int: ...
     def recvfrom(self, bufsize: int) -> tuple[bytes, tuple[str, int]]: ...
@@ -53,6 +59,12 @@ def resolve(sock: DatagramSocket | Any, resolver: Resolver, name: str, qtype: in
     truncated answer is asked again over TCP; without, the query ends as ``needs_tcp``.
     """
     return resolve_many(sock, resolver, name, [qtype], clock, connect, tcp_timeout)[0]
+
+
+def socket_family(servers: Sequence[Where]) -> int:
+    """The socket family that reaches every one of ``servers``: AF_INET6 (dual-stack, on ``::``) when one
+    of them is IPv6, else AF_INET."""
+    return AF_INET6 if any(s.version == V6 for s in servers) else AF_INET
 
 
 def resolve_many(sock: DatagramSocket | Any, resolver: Resolver, name: str, qtypes: Sequence[int],
@@ -97,10 +109,9 @@ def _over_tcp(connect: Connect, resolver: Resolver, q: Query, clock: Callable[[]
               timeout: float) -> list[DnsDatagram]:
     """One query and its answer over a fresh TCP connection; every failure ends the query with a reason."""
     server, message = resolver.tcp_query(q, clock())
-    address = (str(ipaddress.IPv4Address(server)), wire.PORT)
     deadline = clock() + timeout
     try:
-        stream = connect(address, timeout)
+        stream = connect(server, timeout)
     except OSError as exc:
         resolver.tcp_failed(q, f"connect: {exc.strerror or exc}", clock())
         return []
@@ -147,22 +158,33 @@ def _drive_udp(sock: Any, resolver: Resolver, queries: list[Query], port: int, c
             continue
         sock.settimeout(max(deadline - now, 0.001))
         try:
-            data, (host, sport) = sock.recvfrom(RECV_SIZE)
+            data, address = sock.recvfrom(RECV_SIZE)  # (host, port), and flow and scope for AF_INET6
         except (TimeoutError, BlockingIOError):
             continue
+        sport = address[1]
         try:
-            server = int(ipaddress.IPv4Address(host))
-        except ValueError:
+            server = families.read(sock.family, address[0])
+        except OSError:
             continue
         _send(sock, resolver, queries, resolver.receive(server, sport, data, clock(), dst_port=port))
         tell()
 
 
 def _send(sock: Any, resolver: Resolver, queries: list[Query], out: list[DnsDatagram]) -> None:
+    """Send ``out``. A server the socket cannot send to (no address or route in its family yet) is
+    passed over as if silent, so the next one is asked when its time is up, as glibc does when a
+    nameserver's family is unusable; when no other family is listed the queries are cancelled and the
+    OSError raised."""
     for dgram in out:
         try:
-            sock.sendto(dgram.payload, (str(ipaddress.IPv4Address(dgram.server)), dgram.port))
+            if dgram.server.version == V6 and sock.family != AF_INET6:
+                raise OSError(errno.EAFNOSUPPORT, f"an AF_INET socket cannot reach {servers.text(dgram.server)}")
+            sock.sendto(dgram.payload, families.write(sock.family, dgram.server.version, dgram.server.ip,
+                                                      dgram.port))
         except OSError:
+            if any(s.version != dgram.server.version for s in resolver.servers):
+                resolver.counters["dns.send_errors"] += 1
+                continue
             for q in queries:
                 resolver.cancel(q)
             raise

@@ -3,6 +3,8 @@
 The owner sends the :class:`DnsDatagram` values that :meth:`Resolver.query`, :meth:`Resolver.receive`
 and :meth:`Resolver.handle_timer` return, from the datagram's source port to the server's port 53, and
 feeds back every datagram that arrives on those ports. A :class:`Query` handle tells the outcome.
+A server is an IPv4 or IPv6 address (:mod:`pystack.dns.servers`); the owner carries each datagram over
+the server's own family.
 
 Against spoofing (RFC 5452): every transmission has a fresh random ID, the source port is random,
 and an answer counts only if its ID, the server it came from, the port pair and the question all
@@ -18,9 +20,11 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pystack.api.families import Where
 from pystack.counters import Counters
 from pystack.dns.cache import CacheEntry, DnsCache
 from pystack.dns.config import DnsConfig
+from pystack.dns.servers import text as _ip
 from pystack.wire import WireError
 from pystack.wire import dns as wire
 from pystack.wire.dns import DnsMessage, RData, Record
@@ -29,9 +33,9 @@ log = logging.getLogger("pystack")
 
 @dataclass(frozen=True, slots=True)
 class DnsDatagram:
-    """One UDP payload to send from ``src_port`` to ``server``:``port``."""
+    """One UDP payload to send from ``src_port`` to ``server``:``port``, over the server's IP version."""
 
-    server: int
+    server: Where
     port: int
     src_port: int
     payload: bytes
@@ -71,18 +75,18 @@ class Query:
     ttl_known: bool = False
     from_cache: bool = False
     error: DnsError | None = None
-    server: int | None = None
+    server: Where | None = None
     """The server that answered."""
     wire_query: bytes = b""
     """The last query sent, for a TCP retry (RFC 1035 section 4.2.2 frames it with a 2-byte length)."""
     on_done: Callable[[Query], None] | None = None
     # -- in flight
     current: str = ""
-    outstanding: dict[int, int] = field(default_factory=dict)
+    outstanding: dict[int, Where] = field(default_factory=dict)
     """ID -> server for every transmission still answerable."""
     attempt: int = 0
     deadline: float | None = None
-    errors: dict[int, int] = field(default_factory=dict)
+    errors: dict[Where, int] = field(default_factory=dict)
     """server -> rcode of the failures heard this round."""
     started: float = 0.0
     via_tcp: bool = False
@@ -113,7 +117,7 @@ class Query:
 
 
 class Resolver:
-    def __init__(self, servers: Sequence[int], rng: random.Random, config: DnsConfig | None = None,
+    def __init__(self, servers: Sequence[Where], rng: random.Random, config: DnsConfig | None = None,
                  counters: Counters | None = None) -> None:
         self.servers = list(servers)
         self.rng = rng
@@ -156,7 +160,7 @@ class Resolver:
         self._pending.append(q)
         return q, self._transmit(q, now)
 
-    def receive(self, server: int, src_port: int, payload: bytes | memoryview, now: float,
+    def receive(self, server: Where, src_port: int, payload: bytes | memoryview, now: float,
                 dst_port: int | None = None) -> list[DnsDatagram]:
         """A datagram from ``server``:``src_port`` (to our ``dst_port``, if the caller knows it)."""
         try:
@@ -166,7 +170,7 @@ class Resolver:
             log.exception("internal error in the DNS resolver (please report it)")
             return []
 
-    def _receive(self, server: int, src_port: int, payload: bytes | memoryview, now: float,
+    def _receive(self, server: Where, src_port: int, payload: bytes | memoryview, now: float,
                  dst_port: int | None) -> list[DnsDatagram]:
         if len(payload) < wire.HEADER_LEN:
             self.counters.drop("dns.truncated")
@@ -215,7 +219,7 @@ class Resolver:
 
     # ------------------------------------------------------------------ the TCP retry
 
-    def tcp_query(self, q: Query, now: float) -> tuple[int, bytes]:
+    def tcp_query(self, q: Query, now: float) -> tuple[Where, bytes]:
         """Ask ``q`` again over TCP after a truncated answer (RFC 7766 section 5).
 
         Returns the server to connect to (port 53) and the query message, with a fresh ID; frame it with
@@ -309,7 +313,7 @@ class Resolver:
 
     # ------------------------------------------------------------------ answers
 
-    def _answer(self, q: Query, server: int, msg: DnsMessage, now: float) -> list[DnsDatagram]:
+    def _answer(self, q: Query, server: Where, msg: DnsMessage, now: float) -> list[DnsDatagram]:
         q.server = server
         if msg.truncated:
             self.counters["dns.truncated_answers"] += 1
@@ -380,7 +384,7 @@ class Resolver:
                                                      f"{self.config.max_cname_hops} (a loop?)"))
         return None, name, None, []
 
-    def _negative(self, q: Query, msg: DnsMessage, kind: str, final: str, server: int, now: float) -> None:
+    def _negative(self, q: Query, msg: DnsMessage, kind: str, final: str, server: Where, now: float) -> None:
         about = f" (for {final})" if q.cname_chain else ""
         text = {"nxdomain": "no such name", "nodata": f"no {_type_name(q.qtype)} record"}[kind]
         rcode = "NXDOMAIN" if kind == "nxdomain" else "NOERROR, no data"
@@ -416,7 +420,7 @@ class Resolver:
             self._finish(q, error=DnsError(entry.negative, f"{q.name}: {text} (cached)"))
         return True
 
-    def _fail_with_rcode(self, q: Query, rcode: int, server: int) -> None:
+    def _fail_with_rcode(self, q: Query, rcode: int, server: Where) -> None:
         code = {wire.RCODE_SERVFAIL: "servfail", wire.RCODE_REFUSED: "refused"}.get(rcode, "servfail")
         name = wire.RCODE_NAMES.get(rcode, f"RCODE {rcode}")
         self._finish(q, error=DnsError(code, f"{q.name}: server failure ({name} from {_ip(server)}"
@@ -461,10 +465,6 @@ def _literal(name: str, qtype: int) -> RData | None:
     except ValueError:
         pass
     return None
-
-
-def _ip(addr: int) -> str:
-    return str(ipaddress.IPv4Address(addr))
 
 
 def _type_name(qtype: int) -> str:

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 from pystack.api import tls
 from pystack.api.names import Names
+from pystack.dns import servers as nameservers
 from pystack.dns.hosts import HostsTable
-from pystack.tools.narrator import Narrator, ip
+from pystack.tools.narrator import Narrator
 from pystack.tools.session import ClientSession, Setup
 
 KEEP_KERNEL_SOCKETS = ("pystack", "pyroute2")
@@ -161,12 +162,13 @@ def exec_program(setup: Setup, program: Program, hosts_file: str, narrator: Narr
         session.configure()
         rt = session.runtime
         assert rt is not None
-        names = Names(rt, session.dns_servers, HostsTable.load(hosts_file), rng=session.rng)
+        # The session's current servers before every lookup: the lease's and the routers' (RDNSS) as they change.
+        names = Names(rt, session.dns_to_ask, HostsTable.load(hosts_file), rng=session.rng)
         import pystack.socket
 
         pystack.socket.use(rt, names)
         session.stop_narrating_frames()
-        dns = ", ".join(ip(s) for s in session.dns_servers) or "none"
+        dns = nameservers.texts(session.dns_to_ask())
         narrator.say(f"running {program.describe()} with pystack's sockets (DNS {dns}, hosts {hosts_file})")
         put_pystack_socket_in_place()
         status = run_program(program)

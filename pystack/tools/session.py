@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pystack.api.families import Where
 from pystack.api.names import Names
 from pystack.api.socket import AF_INET, AF_INET6, TcpSocket
 from pystack.api.tls import TlsSocket
@@ -29,6 +30,7 @@ from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseL
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
 from pystack.dns import DnsError, Query
+from pystack.dns import servers as nameservers
 from pystack.ip6.addresses import AddressEvent, Event, Origin
 from pystack.ip6.addresses import State as AddressState
 from pystack.medium import Medium
@@ -83,8 +85,8 @@ class Setup:
     address: ipaddress.IPv4Interface | None = None
     """Static address; None means DHCP."""
     gateway: ipaddress.IPv4Address | None = None
-    dns: list[int] = field(default_factory=list)
-    """DNS servers to use instead of the ones the lease names."""
+    dns: list[Where] = field(default_factory=list)
+    """DNS servers (IPv4 or IPv6) to use instead of those the lease, the routers or DHCPv6 name."""
     host_address: ipaddress.IPv4Interface | None = None
     dhcp_timeout: float = 60.0
     release: bool = False
@@ -100,7 +102,8 @@ class Setup:
     """Seconds for a TCP connect, and for the peer to send something while we wait for it."""
     family: int = 0
     """0: both IPv6 and IPv4 (names asked for AAAA and A, connections raced); 4 or 6: that one only
-    (``-4``: IPv6 is not even started; ``-6``: IPv4 still leases the address DNS is asked over)."""
+    (``-4``: IPv6 is not even started; ``-6``: IPv4 is still leased, and DNS goes to the IPv6 servers
+    when there are any, else to the IPv4 ones)."""
 
     @property
     def dhcp(self) -> bool:
@@ -124,7 +127,10 @@ class ClientSession:
         self.dhcp: DhcpHost | None = None
         self.lease: Bound | None = None
         self.failure: str | None = None
-        self.dns_servers: list[int] = []
+        self.dhcp6_dns: list[int] = []
+        """DNS servers a DHCPv6 reply named (RFC 3646), IPv6 addresses as ints: the DHCPv6 client sets
+        this (in the loop thread, under the runtime's lock) and :meth:`dns_servers` reads it with the
+        lease's and the routers'."""
         self.names: Names | None = None
         self._thread: threading.Thread | None = None
         self.control: ControlServer | None = None
@@ -374,14 +380,12 @@ class ClientSession:
                             int(s.gateway) if s.gateway else None, rt.now())
             rt.flush()
             rt.wake()
-        self.dns_servers = list(s.dns)
         if s.gateway:
             self.n.role(str(s.gateway), "router")
-        for server in self.dns_servers:
-            self.n.role(ip(server), "DNS")
+        for server in s.dns:
+            self.n.role(nameservers.text(server), "DNS")
         self.n.set_us(f"{s.address}")
-        self.n.say(f"static address {s.address}, router {s.gateway or 'none'}, "
-                   f"DNS {', '.join(ip(d) for d in self.dns_servers) or 'none'}")
+        self.n.say(f"static address {s.address}, router {s.gateway or 'none'}, DNS {nameservers.texts(s.dns)}")
 
     def _lease(self) -> None:
         s, rt, stack = self.setup, self.runtime, self.stack
@@ -406,7 +410,6 @@ class ClientSession:
             raise CommandError(f"DHCP gave up: {self.failure}")
         lease = self.lease
         assert lease is not None
-        self.dns_servers = list(s.dns) or list(lease.dns)
         self.n.set_us(f"{ip(lease.address)}/{lease.prefix}")
         text = describe_lease(lease.address, lease.prefix, lease.router, lease.dns, lease.lease, lease.t1,
                               lease.t2, lease.server, lease.domain)
@@ -421,8 +424,8 @@ class ClientSession:
                 self.n.role(ip(event.server), "DHCP")
                 if event.router is not None:
                     self.n.role(ip(event.router), "router")
-                for server in (self.setup.dns or event.dns):
-                    self.n.role(ip(server), "DNS")
+                for server in ([nameservers.text(d) for d in self.setup.dns] or [ip(d) for d in event.dns]):
+                    self.n.role(server, "DNS")
             elif event.renewed:
                 self.n.say(f"   lease on {ip(event.address)} renewed: {seconds(event.lease)}")
             self.lease = event
@@ -437,13 +440,47 @@ class ClientSession:
 
     # ------------------------------------------------------------------ names
 
+    def dns_servers(self) -> list[Where]:
+        """Every DNS server known now, IPv4 and IPv6, in the order a Linux host's resolv.conf lists them
+        (:func:`pystack.dns.servers.listed`): ``--dns`` alone when given; else the DHCPv4 lease's (RFC 2132
+        option 6), those the routers advertise (RDNSS, RFC 8106), then DHCPv6's (:attr:`dhcp6_dns`, RFC
+        3646). The one place every source of servers feeds; read afresh for every question, so that a
+        server whose lifetime ended (RFC 8106 5.1) or whose lease went is no longer asked."""
+        if self.setup.dns:
+            return list(self.setup.dns)
+        rt, stack = self.runtime, self.stack
+        assert rt is not None and stack is not None
+        with rt.lock:
+            lease = self.lease
+            rdnss = stack.nd.routers.dns() if self.ipv6_started is not None else []
+            return nameservers.listed(lease.dns if lease is not None else [], rdnss, self.dhcp6_dns)
+
+    def dns_to_ask(self) -> list[Where]:
+        """The servers a question goes to now, as :class:`Names` reads them before each: those of
+        :meth:`dns_servers` in the family ``-4`` or ``-6`` asks for (``-6``: the IPv6 ones when there are
+        any, else the IPv4 ones), at most MAXNS (3) as glibc."""
+        known = self.dns_servers()
+        family = self.setup.family
+        if family == IPV6 and not any(server.version == IPV6 for server in known):
+            family = IPV4
+        return nameservers.of_family(known, family)
+
     def _names(self) -> Names:
         rt = self.runtime
         assert rt is not None and self.stack is not None
-        if not self.dns_servers:
-            raise CommandError("no DNS server to ask: the lease named none and no --dns was given")
+        if not self.setup.dns and self.ipv6_started is not None:
+            # The routers' advertisements may name servers (RDNSS): -6 waits for IPv6 (it needs it anyway),
+            # dual stack only when nothing else named a server.
+            if self.setup.family == IPV6 and not any(s.version == IPV6 for s in self.dns_servers()):
+                self.wait_ipv6()
+            elif not self.dns_servers():
+                self.wait_ipv6(patient=False)
+        if not self.dns_to_ask():
+            which = f"IPv{self.setup.family} " if self.setup.family else ""
+            raise CommandError(f"no {which}DNS server to ask: the lease named none, no router advertised one "
+                               "(RDNSS), and no --dns was given")
         if self.names is None:
-            self.names = Names(rt, self.dns_servers, rng=self.rng, connect=self._dns_tcp)
+            self.names = Names(rt, self.dns_to_ask, rng=self.rng, connect=self._dns_tcp)
         return self.names
 
     def _families(self) -> list[int]:
@@ -461,16 +498,26 @@ class ClientSession:
     def _ask(self, name: str, families: list[int],
              on_answer: Callable[[int, Query], None] | None) -> dict[int, Query]:
         names = self._names()
-        servers = ", ".join(ip(s) for s in self.dns_servers)
+        servers = self.dns_to_ask()
+        if self.setup.family == IPV6 and servers and servers[0].version == IPV4:
+            self.n.say("no IPv6 DNS server (none advertised by the routers, none from DHCPv6 or --dns): "
+                       "asking the IPv4 ones over IPv4")
+        records = " and ".join(_RECORD[f] for f in families)
         together = ", asked together (RFC 8305 section 3)" if len(families) > 1 else ""
-        self.n.say(f"resolving {name} ({' and '.join(_RECORD[f] for f in families)}{together}) at {servers}")
+        for server in servers:
+            self.n.role(nameservers.text(server), "DNS")
+        first, rest = (servers[0], servers[1:]) if servers else (None, [])
+        then = f"; {nameservers.texts(rest)} in turn if it does not answer" if rest else ""
+        asking = f": asking {nameservers.text(first)} for {records} {name} over IPv{first.version}" if first else ""
+        self.n.say(f"resolving {name} ({records}{together}) at {nameservers.texts(servers)}{asking}{then}")
         started = time.monotonic()
 
         def done(q: Query) -> None:
             family = IPV6 if q.qtype == dns_wire.TYPE_AAAA else IPV4
             took = ms(time.monotonic() - started)
+            via = f" from {nameservers.text(q.server)} over IPv{q.server.version}" if q.server and not q.from_cache else ""
             if q.error is None and q.addresses:
-                self.n.say(f"resolved {_RECORD[family]} in {took}: "
+                self.n.say(f"resolved {_RECORD[family]} in {took}{via}: "
                            f"{describe_resolution(name, q.cname_chain, q.addresses, q.ttl, q.from_cache, family)}")
             else:
                 self.n.say(f"no {_RECORD[family]} answer after {took}: {q.error or 'no address'}")
@@ -505,11 +552,12 @@ class ClientSession:
         if family == IPV6 and self.ipv6_started is None:
             raise CommandError(f"{name} is an IPv6 address, and IPv6 is off")
 
-    def _dns_tcp(self, address: tuple[str, int], timeout: float) -> TcpSocket:
-        self.n.say(f"   the answer was truncated: asking {address[0]} again over TCP port {address[1]} "
-                   "(RFC 7766, 2-byte length prefix)")
-        server = int(ipaddress.IPv4Address(address[0]))
-        return self._race(address[0], address[1], [IPV4], {IPV4: [server]}, timeout, "DNS over TCP")
+    def _dns_tcp(self, server: Where, timeout: float) -> TcpSocket:
+        address = nameservers.text(server)
+        self.n.say(f"   the answer was truncated: asking {address} again over TCP port {dns_wire.PORT} over "
+                   f"IPv{server.version} (RFC 7766, 2-byte length prefix)")
+        return self._race(address, dns_wire.PORT, [server.version], {server.version: [server.ip]}, timeout,
+                          "DNS over TCP")
 
     # ------------------------------------------------------------------ TCP
 

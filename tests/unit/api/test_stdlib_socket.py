@@ -22,6 +22,7 @@ import pytest
 
 import pystack.socket as ps
 from pystack.api import socket as api
+from pystack.api.families import Where
 from pystack.api.names import Names
 from pystack.dns.hosts import HostsTable
 from pystack.runtime import Runtime
@@ -36,7 +37,7 @@ def net(runtimes: tuple[Runtime, Runtime]) -> Iterator[tuple[Runtime, Runtime]]:
     """pystack.socket on A, with a hosts table naming B and B's DNS server at port 53."""
     ra, rb = runtimes
     hosts = HostsTable.parse([f"{B_IP} peer.example.test peer"])
-    ps.use(ra, Names(ra, [addr_to_int(B_IP)], hosts))
+    ps.use(ra, Names(ra, [Where(4, addr_to_int(B_IP))], hosts))
     try:
         yield ra, rb
     finally:

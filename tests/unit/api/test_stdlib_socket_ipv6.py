@@ -14,6 +14,7 @@ import pytest
 
 import pystack.socket as ps
 from pystack.api import socket as api
+from pystack.api.families import Where
 from pystack.api.names import Names
 from pystack.dns.hosts import HostsTable
 from pystack.runtime import Runtime
@@ -29,7 +30,7 @@ STREAM = (ps.SOCK_STREAM, ps.IPPROTO_TCP, "")
 def net6(runtimes6: tuple[Runtime, Runtime]) -> Iterator[tuple[Runtime, Runtime]]:
     ra, rb = runtimes6
     hosts = HostsTable.parse([f"{B6} peer6.example.test peer6", f"{B_IP} peer.example.test peer"])
-    ps.use(ra, Names(ra, [addr_to_int(B_IP)], hosts))
+    ps.use(ra, Names(ra, [Where(4, addr_to_int(B_IP))], hosts))
     try:
         yield ra, rb
     finally:

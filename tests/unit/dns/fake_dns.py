@@ -8,13 +8,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pystack.api.families import V4, V6, Where
 from pystack.counters import Counters
 from pystack.dns import DnsConfig, DnsDatagram, Query, Resolver
 from pystack.wire import dns
 from pystack.wire.dns import DnsMessage, Question, Record, Soa
 
-NS1 = 0xC0000201  # 192.0.2.1
-NS2 = 0xC0000235  # 192.0.2.53
+NS1 = Where(V4, 0xC0000201)  # 192.0.2.1
+NS2 = Where(V4, 0xC0000235)  # 192.0.2.53
+NS6 = Where(V6, int(ipaddress.IPv6Address("2001:db8::53")))
 WWW = 0xC6336450  # 198.51.100.80
 WWW6 = ipaddress.IPv6Address("2001:db8:1::80")
 SOA = Record("example.test", dns.TYPE_SOA, dns.CLASS_IN, 600,
@@ -90,14 +92,14 @@ class FakeDns:
 class Net:
     """Resolver + servers + fake clock. Datagrams are delivered at once unless a server is silent."""
 
-    def __init__(self, servers: dict[int, FakeDns] | None = None, config: DnsConfig | None = None,
+    def __init__(self, servers: dict[Where, FakeDns] | None = None, config: DnsConfig | None = None,
                  seed: int = 7) -> None:
         self.servers = servers if servers is not None else {NS1: FakeDns()}
         self.now = 1000.0
         self.counters = Counters()
         self.resolver = Resolver(list(self.servers), random.Random(seed), config, self.counters)
         self.sent: list[tuple[float, DnsDatagram]] = []
-        self.tamper: Callable[[DnsDatagram, bytes], list[tuple[int, int, bytes, int]]] | None = None
+        self.tamper: Callable[[DnsDatagram, bytes], list[tuple[Where, int, bytes, int]]] | None = None
         """(query, answer) -> what actually arrives, as (server, src port, payload, dst port) tuples."""
 
     def deliver(self, out: list[DnsDatagram]) -> None:
@@ -133,5 +135,5 @@ class Net:
             self.deliver(self.resolver.handle_timer(self.now))
         raise RuntimeError("resolver did not settle")
 
-    def questions(self) -> list[tuple[float, int, Question]]:
+    def questions(self) -> list[tuple[float, Where, Question]]:
         return [(t, d.server, dns.parse(d.payload).questions[0]) for t, d in self.sent]

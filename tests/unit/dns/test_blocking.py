@@ -9,6 +9,7 @@ import socket
 
 import pytest
 
+from pystack.api.families import Where
 from pystack.dns import DnsConfig, Query, Resolver
 from pystack.dns.blocking import resolve, resolve_many
 from pystack.wire import dns
@@ -19,35 +20,43 @@ from .fake_dns import NS1, NS2, WWW, WWW6, FakeDns
 class FakeSocket:
     """A bound UDP socket on a fake network with a fake clock: recvfrom waits by advancing the clock."""
 
-    def __init__(self, servers: dict[int, FakeDns], port: int = 40000) -> None:
+    def __init__(self, servers: dict[Where, FakeDns], port: int = 40000, family: int = socket.AF_INET) -> None:
         self.servers = servers
+        self.family = family
         self.port = port
         self.now = 0.0
         self.timeout: float | None = None
-        self.inbox: list[tuple[bytes, tuple[str, int]]] = []
-        self.sent: list[tuple[float, bytes, tuple[str, int]]] = []
+        self.inbox: list[tuple[bytes, tuple]] = []
+        self.sent: list[tuple[float, bytes, tuple]] = []
         self.fail_send: OSError | None = None
 
     def clock(self) -> float:
         return self.now
 
-    def getsockname(self) -> tuple[str, int]:
-        return ("0.0.0.0", self.port)
+    def getsockname(self) -> tuple:
+        return ("0.0.0.0", self.port) if self.family == socket.AF_INET else ("::", self.port, 0, 0)
 
     def settimeout(self, value: float | None) -> None:
         self.timeout = value
 
-    def sendto(self, data: bytes, address: tuple[str, int]) -> int:
+    def sendto(self, data: bytes, address: tuple) -> int:
+        """As a kernel socket: AF_INET takes (host, port), AF_INET6 (host, port[, flow, scope]) with IPv4
+        written IPv4-mapped; the answer comes from the address in the socket's own shape."""
         if self.fail_send is not None:
             raise self.fail_send
         self.sent.append((self.now, data, address))
-        server = self.servers.get(int(ipaddress.IPv4Address(address[0])))
-        reply = server.answer(data) if server is not None else None
+        if self.family == socket.AF_INET:
+            server = Where(4, int(ipaddress.IPv4Address(address[0])))
+        else:
+            ip6 = ipaddress.IPv6Address(address[0])
+            server = Where(4, int(ip6.ipv4_mapped)) if ip6.ipv4_mapped else Where(6, int(ip6))
+        reply = self.servers[server].answer(data) if server in self.servers else None
         if reply is not None:
-            self.inbox.append((reply, (address[0], address[1])))
+            self.inbox.append((reply, (address[0], address[1]) if self.family == socket.AF_INET
+                               else (address[0], address[1], 0, 0)))
         return len(data)
 
-    def recvfrom(self, bufsize: int) -> tuple[bytes, tuple[str, int]]:
+    def recvfrom(self, bufsize: int) -> tuple[bytes, tuple]:
         if self.inbox:
             return self.inbox.pop(0)
         assert self.timeout is not None and self.timeout > 0  # the driver never blocks for ever
@@ -55,7 +64,7 @@ class FakeSocket:
         raise socket.timeout("timed out")
 
 
-def _resolver(servers: list[int], **cfg) -> Resolver:
+def _resolver(servers: list[Where], **cfg) -> Resolver:
     return Resolver(servers, random.Random(3), DnsConfig(**cfg))
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import errno
 import random
+import socket
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pystack.api.families import Where
 from pystack.counters import Counters
 from pystack.dns import DnsConfig, Resolver, Status
 from pystack.dns import tcp as dns_tcp
@@ -17,7 +19,7 @@ from pystack.dns.blocking import resolve, resolve_many
 from pystack.wire import WireError
 from pystack.wire import dns
 
-NS = 0xC0000201  # 192.0.2.1
+NS = Where(4, 0xC0000201)  # 192.0.2.1
 NAME = "many.example.test"
 ADDRESSES = [0xC6336464 + i for i in range(40)]
 
@@ -123,6 +125,8 @@ class Clock:
 class FakeUdp:
     """Answers every query at once, truncated."""
 
+    family = socket.AF_INET
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.inbox: list[tuple[bytes, tuple[str, int]]] = []
@@ -183,10 +187,10 @@ def _run(mode: str, connect_error: OSError | None = None):
     clock = Clock()
     resolver = Resolver([NS], random.Random(9), DnsConfig(), Counters())
     streams: list[FakeTcp] = []
-    calls: list[tuple[tuple[str, int], float]] = []
+    calls: list[tuple[Where, float]] = []
 
-    def connect(address: tuple[str, int], timeout: float) -> FakeTcp:
-        calls.append((address, timeout))
+    def connect(server: Where, timeout: float) -> FakeTcp:
+        calls.append((server, timeout))
         if connect_error is not None:
             raise connect_error
         streams.append(FakeTcp(clock, mode))
@@ -199,7 +203,7 @@ def _run(mode: str, connect_error: OSError | None = None):
 def test_blocking_resolve_retries_over_tcp() -> None:
     q, calls, streams = _run("ok")
     assert q.status is Status.DONE and q.addresses == ADDRESSES
-    assert calls == [(("192.0.2.1", 53), 5.0)]
+    assert calls == [(NS, 5.0)]
     assert streams[0].closed
 
 
@@ -232,7 +236,7 @@ def test_resolve_many_retries_each_truncated_answer_over_its_own_connection() ->
     resolver = Resolver([NS], random.Random(9), DnsConfig(), Counters())
     streams: list[FakeTcp] = []
 
-    def connect(address: tuple[str, int], timeout: float) -> FakeTcp:
+    def connect(server: Where, timeout: float) -> FakeTcp:
         streams.append(FakeTcp(clock))
         return streams[-1]
 
