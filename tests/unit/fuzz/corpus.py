@@ -130,6 +130,33 @@ def tcp_transfer(a: Stack, b: Stack, wire: MemoryWire, up: bytes, down: bytes, p
     return bytes(got_a), bytes(got_b), transfer
 
 
+def _udp_and_lossy_tcp(a: Stack, b: Stack, wire: MemoryWire, rng: random.Random, up: int, down: int,
+                       over_ipv6: bool = False) -> None:
+    """B's UDP to A's echo port (four sizes, one fragmented) and to a closed port; a TCP transfer of ``up``
+    and ``down`` random bytes losing one in 29 large frames (so SACK blocks and retransmissions appear),
+    closed gracefully; a connection refused with RST."""
+    a_ip, b_ip, udp_b, tcp_b = (A6, B6, b.udp6, b.tcp6) if over_ipv6 else (A_IP, B_IP, b.udp, b.tcp)
+    udp = udp_b.bind(0, 0)
+    for size in (0, 5, 512, 3000):
+        udp.sendto(rng.randbytes(size), (a_ip, 7), wire.clock.now)
+        udp.sendto(b"closed port", (a_ip, 9999), wire.clock.now)
+        wire.run(duration=0.1)
+    dropped = {"n": 0}
+
+    def lossy(_sender: int, frame: bytes) -> list[bytes]:
+        if len(frame) > 1000:
+            dropped["n"] += 1
+            if dropped["n"] % 29 == 0:
+                return []
+        return [frame]
+
+    wire.fault = lossy
+    tcp_transfer(a, b, wire, rng.randbytes(up), rng.randbytes(down), over_ipv6=over_ipv6)
+    wire.fault = None
+    refused = tcp_b.connect(b_ip, a_ip, 81, wire.clock.now)
+    wire.run(until=lambda: refused.error is not None, limit=30)
+
+
 def record_session(seed: int = 7) -> list[bytes]:
     """Every frame of a short session: ARP, pings of three sizes (one fragmented) both ways, UDP echo
     (one datagram fragmented), UDP to a closed port (ICMP port unreachable), a TCP transfer both ways
@@ -143,25 +170,7 @@ def record_session(seed: int = 7) -> list[bytes]:
         b.send_ip(A_IP, ipv4.PROTO_ICMP, icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x1234_0001, bytes(size)), now)
         a.send_ip(B_IP, ipv4.PROTO_ICMP, icmp.build(icmp.TYPE_ECHO_REQUEST, 0, 0x4321_0001, bytes(size)), now)
         wire.run(duration=0.1)
-    udp = b.udp.bind(0, 0)
-    for size in (0, 5, 512, 3000):
-        udp.sendto(rng.randbytes(size), (A_IP, 7), wire.clock.now)
-        udp.sendto(b"closed port", (A_IP, 9999), wire.clock.now)
-        wire.run(duration=0.1)
-    dropped = {"n": 0}
-
-    def lossy(_sender: int, frame: bytes) -> list[bytes]:
-        if len(frame) > 1000:
-            dropped["n"] += 1
-            if dropped["n"] % 29 == 0:
-                return []
-        return [frame]
-
-    wire.fault = lossy
-    tcp_transfer(a, b, wire, rng.randbytes(120_000), rng.randbytes(60_000))
-    wire.fault = None
-    refused = b.tcp.connect(B_IP, A_IP, 81, wire.clock.now)
-    wire.run(until=lambda: refused.error is not None, limit=30)
+    _udp_and_lossy_tcp(a, b, wire, rng, 120_000, 60_000)
     _, _, aborted = tcp_transfer(a, b, wire, b"GET / HTTP/1.0\r\n\r\n", b"partial", close=False)
     aborted.client.abort(wire.clock.now)
     wire.run(duration=1)
@@ -208,25 +217,7 @@ def record_session6(seed: int = 7) -> list[bytes]:
     for dst, src in ((A_LL, B_LL), (ipv6.ALL_NODES, B_LL)):
         b.send_ip6(dst, ipv6.NH_ICMPV6, _echo6(src, dst, 56), wire.clock.now, src=src)
         wire.run(duration=0.1)
-    udp = b.udp6.bind(0, 0)
-    for size in (0, 5, 512, 3000):
-        udp.sendto(rng.randbytes(size), (A6, 7), wire.clock.now)
-        udp.sendto(b"closed port", (A6, 9999), wire.clock.now)
-        wire.run(duration=0.1)
-    dropped = {"n": 0}
-
-    def lossy(_sender: int, frame: bytes) -> list[bytes]:
-        if len(frame) > 1000:
-            dropped["n"] += 1
-            if dropped["n"] % 29 == 0:
-                return []
-        return [frame]
-
-    wire.fault = lossy
-    tcp_transfer(a, b, wire, rng.randbytes(90_000), rng.randbytes(40_000), over_ipv6=True)
-    wire.fault = None
-    refused = b.tcp6.connect(B6, A6, 81, wire.clock.now)
-    wire.run(until=lambda: refused.error is not None, limit=30)
+    _udp_and_lossy_tcp(a, b, wire, rng, 90_000, 40_000, over_ipv6=True)
 
     # What only routers and hostile hosts send, from B.
     query = icmpv6.build_mld_query(ROUTER_LL, ipv6.ALL_NODES, max_response_delay=1000)
