@@ -31,8 +31,9 @@ _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_TYPES = frozenset({icmpv6_wire.TYPE_ROUTER_SOLICITATION, icmpv6_wire.TYPE_ROUTER_ADVERTISEMENT,
                        icmpv6_wire.TYPE_NEIGHBOUR_SOLICITATION, icmpv6_wire.TYPE_NEIGHBOUR_ADVERTISEMENT,
                        icmpv6_wire.TYPE_REDIRECT})
-_MLD_REPORTS = frozenset({131, 132, icmpv6_wire.TYPE_MLD_REPORT})
-"""MLDv1 report and done, MLDv2 report: other hosts' business (RFC 3810 6: a host ignores them)."""
+_MLD_REPORTS = frozenset({icmpv6_wire.TYPE_MLDV1_DONE, icmpv6_wire.TYPE_MLD_REPORT})
+"""MLDv1 Done, MLDv2 report: other hosts' business (RFC 3810 6: a host ignores them; an MLDv1 Report
+suppresses ours, pystack.iface.mld)."""
 
 
 AS_ICMPV4 = {(1, 0): (3, 0), (1, 1): (3, 13), (1, 2): (3, 1), (1, 3): (3, 1), (1, 4): (3, 3), (1, 5): (3, 13),
@@ -82,6 +83,9 @@ class Icmpv6:
             self.nd.mld.on_query(icmpv6_wire.parse_mld_query(
                 msg, src=pkt.src, hop_limit=pkt.hop_limit, router_alert=chain.router_alert == ipv6_wire.ROUTER_ALERT_MLD),
                 now)
+        elif mtype == icmpv6_wire.TYPE_MLDV1_REPORT:
+            self.nd.mld.on_v1_report(icmpv6_wire.parse_mldv1_report(
+                msg, src=pkt.src, hop_limit=pkt.hop_limit, router_alert=chain.router_alert == ipv6_wire.ROUTER_ALERT_MLD))
         elif mtype in _MLD_REPORTS:
             self.counters["mld.reports_heard"] += 1
         elif pkt.src == ipv6_wire.UNSPECIFIED:

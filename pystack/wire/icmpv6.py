@@ -1,4 +1,4 @@
-"""ICMPv6 (RFC 4443) with neighbour discovery (RFC 4861) and MLDv2 (RFC 3810): parse and build.
+"""ICMPv6 (RFC 4443) with neighbour discovery (RFC 4861) and MLD (RFC 3810, MLDv1 of RFC 2710): parse and build.
 
 :func:`parse` checks the length and the checksum over the IPv6 pseudo-header; the typed parsers then
 check what each message's RFC requires of it, the ND ones with RFC 4861's validation rules (sections
@@ -28,6 +28,8 @@ TYPE_PARAMETER_PROBLEM = 4
 TYPE_ECHO_REQUEST = 128
 TYPE_ECHO_REPLY = 129
 TYPE_MLD_QUERY = 130
+TYPE_MLDV1_REPORT = 131  # RFC 2710 section 3
+TYPE_MLDV1_DONE = 132
 TYPE_ROUTER_SOLICITATION = 133
 TYPE_ROUTER_ADVERTISEMENT = 134
 TYPE_NEIGHBOUR_SOLICITATION = 135
@@ -558,6 +560,31 @@ def build_mld_query(src: int, dst: int, *, max_response_delay: int, group: int =
                                                      encode_exponential(query_interval, 4), len(sources))
             + b"".join(s.to_bytes(16, "big") for s in sources))
     return build(TYPE_MLD_QUERY, 0, encode_exponential(max_response_delay, 12) << 16, body, src, dst)
+
+
+MLDV1_LEN = 24
+"""An MLDv1 message: the ICMPv6 header with the Maximum Response Delay, then the group (RFC 2710 3)."""
+
+
+def parse_mldv1_report(msg: Icmpv6Message, *, src: int, hop_limit: int, router_alert: bool) -> int:
+    """The group of another host's MLDv1 Report (RFC 2710 3), which suppresses ours (RFC 2710 4); from a
+    link-local or the unspecified address, as Linux's igmp6_event_report takes it."""
+    _mld_checks(src, hop_limit, router_alert)
+    if src != ipv6.UNSPECIFIED and not ipv6.is_link_local(src):
+        raise WireError("mld.source_not_link_local")
+    if HEADER_LEN + len(msg.body) < MLDV1_LEN:
+        raise WireError("mld.truncated")
+    group = _FROM(msg.body[0:16], "big")
+    if not ipv6.is_multicast(group):
+        raise WireError("mld.bad_group")
+    return group
+
+
+def build_mldv1(mtype: int, src: int, group: int) -> tuple[int, bytes]:
+    """An MLDv1 Report (to the group itself) or Done (to all routers, ff02::2), RFC 2710 3 and 5: the
+    destination and the 24-byte message, its Maximum Response Delay 0 as a host sends it."""
+    dst = ipv6.ALL_ROUTERS if mtype == TYPE_MLDV1_DONE else group
+    return dst, build(mtype, 0, 0, group.to_bytes(16, "big"), src, dst)
 
 
 def build_mld_report(src: int, records: Sequence[MulticastRecord]) -> bytes:
