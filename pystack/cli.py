@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-slaac", action="store_true",
                      help="take no addresses from router advertisements (their routers, MTU and DNS servers "
                           "are still used)")
+    run.add_argument("--dhcp6", action="store_true",
+                     help="lease an IPv6 address with DHCPv6 (RFC 8415) from start-up, without waiting for a "
+                          "router advertisement. Without it, DHCPv6 still starts when an RA says so: its M "
+                          "flag leases an address, its O flag asks for DNS servers only")
     run.add_argument("--no-ipv6", action="store_true", help="IPv4 only: no IPv6 at all (its frames are dropped)")
     run.add_argument("--mtu", type=_mtu, default=defaults.mtu,
                      help="link MTU (default %(default)s); larger datagrams are fragmented; below 1280 there is "
@@ -494,7 +498,8 @@ def _check_ipv6(args: argparse.Namespace) -> None:
     """--address6, --gateway6, --host-address6 and --no-slaac need IPv6 (on by default, off with --no-ipv6
     or an MTU below 1280), and must agree with each other."""
     asked = [flag for flag, value in (("--address6", args.address6), ("--gateway6", args.gateway6),
-                                      ("--host-address6", args.host_address6), ("--no-slaac", args.no_slaac))
+                                      ("--host-address6", args.host_address6), ("--no-slaac", args.no_slaac),
+                                      ("--dhcp6", getattr(args, "dhcp6", False)))
              if value]
     if asked and args.no_ipv6:
         raise UsageError(f"{asked[0]} goes with IPv6, which --no-ipv6 turns off")
@@ -711,6 +716,13 @@ def _start_ipv6(stack: Stack, args: argparse.Namespace, now: float) -> str:
         stack.gateway6 = int(args.gateway6)
         parts.append(f"gateway {args.gateway6}")
     parts.append("no SLAAC" if args.no_slaac else "SLAAC")
+    from pystack.dhcp6 import Mode
+    from pystack.dhcp6.host import Dhcp6Host
+
+    dhcp6 = Dhcp6Host.attach(stack)  # router advertisements with the M or O flag start it
+    if args.dhcp6:
+        dhcp6.start(Mode.STATEFUL, now)
+        parts[-1] += ", DHCPv6"
     return f", ipv6 {' + '.join(parts[:-1])} ({parts[-1]})"
 
 

@@ -15,6 +15,7 @@ live in pystack.iface, one module each; this class builds them, wires them toget
 from __future__ import annotations
 
 import logging
+import math
 import random
 from typing import Callable, Protocol
 
@@ -32,7 +33,7 @@ from pystack.iface.ndisc import AddressObserver, Ndisc
 from pystack.iface.tcp import TcpGlue
 from pystack.iface.tcp6 import Tcp6Glue
 from pystack.iface.transport import TransportLayer, Transports
-from pystack.ip6.addresses import Address
+from pystack.ip6.addresses import Address, Origin
 from pystack.medium import Medium
 from pystack.reasons import Note
 from pystack.udp.layer import UdpLayer
@@ -203,10 +204,12 @@ class Stack:
     def ipv6_enabled(self) -> bool:
         return self._ipv6_on
 
-    def add_address6(self, address: int, prefix_len: int, now: float) -> None:
-        """A static IPv6 address: usable once DAD passes; its prefix is on-link. Raises ValueError for
-        an address no interface may have."""
-        self._nd.add(address, prefix_len, now)
+    def add_address6(self, address: int, prefix_len: int, now: float, *, origin: Origin = Origin.STATIC,
+                     valid: float = math.inf, preferred: float = math.inf) -> None:
+        """An IPv6 address, static unless ``origin`` says otherwise (a DHCPv6 lease, with its lifetimes in
+        seconds): usable once DAD passes; a static one's prefix is on-link. Raises ValueError for an
+        address no interface may have. Given again, an address takes the new lifetimes."""
+        self._nd.add(address, prefix_len, now, origin, valid=valid, preferred=preferred)
         self._ipv6.timers_changed = True
 
     def remove_address6(self, address: int, now: float) -> None:

@@ -61,6 +61,8 @@ class Ndisc:
         self.gateway: int | None = None
         self.observers: list[AddressObserver] = []
         """Told of every address event (added, configured, deprecated, removed, duplicate)."""
+        self.ra_observers: list[Callable[[icmpv6_wire.RouterAdvertisement, float], None]] = []
+        """Told of every valid router advertisement, after it is applied (its M and O flags start DHCPv6)."""
         self.started = False
         self._soliciting = False
         self._joined: set[int] = set()
@@ -75,12 +77,14 @@ class Ndisc:
         self.mld.join(ipv6_wire.ALL_NODES, now)
         self._apply(self.addresses.start(now), now)
 
-    def add(self, address: int, prefix_len: int, now: float, origin: Origin = Origin.STATIC) -> None:
-        """A static address (tentative until DAD passes). Raises ValueError for one no interface may have."""
+    def add(self, address: int, prefix_len: int, now: float, origin: Origin = Origin.STATIC, *,
+            valid: float = math.inf, preferred: float = math.inf) -> None:
+        """An address (tentative until DAD passes), static unless ``origin`` says otherwise, with lifetimes
+        in seconds from ``now`` (a DHCPv6 lease's). Raises ValueError for one no interface may have."""
         if (ipv6_wire.is_multicast(address) or address in (ipv6_wire.UNSPECIFIED, ipv6_wire.LOOPBACK)
                 or not 1 <= prefix_len <= 128):
             raise ValueError(f"{_text(address)}/{prefix_len} cannot be an interface's address")
-        self._apply(self.addresses.add(address, prefix_len, origin, now), now)
+        self._apply(self.addresses.add(address, prefix_len, origin, now, valid=valid, preferred=preferred), now)
 
     def remove(self, address: int, now: float) -> None:
         self._apply(self.addresses.remove(address), now)
@@ -309,6 +313,8 @@ class Ndisc:
         self._neighbour_actions(self.neighbours.learn(pkt.src, ra.options.source_lladdr, now, router=True), now)
         for info in ra.options.prefixes:
             self._apply(self.addresses.on_prefix(info, now), now)
+        for observer in self.ra_observers:
+            observer(ra, now)
 
     # ------------------------------------------------------------------ timers
 

@@ -1,0 +1,183 @@
+"""Runs a :class:`Dhcp6Client` on a :class:`~pystack.stack.Stack`: the glue between the two sans-I/O parts.
+
+It binds UDP port 546 over IPv6 and sends the client's messages to ff02::1:2 port 547 from the
+link-local address (RFC 8415 section 7.1), so it starts the client only once that address is usable.
+What starts it: a router advertisement's M flag (stateful) or O flag without M (stateless), as
+systemd-networkd does, or the owner (``pystack run --dhcp6``) at once. A leased address goes into the
+interface's table with origin DHCPv6 and the lease's lifetimes, through DAD, as a /128 unless an
+advertised on-link prefix holds it (as Linux adds DHCPv6 leases); a duplicate is declined; the
+address goes when its lease ends. The DNS servers of the last Reply are in :attr:`Dhcp6Host.dns_servers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pystack.dhcp6.client import Declined, Dhcp6Client, Event, Informed, Leased, LeaseEnded, Mode
+from pystack.ip6.addresses import AddressEvent, Origin
+from pystack.ip6.addresses import Event as AddressEventKind
+from pystack.reasons import udp_key
+from pystack.wire import ipv6 as ipv6_wire
+from pystack.wire.dhcp6 import ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT, SERVER_PORT
+from pystack.wire.icmpv6 import RouterAdvertisement
+
+if TYPE_CHECKING:
+    from pystack.stack import Stack
+
+log = logging.getLogger("pystack")
+
+
+class Dhcp6Host:
+    def __init__(self, stack: Stack, client: Dhcp6Client, on_event: Callable[[Event], None] | None = None) -> None:
+        self.stack = stack
+        self.client = client
+        self.on_event = on_event
+        self.endpoint = stack.udp6.bind(0, CLIENT_PORT)
+        self.dns_servers: tuple[int, ...] = ()
+        self.domains: tuple[str, ...] = ()
+        self.leased: dict[int, Leased] = {}
+        """The addresses the client holds, as last leased or renewed."""
+        self._wanted: Mode | None = None
+        """The mode asked for before the link-local address was usable: started when it is."""
+
+    @classmethod
+    def attach(cls, stack: Stack, *, rng: random.Random | None = None, client: Dhcp6Client | None = None,
+               on_event: Callable[[Event], None] | None = None, follow_ra: bool = True) -> Dhcp6Host:
+        """A host wired into ``stack``'s hooks: timer source, IPv6 address events, router advertisements
+        (``follow_ra``: their M and O flags start the client) and port 546 datagrams as they arrive."""
+        if client is None:
+            client = Dhcp6Client(stack.mac, rng or stack.rng, counters=stack.counters)
+        host = cls(stack, client, on_event)
+        stack.timer_sources.append(host)
+        stack.address6_observers.append(host.on_address_event)
+        if follow_ra:
+            stack.nd.ra_observers.append(host.on_router_advertisement)
+        host.endpoint.on_event = lambda _endpoint: host.poll(stack.now)
+        return host
+
+    # ------------------------------------------------------------------ starting
+
+    def start(self, mode: Mode, now: float) -> None:
+        """Start (or switch to) ``mode`` once the link-local address is usable (now, if it is)."""
+        if self.stack.nd.link_local() == ipv6_wire.UNSPECIFIED:
+            self._wanted = mode
+            return
+        self._wanted = None
+        self.client.start(mode, now)
+        self.poll(now)
+
+    def on_router_advertisement(self, ra: RouterAdvertisement, now: float) -> None:
+        """RFC 4861 4.2: M says addresses come from DHCPv6, O (without M) that other configuration does."""
+        if ra.managed:
+            self.start(Mode.STATEFUL, now)
+        elif ra.other and self.client.mode is None and self._wanted is None:
+            self.start(Mode.STATELESS, now)
+
+    def on_address_event(self, event: AddressEvent) -> None:
+        now = self.stack.now
+        kind = event.event
+        if kind is AddressEventKind.CONFIGURED and event.origin is Origin.LINK_LOCAL and self._wanted is not None:
+            self.start(self._wanted, now)
+        elif kind is AddressEventKind.DUPLICATE and event.origin is Origin.DHCPV6 and event.address in self.leased:
+            self.client.address_duplicate(event.address, now)
+            self.poll(now)
+
+    # ------------------------------------------------------------------ the timer source
+
+    def get_timer(self) -> float | None:
+        return self.client.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        deadline = self.client.get_timer()
+        if deadline is not None and deadline <= now:
+            self.client.handle_timer(now)
+        self.poll(now)
+
+    def release(self, now: float) -> None:
+        """On clean shutdown: Release goes out (give the loop a moment to send it)."""
+        self.client.release(now)
+        self.poll(now)
+
+    # ------------------------------------------------------------------ moving datagrams and events
+
+    def poll(self, now: float) -> None:
+        """Move everything between the endpoint, the client and the stack until quiet."""
+        counters = self.stack.counters
+        for _ in range(self.client.config.host_rounds):
+            busy = False
+            while (item := self.endpoint.recvfrom()) is not None:
+                data, (_src, sport) = item
+                if sport != SERVER_PORT:
+                    counters.drop("dhcp6.wrong_source_port")
+                    continue
+                self.client.receive(data, now)
+            for dgram in self.client.datagrams_to_send():
+                busy = True
+                self._send(dgram.payload, dgram.why, now)
+            for event in self.client.events():
+                busy = True
+                self._apply(event, now)
+            if not busy:
+                return
+
+    def _send(self, payload: bytes, why: str, now: float) -> None:
+        stack = self.stack
+        dst = ALL_DHCP_RELAY_AGENTS_AND_SERVERS
+        src = stack.nd.link_local()
+        if src == ipv6_wire.UNSPECIFIED:
+            stack.counters.drop("dhcp6.no_link_local")  # the client retransmits: it goes out later
+            return
+        if stack.why is not None and why:
+            stack.why(udp_key(src, dst, CLIENT_PORT, SERVER_PORT), why)
+        try:
+            self.endpoint.sendto(payload, (dst, SERVER_PORT), now)
+        except OSError:
+            stack.counters.drop("dhcp6.unsendable")
+
+    def _apply(self, event: Event, now: float) -> None:
+        stack = self.stack
+        if isinstance(event, Leased):
+            prefix_len = self._prefix_len(event.address)
+            if not event.renewed:
+                log.info("DHCPv6: leased %s/%d (preferred %s, valid %s; renew at %s)",
+                         ipv6_wire.int_to_addr(event.address), prefix_len, _s(event.preferred), _s(event.valid),
+                         _s(event.t1))
+            try:
+                stack.add_address6(event.address, prefix_len, now, origin=Origin.DHCPV6, valid=event.valid,
+                                   preferred=event.preferred)
+            except ValueError:
+                stack.counters.drop("dhcp6.unusable_address")
+            else:
+                self.leased[event.address] = event
+        elif isinstance(event, LeaseEnded):
+            log.info("DHCPv6: lease of %s ended (%s)", ipv6_wire.int_to_addr(event.address), event.reason)
+            if self.leased.pop(event.address, None) is not None:
+                stack.remove_address6(event.address, now)
+        elif isinstance(event, Declined):
+            log.warning("DHCPv6: declined %s (another node uses it)", ipv6_wire.int_to_addr(event.address))
+            if self.leased.pop(event.address, None) is not None:
+                stack.remove_address6(event.address, now)
+        elif isinstance(event, Informed):
+            if (event.dns_servers, event.domains) != (self.dns_servers, self.domains):
+                log.info("DHCPv6: DNS servers %s%s", ", ".join(map(ipv6_wire.int_to_addr, event.dns_servers)) or "none",
+                         f" (search {', '.join(event.domains)})" if event.domains else "")
+            self.dns_servers, self.domains = event.dns_servers, event.domains
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _prefix_len(self, address: int) -> int:
+        """The longest advertised on-link prefix holding ``address``, else 128 (the address alone)."""
+        best = 128
+        for prefix in self.stack.nd.routers.prefixes.values():
+            plen = prefix.prefix_len
+            if (prefix.prefix ^ address) >> (128 - plen) == 0 and (best == 128 or plen > best):
+                best = plen
+        return best
+
+
+def _s(seconds: float) -> str:
+    return "infinite" if not math.isfinite(seconds) else f"{seconds:g} s"

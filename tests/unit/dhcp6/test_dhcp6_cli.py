@@ -1,0 +1,50 @@
+"""``pystack run --dhcp6``: DHCPv6 from start-up; without it the host still waits for an RA's M or O flag."""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import pytest
+
+from pystack.cli import _start_ipv6, build_parser, main
+from pystack.config import StackConfig
+from pystack.dhcp6 import Mode
+from pystack.dhcp6.host import Dhcp6Host
+from pystack.stack import Stack
+
+RUN = ["run", "--tap", "pst0", "--address", "192.0.2.2/24"]
+
+
+def _started(*extra: str) -> tuple[Stack, str, Dhcp6Host]:
+    args: argparse.Namespace = build_parser().parse_args([*RUN, *extra])
+    stack = Stack(b"\x02\x00\x00\x00\x00\x02", StackConfig(), rng=random.Random(0))
+    note = _start_ipv6(stack, args, 0.0)
+    (host,) = [t for t in stack.timer_sources if isinstance(t, Dhcp6Host)]
+    return stack, note, host
+
+
+def test_dhcp6_starts_a_stateful_exchange_once_the_link_local_address_is_usable() -> None:
+    stack, note, host = _started("--dhcp6")
+    assert note.endswith("(SLAAC, DHCPv6)")
+    assert host._wanted is Mode.STATEFUL and host.client.mode is None  # link-local still in DAD
+    assert host.on_router_advertisement in stack.nd.ra_observers
+
+
+def test_without_dhcp6_the_host_waits_for_a_router_advertisement() -> None:
+    _stack, note, host = _started()
+    assert "DHCPv6" not in note and host._wanted is None and host.client.mode is None
+
+
+def test_dhcp6_without_ipv6_is_refused(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert main([*RUN, "--no-ipv6", "--dhcp6"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dhcp6" in err[0] and "--no-ipv6" in err[0], err
+
+
+def test_help_says_what_starts_dhcp6(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--dhcp6" in text and "M flag leases an address" in text and "O flag asks for DNS servers only" in text
