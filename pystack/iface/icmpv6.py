@@ -12,6 +12,7 @@ from pystack.config import StackConfig
 from pystack.counters import Counters
 from pystack.iface.ipv6 import Ipv6
 from pystack.iface.ndisc import Ndisc
+from pystack.ip.icmp_errno import icmpv6_errno
 from pystack.ip.ratelimit import IcmpRateLimiter
 from pystack.wire.checksum import incremental_update
 from pystack.wire import icmpv6 as icmpv6_wire
@@ -39,8 +40,11 @@ suppresses ours, pystack.iface.mld)."""
 AS_ICMPV4 = {(1, 0): (3, 0), (1, 1): (3, 13), (1, 2): (3, 1), (1, 3): (3, 1), (1, 4): (3, 3), (1, 5): (3, 13),
              (1, 6): (3, 13), (3, 0): (11, 0), (3, 1): (11, 1)}
 """ICMPv6 errors (type, code) as the ICMP ones the transports know (RFC 4443 3 beside RFC 792): they are
-told in IPv4's words, so one TCP and one UDP serve both families; the errno a socket sees then follows
-Linux's icmpv6_err_convert (administratively prohibited gives EHOSTUNREACH here, EACCES there)."""
+told in IPv4's words, so one TCP and one UDP serve both families, and with ICMPv6's own errno
+(pystack.ip.icmp_errno, as Linux's icmpv6_err_convert: administratively prohibited is EACCES, which no
+IPv4 code gives). A code not listed still reaches the transport, in its type's words of
+_AS_ICMPV4_BY_TYPE (RFC 4443 3.1: the upper layer MUST be told of an unreachable)."""
+_AS_ICMPV4_BY_TYPE = {1: (3, 13), 3: (11, 0), 4: (12, 0)}
 IPV6_EXTRA_HEADER = 20
 """Bytes an IPv6 header takes beyond an IPv4 one: the transports over IPv6 count their MTU that much
 smaller, so their segment sizes come out right (an MSS of MTU - 60)."""
@@ -50,7 +54,7 @@ class ErrorTaker6(Protocol):
     """A transport over IPv6 as ICMPv6 sees it: told of the errors about what it sent."""
 
     def icmp_error(self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
-                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0) -> None: ...
+                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0, err: int = 0) -> None: ...
 
 
 class Icmpv6:
@@ -137,9 +141,10 @@ class Icmpv6:
             mtu = self.ipv6.mtu_for(quote.dst, now)  # what learn_path_mtu kept (never below 1280)
             layer.icmp_error(3, 4, quote.src, quote.dst, quote.upper, now, next_hop_mtu=mtu - IPV6_EXTRA_HEADER)
             return
-        as_v4 = AS_ICMPV4.get((mtype, code), (12, 0) if mtype == icmpv6_wire.TYPE_PARAMETER_PROBLEM else None)
+        as_v4 = AS_ICMPV4.get((mtype, code)) or _AS_ICMPV4_BY_TYPE.get(mtype)
         if as_v4 is not None:
-            layer.icmp_error(as_v4[0], as_v4[1], quote.src, quote.dst, quote.upper, now)
+            layer.icmp_error(as_v4[0], as_v4[1], quote.src, quote.dst, quote.upper, now,
+                             err=icmpv6_errno(mtype, code))
 
     def unreachable_locally(self, packet: bytes, now: float) -> None:
         """Neighbour discovery gave up on a packet we sent: tell its transport, as the kernel's

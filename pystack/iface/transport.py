@@ -25,8 +25,9 @@ class TransportLayer(Protocol):
     def handle_timer(self, now: float) -> None: ...
 
     def icmp_error(self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
-                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0) -> None:
-        """An ICMP error about a datagram we sent; ``quoted`` starts at the transport header."""
+                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0, err: int = 0) -> None:
+        """An ICMP error about a datagram we sent; ``quoted`` starts at the transport header. ``err``: the
+        errno ICMPv6 gives it (0 over IPv4: the transport asks pystack.ip.icmp_errno)."""
 
 
 class Transports:

@@ -11,6 +11,7 @@ import heapq
 import itertools
 import random
 from pystack.counters import Counters
+from pystack.ip.icmp_errno import icmp_errno
 from pystack.ports import PortRange
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
@@ -30,11 +31,6 @@ _INF = float("inf")
 def _timer_order(conn: Connection) -> tuple[float, tuple[int, int, int, int]]:
     return conn.deadline(), conn.key
 
-# ICMP destination-unreachable codes (RFC 792) -> errno; codes 2-4 are hard errors (RFC 1122 4.2.3.9)
-_UNREACH_ERRNO = {0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTOOPT, 3: errno.ECONNREFUSED,
-                  4: errno.EMSGSIZE, 5: errno.EOPNOTSUPP, 6: errno.ENETUNREACH, 7: errno.EHOSTDOWN,
-                  9: errno.ENETUNREACH, 10: errno.EHOSTUNREACH, 11: errno.ENETUNREACH,
-                  12: errno.EHOSTUNREACH, 13: errno.EHOSTUNREACH}
 
 
 class TcpLayer:
@@ -279,12 +275,14 @@ class TcpLayer:
 
     def icmp_error(
         self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
-        quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0,
+        quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0, err: int = 0,
     ) -> None:
         """An ICMP error about a segment we sent. ``quoted`` starts at the quoted TCP header (at least
         8 bytes: ports and sequence number). Type 3 code 4 with ``next_hop_mtu`` shrinks the segment size
-        (RFC 1191); other unreachables abort a connection being opened (RFC 1122 4.2.3.9) and are
-        otherwise kept as a soft error. The quoted sequence number must be in flight (RFC 5927 4.1)."""
+        (RFC 1191); other unreachables abort a connection being opened (codes 2-4 hard, RFC 1122 4.2.3.9)
+        and are otherwise kept as a soft error, as are time exceeded and parameter problem. The quoted
+        sequence number must be in flight (RFC 5927 4.1). ``err``: the errno when the error came as
+        ICMPv6 (pystack.ip.icmp_errno), else IPv4's for the type and code."""
         self.cx.now = now
         if len(quoted) < 8:
             self.counters.drop("tcp.icmp_short_quote")
@@ -305,11 +303,11 @@ class TcpLayer:
             if next_hop_mtu:
                 conn.set_mtu(next_hop_mtu, now)
             return
+        err = err or icmp_errno(icmp_type, icmp_code)
         if icmp_type == 3:
-            err = _UNREACH_ERRNO.get(icmp_code, errno.EHOSTUNREACH)
             conn.icmp_error(err, icmp_code in (2, 3, 4) or conn.state == State.SYN_SENT, now)
         elif icmp_type in (11, 12):  # time exceeded, parameter problem: soft errors (RFC 1122 4.2.3.9)
-            conn.icmp_error(errno.EHOSTUNREACH if icmp_type == 11 else errno.EPROTO, False, now)
+            conn.icmp_error(err, False, now)
 
     # ------------------------------------------------------------------ timers
 

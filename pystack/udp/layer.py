@@ -12,6 +12,7 @@ from typing import Callable
 
 from pystack.config import StackConfig
 from pystack.counters import Counters
+from pystack.ip.icmp_errno import icmp_errno
 from pystack.udp.endpoint import Address, UdpEndpoint
 from pystack.wire import udp as udp_wire
 from pystack.wire.errors import WireError
@@ -23,10 +24,6 @@ SourceFor = Callable[[int], "int | None"]
 """``source_for(dst_ip)``: the address to send from, or None without one."""
 
 _IPV4_HEADER_LEN = 20
-
-# ICMP type/code -> errno, as Linux's icmp_err_convert (types: 3 unreachable, 11 time exceeded).
-_UNREACH_ERRNO = {0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTOOPT, 3: errno.ECONNREFUSED,
-                  4: errno.EMSGSIZE}
 
 
 class UdpLayer:
@@ -103,26 +100,18 @@ class UdpLayer:
         return True
 
     def icmp_error(self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
-                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0) -> None:
+                   quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0, err: int = 0) -> None:
         """An ICMP error about a datagram we sent (``quoted`` starts at its UDP header): the endpoint of
-        its source port hears of it (RFC 1122 4.1.3.3)."""
+        its source port hears of it (RFC 1122 4.1.3.3), as ``err`` when ICMPv6 gave one, else as IPv4's
+        errno for the type and code (pystack.ip.icmp_errno)."""
         sport = int.from_bytes(quoted[0:2], "big")
         dport = int.from_bytes(quoted[2:4], "big")
         endpoint = self.lookup(local_ip, sport)
         if endpoint is not None:
-            endpoint.report_error(_errno(icmp_type, icmp_code), (remote_ip, dport))
+            endpoint.report_error(err or icmp_errno(icmp_type, icmp_code), (remote_ip, dport))
 
     def get_timer(self) -> float | None:
         return None
 
     def handle_timer(self, now: float) -> None:
         pass
-
-
-def _errno(icmp_type: int, icmp_code: int) -> int:
-    """The errno a socket sees for an ICMP error, as in Linux's icmp_err_convert table."""
-    if icmp_type == 3:
-        return _UNREACH_ERRNO.get(icmp_code, errno.EHOSTUNREACH)
-    if icmp_type == 11:
-        return errno.EHOSTUNREACH
-    return errno.EPROTO
