@@ -1,0 +1,107 @@
+"""DHCPv6 (RFC 8415) against dnsmasq on the kernel side of the TAP: a router advertisement with the M flag
+makes pystack lease an address (dnsmasq's lease file names it, and the kernel pings it and fetches a file
+from it with curl -6); with the O flag only, pystack asks an Information-Request and learns dnsmasq's DNS
+server; ``--dhcp6`` leases without any advertisement."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pystack_lab import lab
+from tcp_lab import curl
+
+pytestmark = pytest.mark.integration
+
+MAC = "02:00:00:00:00:02"
+RANGE = ("2001:db8::100", "2001:db8::1ff")
+LEASED = r"(2001:db8::1[0-9a-f]{2})/(\d+) \(DHCPv6\) configured"
+
+
+def _dnsmasq(ns: lab.Namespace, workdir: Path, *range_and_options: str) -> subprocess.Popen[bytes]:
+    """dnsmasq serving DHCPv6 on the TAP (no DNS: port 0), its leases in workdir/leases, its log in
+    workdir/dnsmasq.log."""
+    return ns.spawn(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                     "--port=0", "--bind-interfaces", f"--interface={lab.TAP}", "--user=root", "--group=root",
+                     f"--pid-file={workdir / 'dnsmasq.pid'}", f"--dhcp-leasefile={workdir / 'leases'}",
+                     "--log-facility=-", "--log-dhcp", *range_and_options],
+                    stdout=subprocess.DEVNULL, stderr=(workdir / "dnsmasq.log").open("wb"))
+
+
+def _leases(workdir: Path) -> str:
+    path = workdir / "leases"
+    return path.read_text() if path.exists() else ""
+
+
+def _wait_for_lease_file(workdir: Path, address: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while address not in (text := _leases(workdir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return text
+
+
+def test_the_m_flag_leases_an_address_the_kernel_reaches(
+        start_stack: Callable[..., lab.Daemon], require_tools: Callable[..., None], tmp_path: Path) -> None:
+    require_tools("dnsmasq", "ping", "curl")
+    www = tmp_path / "www"
+    www.mkdir()
+    body = bytes(range(256)) * 4096
+    (www / "file").write_bytes(body)
+    daemon = start_stack("--mac", MAC, "--host-address6", lab.HOST_ADDRESS6, "--no-slaac", "--http", str(www),
+                         quiet_ipv6=False)
+    _dnsmasq(daemon.ns, tmp_path, "--enable-ra", f"--dhcp-range={RANGE[0]},{RANGE[1]},64,10m")
+    match = daemon.wait_for_line(rf"IPv6 address {LEASED}", timeout=40)
+    address, prefix_len = match.group(1), int(match.group(2))
+    assert ipaddress.IPv6Address(RANGE[0]) <= ipaddress.IPv6Address(address) <= ipaddress.IPv6Address(RANGE[1])
+    assert prefix_len == 64  # dnsmasq's advertisement holds 2001:db8::/64 on-link
+    daemon.wait_for_line(rf"DHCPv6: leased {re.escape(address)}/64")
+    leases = _wait_for_lease_file(tmp_path, address)
+    assert address in leases, leases + (tmp_path / "dnsmasq.log").read_text()
+    result = lab.ping(daemon.ns, address, count=3, size=1000, interval=0.2, wait=3, extra=["-6"])
+    assert (result["transmitted"], result["received"]) == (3, 3), result["output"] + "\n" + daemon.stderr()
+    curl(daemon.ns, "-6", "-g", "-o", str(tmp_path / "got"), f"http://[{address}]/file")
+    assert hashlib.sha256((tmp_path / "got").read_bytes()).digest() == hashlib.sha256(body).digest()
+    counters = daemon.stop()
+    assert counters.get("dhcp6.leases_bound", 0) == 1, counters
+    assert counters.get("dhcp6.solicit_sent", 0) >= 1 and counters.get("dhcp6.request_sent", 0) >= 1, counters
+    assert not {k: v for k, v in counters.items() if k.startswith("drop.dhcp6.")}, counters
+    log = (tmp_path / "dnsmasq.log").read_text()
+    assert re.search(rf"DHCPREPLY\({lab.TAP}\) {re.escape(address)}", log), log
+
+
+def test_the_o_flag_asks_only_for_the_dns_servers(
+        start_stack: Callable[..., lab.Daemon], require_tools: Callable[..., None], tmp_path: Path) -> None:
+    require_tools("dnsmasq")
+    daemon = start_stack("--mac", MAC, "--host-address6", lab.HOST_ADDRESS6, "--no-slaac", quiet_ipv6=False)
+    _dnsmasq(daemon.ns, tmp_path, "--enable-ra", f"--dhcp-range=::,constructor:{lab.TAP},ra-stateless,64,10m",
+             f"--dhcp-option=option6:dns-server,[{lab.HOST_IP6}]", "--dhcp-option=option6:domain-search,example.test")
+    daemon.wait_for_line(rf"DHCPv6: DNS servers {re.escape(lab.HOST_IP6)} \(search example.test\)", timeout=40)
+    counters = daemon.stop()
+    assert counters.get("dhcp6.information_request_sent", 0) >= 1, counters
+    assert counters.get("dhcp6.information_received", 0) == 1, counters
+    assert counters.get("dhcp6.solicit_sent", 0) == 0, counters
+    assert "(DHCPv6) configured" not in daemon.stderr()
+    log = (tmp_path / "dnsmasq.log").read_text()
+    assert f"DHCPINFORMATION-REQUEST({lab.TAP})" in log, log
+
+
+def test_dhcp6_leases_without_a_router_advertisement(
+        start_stack: Callable[..., lab.Daemon], require_tools: Callable[..., None], tmp_path: Path) -> None:
+    """dnsmasq without --enable-ra sends no advertisement: ``--dhcp6`` solicits at start-up, and the lease,
+    with no on-link prefix advertised, is a /128 (as Linux adds one)."""
+    require_tools("dnsmasq")
+    daemon = start_stack("--mac", MAC, "--host-address6", lab.HOST_ADDRESS6, "--dhcp6", quiet_ipv6=False)
+    _dnsmasq(daemon.ns, tmp_path, f"--dhcp-range={RANGE[0]},{RANGE[1]},64,10m")
+    match = daemon.wait_for_line(rf"IPv6 address {LEASED}", timeout=40)
+    address, prefix_len = match.group(1), int(match.group(2))
+    assert prefix_len == 128
+    assert address in _wait_for_lease_file(tmp_path, address)
+    counters = daemon.stop()
+    assert counters.get("ndisc.ra_received", 0) == 0 and counters.get("dhcp6.leases_bound", 0) == 1, counters
