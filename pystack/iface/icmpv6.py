@@ -72,6 +72,8 @@ class Icmpv6:
                                        config.icmp_ratelimit_destinations)
         """RFC 4443 2.4 (f): errors are rate-limited, per destination and in all, as Linux's icmpv6_xrlim."""
         self.echo_reply_handler: EchoReplyHandler6 | None = None
+        self._echo_peer: tuple | None = None
+        """What answer_echo_packet remembers of the last echo request's addresses (see _echo_peer_for)."""
         ipv6.attach(ipv6_wire.NH_ICMPV6, self.receive)
         ipv6.errors = self
 
@@ -192,7 +194,7 @@ class Icmpv6:
         if (len(frame) < 62 or frame[54] != 128 or frame[20] != 58 or frame[12:14] != _ETHERTYPE_IPV6
                 or frame[:6] != self.ipv6.link.mac or frame[6] & 1):
             return None  # not an echo request right after the IPv6 header, or not in a frame to our MAC
-        reply = self.answer_echo_packet(memoryview(frame)[14:], now)
+        reply = self.answer_echo_packet(frame[14:], now)  # bytes: a copy of the packet, quicker to read
         if reply is not None:
             self.counters["frames_in"] += 1
         return reply
@@ -206,10 +208,12 @@ class Icmpv6:
         header, the lengths consistent, a source neither multicast, unspecified, loopback nor ours, a
         destination we have and may use (RFC 4862: not tentative), the ICMPv6 checksum over the RFC 8200
         8.1 pseudo-header right (RFC 1071 as one big-integer sum, as pystack.wire.checksum does), a reply that
-        fits the path MTU, and a next hop whose neighbour entry is usable as it is (REACHABLE within its
-        time, DELAY or PROBE: RFC 4861 7.3.3; a STALE one has a state to change, the layered path's). The
-        reply is the layered path's byte for byte (tests compare them): the request's traffic class, our
-        hop limit, the checksum updated for the new type (RFC 1624).
+        fits the path MTU, and a next hop whose neighbour entry has a MAC (moved as sending moves it: RFC
+        4861 7.3.3). What depends on the addresses alone is checked once per pair of them and remembered
+        (:meth:`_echo_peer_for`) with the way to the source (pystack.iface.ipv6.Ipv6.way) while neighbour
+        discovery's change count stays the same, as IPv4's lane remembers its last peer. The reply is the
+        layered path's byte for byte (tests compare them): the request's traffic class, our hop limit, the
+        checksum updated for the new type (RFC 1624).
         """
         n = len(p)
         if n < 48 or p[6] != 58 or p[40] != 128 or p[0] >> 4 != 6:
@@ -218,32 +222,21 @@ class Icmpv6:
         end = 40 + plen
         if plen < 8 or end > n:
             return None
-        src = int.from_bytes(p[8:24], "big")
-        dst = int.from_bytes(p[24:40], "big")
-        if src >> 120 == 0xFF or src <= 1 or dst == 1:
-            return None  # multicast, unspecified or loopback: the layered path drops it
-        nd = self.nd
-        table = nd.addresses.table
-        ours = table.get(dst)
-        if ours is None or not ours.usable or ((mine := table.get(src)) is not None and mine.usable):
-            return None  # not to an address we use (a group's echo included), or from ourselves (loopback)
+        peer = self._echo_peer
+        if peer is None or p[8:40] != peer[0] or peer[1] != self.nd.changes:
+            peer = self._echo_peer_for(p)
+            if peer is None:
+                return None
         # The pseudo-header and the message, summed as integers: congruent to their 16-bit words' sum mod
         # 0xFFFF, never zero (Next Header 58 is in it), so the checksum verifies iff the sum is 0 mod 0xFFFF.
         body = int.from_bytes(p[40:end], "big")
         if plen & 1:
             body <<= 8
-        if (body + src + dst + plen + 58) % 0xFFFF:
-            return None
-        ipv6 = self.ipv6
-        if end > ipv6.mtu_for(src, now):
-            return None  # a reply to fragment
-        try:
-            next_hop = nd.route(src)
-        except OSError:
-            return None
-        mac = nd.neighbours.lladdr_as_is(next_hop, now)
-        if mac is None:
-            return None  # a neighbour to resolve, or whose state a packet sent to it moves: the layered path's
+        if (body + peer[2] + plen) % 0xFFFF:
+            return None  # the layered path counts it
+        way = self.ipv6.way(peer[3], now)
+        if way is None or end > way.mtu:
+            return None  # a neighbour to resolve, or a reply to fragment: the layered path's
         code = p[41]
         csum = incremental_update((p[42] << 8) | p[43], icmpv6_wire.TYPE_ECHO_REQUEST << 8 | code,
                                   icmpv6_wire.TYPE_ECHO_REPLY << 8 | code)
@@ -251,7 +244,23 @@ class Icmpv6:
         counters = self.counters
         counters["frames_out"] += 1
         counters["icmpv6.echo_replies_sent"] += 1
-        return b"".join((_ECHO_REPLY6_HEAD.pack(mac, ipv6.link.mac, _ETHERTYPE_IPV6,
-                                                6 << 28 | traffic_class << 20, plen, 58, nd.hop_limit),
-                         p[24:40], p[8:24], _ECHO_REPLY6_TYPE.pack(icmpv6_wire.TYPE_ECHO_REPLY, code, csum),
-                         p[44:end]))
+        return b"".join((_ECHO_REPLY6_HEAD.pack(way.mac, self.ipv6.link.mac, _ETHERTYPE_IPV6,
+                                                6 << 28 | traffic_class << 20, plen, 58, way.hop_limit),
+                         peer[4], _ECHO_REPLY6_TYPE.pack(icmpv6_wire.TYPE_ECHO_REPLY, code, csum), p[44:end]))
+
+    def _echo_peer_for(self, p: bytes | memoryview) -> tuple | None:
+        """Check what an echo request's addresses decide (a source neither multicast, unspecified,
+        loopback nor ours; a destination of ours that we may use) and, if the lane may answer, remember it
+        as ``_echo_peer``: (the addresses' bytes, the change count it holds for, their share of the checksum
+        sum, the source, the reply's addresses); an address event changes the count (pystack.iface.ndisc)."""
+        src = int.from_bytes(p[8:24], "big")
+        dst = int.from_bytes(p[24:40], "big")
+        if src >> 120 == 0xFF or src <= 1 or dst == 1:
+            return None  # multicast, unspecified or loopback: the layered path drops it
+        table = self.nd.addresses.table
+        ours = table.get(dst)
+        if ours is None or not ours.usable or ((mine := table.get(src)) is not None and mine.usable):
+            return None  # not to an address we use (a group's echo included), or from ourselves (loopback)
+        peer = self._echo_peer = (bytes(p[8:40]), self.nd.changes, src + dst + 58, src,
+                                  bytes(p[24:40]) + bytes(p[8:24]))
+        return peer

@@ -11,8 +11,10 @@ pystack.iface.ndisc's.
 from __future__ import annotations
 
 import errno
+import math
 import random
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from pystack.config import StackConfig
@@ -20,6 +22,7 @@ from pystack.counters import Counters
 from pystack.iface.ethernet import EthernetLink
 from pystack.iface.ndisc import Ndisc
 from pystack.ip6.addresses import State
+from pystack.ip6.neighbours import State as NeighbourState
 from pystack.ip6.reassembly import Reassembler
 from pystack.wire import ethernet
 from pystack.wire import icmpv6 as icmpv6_wire
@@ -49,6 +52,25 @@ class ErrorReporter6(Protocol):
         """Tell ``pkt``'s sender about it, quoting as much of it as fits (RFC 4443 2.4)."""
 
 
+_REACHABLE = NeighbourState.REACHABLE
+_DELAY = NeighbourState.DELAY
+_PROBE = NeighbourState.PROBE
+
+
+@dataclass(slots=True)
+class Way:
+    """What sending to one destination takes (:meth:`Ipv6.way`), remembered while neighbour discovery's
+    change count is ``changes`` and ``now`` is before ``until``."""
+
+    changes: int
+    until: float
+    """When the neighbour's REACHABLE time or the path MTU runs out (math.inf when neither does)."""
+    next_hop: int
+    mac: bytes
+    mtu: int
+    hop_limit: int
+
+
 class Ipv6:
     """IPv6 of one interface. ``protocols`` maps a Next Header value to what takes its packets."""
 
@@ -73,6 +95,9 @@ class Ipv6:
         self._ident = rng.getrandbits(32)
         self.path_mtu: OrderedDict[int, tuple[int, float]] = OrderedDict()
         """Destination -> (its path MTU, when that expires), for those a Packet Too Big lowered (RFC 8201)."""
+        self._ways: dict[int, Way] = {}
+        """Destination -> its :class:`Way`, for the fast paths; emptied when ``destination_cache_size`` full."""
+        self._neighbours = nd.neighbours.entries
 
     def attach(self, next_header: int, deliver: Deliver6) -> None:
         self.protocols[next_header] = deliver
@@ -112,6 +137,7 @@ class Ipv6:
         if len(table) >= self.cfg6.path_mtu_entries:
             table.popitem(last=False)
         table[dst] = (mtu, now + self.cfg6.path_mtu_timeout)
+        self.nd.changed()
         self.counters["ipv6.path_mtu_lowered"] += 1
 
     def mtu_for(self, dst: int, now: float) -> int:
@@ -124,8 +150,51 @@ class Ipv6:
             return link
         if entry[1] <= now:
             del self.path_mtu[dst]  # RFC 8201 4: try the link's MTU again
+            self.nd.changed()
             return link
         return min(entry[0], link)
+
+    def way(self, dst: int, now: float) -> Way | None:
+        """How to send a packet to the unicast ``dst`` now, as :meth:`send` would, without its checks: the
+        next hop's MAC, the path MTU and the hop limit; the neighbour entry moved as a packet sent to it
+        moves it (RFC 4861 7.3.3: to the recent end, and STALE turns DELAY). None when ``dst`` is ours, has
+        no route or a neighbour to resolve: :meth:`send` loops it back, counts it or queues it.
+
+        The fast paths' way out (the ICMPv6 echo, TCP's segments): per packet a dictionary lookup and two
+        comparisons, since whatever a route, an address, a neighbour's state or MAC or a path MTU is made of
+        bumps ``nd.changes`` when it changes (tests/unit/ip6/test_ways.py proves each kind)."""
+        way = self._ways.get(dst)
+        if way is not None and way.changes == self.nd.changes and now < way.until:
+            self._neighbours.move_to_end(way.next_hop)
+            return way
+        return self._find_way(dst, now)
+
+    def _find_way(self, dst: int, now: float) -> Way | None:
+        nd = self.nd
+        if nd.addresses.is_assigned(dst):
+            return None
+        try:
+            next_hop = nd.route(dst)
+        except OSError:
+            return None
+        entry = self._neighbours.get(next_hop)
+        if entry is None or entry.lladdr is None:
+            return None  # unknown or INCOMPLETE
+        if entry.state is _REACHABLE and now < entry.deadline or entry.state is _DELAY or entry.state is _PROBE:
+            self._neighbours.move_to_end(next_hop)
+        else:
+            nd.resolve(next_hop, b"", now)  # STALE (or REACHABLE past its time): DELAY, with its timer
+            self.timers_changed = True
+        until = entry.deadline if entry.state is _REACHABLE else math.inf
+        mtu = self.mtu_for(dst, now)
+        pmtu = self.path_mtu.get(dst)
+        if pmtu is not None and pmtu[1] < until:
+            until = pmtu[1]
+        ways = self._ways
+        if len(ways) >= self.cfg6.destination_cache_size:
+            ways.clear()
+        way = ways[dst] = Way(nd.changes, until, next_hop, entry.lladdr, mtu, nd.hop_limit)
+        return way
 
     def is_ours(self, address: int) -> bool:
         return self.nd.addresses.is_assigned(address)

@@ -55,10 +55,16 @@ class Ndisc:
         self.counters = counters
         self.link = link
         self.addresses = AddressTable(cfg6, counters, link.mac, rng=rng.random, nonces=lambda: rng.randbytes(6))
-        self.neighbours = NeighbourCache(cfg6, counters, rng=rng.random)
+        self.changes = 0
+        """Counts the changes to what sending a packet reads here: an address event, a router advertisement,
+        the timers' work (lifetimes, routers, prefixes), the gateway, a neighbour entry's state or
+        link-layer address (the cache's ``changed``), a path MTU (pystack.iface.ipv6). A sender that
+        remembers a route and a neighbour's MAC (pystack.iface.ipv6.Ipv6.way) trusts them while it is the
+        same."""
+        self.neighbours = NeighbourCache(cfg6, counters, rng=rng.random, changed=self.changed)
         self.routers = RouterDiscovery(cfg6, counters, link_mtu=config.mtu, rng=rng.random)
         self.mld = Mld(counters, link, rng, self.link_local)
-        self.gateway: int | None = None
+        self._gateway: int | None = None
         self.observers: list[AddressObserver] = []
         """Told of every address event (added, configured, deprecated, removed, duplicate)."""
         self.ra_observers: list[Callable[[icmpv6_wire.RouterAdvertisement, float], None]] = []
@@ -67,6 +73,18 @@ class Ndisc:
         self._soliciting = False
         self._joined: set[int] = set()
         """Addresses whose solicited-node group we joined (left once, when they go or prove duplicate)."""
+
+    def changed(self) -> None:
+        self.changes += 1
+
+    @property
+    def gateway(self) -> int | None:
+        return self._gateway
+
+    @gateway.setter
+    def gateway(self, gateway: int | None) -> None:
+        self._gateway = gateway
+        self.changes += 1
 
     # ------------------------------------------------------------------ the interface's addresses
 
@@ -111,6 +129,7 @@ class Ndisc:
         self._send_nd(ipv6_wire.UNSPECIFIED, group, msg, ipv6_wire.multicast_mac(group))
 
     def _address_event(self, event: AddressEvent, now: float) -> None:
+        self.changes += 1  # an address added, usable, deprecated, duplicate or gone: routes and sources move
         address, kind = event.address, event.event
         what = f"IPv6 address {_text(address)}/{event.prefix_len} ({event.origin.value})"
         if kind is Event.ADDED:
@@ -199,6 +218,7 @@ class Ndisc:
                 failed += action.packets
             else:  # RouterLost (7.2.5): no longer a default router
                 self.routers.routers.pop(action.target, None)
+                self.changes += 1
         return failed
 
     def _solicit(self, target: int, lladdr: bytes | None) -> None:
@@ -303,6 +323,7 @@ class Ndisc:
         routers = self.routers
         known = pkt.src in routers.routers
         routers.on_advertisement(pkt.src, ra, now)
+        self.changes += 1  # routers, prefixes, the link's MTU or hop limit may have changed
         if not known and pkt.src in routers.routers:
             log.info("IPv6 default router %s (router advertisement, lifetime %d s)", _text(pkt.src),
                      ra.router_lifetime)
@@ -331,6 +352,7 @@ class Ndisc:
         address unreachable error to its sender)."""
         self._apply(self.addresses.poll(now), now)
         failed = self._neighbour_actions(self.neighbours.poll(now), now)
+        self.changes += 1  # routers and prefixes whose lifetime ended went without a word
         for action in self.routers.poll(now):
             if isinstance(action, SendRouterSolicitation):
                 self._router_solicitation()

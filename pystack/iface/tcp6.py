@@ -14,13 +14,11 @@ from pystack.iface.icmpv6 import IPV6_EXTRA_HEADER
 from pystack.iface.ipv6 import Ipv6
 from pystack.iface.ndisc import Ndisc
 from pystack.ip.tcp_path import TcpPath6
-from pystack.ip6.neighbours import State as NeighbourState
 from pystack.medium import Medium
 from pystack.tcp.layer import TcpLayer
 from pystack.wire import ethernet
 from pystack.wire import ipv6 as ipv6_wire
 
-_INCOMPLETE = NeighbourState.INCOMPLETE
 _ETHERTYPE_IPV6 = ethernet.ETHERTYPE_IPV6.to_bytes(2, "big")
 
 
@@ -51,11 +49,10 @@ class Tcp6Glue:
                 self.ipv6.send_gso(src, dst, segment_bytes, now, gso_size)
                 return
             length = len(segment_bytes)
-            if (self.fast and ipv6_wire.HEADER_LEN + length <= self.ipv6.mtu_for(dst, now)
-                    and (mac := self._neighbour(dst, now)) is not None):
+            if self.fast and (way := self.ipv6.way(dst, now)) is not None and ipv6_wire.HEADER_LEN + length <= way.mtu:
                 # What Ipv6.send would put out, without its checks (TCP's source is ours, dst unicast).
-                self.link.send_frame(b"".join((mac, self.link.mac, _ETHERTYPE_IPV6, ipv6_wire.build_header(
-                    src, dst, ipv6_wire.NH_TCP, length, hop_limit=self.nd.hop_limit), segment_bytes)))
+                self.link.send_frame(b"".join((way.mac, self.link.mac, _ETHERTYPE_IPV6, ipv6_wire.build_header(
+                    src, dst, ipv6_wire.NH_TCP, length, hop_limit=way.hop_limit), segment_bytes)))
                 return
             self.ipv6.send(dst, ipv6_wire.NH_TCP, segment_bytes, now, src=src)
         except OSError:
@@ -65,34 +62,10 @@ class Tcp6Glue:
         """A one-pack path for a burst of TCP segments to ``dst`` (pystack.ip.tcp_path), or None when each
         segment must take the layered way: to our own address, no route, a neighbour to resolve, or a
         path MTU (a router's advertisement, a Packet Too Big) below the link's that TCP's segments may pass."""
-        if self.ipv6.mtu_for(dst, now) < self.config.mtu:
+        way = self.ipv6.way(dst, now)
+        if way is None or way.mtu < self.config.mtu:
             return None
-        mac = self._neighbour(dst, now)
-        if mac is None:
-            return None
-        return TcpPath6(self.link.out, self.counters, mac, self.link.mac, src, dst, sport, dport, self.nd.hop_limit)
-
-    def _neighbour(self, dst: int, now: float) -> bytes | None:
-        """The MAC of ``dst``'s next hop when neighbour discovery knows it, moved through its states as a
-        packet sent to it moves it (RFC 4861 7.3.3: STALE turns DELAY); None for the layered path: ``dst`` is
-        ours, unroutable (the layered path counts it) or its neighbour is unknown or being resolved (the
-        layered path queues the packet)."""
-        nd = self.nd
-        if (entry := self._addresses.get(dst)) is not None and entry.usable:
-            return None
-        try:
-            next_hop = nd.route(dst)
-        except OSError:
-            return None
-        mac = nd.neighbours.lladdr_as_is(next_hop, now)
-        if mac is not None:
-            return mac
-        neighbour = nd.neighbours.entries.get(next_hop)
-        if neighbour is None or neighbour.state is _INCOMPLETE:
-            return None
-        mac = nd.resolve(next_hop, b"", now)  # STALE (or REACHABLE past its time): DELAY, with its timer
-        self.ipv6.timers_changed = True  # the stack asks for IPv6's deadlines again
-        return mac
+        return TcpPath6(self.link.out, self.counters, way.mac, self.link.mac, src, dst, sport, dport, way.hop_limit)
 
     def receive_direct(self, p: memoryview, now: float, checksum_trusted: bool) -> bool:
         """TCP's way in for the plain case: ``p``, an IPv6 packet of at least 40 bytes with Next Header 6 in

@@ -43,6 +43,9 @@ class Ipv6Config:
     path_mtu_timeout: float = 600.0
     """Seconds a learned path MTU holds before the link's is tried again (RFC 8201 5.3: at least 5 minutes,
     10 recommended; Linux mtu_expires)."""
+    destination_cache_size: int = 256
+    """Destinations whose next hop, MAC and path MTU the fast paths remember (pystack.iface.ipv6.Way);
+    when full it is emptied and filled again as packets are sent."""
 
     # --- neighbour discovery (RFC 4861 sections 7.3 and 10) ---
     neighbour_cache_size: int = 512
@@ -106,6 +109,7 @@ class Ipv6Config:
         need(self, self.reassembly_timeout > 0, "reassembly_timeout must be above 0")
         need(self, self.path_mtu_entries >= 1 and self.path_mtu_timeout > 0,
              "path_mtu_entries must be at least 1 and path_mtu_timeout above 0")
+        need(self, self.destination_cache_size >= 1, "destination_cache_size must be at least 1")
         need(self, min(self.reassembly_max_datagrams, self.reassembly_max_bytes, self.reassembly_max_fragments) >= 1,
              "reassembly_max_datagrams, reassembly_max_bytes and reassembly_max_fragments must be at least 1")
         need(self, 1 <= self.neighbour_pending_addresses < self.neighbour_cache_size,

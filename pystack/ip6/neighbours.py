@@ -87,10 +87,14 @@ Action = Solicit | Release | Unreachable | RouterLost
 
 class NeighbourCache:
     def __init__(self, config: Ipv6Config, counters: Counters, now: float = 0.0,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random, changed: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.counters = counters
         self.rng = rng
+        self.changed = changed
+        """Called at every change of an entry that a sender may have remembered: one added or deleted, its
+        state or link-layer address changed (not a REACHABLE entry confirmed again: its deadline is read
+        where it is remembered). Neighbour discovery counts them (pystack.iface.ndisc.Ndisc.changes)."""
         self.entries: OrderedDict[int, Neighbour] = OrderedDict()
         self.timed: set[int] = set()
         """Entries whose timer runs (INCOMPLETE, DELAY, PROBE): few, so next_deadline scans only them."""
@@ -142,10 +146,12 @@ class NeighbourCache:
             return None, []
         if entry.state is State.REACHABLE and now >= entry.deadline:
             entry.state = State.STALE
+            self.changed()
         if entry.state is State.STALE:
             entry.state = State.DELAY
             entry.deadline = now + self.config.delay_first_probe_time
             self.timed.add(target)
+            self.changed()
         return entry.lladdr, []
 
     def lladdr_as_is(self, target: int, now: float) -> bytes | None:
@@ -228,6 +234,7 @@ class NeighbourCache:
             return []
         if changed:
             entry.lladdr = lladdr
+            self.changed()
         if solicited:
             self._reachable(target, entry, now)
         elif changed:
@@ -256,6 +263,7 @@ class NeighbourCache:
                     actions.append(Solicit(target, None))
             elif entry.state is State.DELAY:
                 entry.state = State.PROBE
+                self.changed()
                 entry.probes = 1
                 entry.deadline = now + self.retrans_timer
                 actions.append(Solicit(target, entry.lladdr))
@@ -286,16 +294,20 @@ class NeighbourCache:
             self._delete(victim)
             self.counters["ndisc.entry_evicted"] += 1
         self.entries[address] = entry
+        self.changed()
         return entry
 
     def _delete(self, target: int) -> None:
         entry = self.entries.pop(target)
+        self.changed()
         self.timed.discard(target)
         if entry.state is State.INCOMPLETE:
             self.incomplete -= 1
 
     def _reachable(self, target: int, entry: Neighbour, now: float) -> None:
         self._leave_incomplete(entry)
+        if entry.state is not State.REACHABLE:
+            self.changed()
         entry.state = State.REACHABLE
         entry.deadline = self._reachable_until(now)
         entry.probes = 0
@@ -303,6 +315,7 @@ class NeighbourCache:
 
     def _stale(self, target: int, entry: Neighbour) -> None:
         self._leave_incomplete(entry)
+        self.changed()
         entry.state = State.STALE
         entry.deadline = math.inf
         entry.probes = 0

@@ -18,6 +18,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"reassembly_timeout": 0.0}, "reassembly_timeout must be above 0"),
     ({"reassembly_max_fragments": 0}, "reassembly_max_fragments must be at least 1"),
     ({"path_mtu_entries": 0}, "path_mtu_entries must be at least 1 and path_mtu_timeout above 0"),
+    ({"destination_cache_size": 0}, "destination_cache_size must be at least 1"),
     ({"neighbour_pending_addresses": 512}, "need 1 <= neighbour_pending_addresses < neighbour_cache_size"),
     ({"neighbour_pending_bytes": -1}, "neighbour_pending_bytes must be 0 or more"),
     ({"max_unicast_solicit": 0}, "max_multicast_solicit and max_unicast_solicit must be at least 1"),
