@@ -36,6 +36,7 @@ from pystack.iface.transport import TransportLayer, Transports
 from pystack.ip6.addresses import Address, Origin
 from pystack.medium import Medium
 from pystack.reasons import Note
+from pystack.udp.endpoint import MAX_PAYLOAD6
 from pystack.udp.layer import UdpLayer
 from pystack.wire import WireError
 from pystack.wire import ethernet
@@ -108,7 +109,7 @@ class Stack:
         # TCP and UDP over IPv6: the same classes, one instance per family (TCP's glue: pystack.iface.tcp6).
         self._tcp6 = Tcp6Glue(cfg, counters, self._link, self._ipv6, self._nd, self.rng, fast)
         self.tcp6 = self._tcp6.tcp
-        self.udp6 = UdpLayer(cfg, counters, self._emit_udp6, self.source_for6, self.rng)
+        self.udp6 = UdpLayer(cfg, counters, self._emit_udp6, self.source_for6, self.rng, MAX_PAYLOAD6)
         for next_header, layer6, multicast in ((ipv6_wire.NH_TCP, self.tcp6, False),
                                                (ipv6_wire.NH_UDP, self.udp6, True)):
             self.transports6[next_header] = layer6

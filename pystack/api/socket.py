@@ -32,7 +32,7 @@ from pystack.runtime import Runtime
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
 from pystack.tcp.state import State
-from pystack.udp.endpoint import MAX_PAYLOAD, UdpEndpoint
+from pystack.udp.endpoint import MAX_PAYLOAD6, UdpEndpoint
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -460,7 +460,7 @@ class UdpSocket(_Base):
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         self.send(data, flags)
 
-    def recvfrom(self, bufsize: int = MAX_PAYLOAD, flags: int = 0) -> tuple[bytes, SockAddr | None]:
+    def recvfrom(self, bufsize: int = MAX_PAYLOAD6, flags: int = 0) -> tuple[bytes, SockAddr | None]:
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         _flags(flags, MSG_PEEK | MSG_DONTWAIT)
@@ -491,7 +491,7 @@ class UdpSocket(_Base):
 
         return self._wait(attempt, bool(flags & MSG_DONTWAIT))
 
-    def recv(self, bufsize: int = MAX_PAYLOAD, flags: int = 0) -> bytes:
+    def recv(self, bufsize: int = MAX_PAYLOAD6, flags: int = 0) -> bytes:
         return self.recvfrom(bufsize, flags)[0]
 
     def shutdown(self, how: int) -> None:

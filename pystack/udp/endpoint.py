@@ -8,9 +8,15 @@ from collections import deque
 from typing import Callable, Protocol
 
 from pystack.counters import Counters
+from pystack.wire import ipv4 as ipv4_wire
+from pystack.wire import ipv6 as ipv6_wire
 from pystack.wire import udp as udp_wire
 
-MAX_PAYLOAD = 65535 - 20 - udp_wire.HEADER_LEN
+MAX_PAYLOAD = ipv4_wire.MAX_DATAGRAM - ipv4_wire.MIN_HEADER_LEN - udp_wire.HEADER_LEN
+"""The largest UDP payload over IPv4, 65,507 bytes: IPv4's Total Length counts its own header (RFC 791)."""
+MAX_PAYLOAD6 = ipv6_wire.MAX_PAYLOAD - udp_wire.HEADER_LEN
+"""The largest UDP payload over IPv6, 65,527 bytes: its Payload Length counts what follows the fixed header
+only (RFC 8200 3; pystack sends no extension headers with UDP, and no jumbograms, RFC 2675)."""
 
 Address = tuple[int, int]
 """(IPv4 address as int, port)."""
@@ -21,6 +27,8 @@ class Ports(Protocol):
     leaving the port table."""
 
     counters: Counters
+    max_payload: int
+    """The largest datagram of the layer's family (MAX_PAYLOAD or MAX_PAYLOAD6)."""
 
     @property
     def queue_limit(self) -> int: ...
@@ -54,7 +62,7 @@ class UdpEndpoint:
         target = remote or self.remote
         if target is None:
             raise OSError(errno.EDESTADDRREQ, "destination address required")
-        if len(data) > MAX_PAYLOAD:
+        if len(data) > self._ports.max_payload:
             raise OSError(errno.EMSGSIZE, "message too long")
         self._ports.send(self.local_ip, self.port, data, target, now)
         return len(data)

@@ -13,7 +13,7 @@ from typing import Callable
 from pystack.config import StackConfig
 from pystack.counters import Counters
 from pystack.ip.icmp_errno import icmp_errno
-from pystack.udp.endpoint import Address, UdpEndpoint
+from pystack.udp.endpoint import MAX_PAYLOAD, Address, UdpEndpoint
 from pystack.wire import udp as udp_wire
 from pystack.wire.errors import WireError
 
@@ -27,11 +27,13 @@ _IPV4_HEADER_LEN = 20
 
 
 class UdpLayer:
-    """All UDP state of one stack. ``ports`` maps a bound port to its endpoint."""
+    """All UDP state of one stack over one family. ``ports`` maps a bound port to its endpoint;
+    ``max_payload`` is the family's largest datagram (pystack.udp.endpoint: MAX_PAYLOAD, MAX_PAYLOAD6)."""
 
     def __init__(self, config: StackConfig, counters: Counters, emit: Emit, source_for: SourceFor,
-                 rng: random.Random) -> None:
+                 rng: random.Random, max_payload: int = MAX_PAYLOAD) -> None:
         self.config = config
+        self.max_payload = max_payload
         self.counters = counters
         self.emit = emit
         self.source_for = source_for

@@ -76,9 +76,10 @@ def _exchange6(ns: lab.Namespace, payload: bytes, port: int) -> bytes:
         return sock.recv(65535)
 
 
-@pytest.mark.parametrize("size", [1, 1452, 8000])
+@pytest.mark.parametrize("size", [1, 1452, 8000, 65527])
 def test_udp_echo_over_ipv6(http6: lab.Daemon, size: int) -> None:
-    """1452 fills a 1500-byte packet; 8000 bytes go in fragments both ways."""
+    """1452 fills a 1500-byte packet; 8000 bytes go in fragments both ways; 65527 is the largest datagram
+    over IPv6 (65535 - 8: its Payload Length counts no IPv6 header, RFC 8200 3)."""
     payload = os.urandom(size)
     assert _exchange6(http6.ns, payload, 7) == payload
 

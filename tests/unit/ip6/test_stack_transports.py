@@ -4,6 +4,7 @@ as ECONNREFUSED, and the services on both families."""
 
 from __future__ import annotations
 
+import errno
 import random
 
 import dpkt
@@ -94,6 +95,25 @@ def test_udp_to_a_closed_port_over_ipv6_reports_connection_refused() -> None:
     with pytest.raises(OSError) as info:
         endpoint.recvfrom()
     assert info.value.errno == 111
+
+
+def test_udp_over_ipv6_carries_65527_bytes_and_refuses_one_more() -> None:
+    """IPv6's Payload Length counts the UDP header and data, not the IPv6 header (RFC 8200 3): a datagram
+    of 65535 - 8 bytes goes, in fragments, and comes back whole from the echo; one byte more is EMSGSIZE,
+    as the kernel's sendto says."""
+    a, b, wire = make_pair6()
+    UdpEcho(b)
+    endpoint = a.udp6.bind(0, 5000)
+    payload = random.Random(4).randbytes(65527)
+    assert endpoint.sendto(payload, (B6, 7), wire.clock.now) == 65527
+    wire.run(until=lambda: bool(endpoint.queue))
+    assert endpoint.recvfrom() == (payload, (B6, 7))
+    with pytest.raises(OSError) as info:
+        endpoint.sendto(payload + b"x", (B6, 7), wire.clock.now)
+    assert info.value.errno == errno.EMSGSIZE
+    with pytest.raises(OSError) as info:  # IPv4's limit is its own: 65,507 (the IPv4 header counts)
+        a.udp.bind(0, 5000).sendto(payload[:65508], (0xC0000201, 7), wire.clock.now)
+    assert info.value.errno == errno.EMSGSIZE
 
 
 def test_the_echo_service_listens_on_both_families() -> None:
