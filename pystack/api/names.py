@@ -138,7 +138,8 @@ class Names:
         for _ in range(32):
             sock = UdpSocket(self.runtime, family)
             try:
-                sock.bind(("0.0.0.0" if family == families.AF_INET else "::", self.rng.randint(self.config.port_low, self.config.port_high)))
+                port = self.rng.randint(self.config.port_low, self.config.port_high)
+                sock.bind(("0.0.0.0" if family == families.AF_INET else "::", port))
                 return sock
             except OSError as exc:
                 sock.close()

@@ -29,6 +29,10 @@ from pystack.control.server import ControlError, ControlServer
 from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseLost, ProbeAddress
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
+from pystack.dhcp6 import Declined as Declined6
+from pystack.dhcp6 import Informed, Leased, LeaseEnded
+from pystack.dhcp6.client import Event as Dhcp6Event
+from pystack.dhcp6.host import Dhcp6Host
 from pystack.dns import DnsError, Query
 from pystack.dns import servers as nameservers
 from pystack.ip6.addresses import AddressEvent, Event, Origin
@@ -131,6 +135,8 @@ class ClientSession:
         """DNS servers a DHCPv6 reply named (RFC 3646), IPv6 addresses as ints: the DHCPv6 client sets
         this (in the loop thread, under the runtime's lock) and :meth:`dns_servers` reads it with the
         lease's and the routers'."""
+        self.dhcp6: Dhcp6Host | None = None
+        """The DHCPv6 client on the stack, started by a router advertisement's M or O flag."""
         self.names: Names | None = None
         self._thread: threading.Thread | None = None
         self.control: ControlServer | None = None
@@ -194,8 +200,25 @@ class ClientSession:
         stack.address6_observers.append(self._on_address6)
         self.ipv6_started = rt.now()
         stack.start_ipv6(self.ipv6_started)
+        self.dhcp6 = Dhcp6Host.attach(stack, rng=self.rng, on_event=self._on_dhcp6)
         self.n.say("IPv6 up: a link-local address from the MAC (checked by DAD), then router solicitations; "
-                   "addresses come from the routers' advertisements (SLAAC, RFC 4862)")
+                   "addresses come from the routers' advertisements (SLAAC, RFC 4862), or from DHCPv6 when they "
+                   "say so (M flag; the O flag asks it for DNS servers only, RFC 8415)")
+
+    def _on_dhcp6(self, event: Dhcp6Event) -> None:
+        """What the DHCPv6 client concluded (loop thread, under the lock): the wire narration tells each
+        message, this the outcome; DNS servers go where :meth:`dns_servers` reads them."""
+        if isinstance(event, Leased) and not event.renewed:
+            self.n.say(f"   DHCPv6 lease: {ip6(event.address)}, preferred {seconds(event.preferred)}, valid "
+                       f"{seconds(event.valid)}, renew in {seconds(event.t1)}; DAD checks it before use")
+        elif isinstance(event, Informed):
+            self.dhcp6_dns = list(event.dns_servers)
+            search = f", search {', '.join(event.domains)}" if event.domains else ""
+            self.n.say(f"   DHCPv6: DNS {', '.join(ip6(d) for d in event.dns_servers) or 'none named'}{search}")
+        elif isinstance(event, LeaseEnded):
+            self.n.say(f"   DHCPv6 lease of {ip6(event.address)} ended ({event.reason})")
+        elif isinstance(event, Declined6):
+            self.n.say(f"   DHCPv6: declined {ip6(event.address)}, another node uses it; asking again")
 
     def _on_address6(self, event: AddressEvent) -> None:
         """An IPv6 address came, passed DAD, or went (called in the loop thread, under the lock)."""
@@ -504,9 +527,9 @@ class ClientSession:
                        "asking the IPv4 ones over IPv4")
         records = " and ".join(_RECORD[f] for f in families)
         together = ", asked together (RFC 8305 section 3)" if len(families) > 1 else ""
-        for server in servers:
-            self.n.role(nameservers.text(server), "DNS")
         first, rest = (servers[0], servers[1:]) if servers else (None, [])
+        if first is not None:
+            self.n.role(nameservers.text(first), "DNS")  # the others when they answer
         then = f"; {nameservers.texts(rest)} in turn if it does not answer" if rest else ""
         asking = f": asking {nameservers.text(first)} for {records} {name} over IPv{first.version}" if first else ""
         self.n.say(f"resolving {name} ({records}{together}) at {nameservers.texts(servers)}{asking}{then}")
@@ -515,7 +538,10 @@ class ClientSession:
         def done(q: Query) -> None:
             family = IPV6 if q.qtype == dns_wire.TYPE_AAAA else IPV4
             took = ms(time.monotonic() - started)
-            via = f" from {nameservers.text(q.server)} over IPv{q.server.version}" if q.server and not q.from_cache else ""
+            via = ""
+            if q.server is not None and not q.from_cache:
+                self.n.role(nameservers.text(q.server), "DNS")
+                via = f" from {nameservers.text(q.server)} over IPv{q.server.version}"
             if q.error is None and q.addresses:
                 self.n.say(f"resolved {_RECORD[family]} in {took}{via}: "
                            f"{describe_resolution(name, q.cname_chain, q.addresses, q.ttl, q.from_cache, family)}")

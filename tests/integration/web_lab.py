@@ -204,9 +204,12 @@ def _dns_answers(ns: lab.Namespace, addr: tuple[str, int]) -> bool:
 
 def dnsmasq_argv(workdir: Path, lease_time: str = "1h", dhcp: bool = True, ipv6: bool = False,
                  ra: bool = True) -> list[str]:
+    # With IPv6, --bind-dynamic: the TAP's link-local address (dnsmasq's default RDNSS) comes only when
+    # pystack opens the TAP, after dnsmasq started; --bind-interfaces would never listen on it.
     argv = [
         "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-        "--port", "53", "--bind-interfaces", f"--interface={TAP}", "--user=root", "--group=root",
+        "--port", "53", "--bind-dynamic" if ipv6 else "--bind-interfaces", f"--interface={TAP}",
+        "--user=root", "--group=root",
         f"--pid-file={workdir / 'dnsmasq.pid'}", "--log-facility=-", "--log-queries", "--log-dhcp",
         # --local: dnsmasq answers NXDOMAIN itself for unknown names in the zone (it has no upstream).
         "--local=/example.test/",
