@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pystack.tcp.congestion import SSTHRESH_INITIAL
-from pystack.tcp.seq import MASK
 
 if TYPE_CHECKING:
     from pystack.tcp.connection import Connection
@@ -49,7 +48,7 @@ def tcp_info(conn: Connection) -> dict[str, Any]:
     info.update(
         congestion_control=conn._cfg.congestion_control,
         ca_state=ca_state(conn),
-        bytes_acked=(una - conn.iss - 1) & MASK if conn.state.name not in ("SYN_SENT", "SYN_RECEIVED") else 0,
+        bytes_acked=conn._snd.acked,
         bytes_received=conn._rb.pos,
         sacked=sacked,
         lost=lost,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class SendBuffer:
-    __slots__ = ("data", "base", "cap", "cap_max", "fin", "fin_acked")
+    __slots__ = ("data", "base", "cap", "cap_max", "fin", "fin_acked", "acked")
 
     def __init__(self, cap: int, cap_max: int) -> None:
         self.data = bytearray()
@@ -21,6 +21,9 @@ class SendBuffer:
         self.fin = False
         """The user shut the write side: a FIN follows the data."""
         self.fin_acked = False
+        self.acked = 0
+        """Sequence numbers acknowledged in all, the FIN's included: an unbounded int that does not wrap
+        with the sequence space, as Linux's 64-bit tcpi_bytes_acked (RFC 4898 HCThruOctetsAcked)."""
 
     def __len__(self) -> int:
         """Bytes not yet acknowledged (sent or not)."""
@@ -45,6 +48,7 @@ class SendBuffer:
     def acknowledge(self, acked: int) -> int:
         """SND.UNA moved ``acked`` sequence numbers: drop those bytes; one more than the data held is
         the FIN. Returns how many data bytes went (the user may write again)."""
+        self.acked += acked
         data = self.data
         base = self.base
         held = len(data) - base

@@ -51,3 +51,17 @@ def test_capacity_follows_two_windows_up_to_the_ceiling() -> None:
     assert buf.cap == 3000
     buf.follow(4000)
     assert buf.cap == 5000
+
+
+def test_acknowledged_count_goes_past_4_gib_without_wrapping() -> None:
+    """``ss -i``'s bytes_acked (pystack.tcp.info) is this count: 64-bit in Linux (tcpi_bytes_acked), so it
+    must not wrap with the 32-bit sequence space."""
+    chunk = bytes(16 << 20)
+    buf = SendBuffer(len(chunk), len(chunk))
+    rounds = (1 << 32) // len(chunk) + 1
+    for _ in range(rounds):
+        assert buf.write(chunk) == len(chunk)
+        buf.acknowledge(len(chunk))
+    buf.fin = True
+    buf.acknowledge(1)
+    assert buf.acked == rounds * len(chunk) + 1 > 1 << 32
