@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pystack.dhcp6.client import Declined, Dhcp6Client, Event, Informed, Leased, LeaseEnded, Mode
+from pystack.dhcp6.client import Declined, Dhcp6Client, Event, Informed, Leased, LeaseEnded, Mode, State
 from pystack.ip6.addresses import AddressEvent, Origin
 from pystack.ip6.addresses import Event as AddressEventKind
 from pystack.reasons import udp_key
@@ -69,6 +69,13 @@ class Dhcp6Host:
         self._wanted = None
         self.client.start(mode, now)
         self.poll(now)
+
+    def acquiring(self) -> bool:
+        """Whether a stateful exchange is under way with no address leased yet (an address is on its way)."""
+        if self._wanted is Mode.STATEFUL:
+            return True
+        client = self.client
+        return client.mode is Mode.STATEFUL and client.state in (State.SOLICITING, State.REQUESTING)
 
     def on_router_advertisement(self, ra: RouterAdvertisement, now: float) -> None:
         """RFC 4861 4.2: M says addresses come from DHCPv6, O (without M) that other configuration does."""

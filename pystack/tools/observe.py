@@ -26,6 +26,7 @@ from pystack.tools.narrator import BROADCAST, MULTICAST, US, Narrator, endpoint,
 from pystack.wire import WireError
 from pystack.wire import arp as arp_wire
 from pystack.wire import dhcp as dhcp_wire
+from pystack.wire import dhcp6 as dhcp6_wire
 from pystack.wire import dns as dns_wire
 from pystack.wire import ethernet
 from pystack.wire import icmp as icmp_wire
@@ -320,6 +321,46 @@ class WireNarration:
         # The reply comes from the server (its source address), whatever it was addressed to.
         self.n.arrow(sender, US, label, t)
 
+    # ------------------------------------------------------------------ DHCPv6
+
+    def _dhcp6(self, direction: str, msg: dhcp6_wire.Dhcp6Message, peer: str, t: float) -> None:
+        """Our client's messages and the answers to it (its DUID is DUID-LL from our MAC)."""
+        if msg.client_id != dhcp6_wire.duid_ll(self.mac):
+            return
+        name = f"DHCPv6 {msg.name}"
+        addresses = [a for ia in msg.ia_na for a in ia.addresses]
+        listed = ", ".join(ip6(a.address) for a in addresses)
+        if direction == OUT:
+            to = " to ff02::1:2 (all DHCP servers)" if peer == MULTICAST else f" to {peer}"
+            what = {dhcp6_wire.SOLICIT: ": is there a DHCPv6 server for an address? (RFC 8415 18.2.1)",
+                    dhcp6_wire.INFORMATION_REQUEST: ": which DNS servers? (RFC 8415 18.2.6)"}.get(msg.msg_type, "")
+            self._tell(OUT, f"{name}{' for ' + listed if listed else ''}{to}, xid {msg.xid:#08x}{what}", t)
+            self.n.arrow(US, peer, f"{name} {listed}".rstrip(), t)
+            return
+        details = []
+        for a in addresses:
+            status = f" ({a.status.name})" if a.status is not None and a.status.code else ""
+            details.append(f"address {ip6(a.address)}, preferred {_lifetime(a.preferred)}, valid "
+                           f"{_lifetime(a.valid)}{status}")
+        for ia in msg.ia_na:
+            if ia.addresses:
+                details.append(f"renew at T1 {_lifetime(ia.t1)}, rebind at T2 {_lifetime(ia.t2)}")
+            if ia.status is not None and ia.status.code:
+                details.append(f"{ia.status.name}" + (f": {ia.status.message}" if ia.status.message else ""))
+        if msg.status is not None and msg.status.code:
+            details.append(f"{msg.status.name}" + (f": {msg.status.message}" if msg.status.message else ""))
+        if msg.preference is not None:
+            details.append(f"preference {msg.preference}")
+        if msg.dns_servers:
+            details.append("DNS " + ", ".join(ip6(d) for d in msg.dns_servers))
+        if msg.domains:
+            details.append("search " + ", ".join(msg.domains))
+        if msg.refresh_time is not None:
+            details.append(f"ask again in {_lifetime(msg.refresh_time)}")
+        server = msg.server_id.hex(":") if msg.server_id else "?"
+        self._tell(IN, f"{name} from {peer} (server DUID {server})" + (f": {'; '.join(details)}" if details else ""), t)
+        self.n.arrow(peer, US, f"{name} {listed}".rstrip(), t)
+
     # ------------------------------------------------------------------ DNS
 
     def _dns(self, direction: str, msg: dns_wire.DnsMessage, peer: str, sport: int, dport: int,
@@ -387,7 +428,9 @@ class WireNarration:
             return  # multicast UDP and the like are not ours to tell
         elif chain.protocol == ipv6.NH_UDP:
             sport, dport, data = udp_wire.parse(body, pkt.src, pkt.dst, verify_checksum=False)
-            if (dport if direction == OUT else sport) == dns_wire.PORT:
+            if {sport, dport} == {dhcp6_wire.SERVER_PORT, dhcp6_wire.CLIENT_PORT}:
+                self._dhcp6(direction, dhcp6_wire.parse(data), peer, t)
+            elif (dport if direction == OUT else sport) == dns_wire.PORT:
                 self._dns(direction, dns_wire.parse(data), peer, sport, dport, t)
             else:
                 self._tell(direction, f"UDP {endpoint(ip6(pkt.src), sport)} > {endpoint(ip6(pkt.dst), dport)}, "
@@ -675,3 +718,8 @@ def _answers(records: list[dns_wire.Record], short: bool = False) -> str:
     if len(parts) > 4:
         return f"{', '.join(parts[:4])}, ... ({len(parts)} records)"
     return ", ".join(parts)
+
+
+def _lifetime(seconds: int) -> str:
+    """A DHCPv6 lifetime or T1/T2 (RFC 8415 7.7: all ones is infinity)."""
+    return "infinite" if seconds == dhcp6_wire.INFINITY else f"{seconds} s"

@@ -342,6 +342,8 @@ class ClientSession:
         assert stack is not None and rt is not None
         if any(a.state is AddressState.TENTATIVE for a in stack.addresses6):
             return True
+        if self.dhcp6 is not None and self.dhcp6.acquiring():
+            return True  # an advertisement's M flag started DHCPv6: an address is on its way
         routers = stack.nd.routers
         if routers.routers or not math.isfinite(routers.next_solicitation):
             return False  # a router answered (its prefixes are past DAD), or soliciting is over

@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,3 +107,60 @@ def test_dhcp6_leases_without_a_router_advertisement(
     assert address in _wait_for_lease_file(tmp_path, address)
     counters = daemon.stop()
     assert counters.get("ndisc.ra_received", 0) == 0 and counters.get("dhcp6.leases_bound", 0) == 1, counters
+
+
+def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
+        ns: lab.Namespace, require_tools: Callable[..., None], tmp_path: Path) -> None:
+    """``pystack fetch -6``: the advertisement's M flag makes the session lease an address (narrated:
+    Solicit, Advertise, Request, Reply, DAD), and the kernel's web server sees the request come from it."""
+    require_tools("dnsmasq")
+    with ns.ipr() as ipr:
+        ipr.link("add", ifname=lab.TAP, kind="tuntap", mode="tap")
+    ns.add_address(lab.TAP, lab.HOST_ADDRESS)
+    ns.add_address6(lab.TAP, lab.HOST_ADDRESS6)
+    ns.link_up(lab.TAP)
+    _dnsmasq(ns, tmp_path, "--enable-ra", f"--dhcp-range={RANGE[0]},{RANGE[1]},64,10m")
+    www = tmp_path / "www"
+    www.mkdir()
+    body = bytes(range(256)) * 64
+    (www / "file").write_bytes(body)
+    server_log = tmp_path / "http.log"
+    ns.spawn([sys.executable, "-m", "http.server", "--bind", lab.HOST_IP6, "--directory", str(www), "8080"],
+             stdout=subprocess.DEVNULL, stderr=server_log.open("wb"))
+    _wait_listening(ns, (lab.HOST_IP6, 8080))
+    out = tmp_path / "got"
+    proc = ns.run([*lab.pystack_command(), "fetch", "-6", f"http://[{lab.HOST_IP6}]:8080/file", "--tap", lab.TAP,
+                   "--address", lab.STACK_ADDRESS, "--mac", MAC, "-o", str(out)], timeout=90)
+    err = proc.stderr
+    assert proc.returncode == 0, err + (tmp_path / "dnsmasq.log").read_text()
+    assert out.read_bytes() == body
+    leased = re.search(r"DHCPv6 lease: (2001:db8::1[0-9a-f]{2}),", err)
+    assert leased, err
+    address = leased.group(1)
+    order = [r"router advertisement from fe80::\S+: .*M: addresses by DHCPv6",
+             r"-> DHCPv6 Solicit to ff02::1:2 \(all DHCP servers\)",
+             rf"<- DHCPv6 Advertise from fe80::\S+ \(server DUID [0-9a-f:]+\): address {address}",
+             rf"-> DHCPv6 Request for {address}",
+             rf"<- DHCPv6 Reply from fe80::\S+ \(server DUID [0-9a-f:]+\): address {address}, preferred \d+ s",
+             rf"IPv6 address {address}/64 \(DHCPv6\) passed DAD: configured"]
+    positions = [re.search(pattern, err) for pattern in order]
+    assert all(positions), [p for p, m in zip(order, positions) if not m] + [err]
+    starts = [m.start() for m in positions if m is not None]
+    assert starts == sorted(starts), err
+    assert f"{address} - - " in server_log.read_text(), server_log.read_text()
+
+
+def _wait_listening(ns: lab.Namespace, addr: tuple[str, int], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        probe = ns.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1)
+            probe.connect(addr)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"nothing listens on {addr}")
+            time.sleep(0.2)
+        finally:
+            probe.close()
