@@ -15,5 +15,5 @@ class Medium(enum.Enum):
     ETHERNET = "ethernet"
     """Ethernet frames (RFC 894), next hops found by ARP: a TAP (IFF_TAP)."""
     IP = "ip"
-    """Bare IPv4 packets, no link header and no next-hop resolution: a TUN (IFF_TUN), or any
+    """Bare IPv4 and IPv6 packets, no link header and no next-hop resolution: a TUN (IFF_TUN), or any
     packet-keeping descriptor handed over (``--fd N --medium ip``)."""

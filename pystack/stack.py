@@ -23,7 +23,7 @@ from pystack.config import StackConfig
 from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
-from pystack.iface.ip_link import IpLink, PointToPoint
+from pystack.iface.ip_link import IpLink, PointToPoint, PointToPointNd
 from pystack.iface.icmp import EchoReplyHandler, Icmpv4
 from pystack.iface.icmpv6 import EchoReplyHandler6, Icmpv6
 from pystack.iface.ipv4 import Ipv4
@@ -101,7 +101,7 @@ class Stack:
         self.transports = self._transports.layers
         """IP protocols above ours by number (6 for TCP, 17 for UDP)."""
         # IPv6: built here, on the link from start_ipv6 on (until then its frames are dropped as before).
-        self._nd = Ndisc(cfg, counters, self._link, self.rng)
+        self._nd = (Ndisc if ethernet_medium else PointToPointNd)(cfg, counters, self._link, self.rng)
         self._ipv6 = Ipv6(cfg, counters, self._link, self._nd, self.rng)
         self.transports6: dict[int, TransportLayer] = {}
         """Transports over IPv6 by Next Header."""
@@ -188,15 +188,15 @@ class Stack:
         """Bring IPv6 up: take its frames, join all-nodes, form the link-local address (DAD first),
         then solicit routers; addresses come from RAs (SLAAC, unless ``config.ipv6.slaac`` is off) and
         :meth:`add_address6`. Needs an MTU of 1280 at least (RFC 8200 5); raises ValueError otherwise."""
-        if self.config.medium is not Medium.ETHERNET:
-            raise ValueError("IPv6 runs on the Ethernet medium only, not yet on an IP medium (TUN)")
         if self.config.mtu < 1280:
             raise ValueError(f"IPv6 needs an MTU of at least 1280 bytes (RFC 8200 section 5), not {self.config.mtu}")
         if self._ipv6_on:
             return
         self._ipv6_on = True
-        self._link.protocols[ethernet.ETHERTYPE_IPV6] = self._receive6_fast if self._fast else self._receive6
-        if self._fast:
+        # The fast ways in read a packet in an Ethernet frame: the IP medium takes the layered way.
+        fast = self._fast and self.config.medium is Medium.ETHERNET
+        self._link.protocols[ethernet.ETHERTYPE_IPV6] = self._receive6_fast if fast else self._receive6
+        if fast:
             self._icmp.answer_echo6 = self._icmp6.answer_echo  # ping -6 in the poll loop's lane too
         self._nd.start(now)
         self._ipv6.timers_changed = True

@@ -24,6 +24,7 @@ from pystack.iface.ndisc import Ndisc
 from pystack.ip6.addresses import State
 from pystack.ip6.neighbours import State as NeighbourState
 from pystack.ip6.reassembly import Reassembler
+from pystack.medium import Medium
 from pystack.wire import ethernet
 from pystack.wire import icmpv6 as icmpv6_wire
 from pystack.wire import ipv6 as ipv6_wire
@@ -98,6 +99,8 @@ class Ipv6:
         self._ways: dict[int, Way] = {}
         """Destination -> its :class:`Way`, for the fast paths; emptied when ``destination_cache_size`` full."""
         self._neighbours = nd.neighbours.entries
+        self.point_to_point = config.medium is Medium.IP
+        """On the IP medium a packet has no link header and its next hop nothing to resolve."""
 
     def attach(self, next_header: int, deliver: Deliver6) -> None:
         self.protocols[next_header] = deliver
@@ -287,6 +290,10 @@ class Ipv6:
         nd = self.nd
         header = ipv6_wire.build_header(src, dst, ipv6_wire.NH_TCP, len(segment_bytes), hop_limit=nd.hop_limit)
         next_hop = nd.route(dst)
+        if self.point_to_point:
+            self.link.send_frame(GsoFrame(header + segment_bytes, gso_size))
+            self.counters["gso_frames_out"] += 1
+            return
         entry = nd.neighbours.lookup(next_hop)
         if entry is None or entry.lladdr is None:
             frame = ethernet.header(b"\x00" * 6, self.link.mac, ethernet.ETHERTYPE_IPV6) + header + segment_bytes

@@ -64,6 +64,9 @@ class Ndisc:
         self.neighbours = NeighbourCache(cfg6, counters, rng=rng.random, changed=self.changed)
         self.routers = RouterDiscovery(cfg6, counters, link_mtu=config.mtu, rng=rng.random)
         self.mld = Mld(counters, link, rng, self.link_local)
+        self.lladdr: bytes | None = link.mac
+        """Our link-layer address for the options that carry it; None on a link without them (the IP
+        medium's, pystack.iface.ip_link.PointToPointNd: RFC 4861 4.3, "on link layers that have addresses")."""
         self._gateway: int | None = None
         self.observers: list[AddressObserver] = []
         """Told of every address event (added, configured, deprecated, removed, duplicate)."""
@@ -234,7 +237,7 @@ class Ndisc:
         if mac is None:
             mac = ipv6_wire.multicast_mac(dst)
         self.counters["ndisc.ns_sent"] += 1
-        self._send_nd(src, dst, icmpv6_wire.build_ns(src, dst, target, source_lladdr=self.link.mac), mac)
+        self._send_nd(src, dst, icmpv6_wire.build_ns(src, dst, target, source_lladdr=self.lladdr), mac)
 
     def _send_nd(self, src: int, dst: int, message: bytes, mac: bytes) -> None:
         """An ND message, hop limit 255 (RFC 4861 7.1: the proof it never left the link)."""
@@ -291,7 +294,7 @@ class Ndisc:
     def _advertise(self, target: int, dst: int, solicited: bool, mac: bytes | None, now: float) -> None:
         """A neighbour advertisement for our ``target``, override set (7.2.4: not an anycast address)."""
         msg = icmpv6_wire.build_na(target, dst, target, solicited=solicited, override=True,
-                                   target_lladdr=self.link.mac)
+                                   target_lladdr=self.lladdr)
         self.counters["ndisc.na_sent"] += 1
         if mac is None:
             packet = ipv6_wire.build(target, dst, ipv6_wire.NH_ICMPV6, msg, hop_limit=icmpv6_wire.ND_HOP_LIMIT)
@@ -364,7 +367,7 @@ class Ndisc:
     def _router_solicitation(self) -> None:
         """To all routers, from our link-local address with our MAC, or from :: without (RFC 4861 6.3.7)."""
         src = self.link_local()
-        lladdr = self.link.mac if src != ipv6_wire.UNSPECIFIED else None
+        lladdr = self.lladdr if src != ipv6_wire.UNSPECIFIED else None
         self.counters["ndisc.rs_sent"] += 1
         self._send_nd(src, ipv6_wire.ALL_ROUTERS,
                       icmpv6_wire.build_rs(src, ipv6_wire.ALL_ROUTERS, source_lladdr=lladdr),

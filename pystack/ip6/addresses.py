@@ -133,11 +133,12 @@ class AddressTable:
 
     # --- adding and removing ---------------------------------------------------------------------------
 
-    def start(self, now: float) -> list[Action]:
+    def start(self, now: float, *, delay: float | None = None) -> list[Action]:
         """The link-local address, its first probe delayed at random as the first message an interface
-        sends after it comes up must be (RFC 4862 5.4.2)."""
-        return self._form(LINK_LOCAL_PREFIX, 64, Origin.LINK_LOCAL, now, 0,
-                          delay=self.rng() * self.config.max_rtr_solicitation_delay)
+        sends after it comes up must be (RFC 4862 5.4.2), unless ``delay`` says otherwise."""
+        if delay is None:
+            delay = self.rng() * self.config.max_rtr_solicitation_delay
+        return self._form(LINK_LOCAL_PREFIX, 64, Origin.LINK_LOCAL, now, 0, delay=delay)
 
     def add(self, address: int, prefix_len: int, origin: Origin, now: float, *, valid: float = math.inf,
             preferred: float = math.inf, delay: float = 0.0) -> list[Action]:

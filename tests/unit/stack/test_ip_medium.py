@@ -167,12 +167,6 @@ def test_what_is_not_an_ipv4_packet_is_dropped_and_counted(packet: bytes, reason
     assert a.counters.drops() == {reason: 1} and not a.frames_to_send()
 
 
-def test_ipv6_is_refused_on_the_ip_medium_in_one_line() -> None:
-    a, _b, _wire = make_ip_pair()
-    with pytest.raises(ValueError, match="IP medium"):
-        a.start_ipv6(1000.0)
-
-
 def test_the_ethernet_medium_keeps_its_fast_ways_in_and_the_ip_medium_the_layered_one() -> None:
     ethernet_stack = Stack(A_MAC, StackConfig(fast_paths=True))
     ip_stack = Stack(A_MAC, StackConfig(fast_paths=True, medium=Medium.IP))
