@@ -8,10 +8,12 @@ nothing of TCP, so they are unit-tested on their own (see :mod:`pystack.apps.htt
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Protocol
 
 from pystack.stack import Stack
 from pystack.tcp.connection import Connection
+from pystack.tcp.listener import Listener
 
 
 class StreamSession(Protocol):
@@ -38,20 +40,21 @@ class StreamServer:
         self.read_chunk = stack.config.streams.read_chunk
         """Bytes per recv, and per piece pulled from a session (64 KiB by default: pieces stay off mmap)."""
         self.listener = stack.tcp.listen(0, port, backlog)
-        self.listener.on_event = self._on_accept
         self.listeners = [self.listener]
         if stack.ipv6_enabled:
-            listener6 = stack.tcp6.listen(0, port, backlog)
-            listener6.on_event = self._on_accept
-            self.listeners.append(listener6)
+            self.listeners.append(stack.tcp6.listen(0, port, backlog))
+        for listener in self.listeners:
+            listener.on_event = partial(self._on_accept, listener)
         self.active: set[_ServedConnection] = set()
 
-    def _on_accept(self) -> None:
-        for listener in self.listeners:
-            while (conn := listener.accept()) is not None:
-                served = _ServedConnection(self, conn, self.factory())
-                self.active.add(served)
-                served.on_event()
+    def _on_accept(self, listener: Listener) -> None:
+        """``listener`` has connections to accept: each starts its session at the time of that event (the
+        listener's event_time; sans-I/O, no clock is read)."""
+        now = listener.event_time
+        while (conn := listener.accept()) is not None:
+            served = _ServedConnection(self, conn, self.factory())
+            self.active.add(served)
+            served.run(now)
 
 
 class _ServedConnection:
@@ -68,6 +71,13 @@ class _ServedConnection:
         conn.on_event = self.on_event
 
     def on_event(self) -> None:
+        """The connection's callback: the time of its event comes with it (Connection.event_time)."""
+        now = self.conn.event_time
+        assert now is not None  # set while the connection tells its user of an event
+        self.run(now)
+
+    def run(self, now: float) -> None:
+        """Move what the session and the connection have for each other, at ``now``."""
         # Sending can raise further events synchronously; run the pump once more instead of recursing.
         if self._running:
             self._again = True
@@ -77,15 +87,14 @@ class _ServedConnection:
             self._again = True
             while self._again and not self.done:
                 self._again = False
-                self._pump()
+                self._pump(now)
         finally:
             self._running = False
 
-    def _pump(self) -> None:
+    def _pump(self, now: float) -> None:
         conn, session, most = self.conn, self.session, self.server.read_chunk
-        now = self.server.stack.now  # the time of the event being handled: TCP's clock must not go back
         if conn.error is not None:
-            self._finish(abort=False)
+            self._finish(False, now)
             return
         while session.wants_input and conn.recv_available:
             session.data_received(conn.recv(most, now))
@@ -102,18 +111,17 @@ class _ServedConnection:
             try:
                 conn.send(chunk, now)
             except OSError:
-                self._finish(abort=True)
+                self._finish(True, now)
                 return
         if session.closing and not session.has_output:
-            self._finish(abort=False)
+            self._finish(False, now)
         elif self.eof and not session.has_output and conn.recv_available == 0 and not session.wants_input:
-            self._finish(abort=False)
+            self._finish(False, now)
 
-    def _finish(self, abort: bool) -> None:
+    def _finish(self, abort: bool, now: float) -> None:
         if self.done:
             return
         self.done = True
-        now = self.server.stack.now
         self.session.close()
         if abort:
             self.conn.abort(now)

@@ -21,7 +21,8 @@ The socket layer drives the user side (every call takes ``now``; nothing blocks)
 
 ``on_event`` (a no-argument callable, on connections and listeners) is called whenever readiness may
 have changed: data or EOF arrived, send space was freed, the handshake completed, the connection
-closed or failed, or a listener got a connection to accept.
+closed or failed, or a listener got a connection to accept. The time of that event is
+``conn.event_time`` (``listener.event_time``), for the calls the callback makes.
 """
 
 from pystack.tcp.config import TcpConfig

@@ -134,8 +134,9 @@ class Connection:
         self._ack_at_once = False
         """An ACK that must not wait for the end of a batch: one per segment that was out of order, filled a
         hole, or was unacceptable (old, outside the window, PAWS): each is a signal to the sender."""
-        self._dispatching = False
-        """True while on_event runs: an ACK the user's reads earn waits for its reply, to ride on it."""
+        self._dispatching: float | None = None
+        """The time of the event while on_event runs (None otherwise): an ACK the user's reads earn then
+        waits for its reply, to ride on it; the callback reads the time as ``event_time``."""
         self._quickacks = 0
         """In-order data segments still to ACK at once (TcpConfig.quickacks; see _quick_ack)."""
         self._data_at = -INF
@@ -407,17 +408,23 @@ class Connection:
         self._cx.counters["tcp.error." + errno.errorcode.get(err, str(err))] += 1
         self._close_now()
 
+    @property
+    def event_time(self) -> float | None:
+        """While on_event runs, the time of what it is told of, for the calls it makes (sans-I/O: the time
+        comes as a value, never from a clock); None outside it."""
+        return self._dispatching
+
     def _flush_event(self, now: float) -> None:
         """Tell the user (on_event) what changed; an ACK the callback left owed goes out at ``now``."""
         if self._event:
             self._event = False
             cb = self.on_event
             if cb is not None:
-                self._dispatching = True
+                self._dispatching = now
                 try:
                     cb()
                 finally:
-                    self._dispatching = False
+                    self._dispatching = None
                 if self._ack_now and self._st not in (CLOSED, SYN_SENT):
                     self._send_ack(now)  # owed and not carried by a reply (see _window_update)
 
@@ -858,7 +865,7 @@ class Connection:
         if self._st not in RECEIVING:
             return
         if self._rb.opened((self.rcv_adv - self.rcv_nxt) & MASK, self._rcv_wscale, self._smss):
-            if self._dispatching:
+            if self._dispatching is not None:
                 self._ack_now = True  # sent when the user's handler returns, on its reply if it makes one
             else:
                 self._send_ack(now, why.WINDOW_UPDATE)

@@ -240,7 +240,7 @@ def established(conn: Connection, now: float) -> None:
         timers.restart_keepalive(conn, now)
     listener = conn._listener
     if listener is not None:
-        listener.established(conn)
+        listener.established(conn, now)
 
 
 def syn_when_synchronized(conn: Connection, seg: TcpSegment, now: float) -> bool | None:

@@ -21,7 +21,7 @@ class Listener:
     """
 
     __slots__ = ("_cx", "local_ip", "local_port", "backlog", "_accept_queue", "_half_open", "on_event", "_closed",
-                 "cookie_time")
+                 "cookie_time", "event_time")
 
     def __init__(self, cx: TcpContext, local_ip: int, local_port: int, backlog: int) -> None:
         self._cx = cx
@@ -34,6 +34,9 @@ class Listener:
         self._closed = False
         self.cookie_time: float | None = None
         """When this listener last answered with a SYN cookie (cookies are checked only after that)."""
+        self.event_time = 0.0
+        """The time of the last event on_event was told of (a connection to accept, or the close), for the
+        calls the callback makes, as Connection.event_time."""
 
     @property
     def state(self) -> State:
@@ -66,6 +69,7 @@ class Listener:
             conn.abort(now)
         self._half_open.clear()
         self._accept_queue.clear()
+        self.event_time = now
         if self.on_event is not None:
             self.on_event()
 
@@ -81,11 +85,12 @@ class Listener:
         """A SYN made ``conn`` (SYN-RECEIVED)."""
         self._half_open.add(conn)
 
-    def established(self, conn: Connection) -> None:
-        """``conn`` completed its handshake: it waits in the accept queue."""
+    def established(self, conn: Connection, now: float) -> None:
+        """``conn`` completed its handshake at ``now``: it waits in the accept queue."""
         self._half_open.discard(conn)
         self._accept_queue.append(conn)
         self._cx.counters["tcp.accept_queued"] += 1
+        self.event_time = now
         if self.on_event is not None:
             self.on_event()
 
