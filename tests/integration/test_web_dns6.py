@@ -134,3 +134,19 @@ def test_a_truncated_answer_is_asked_again_over_tcp_to_the_ipv6_server(campus: C
     assert f"query[A] {MANY}" in queries_from(campus, log_start, link_local(mac)), campus.dnsmasq_output()
     after = counters(campus)
     assert after[("ip6", "tcp")] >= before[("ip6", "tcp")] + 1, after  # the kernel saw the SYN over IPv6
+
+
+def test_exec_programs_names_come_from_the_advertised_ipv6_server(campus: CampusLab) -> None:
+    """pystack exec: the program's getaddrinfo asks the session's current servers, the RDNSS one
+    included (the lease's is silent), over IPv6."""
+    mac = random_mac()
+    log_start = len(campus.dnsmasq_output().splitlines())
+    code = ("import json, socket\n"
+            "print(json.dumps(sorted({a[4][0] for a in socket.getaddrinfo('www.example.test', 80, "
+            "type=socket.SOCK_STREAM)})))")
+    proc = campus.run_pystack("exec", "--tap", TAP, "--mac", mac, "--hosts", "/dev/null", "-q", "--", "-c", code,
+                              timeout=120)
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, err + campus.dnsmasq_output()
+    assert json.loads(proc.stdout.decode().strip().splitlines()[-1]) == sorted([WEB6_IP, web_lab.WEB_IP])
+    assert sorted(queries_from(campus, log_start, link_local(mac))) == [f"query[AAAA] {WWW}", f"query[A] {WWW}"]
