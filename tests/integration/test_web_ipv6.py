@@ -162,6 +162,8 @@ def test_minus_6_forces_ipv6(campus: CampusLab) -> None:
     assert proc.returncode == 0, err
     assert hashlib.sha256(proc.stdout).hexdigest() == campus.files["file"]
     assert f"resolving {WWW} (AAAA) at" in err and f": A {WWW}?" not in err, err
+    # --dns named only an IPv4 server: said in one line, and asked over IPv4.
+    assert "no IPv6 DNS server" in err and f"asking {ROUTER_IP} for AAAA {WWW} over IPv4" in err, err
     assert re.search(rf"-> TCP \[2001:db8::[0-9a-f:]+\]:\d+ > \[{WEB6_IP}\]:80 \[SYN\]", err), err
     assert not re.search(rf"-> TCP 192\.0\.2\.50:\d+ > {WEB_IP}:80", err), err
 
