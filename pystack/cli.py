@@ -560,6 +560,8 @@ def _runtime_config(defaults: RuntimeConfig, busy_poll: int | str) -> RuntimeCon
 def cmd_run(args: argparse.Namespace) -> int:
     if args.record and args.dhcp:
         raise UsageError("--record goes with --address: a DHCP lease is not recorded yet")
+    if args.record and args.dhcp6:
+        raise UsageError("--record and --dhcp6 do not go together: a DHCPv6 lease is not recorded yet")
     medium = _check_run(args)
     import time
 
@@ -719,6 +721,8 @@ def _start_ipv6(stack: Stack, args: argparse.Namespace, now: float) -> str:
     from pystack.dhcp6 import Mode
     from pystack.dhcp6.host import Dhcp6Host
 
+    if getattr(args, "record", None):
+        return f", ipv6 {' + '.join(parts[:-1])} ({parts[-1]}; no DHCPv6 while recording)"
     dhcp6 = Dhcp6Host.attach(stack)  # router advertisements with the M or O flag start it
     if args.dhcp6:
         dhcp6.start(Mode.STATEFUL, now)

@@ -48,3 +48,15 @@ def test_help_says_what_starts_dhcp6(capsys: pytest.CaptureFixture[str]) -> None
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--dhcp6" in text and "M flag leases an address" in text and "O flag asks for DNS servers only" in text
+
+
+def test_a_recorded_run_takes_no_dhcp6_lease(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """pystack replay cannot replay a lease yet: --record leaves DHCPv6 off, and refuses --dhcp6."""
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert main([*RUN, "--record", "/tmp/x.rec", "--dhcp6"]) == 2
+    assert "--dhcp6" in capsys.readouterr().err
+    args: argparse.Namespace = build_parser().parse_args([*RUN, "--record", "/tmp/x.rec"])
+    stack = Stack(b"\x02\x00\x00\x00\x00\x02", StackConfig(), rng=random.Random(0))
+    assert "no DHCPv6 while recording" in _start_ipv6(stack, args, 0.0)
+    assert not [t for t in stack.timer_sources if isinstance(t, Dhcp6Host)]

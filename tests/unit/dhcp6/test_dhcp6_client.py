@@ -7,6 +7,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pystack.counters import Counters
 from pystack.dhcp6 import (
@@ -360,3 +362,29 @@ def test_addresses_beyond_the_bound_are_dropped() -> None:
     _, events = _bound(client, addresses=(LEASED, LEASED + 1, LEASED + 2))
     assert [e.address for e in events if isinstance(e, Leased)] == [LEASED, LEASED + 1]
     assert client.counters["drop.dhcp6.too_many_leased_addresses"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=120), max_size=6), st.integers(0, 3))
+def test_junk_replies_are_dropped_and_counted_in_every_state(junk: list[bytes], steps: int) -> None:
+    """Whatever arrives, the client never raises (no internal error) and every datagram it does not use is
+    counted as a drop; a valid exchange still completes afterwards."""
+    client = _client()
+    client.start(Mode.STATEFUL, 0.0)
+    solicit, now = _run_until_sent(client, 0.0)
+    if steps >= 1:
+        client.receive(answer(solicit, dhcp6.ADVERTISE, preference=255), now)
+    for payload in junk:
+        for prefix in (b"", solicit[:4], bytes([dhcp6.REPLY]) + solicit[1:4], bytes([dhcp6.ADVERTISE]) + solicit[1:4]):
+            before, state = dict(client.counters), client.state
+            client.receive(prefix + payload, now)
+            assert client.counters["drop.internal_error"] == 0
+            assert dict(client.counters) != before or client.state is not state  # never silently ignored
+    client.datagrams_to_send()
+    if client.state is State.SOLICITING:
+        solicit, now = _run_until_sent(client, now)
+        client.receive(answer(solicit, dhcp6.ADVERTISE, preference=255), now)
+    if client.state is State.REQUESTING:
+        request, now = _run_until_sent(client, now)
+        client.receive(answer(request), now)
+    assert client.state is State.BOUND
