@@ -279,6 +279,10 @@ class ClientSession:
             else:
                 self.n.say(f"keeping the lease on {ip(self.lease.address)}: it runs out in "
                            f"{seconds(self.lease.lease)} unless renewed (--release gives it back)")
+        if self.setup.release and self.dhcp6 is not None and self.dhcp6.leased:
+            with rt.lock:  # to ff02::1:2: no neighbour to resolve, the Release leaves with this flush
+                self.dhcp6.release(rt.now())
+                rt.flush()
         for thread in self._resolvers:  # a race won before every answer came: let them land in the cache
             thread.join(DNS_JOIN)
         rt.stop()
@@ -494,12 +498,12 @@ class ClientSession:
         rt = self.runtime
         assert rt is not None and self.stack is not None
         if not self.setup.dns and self.ipv6_started is not None:
-            # The routers' advertisements may name servers (RDNSS): -6 waits for IPv6 (it needs it anyway),
-            # dual stack only when nothing else named a server.
-            if self.setup.family == IPV6 and not any(s.version == IPV6 for s in self.dns_servers()):
-                self.wait_ipv6()
-            elif not self.dns_servers():
-                self.wait_ipv6(patient=False)
+            # The routers' advertisements may name servers (RDNSS): wait for IPv6 to settle when no IPv6
+            # server is known yet and -6 wants one, or when no server is known at all; briefly (RFC 4861's
+            # first answer) when IPv4 servers can do instead.
+            known = self.dns_servers()
+            if (self.setup.family == IPV6 and not any(s.version == IPV6 for s in known)) or not known:
+                self.wait_ipv6(patient=not known)
         if not self.dns_to_ask():
             which = f"IPv{self.setup.family} " if self.setup.family else ""
             raise CommandError(f"no {which}DNS server to ask: the lease named none, no router advertised one "
