@@ -324,7 +324,7 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
                    metavar="SECONDS",
                    help="give up when no DHCP lease came within this time (default %(default)g)")
     g.add_argument("--release", action="store_true",
-                   help="give the DHCP lease back on exit (default: leave it to run out)")
+                   help="give the DHCP lease (and a DHCPv6 one) back on exit (default: leave them to run out)")
     g.add_argument("--host-address", type=_ipv4_interface, metavar="CIDR",
                    help="also configure the kernel's side of the TAP with this address and bring it up")
     g.add_argument("--mtu", type=_mtu, default=defaults.mtu, help="link MTU (default %(default)s)")
@@ -462,7 +462,9 @@ def _link_medium(args: argparse.Namespace) -> Medium | None:
 
 
 def _check_medium(args: argparse.Namespace, medium: Medium | None) -> None:
-    """On the IP medium: a static address (DHCP needs Ethernet's broadcast), no MAC, no IPv6 (not there yet)."""
+    """On the IP medium: a static address (DHCP needs Ethernet's broadcast), no MAC. IPv6 runs there as on
+    a TAP, without neighbour discovery (pystack.iface.ip_link.PointToPointNd); DHCPv6 needs Ethernet's
+    link-layer addresses (RFC 8415's DUID-LL) and is refused."""
     from pystack.medium import Medium
 
     if medium is not Medium.IP:
@@ -471,9 +473,9 @@ def _check_medium(args: argparse.Namespace, medium: Medium | None) -> None:
         raise UsageError("a TUN carries bare IP packets: DHCP needs Ethernet, so give --address")
     if args.mac is not None:
         raise UsageError("--mac goes with Ethernet (a TAP): a TUN has no MAC")
-    asked6 = [flag for flag in ("address6", "gateway6", "host_address6") if getattr(args, flag, None) is not None]
-    if asked6:
-        raise UsageError(f"--{asked6[0].replace('_', '-')}: IPv6 runs on Ethernet (a TAP) only, not yet on a TUN")
+    if getattr(args, "dhcp6", False):
+        raise UsageError("--dhcp6 goes with Ethernet (a TAP): its client identifier (DUID-LL) is made from "
+                         "the MAC a TUN has not; give --address6")
 
 
 def _check_addressing(args: argparse.Namespace) -> None:
@@ -704,8 +706,6 @@ def _start_ipv6(stack: Stack, args: argparse.Namespace, now: float) -> str:
     line says of it. Each address is logged at info when DAD lets it be used, and when it goes."""
     if args.no_ipv6:
         return ", ipv6 off"
-    if stack.config.medium.value != "ethernet":
-        return ", ipv6 off (not on a TUN yet)"
     if args.mtu < 1280:
         log.info("IPv6 off: the MTU %d is below IPv6's minimum of 1280 (RFC 8200 section 5)", args.mtu)
         return ", ipv6 off (mtu below 1280)"

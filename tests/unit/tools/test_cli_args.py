@@ -52,7 +52,7 @@ def test_bad_flags(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     (["run", "--tun", "tun0", "--dhcp"], "DHCP needs Ethernet, so give --address"),
     (["ping", "h", "--tun", "tun0"], "DHCP needs Ethernet, so give --address"),
     (["ping", "h", "--tun", "tun0", "--address", "192.0.2.2/24", "--mac", "02:00:00:00:00:01"], "a TUN has no MAC"),
-    (["run", "--tun", "tun0", "--address", "192.0.2.2/24", "--address6", "2001:db8::2/64"], "not yet on a TUN"),
+    (["run", "--tun", "tun0", "--address", "192.0.2.2/24", "--dhcp6"], "--dhcp6 goes with Ethernet"),
     (["run", "--tap", "pst0", "--medium", "ip", "--address", "192.0.2.2/24"], "--medium goes with --fd"),
     (["exec", "--tun", "tun0", "--address", "192.0.2.2/24", "--", "-c", "pass"], "mode tun user 1000"),
 ])
