@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pystack.api import families
 from pystack.api.families import AF_INET, AF_INET6, V6, Where
-from pystack.dns import servers
+from pystack.dns import servers as nameservers
 from pystack.dns import tcp as dns_tcp
 from pystack.dns.resolver import DnsDatagram, Query, Resolver
 from pystack.wire import WireError
@@ -43,9 +43,10 @@ Connect = Callable[[Where, float], StreamSocket]
 
 class DatagramSocket(Protocol):
     family: int
-    def getsockname(self) -> tuple[str, int]: ...
-    def sendto(self, data: bytes, address: tuple[str, int]) -> int: ...
-    def recvfrom(self, bufsize: int) -> tuple[bytes, tuple[str, int]]: ...
+
+    def getsockname(self) -> tuple[Any, ...]: ...
+    def sendto(self, data: bytes, address: tuple[Any, ...]) -> int: ...
+    def recvfrom(self, bufsize: int) -> tuple[bytes, tuple[Any, ...]]: ...
     def settimeout(self, value: float | None) -> None: ...
 
 
@@ -178,7 +179,7 @@ def _send(sock: Any, resolver: Resolver, queries: list[Query], out: list[DnsData
     for dgram in out:
         try:
             if dgram.server.version == V6 and sock.family != AF_INET6:
-                raise OSError(errno.EAFNOSUPPORT, f"an AF_INET socket cannot reach {servers.text(dgram.server)}")
+                raise OSError(errno.EAFNOSUPPORT, f"an AF_INET socket cannot reach {nameservers.text(dgram.server)}")
             sock.sendto(dgram.payload, families.write(sock.family, dgram.server.version, dgram.server.ip,
                                                       dgram.port))
         except OSError:

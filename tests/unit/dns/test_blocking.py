@@ -14,7 +14,7 @@ from pystack.dns import DnsConfig, Query, Resolver
 from pystack.dns.blocking import resolve, resolve_many
 from pystack.wire import dns
 
-from .fake_dns import NS1, NS2, WWW, WWW6, FakeDns
+from .fake_dns import NS1, NS2, NS6, WWW, WWW6, FakeDns
 
 
 class FakeSocket:
@@ -179,3 +179,35 @@ def test_resolve_many_send_error_cancels_every_question() -> None:
     with pytest.raises(OSError):
         resolve_many(sock, resolver, "www.example.test", [dns.TYPE_AAAA, dns.TYPE_A], clock=sock.clock)
     assert resolver.get_timer() is None
+
+
+# ---------------------------------------------------------------------- servers of either family
+
+
+def test_an_ipv6_server_is_asked_through_an_af_inet6_socket() -> None:
+    sock = FakeSocket({NS6: FakeDns()}, family=socket.AF_INET6)
+    q = resolve(sock, _resolver([NS6]), "www.example.test", clock=sock.clock)
+    assert q.result() == [WWW] and q.server == NS6
+    assert [addr for _t, _d, addr in sock.sent] == [("2001:db8::53", 53, 0, 0)]
+
+
+def test_an_ipv4_server_is_asked_ipv4_mapped_from_the_same_af_inet6_socket() -> None:
+    """The IPv6 server is silent; the IPv4 one after it answers through the one dual-stack socket."""
+    sock = FakeSocket({NS6: FakeDns(mode="silent"), NS1: FakeDns()}, family=socket.AF_INET6)
+    q = resolve(sock, _resolver([NS6, NS1], timeout=2.0), "www.example.test", clock=sock.clock)
+    assert q.result() == [WWW] and q.server == NS1
+    assert [(t, addr[0]) for t, _d, addr in sock.sent] == [(0.0, "2001:db8::53"), (2.0, "::ffff:192.0.2.1")]
+
+
+def test_a_server_the_socket_cannot_reach_is_passed_over_and_counted() -> None:
+    """An AF_INET socket cannot carry a question to an IPv6 server: that server is skipped as if silent and
+    the IPv4 one asked when its turn comes; with no other family listed the error would propagate."""
+    sock = FakeSocket({NS6: FakeDns(), NS1: FakeDns()})
+    resolver = _resolver([NS6, NS1], timeout=2.0)
+    q = resolve(sock, resolver, "www.example.test", clock=sock.clock)
+    assert q.result() == [WWW] and q.server == NS1
+    assert [(t, addr[0]) for t, _d, addr in sock.sent] == [(2.0, "192.0.2.1")]
+    assert resolver.counters["dns.send_errors"] == 1
+    with pytest.raises(OSError) as info:
+        resolve(sock, _resolver([NS6]), "www.example.test", clock=sock.clock)
+    assert info.value.errno == errno.EAFNOSUPPORT
