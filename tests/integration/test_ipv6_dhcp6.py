@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 MAC = "02:00:00:00:00:02"
 RANGE = ("2001:db8::100", "2001:db8::1ff")
 LEASED = r"(2001:db8::1[0-9a-f]{2})/(\d+) \(DHCPv6\) configured"
+DUID = "00:03:00:01:" + MAC
+"""DUID-LL (RFC 8415 11.4): type 3, hardware type 1, the MAC; dnsmasq logs the client's DUID so."""
 
 
 def _dnsmasq(ns: lab.Namespace, workdir: Path, *range_and_options: str) -> subprocess.Popen[bytes]:
@@ -75,7 +77,7 @@ def test_the_m_flag_leases_an_address_the_kernel_reaches(
     assert counters.get("dhcp6.solicit_sent", 0) >= 1 and counters.get("dhcp6.request_sent", 0) >= 1, counters
     assert not {k: v for k, v in counters.items() if k.startswith("drop.dhcp6.")}, counters
     log = (tmp_path / "dnsmasq.log").read_text()
-    assert re.search(rf"DHCPREPLY\({lab.TAP}\) {re.escape(address)}", log), log
+    assert re.search(rf"DHCPREPLY\({lab.TAP}\) {re.escape(address)} {DUID}", log), log
 
 
 def test_the_o_flag_asks_only_for_the_dns_servers(
@@ -111,15 +113,17 @@ def test_dhcp6_leases_without_a_router_advertisement(
 
 def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
         ns: lab.Namespace, require_tools: Callable[..., None], tmp_path: Path) -> None:
-    """``pystack fetch -6``: the advertisement's M flag makes the session lease an address (narrated:
-    Solicit, Advertise, Request, Reply, DAD), and the kernel's web server sees the request come from it."""
+    """``pystack fetch -6 --dhcp --release``: the advertisement's M flag makes the session lease an address
+    (narrated: Solicit, Advertise, Request, Reply, DAD), the kernel's web server sees the request come from
+    it, and the address is given back at the end (dnsmasq's lease file drops it)."""
     require_tools("dnsmasq")
     with ns.ipr() as ipr:
         ipr.link("add", ifname=lab.TAP, kind="tuntap", mode="tap")
     ns.add_address(lab.TAP, lab.HOST_ADDRESS)
     ns.add_address6(lab.TAP, lab.HOST_ADDRESS6)
     ns.link_up(lab.TAP)
-    _dnsmasq(ns, tmp_path, "--enable-ra", f"--dhcp-range={RANGE[0]},{RANGE[1]},64,10m")
+    _dnsmasq(ns, tmp_path, "--enable-ra", f"--dhcp-range={RANGE[0]},{RANGE[1]},64,10m", "--no-ping",
+             "--dhcp-range=192.0.2.100,192.0.2.199,255.255.255.0,10m")
     www = tmp_path / "www"
     www.mkdir()
     body = bytes(range(256)) * 64
@@ -130,7 +134,7 @@ def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
     _wait_listening(ns, (lab.HOST_IP6, 8080))
     out = tmp_path / "got"
     proc = ns.run([*lab.pystack_command(), "fetch", "-6", f"http://[{lab.HOST_IP6}]:8080/file", "--tap", lab.TAP,
-                   "--address", lab.STACK_ADDRESS, "--mac", MAC, "-o", str(out)], timeout=90)
+                   "--dhcp", "--release", "--mac", MAC, "-o", str(out)], timeout=90)
     err = proc.stderr
     assert proc.returncode == 0, err + (tmp_path / "dnsmasq.log").read_text()
     assert out.read_bytes() == body
@@ -148,6 +152,12 @@ def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
     starts = [m.start() for m in positions if m is not None]
     assert starts == sorted(starts), err
     assert f"{address} - - " in server_log.read_text(), server_log.read_text()
+    assert re.search(rf"-> DHCPv6 Release for {address}", err), err  # --release gives it back
+    deadline = time.monotonic() + 5
+    while address in _leases(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert address not in _leases(tmp_path), _leases(tmp_path) + (tmp_path / "dnsmasq.log").read_text()
+    assert f"DHCPRELEASE({lab.TAP}) {DUID}" in (tmp_path / "dnsmasq.log").read_text()
 
 
 def _wait_listening(ns: lab.Namespace, addr: tuple[str, int], timeout: float = 15.0) -> None:
