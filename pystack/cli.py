@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pystack.config import RuntimeConfig, StackConfig
     from pystack.medium import Medium
     from pystack.dhcp import Bound
+    from pystack.runtime import Runtime
     from pystack.stack import Stack
     from pystack.tools.session import Setup
 
@@ -681,6 +682,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if control is not None:
             control.close()
+        _release_dhcp6(stack, runtime)
         runtime.close()
         if trace is not None:
             trace.close()
@@ -728,6 +730,18 @@ def _start_ipv6(stack: Stack, args: argparse.Namespace, now: float) -> str:
         dhcp6.start(Mode.STATEFUL, now)
         parts[-1] += ", DHCPv6"
     return f", ipv6 {' + '.join(parts[:-1])} ({parts[-1]})"
+
+
+def _release_dhcp6(stack: Stack, runtime: Runtime) -> None:
+    """On the way out, give DHCPv6 addresses back (RFC 8415 18.2.7) as --dhcp gives its lease back. The
+    Release goes to ff02::1:2: no neighbour has to answer first, it leaves with this flush."""
+    from pystack.dhcp6.host import Dhcp6Host
+
+    for source in stack.timer_sources:
+        if isinstance(source, Dhcp6Host) and source.leased:
+            with runtime.lock:
+                source.release(runtime.now())
+                runtime.flush()
 
 
 def _setup(args: argparse.Namespace) -> Setup:

@@ -1,6 +1,6 @@
 """DHCPv6 (RFC 8415) against dnsmasq on the kernel side of the TAP: a router advertisement with the M flag
 makes pystack lease an address (dnsmasq's lease file names it, and the kernel pings it and fetches a file
-from it with curl -6); with the O flag only, pystack asks an Information-Request and learns dnsmasq's DNS
+from it with curl -6; stopped, pystack gives it back); with the O flag only, pystack asks an Information-Request and learns dnsmasq's DNS
 server; ``--dhcp6`` leases without any advertisement."""
 
 from __future__ import annotations
@@ -78,6 +78,13 @@ def test_the_m_flag_leases_an_address_the_kernel_reaches(
     assert not {k: v for k, v in counters.items() if k.startswith("drop.dhcp6.")}, counters
     log = (tmp_path / "dnsmasq.log").read_text()
     assert re.search(rf"DHCPREPLY\({lab.TAP}\) {re.escape(address)} {DUID}", log), log
+    # Stopped (SIGTERM), pystack gave the address back: dnsmasq logged the Release and forgot the lease.
+    deadline = time.monotonic() + 5
+    while address in _leases(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert address not in _leases(tmp_path), _leases(tmp_path)
+    assert f"DHCPRELEASE({lab.TAP}) {DUID}" in (tmp_path / "dnsmasq.log").read_text()
+    assert re.search(rf"DHCPv6: lease of {re.escape(address)} ended \(released\)", daemon.stderr())
 
 
 def test_the_o_flag_asks_only_for_the_dns_servers(
