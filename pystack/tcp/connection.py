@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Callable
 from pystack.tcp.congestion import ALGORITHMS
 from pystack.tcp.recovery import Recovery
 from pystack.tcp.recvbuf import ReceiveBuffer
-from pystack.tcp.reassembly import Reassembly
+from pystack.tcp.reassembly import NOTHING_HELD, Reassembly
 from pystack.tcp.rtt import RttEstimator
 from pystack.tcp.sendbuf import SendBuffer
 from pystack.tcp.timestamps import Timestamps
@@ -127,7 +127,7 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_adv = 0
         self._rb = ReceiveBuffer(cfg.recv_buffer, 10 * self._adv_mss())
-        self._ooo = Reassembly(cfg.ooo_max_segments)
+        self._ooo = NOTHING_HELD  # its own on the first segment out of order
         self._rcv_mss = min(self._adv_mss(), 536)
         self._last_ack_sent = 0
         self._ack_now = False
@@ -835,6 +835,8 @@ class Connection:
                     self._ack_now = True
         else:
             pos = rb.pos + ((seq - self.rcv_nxt) & MASK)
+            if ooo is NOTHING_HELD:
+                ooo = self._ooo = Reassembly(self._cfg.ooo_max_segments)
             if plen and not ooo.add(pos, payload):
                 self._cx.counters.drop("tcp.ooo_queue_full")
             if fin:

@@ -80,3 +80,9 @@ class Reassembly:
             if r[0] != latest:
                 out.append(r)
         return out
+
+
+NOTHING_HELD = Reassembly(0)
+"""The queue of every connection that has not had a segment out of order: shared and only read (its limit
+of 0 refuses any add), so an idle connection carries none of its own; the first out-of-order segment
+gives the connection its own queue (Connection._receive)."""

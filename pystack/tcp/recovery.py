@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from pystack.tcp.config import TcpConfig
 
 INF = math.inf
+_NOTHING_SACKED = RangeSet()
+"""The scoreboard of every connection the peer has SACKed nothing of: shared and only read, so an idle
+connection carries none of its own; the first SACK block gives it its own (``update``)."""
 
 
 class Recovery:
@@ -37,7 +40,7 @@ class Recovery:
         self.recover = 0
         """RFC 6582 ``recover``: SND.MAX when the last recovery (or timeout) began."""
         self.dupacks = 0
-        self.sacked = RangeSet()
+        self.sacked = _NOTHING_SACKED
         """The scoreboard: [lo, hi) offsets from SND.UNA the peer has SACKed."""
         self.high_rxt = 0
         """RFC 6675 HighRxt, as an offset from SND.UNA."""
@@ -80,7 +83,7 @@ class Recovery:
         self.recover = snd_max  # RFC 6582 4.1
         self.in_recovery = False
         self.dupacks = 0
-        self.sacked.clear()  # RFC 2018 8: the receiver may have reneged
+        self.sacked = _NOTHING_SACKED  # RFC 2018 8: the receiver may have reneged
         self.high_rxt = 0
         self.rxt_fence = 0
 
@@ -96,6 +99,8 @@ class Recovery:
             hi = (right - una) & MASK
             if not (0 < lo < hi <= max_off):
                 continue  # D-SACK, stale or bogus block
+            if board is _NOTHING_SACKED:
+                board = self.sacked = RangeSet()
             if board.add(lo, hi):
                 changed = True
         if changed and self.in_recovery and self.rxt_fence:
@@ -119,9 +124,10 @@ class Recovery:
     def shift(self, acked: int) -> None:
         """SND.UNA moved ``acked`` bytes: the offsets follow."""
         board = self.sacked
-        board.shift(acked)
-        if board and board.ranges[0][0] == 0:  # the cumulative ACK should have covered it: keep it honest
-            board.popleft()
+        if board:
+            board.shift(acked)
+            if board and board.ranges[0][0] == 0:  # the cumulative ACK should have covered it: keep it honest
+                board.popleft()
         self.high_rxt = max(self.high_rxt - acked, 0)
         self.rxt_fence = max(self.rxt_fence - acked, 0)
 

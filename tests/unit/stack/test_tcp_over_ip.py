@@ -247,3 +247,20 @@ def test_the_receive_buffer_grows_while_the_reader_keeps_up():
 def test_a_reader_that_does_not_read_keeps_the_small_buffer():
     _seconds, start, cap = _over_delay(upload=True, read=False, recv_buffer_max=6 << 20)
     assert cap == start == 256 * 1024
+
+
+def test_only_a_connection_that_saw_loss_holds_its_own_queue_and_scoreboard():
+    """An idle connection carries no out-of-order queue and no SACK scoreboard of its own (memory per
+    idle connection); loss gives each side its own, and the shared empty ones stay empty."""
+    from pystack.tcp import recovery
+    from pystack.tcp.reassembly import NOTHING_HELD
+
+    drops = random.Random(6)
+    a, b, wire = make_pair(fault=lambda _i, frame: [] if len(frame) > 1000 and drops.random() < 0.05 else [frame])
+    client, server = _connected(a, b, wire)
+    assert server._ooo is NOTHING_HELD and client._rec.sacked is recovery._NOTHING_SACKED
+    data = random.Random(7).randbytes(300_000)
+    assert transfer(client, server, wire, data) == data
+    assert server._ooo is not NOTHING_HELD and client._rec.sacked is not recovery._NOTHING_SACKED
+    assert not NOTHING_HELD and NOTHING_HELD.fin_pos is None and not recovery._NOTHING_SACKED
+    assert client._ooo is NOTHING_HELD  # it received nothing out of order
