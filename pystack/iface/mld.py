@@ -163,10 +163,13 @@ class Mld:
         self._changes.clear()
 
     def on_v1_report(self, group: int) -> None:
-        """Another listener reported ``group`` in MLDv1: our pending Report for it is not needed, and we
-        are no longer its last reporter (RFC 2710 4; Linux's igmp6_event_report, in either mode)."""
+        """Another listener reported ``group`` in MLDv1: in MLDv1 mode our pending Report for it is not
+        needed, and we are no longer its last reporter (RFC 2710 4, Linux's igmp6_event_report). In MLDv2
+        mode it suppresses nothing: MLDv2 has no suppression (RFC 3810 8.2.2 leaves it a MAY), and Linux
+        answers a general query there on its own timer, which such a report does not stop. The mode ends
+        on a timer (:meth:`handle_timer`), so ``v1_until`` alone tells it."""
         self.counters["mld.reports_heard"] += 1
-        if group in self.groups:
+        if group in self.groups and self.v1_until is not None:
             if self._answers.pop(group, None) is not None:
                 self.counters["mld.v1_reports_suppressed"] += 1
             self._last_reporter.discard(group)

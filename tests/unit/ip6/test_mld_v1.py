@@ -196,6 +196,15 @@ def test_another_listeners_v1_report_suppresses_ours_and_our_done(pair6) -> None
     assert mld_sent(wire, since) == []
 
 
+def test_in_v2_mode_another_hosts_v1_report_suppresses_nothing(pair6) -> None:
+    a, _b, wire = pair6
+    since = deliver(a, wire, v2_query(max_response_delay=5000))
+    deliver(a, wire, v1_report_from_another_host(A_GROUP))
+    wire.run(duration=6)
+    assert [(s.type, s.group) for s in mld_sent(wire, since)] == [(icmpv6.TYPE_MLD_REPORT, A_GROUP)]
+    assert a.counters["mld.v1_reports_suppressed"] == 0 and a.counters["mld.reports_heard"] == 1
+
+
 def test_pending_v2_state_change_reports_are_dropped_when_a_v1_querier_appears(pair6) -> None:
     a, _b, wire = pair6
     since = len(wire.log)
