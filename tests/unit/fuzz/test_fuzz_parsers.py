@@ -213,7 +213,7 @@ def test_mutated_corpus_at_every_layer(seed: int) -> None:
 
 
 def check_icmpv6(data: bytes, src: int = B6, dst: int = A6, hop_limit: int = 255) -> None:
-    """ICMPv6, then every message parser on it whatever its type says (RFC 4443, 4861, 3810)."""
+    """ICMPv6, then every message parser on it whatever its type says (RFC 4443, 4861, 3810, 2710)."""
     msg = only_wire_errors(lambda d: icmpv6.parse(d, src, dst), data)
     if msg is None:
         return
@@ -225,6 +225,7 @@ def check_icmpv6(data: bytes, src: int = B6, dst: int = A6, hop_limit: int = 255
                   lambda: icmpv6.parse_redirect(msg, src=src, hop_limit=hop_limit),
                   lambda: icmpv6.parse_mld_query(msg, src=src, hop_limit=1, router_alert=True),
                   lambda: icmpv6.parse_mld_report(msg, src=src, hop_limit=1, router_alert=True),
+                  lambda: icmpv6.parse_mldv1_report(msg, src=src, hop_limit=1, router_alert=True),
                   lambda: icmpv6.parse_quote(msg.body)):
         only_wire_errors(lambda _d: parse(), b"")
     for skip in (0, 4, 8, 12, 20, 36):
