@@ -17,16 +17,15 @@ from pystack.wire.gso import GsoFrame, segment
 from pystack.wire.virtio import (GSO_TCPV6, NEEDS_CSUM, PartialChecksumFrame, build_header, complete_checksum,
                                  finish_checksum, parse_header)
 
-from stack.conftest import transfer
+from stack.conftest import connected, transfer
 
 from .stack_pair import A6, B6, make_pair6
-from .test_stack_transports import _connected
 
 
 def test_tcp_over_ipv6_sends_super_frames_that_cut_into_wire_segments() -> None:
     a, b, wire = make_pair6()
     b.enable_segmentation_offload()
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire, ipv6=True)
     data = random.Random(2).randbytes(200_000)
     assert transfer(server, client, wire, data) == data
     supers = [f for _t, s, f in wire.log if s == 1 and type(f) is GsoFrame]

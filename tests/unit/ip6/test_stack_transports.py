@@ -16,7 +16,7 @@ from pystack.tcp.state import State
 from pystack.wire import icmpv6, ipv6
 from pystack.wire import tcp as tcp_wire
 
-from stack.conftest import exchange_and_close, transfer
+from stack.conftest import connected, exchange_and_close, transfer
 
 from .stack_pair import A6, B6, B_MAC, frame_to, ipv6_packets, make_pair6
 
@@ -32,16 +32,9 @@ def _dpkt_checksum_verifies(packet: ipv6.Ipv6Packet) -> bool:
     return again.data.sum == ours
 
 
-def _connected(a, b, wire, port: int = 80):
-    listener = b.tcp6.listen(0, port, 8)
-    client = a.tcp6.connect(A6, B6, port, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    return client, listener.accept()
-
-
 def test_tcp_over_ipv6_moves_bytes_both_ways_and_closes() -> None:
     a, b, wire = make_pair6()
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire, ipv6=True)
     exchange_and_close(client, server, wire)
     tcp_packets = [p for p in ipv6_packets(wire) if p.next_header == ipv6.NH_TCP]
     assert len(tcp_packets) > 200 and all(_dpkt_checksum_verifies(p) for p in tcp_packets[:50])
@@ -53,7 +46,7 @@ def test_tcp_over_ipv6_moves_bytes_both_ways_and_closes() -> None:
 def test_the_syn_announces_an_mss_of_mtu_minus_60() -> None:
     a, b, wire = make_pair6()
     start = len(wire.log)
-    _connected(a, b, wire)
+    connected(a, b, wire, ipv6=True)
     syn = next(p for p in ipv6_packets(wire, start, sender=0) if p.next_header == ipv6.NH_TCP)
     assert tcp_wire.parse(syn.payload, syn.src, syn.dst).mss == 1500 - 60
 
@@ -129,7 +122,7 @@ def test_the_echo_service_listens_on_both_families() -> None:
 def test_packet_too_big_shrinks_tcp_segments_to_the_path_mtu() -> None:
     """RFC 8201 with TCP: the quoted segment's connection sends no segment larger than the path allows."""
     a, b, wire = make_pair6()
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire, ipv6=True)
     data = random.Random(3).randbytes(50_000)
     assert transfer(client, server, wire, data) == data
     segment = next(p for p in ipv6_packets(wire, sender=0) if p.next_header == ipv6.NH_TCP and len(p.datagram) == 1500)

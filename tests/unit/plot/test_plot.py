@@ -22,7 +22,7 @@ from pystack.reasons import explain_frames
 from pystack.stack import Stack
 from pystack.wire.ipv4 import addr_to_int
 
-from stack.conftest import transfer
+from stack.conftest import connected, transfer
 
 A_IP, B_IP = addr_to_int("192.0.2.2"), addr_to_int("192.0.2.1")
 A_MAC, B_MAC = bytes.fromhex("020000000002"), bytes.fromhex("020000000001")
@@ -43,10 +43,7 @@ def _capture(path: Path, pcapng: bool) -> tuple[Stack, Path]:
                       fault=lambda i, f: [] if i == 0 and len(f) > 200 and drops.random() < 0.03 else [f])
     writer = PcapngWriter(str(path)) if pcapng else PcapWriter(str(path))
     explain_frames(a, writer)
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, clock.now)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    client, server = connected(a, b, wire)
     assert transfer(client, server, wire, bytes(SIZE)) == bytes(SIZE)
     wire.run(duration=1.0)
     for t, _sender, frame in wire.log:

@@ -14,6 +14,8 @@ from pystack.stack import Stack
 from pystack.tcp.state import State
 from pystack.wire.ipv4 import addr_to_int
 
+from ip6.stack_pair import A6, B6
+
 A_IP = addr_to_int("192.0.2.2")
 B_IP = addr_to_int("192.0.2.1")
 C_IP = addr_to_int("192.0.2.3")
@@ -32,6 +34,16 @@ def make_pair(config: StackConfig | None = None, seed: int = 0, **wire_kw) -> tu
     wire = MemoryWire(a, b, clock=clock, **wire_kw)
     wire.run(duration=a.config.arp_announcements * a.config.arp_announce_interval)  # announcements go out
     return a, b, wire
+
+
+def connected(a: Stack, b: Stack, wire: MemoryWire, port: int = 80, ipv6: bool = False) -> tuple:
+    """A connection from A to a listener of B on ``port`` (from A6 to B6 with ``ipv6``), its handshake done
+    on the wire: (A's connection, B's accepted one)."""
+    tcp_a, tcp_b, a_ip, b_ip = (a.tcp6, b.tcp6, A6, B6) if ipv6 else (a.tcp, b.tcp, A_IP, B_IP)
+    listener = tcp_b.listen(0, port, 8)
+    client = tcp_a.connect(a_ip, b_ip, port, wire.clock.now)
+    wire.run(until=lambda: listener.readable)
+    return client, listener.accept()
 
 
 def transfer(sender, receiver, wire: MemoryWire, data: bytes,

@@ -20,7 +20,7 @@ from pystack.tcp import why
 from pystack.tcp.config import TcpConfig
 from pystack.wire import arp, ethernet, ipv4, tcp, udp
 
-from .conftest import A_IP, A_MAC, B_IP, B_MAC, make_pair, transfer
+from .conftest import A_IP, A_MAC, B_IP, B_MAC, connected, make_pair, transfer
 
 
 def _comments(path: Path) -> list[tuple[bytes, str | None]]:
@@ -104,10 +104,7 @@ def _lossy(fault_seed: int, loss: float, tmp_path: Path, cfg: StackConfig | None
     writer = PcapngWriter(str(tmp_path / "unused.pcapng"))
     explain = explain_frames(a, writer)  # type: ignore[assignment]
     writer.close()
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    client, server = connected(a, b, wire)
     data = random.Random(3).randbytes(400_000)
     assert transfer(client, server, wire, data) == data
     return a, _capture(a, 0, wire.log, tmp_path / "a.pcapng")
@@ -144,10 +141,7 @@ def test_rst_for_a_closed_port_and_a_delayed_ack_say_so(tmp_path: Path) -> None:
     writer.close()
     client = a.tcp.connect(A_IP, B_IP, 81, wire.clock.now)
     wire.run(until=lambda: client.error is not None)
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    listener.accept()
+    client, _server = connected(a, b, wire)
     client.send(b"hello", wire.clock.now)  # one small segment: B holds its ACK for the delayed-ACK timer
     wire.run(duration=1.0)
     comments = [c for _f, c in _capture(b, 1, wire.log, tmp_path / "b.pcapng") if c is not None]

@@ -17,7 +17,7 @@ from pystack.wire import ethernet, icmp, ipv4
 from pystack.wire import tcp as tcp_wire
 from pystack.wire.gso import GsoFrame, segment
 
-from .conftest import A_IP, A_MAC, B_IP, B_MAC, exchange_and_close, make_pair, transfer
+from .conftest import A_IP, A_MAC, B_IP, B_MAC, connected, exchange_and_close, make_pair, transfer
 
 FAR_IP = ipv4.addr_to_int("198.51.100.7")
 
@@ -89,10 +89,7 @@ def test_without_a_gateway_an_off_link_destination_is_the_peers_to_route() -> No
 
 def test_tcp_on_the_ip_medium_moves_bytes_both_ways_and_closes() -> None:
     a, b, wire = make_ip_pair()
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    client, server = connected(a, b, wire)
     exchange_and_close(client, server, wire)
     segments = [p for p in _packets(wire) if p.p == dpkt.ip.IP_PROTO_TCP]
     assert len(segments) == len(wire.log) and max(len(p) for p in segments) == a.config.mtu
@@ -108,10 +105,7 @@ def test_tcp_on_the_ip_medium_moves_bytes_both_ways_and_closes() -> None:
 def test_segmentation_offload_on_the_ip_medium_sends_super_packets_cut_into_wire_packets() -> None:
     a, b, wire = make_ip_pair()
     b.enable_segmentation_offload()
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    client, server = connected(a, b, wire)
     data = random.Random(2).randbytes(200_000)
     assert transfer(server, client, wire, data) == data
     supers = [p for _t, s, p in wire.log if s == 1 and type(p) is GsoFrame]

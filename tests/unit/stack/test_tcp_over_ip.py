@@ -6,20 +6,12 @@ import random
 
 from pystack.tcp.state import State
 
-from .conftest import A_IP, B_IP, exchange_and_close, make_pair, transfer
-
-
-def _connected(a, b, wire):
-    """A client on ``a`` connected to a listener on ``b`` port 80: (client, accepted server side)."""
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    return client, listener.accept()
+from .conftest import A_IP, B_IP, connected, exchange_and_close, make_pair, transfer
 
 
 def test_connection_over_ip_moves_bytes_both_ways_and_closes():
     a, b, wire = make_pair()
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire)
     exchange_and_close(client, server, wire)
     assert a.counters["drop.internal_error"] == 0 and b.counters["drop.internal_error"] == 0
 
@@ -38,7 +30,7 @@ def test_segmentation_offload_sends_super_frames_that_cut_into_wire_segments():
 
     a, b, wire = make_pair()
     b.enable_segmentation_offload()
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire)
     data = random.Random(2).randbytes(200_000)
     got = transfer(server, client, wire, data)
     assert bytes(got) == data
@@ -69,7 +61,7 @@ def test_a_batch_of_in_order_segments_is_acknowledged_once():
 
     for batched in (False, True):
         a, b, wire = make_pair()
-        client, server = _connected(a, b, wire)
+        client, server = connected(a, b, wire)
         wire.run(duration=1)
         server.send(bytes(10 * 1448), wire.clock.now)
         data_frames = b.frames_to_send()
@@ -106,7 +98,7 @@ def test_tcp_segments_carry_dont_fragment_both_data_and_pure_acks():
     from pystack.wire import tcp as tcp_wire
 
     a, b, wire = make_pair()
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire)
     data = random.Random(3).randbytes(20_000)
     got = transfer(client, server, wire, data)
     server.send(b"reply", wire.clock.now)
@@ -208,7 +200,7 @@ def _over_delay(upload: bool, read: bool = True, **tcp: int) -> tuple[float, int
     for name, value in tcp.items():
         setattr(config.tcp, name, value)
     a, b, wire = make_pair(config, latency=0.010)
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire)
     cap = (lambda: server._rb.cap) if upload else (lambda: server._snd.cap)
     before = cap()
     data = random.Random(3).randbytes(6 << 20)
@@ -257,7 +249,7 @@ def test_only_a_connection_that_saw_loss_holds_its_own_queue_and_scoreboard():
 
     drops = random.Random(6)
     a, b, wire = make_pair(fault=lambda _i, frame: [] if len(frame) > 1000 and drops.random() < 0.05 else [frame])
-    client, server = _connected(a, b, wire)
+    client, server = connected(a, b, wire)
     assert server._ooo is NOTHING_HELD and client._rec.sacked is recovery._NOTHING_SACKED
     data = random.Random(7).randbytes(300_000)
     assert transfer(client, server, wire, data) == data

@@ -18,7 +18,7 @@ from pystack.wire import ipv4
 from pystack.wire import tcp as wire
 from pystack.wire.tcp import ACK, FIN, PSH
 
-from .conftest import A_IP, B_IP, make_pair, transfer
+from .conftest import A_IP, B_IP, connected, make_pair, transfer
 
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
@@ -62,20 +62,11 @@ def test_path_frame_is_the_layered_frame_byte_for_byte(
     assert path.finish() == 1 and counters["frames_out"] == 1
 
 
-def _connected(a, b, wire_):
-    listener = b.tcp.listen(0, 80, 4)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire_.clock.now)
-    wire_.run(duration=0.1)
-    server = listener.accept()
-    assert server is not None
-    return client, server
-
-
 def test_bulk_data_goes_out_one_frame_per_segment_and_counted() -> None:
     """A burst through the path: every frame is counted once as a frame and once as a TCP segment, the
     IPv4 identification advances per frame, and the peer takes every byte."""
     a, b, wire_ = make_pair()
-    client, server = _connected(a, b, wire_)
+    client, server = connected(a, b, wire_)
     start = len(wire_.log)
     before_frames, before_segs = a.counters["frames_out"], a.counters["tcp.out_segments"]
     data = bytes(range(256)) * 200  # 51,200 bytes: 36 segments, past the initial window
@@ -92,7 +83,7 @@ def test_a_stale_neighbour_is_polled_while_the_burst_goes_out() -> None:
     """RFC 1122 2.3.2.1: a stale ARP entry is polled by unicast while still in use. The burst that finds
     it stale must send that poll (the layered path would), and the entry is fresh again afterwards."""
     a, b, wire_ = make_pair()
-    client, server = _connected(a, b, wire_)
+    client, server = connected(a, b, wire_)
     a.arp.entries[B_IP].expires = wire_.clock.now - 1.0
     start = len(wire_.log)
     data = bytes(5000)

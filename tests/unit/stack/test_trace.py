@@ -13,7 +13,7 @@ from pystack.tcp import events, why
 from pystack.tcp.config import TcpConfig
 from pystack.trace import TraceError, TraceWriter
 
-from .conftest import A_IP, B_IP, make_pair, transfer
+from .conftest import A_IP, B_IP, connected, make_pair, transfer
 
 
 def _lossy_transfer(tmp_path: Path, sack: bool, loss: float = 0.03, buffer_bytes: int = 64 * 1024,
@@ -31,10 +31,7 @@ def _lossy_transfer(tmp_path: Path, sack: bool, loss: float = 0.03, buffer_bytes
     path = tmp_path / "a.jsonl"
     writer = TraceWriter(str(path), wire.clock.now, a.counters, buffer_bytes=buffer_bytes)
     writer.attach(a.tcp)
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    client, server = connected(a, b, wire)
     data = random.Random(3).randbytes(300_000)
     assert transfer(client, server, wire, data,
                     None if sizes is None else lambda: sizes.append(path.stat().st_size)) == data

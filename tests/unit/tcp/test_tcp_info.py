@@ -6,15 +6,12 @@ import random
 
 from pystack.tcp.info import tcp_info
 
-from stack.conftest import A_IP, B_IP, make_pair, transfer
+from stack.conftest import connected, make_pair, transfer
 
 
 def test_bytes_acked_and_received_count_the_transfer_and_the_fin() -> None:
     a, b, wire = make_pair()
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
+    client, server = connected(a, b, wire)
     assert tcp_info(client)["bytes_acked"] == 0  # the SYN is not counted
     data = random.Random(5).randbytes(200_000)
     assert transfer(client, server, wire, data) == data
