@@ -464,7 +464,7 @@ def _link_medium(args: argparse.Namespace) -> Medium | None:
 
 def _check_medium(args: argparse.Namespace, medium: Medium | None) -> None:
     """On the IP medium: a static address (DHCP needs Ethernet's broadcast), no MAC. IPv6 runs there as on
-    a TAP, without neighbour discovery (pystack.iface.ip_link.PointToPointNd); DHCPv6 needs Ethernet's
+    a TAP, without neighbour discovery (pystack.iface.ip_link6.PointToPointNd); DHCPv6 needs Ethernet's
     link-layer addresses (RFC 8415's DUID-LL) and is refused."""
     from pystack.medium import Medium
 

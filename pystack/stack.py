@@ -23,7 +23,8 @@ from pystack.config import StackConfig
 from pystack.counters import Counters
 from pystack.iface.arp import Arp
 from pystack.iface.ethernet import EthernetLink
-from pystack.iface.ip_link import IpLink, PointToPoint, PointToPointNd
+from pystack.iface.ip_link import IpLink, PointToPoint
+from pystack.iface.ip_link6 import PointToPointNd
 from pystack.iface.icmp import EchoReplyHandler, Icmpv4
 from pystack.iface.icmpv6 import EchoReplyHandler6, Icmpv6
 from pystack.iface.ipv4 import Ipv4

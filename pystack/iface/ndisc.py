@@ -66,7 +66,7 @@ class Ndisc:
         self.mld = Mld(counters, link, rng, self.link_local)
         self.lladdr: bytes | None = link.mac
         """Our link-layer address for the options that carry it; None on a link without them (the IP
-        medium's, pystack.iface.ip_link.PointToPointNd: RFC 4861 4.3, "on link layers that have addresses")."""
+        medium's, pystack.iface.ip_link6.PointToPointNd: RFC 4861 4.3, "on link layers that have addresses")."""
         self._gateway: int | None = None
         self.observers: list[AddressObserver] = []
         """Told of every address event (added, configured, deprecated, removed, duplicate)."""
