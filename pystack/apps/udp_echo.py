@@ -20,7 +20,7 @@ class UdpEcho:
             self.endpoint6.on_event = self._on_event
 
     def _on_event(self, endpoint: UdpEndpoint) -> None:
-        now = self.stack.now
+        now = endpoint.event_time  # the datagram's time: sans-I/O, no clock is read
         while True:
             try:
                 got = endpoint.recvfrom()

@@ -39,7 +39,7 @@ class Ports(Protocol):
 class UdpEndpoint:
     """One bound UDP port. Received datagrams wait in a bounded queue; ICMP errors become ``error``."""
 
-    __slots__ = ("_ports", "local_ip", "port", "remote", "queue", "error", "on_event", "closed")
+    __slots__ = ("_ports", "local_ip", "port", "remote", "queue", "error", "on_event", "closed", "event_time")
 
     def __init__(self, ports: Ports, local_ip: int, port: int) -> None:
         self._ports = ports
@@ -51,6 +51,9 @@ class UdpEndpoint:
         """Pending errno from an ICMP error (reported once, like SO_ERROR), 0 if none."""
         self.on_event: Callable[[UdpEndpoint], None] | None = None
         self.closed = False
+        self.event_time = 0.0
+        """The time of the last datagram or error on_event was told of, for the calls the callback makes
+        (sans-I/O: the time comes as a value, as Connection.event_time)."""
 
     def connect(self, remote: Address) -> None:
         self.remote = remote
@@ -67,7 +70,7 @@ class UdpEndpoint:
         self._ports.send(self.local_ip, self.port, data, target, now)
         return len(data)
 
-    def deliver(self, data: bytes, source: Address) -> None:
+    def deliver(self, data: bytes, source: Address, now: float) -> None:
         if self.remote is not None and source != self.remote:
             self._ports.counters.drop("udp.not_from_connected_peer")
             return
@@ -75,6 +78,7 @@ class UdpEndpoint:
             self._ports.counters.drop("udp.receive_queue_full")
             return
         self.queue.append((data, source))
+        self.event_time = now
         if self.on_event:
             self.on_event(self)
 
@@ -85,11 +89,12 @@ class UdpEndpoint:
             raise OSError(err, os.strerror(err))
         return self.queue.popleft() if self.queue else None
 
-    def report_error(self, err: int, remote: Address) -> None:
-        """An ICMP error about a datagram we sent. Like Linux, only connected sockets hear of it."""
+    def report_error(self, err: int, remote: Address, now: float) -> None:
+        """An ICMP error about a datagram we sent, at ``now``. Like Linux, only connected sockets hear of it."""
         if self.remote is None or self.remote != remote:
             return
         self.error = err
+        self.event_time = now
         if self.on_event:
             self.on_event(self)
 

@@ -98,7 +98,7 @@ class UdpLayer:
             self.counters.drop("udp.port_closed")
             return False
         self.counters["udp.delivered"] += 1
-        endpoint.deliver(bytes(data), (src_ip, sport))
+        endpoint.deliver(bytes(data), (src_ip, sport), now)
         return True
 
     def icmp_error(self, icmp_type: int, icmp_code: int, local_ip: int, remote_ip: int,
@@ -110,7 +110,7 @@ class UdpLayer:
         dport = int.from_bytes(quoted[2:4], "big")
         endpoint = self.lookup(local_ip, sport)
         if endpoint is not None:
-            endpoint.report_error(err or icmp_errno(icmp_type, icmp_code), (remote_ip, dport))
+            endpoint.report_error(err or icmp_errno(icmp_type, icmp_code), (remote_ip, dport), now)
 
     def get_timer(self) -> float | None:
         return None
