@@ -1,5 +1,9 @@
 """An ICMPv6 error about what a socket sent reaches it as the errno Linux's icmpv6_err_convert gives
-(net/ipv6/icmp.c, tab_unreach), not as the errno of the IPv4 words the transports are told in."""
+(net/ipv6/icmp.c, tab_unreach), not as the errno of the IPv4 words the transports are told in.
+
+pystack's connected UDP sockets hear every error (as Linux's with IP_RECVERR); Linux's without it hear only
+those its table marks fatal (port unreachable, administratively prohibited, policy, reject route, parameter
+problem, unknown unreachable codes)."""
 
 from __future__ import annotations
 
