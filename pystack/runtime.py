@@ -83,6 +83,9 @@ class Runtime:
         self.changed = threading.Condition(self.lock)
         """Notified (under ``lock``) whenever the loop processed something: socket waiters re-check."""
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_guard = threading.Lock()
+        """Held across a write to ``_wake_fd`` and while close() retires it (to -1): a wake() racing close()
+        writes before the fd is closed or not at all, never to a number another file has since taken."""
         self._stopping = False
         self.clock = time.monotonic
         if getattr(link, "offload", False):
@@ -123,8 +126,11 @@ class Runtime:
             self._poller.unregister(fd)
 
     def wake(self) -> None:
-        """Make the loop recompute its deadline (called by user threads after changing state)."""
-        os.eventfd_write(self._wake_fd, 1)
+        """Make the loop recompute its deadline (called by user threads after changing state); after
+        :meth:`close`, nothing (a user thread may outlive the runtime it used)."""
+        with self._wake_guard:
+            if self._wake_fd >= 0:
+                os.eventfd_write(self._wake_fd, 1)
 
     def stop(self) -> None:
         self._stopping = True
@@ -222,10 +228,14 @@ class Runtime:
                 deadline = stack.get_timer()
 
     def close(self) -> None:
+        with self._wake_guard:
+            wake_fd, self._wake_fd = self._wake_fd, -1
+        if wake_fd < 0:
+            return  # closed already
         self.link.close()
         if self.pcap is not None:
             self.pcap.close()
-        os.close(self._wake_fd)
+        os.close(wake_fd)
 
     def start_thread(self) -> threading.Thread:
         """Run the loop in a daemon thread (for embedding pystack in a program)."""

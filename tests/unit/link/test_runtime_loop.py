@@ -307,3 +307,43 @@ def test_adaptive_poll_sleeps_after_a_lone_frame_and_polls_once_frames_follow_cl
     assert runtime.poll_window.window == 0.02
     spin = timeouts[len(after_first):]
     assert spin.count(0) >= 5 and spin[-1] is None
+
+
+def test_wake_after_close_is_a_no_op_and_never_writes_to_a_reused_fd_number() -> None:
+    """A user thread (a TLS server's, say) may call wake() or stop() after the runtime was closed. That
+    used to raise EBADF, or worse, once the wake-up fd's number was handed to another file, write
+    into that file. Now it does nothing at all."""
+    runtime = Runtime(_stack(), FakeLink())
+    runtime.close()
+    reused = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # the lowest free number: the closed one's
+    try:
+        runtime.wake()
+        runtime.stop()
+        runtime.close()  # twice is harmless too
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(reused)  # nothing was written to the file that now has that number
+    finally:
+        os.close(reused)
+
+
+def test_wake_racing_close_from_another_thread_never_fails() -> None:
+    """close() in one thread and wake() in another: every wake lands before the close or is skipped."""
+    for _ in range(50):
+        runtime = Runtime(_stack(), FakeLink())
+        errors: list[BaseException] = []
+        go = threading.Barrier(2)
+
+        def waker() -> None:
+            go.wait()
+            try:
+                for _ in range(200):
+                    runtime.wake()
+            except BaseException as exc:  # noqa: BLE001 - reported below, in the test's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=waker, daemon=True)
+        thread.start()
+        go.wait()
+        runtime.close()
+        thread.join(TIMEOUT)
+        assert errors == []
