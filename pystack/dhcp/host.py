@@ -8,6 +8,8 @@ things it needs from its owner, because the stack does not offer them itself:
 * ``send_frame``: a way to put a raw Ethernet frame (an ARP probe) on the link;
 * its timer merged with the stack's: call :meth:`handle_timer` at :meth:`get_timer`, and :meth:`poll`
   after the stack has received frames (UDP datagrams to port 68 wait in the endpoint until then).
+
+:meth:`attach` does all three, and polls at the time each datagram came (``UdpEndpoint.event_time``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class DhcpHost:
 
         stack.arp_observers.append(observe)
         stack.timer_sources.append(host)
-        host.endpoint.on_event = lambda _endpoint: host.poll(stack.now)
+        host.endpoint.on_event = lambda endpoint: host.poll(endpoint.event_time)
         return host
 
     def get_timer(self) -> float | None:

@@ -49,3 +49,15 @@ def test_attached_host_probe_sees_a_conflict_through_the_arp_observer():
         type(e).__name__ == "Declined" for e in events), limit=120)
     assert any(type(e).__name__ == "Declined" for e in events)
     assert stack.address is None
+
+
+def test_attached_host_hears_port_68_datagrams_at_their_own_time():
+    """The endpoint callback passes the datagram's time (UdpEndpoint.event_time) on, not Stack.now,
+    which is only the time of whatever the stack was last given."""
+    stack, host, _wire, _events = _attached()
+    heard: list[float] = []
+    receive = host.client.receive
+    host.client.receive = lambda data, now: (heard.append(now), receive(data, now))  # type: ignore[method-assign]
+    stack.now = 1.0
+    host.endpoint.deliver(b"not a DHCP message", (SERVER, dhcp_wire.SERVER_PORT), 42.0)
+    assert heard == [42.0]
