@@ -38,6 +38,10 @@ AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 IPPROTO_IPV6 = _socket.IPPROTO_IPV6
 IPV6_V6ONLY = _socket.IPV6_V6ONLY
+IPPROTO_IP = _socket.IPPROTO_IP
+IP_RECVERR = 11
+IPV6_RECVERR = 25
+"""Linux's values (include/uapi/linux/in.h, in6.h); Python's socket module names neither."""
 SOCK_DGRAM = _socket.SOCK_DGRAM
 SOCK_STREAM = _socket.SOCK_STREAM
 IPPROTO_TCP = _socket.IPPROTO_TCP
@@ -346,6 +350,8 @@ class UdpSocket(_Base):
         self._endpoints: dict[int, UdpEndpoint] = {}
         """IP version -> endpoint."""
         self._broadcast = False
+        self._recverr = {V4: False, V6: False}
+        """IP_RECVERR (IPv4 peers, IPv4-mapped ones too) and IPV6_RECVERR, by IP version: UdpEndpoint.recverr."""
         self._turn = 0
         """Which endpoint recvfrom looks at first: the versions take turns, so neither starves the other."""
 
@@ -359,6 +365,7 @@ class UdpSocket(_Base):
                                     [UdpEndpoint.close] * len(layers), lambda ep: ep.port)
         for version, endpoint in zip(versions, made):
             self._endpoints[version] = endpoint
+            endpoint.recverr = self._recverr[version]
             endpoint.on_event = _hook(self)
 
     def _bound(self, version: int | None = None) -> UdpEndpoint:
@@ -520,6 +527,10 @@ class UdpSocket(_Base):
                 return
             if level == SOL_SOCKET and option == SO_BROADCAST:
                 self._broadcast = bool(_int_option(value))
+            elif (version := _recverr_version(level, option)) is not None:
+                self._recverr[version] = bool(_int_option(value))
+                if version in self._endpoints:
+                    self._endpoints[version].recverr = self._recverr[version]
             else:
                 raise OSError(errno.ENOPROTOOPT, "option not supported by pystack")
 
@@ -527,6 +538,8 @@ class UdpSocket(_Base):
         with self._rt.lock:
             self._check_open()
             value = self._common_option(level, option)
+            if value is None and (version := _recverr_version(level, option)) is not None:
+                value = int(self._recverr[version])
             if value is None and level == SOL_SOCKET:
                 if option == SO_BROADCAST:
                     value = int(self._broadcast)
@@ -549,6 +562,13 @@ class UdpSocket(_Base):
                     ep.close()
                 self._rt.changed.notify_all()
                 self._release()
+
+
+def _recverr_version(level: int, option: int) -> int | None:
+    """The IP version IP_RECVERR (V4) or IPV6_RECVERR (V6) sets, None for another option."""
+    if level == IPPROTO_IP and option == IP_RECVERR:
+        return V4
+    return V6 if level == IPPROTO_IPV6 and option == IPV6_RECVERR else None
 
 
 @dataclasses.dataclass

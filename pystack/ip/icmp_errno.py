@@ -20,6 +20,9 @@ scope of the source address, address unreachable, port unreachable, source addre
 policy, reject route) -> errno."""
 
 _PARAMETER_PROBLEM = 12
+_FATAL_UNREACH = frozenset({2, 3, 4, 6, 7, 8, 9, 10, 13, 14, 15})
+"""The unreachable codes icmp_err_convert marks fatal, and fragmentation needed (4), which __udp4_lib_err
+makes hard for a socket that sets DF (IP_PMTUDISC_WANT, as pystack's UDP always does)."""
 _TIME_EXCEEDED6, _PACKET_TOO_BIG6, _PARAMETER_PROBLEM6 = 3, 2, 4
 
 
@@ -39,3 +42,13 @@ def icmpv6_errno(icmp_type: int, icmp_code: int) -> int:
     if icmp_type == _PACKET_TOO_BIG6:
         return errno.EMSGSIZE
     return errno.EHOSTUNREACH if icmp_type == _TIME_EXCEEDED6 else errno.EPROTO
+
+
+def icmp_fatal(icmp_type: int, icmp_code: int) -> bool:
+    """Whether Linux calls an ICMP error hard (__udp4_lib_err with icmp_err_convert's fatal flags): the only
+    errors a UDP socket without IP_RECVERR hears, and only when connected. Net and host unreachable, time
+    exceeded and unreachable codes past the table are soft. ICMPv6 errors reach the transports in ICMP's
+    words (pystack.iface.icmpv6.AS_ICMPV4), chosen so that the flag is icmpv6_err_convert's too."""
+    if icmp_type == 3:
+        return icmp_code in _FATAL_UNREACH
+    return icmp_type == _PARAMETER_PROBLEM

@@ -39,7 +39,8 @@ class Ports(Protocol):
 class UdpEndpoint:
     """One bound UDP port. Received datagrams wait in a bounded queue; ICMP errors become ``error``."""
 
-    __slots__ = ("_ports", "local_ip", "port", "remote", "queue", "error", "on_event", "closed", "event_time")
+    __slots__ = ("_ports", "local_ip", "port", "remote", "queue", "error", "on_event", "closed", "event_time",
+                 "recverr")
 
     def __init__(self, ports: Ports, local_ip: int, port: int) -> None:
         self._ports = ports
@@ -49,6 +50,8 @@ class UdpEndpoint:
         self.queue: deque[tuple[bytes, Address]] = deque()
         self.error = 0
         """Pending errno from an ICMP error (reported once, like SO_ERROR), 0 if none."""
+        self.recverr = False
+        """IP_RECVERR (IPV6_RECVERR): hear every ICMP error, not only the hard ones of a connected socket."""
         self.on_event: Callable[[UdpEndpoint], None] | None = None
         self.closed = False
         self.event_time = 0.0
@@ -89,9 +92,14 @@ class UdpEndpoint:
             raise OSError(err, os.strerror(err))
         return self.queue.popleft() if self.queue else None
 
-    def report_error(self, err: int, remote: Address, now: float) -> None:
-        """An ICMP error about a datagram we sent, at ``now``. Like Linux, only connected sockets hear of it."""
-        if self.remote is None or self.remote != remote:
+    def report_error(self, err: int, remote: Address, now: float, hard: bool = True) -> None:
+        """An ICMP error about a datagram we sent to ``remote``, at ``now``; ``hard`` as
+        pystack.ip.icmp_errno.icmp_fatal says. As Linux's UDP (__udp4_lib_err, __udp6_lib_err): a socket
+        connected elsewhere never hears it; without ``recverr`` only a connected socket hears, and only a
+        hard error; with it, every error."""
+        if self.remote is not None and self.remote != remote:
+            return
+        if not self.recverr and (not hard or self.remote is None):
             return
         self.error = err
         self.event_time = now

@@ -12,7 +12,7 @@ from typing import Callable
 
 from pystack.config import StackConfig
 from pystack.counters import Counters
-from pystack.ip.icmp_errno import icmp_errno
+from pystack.ip.icmp_errno import icmp_errno, icmp_fatal
 from pystack.udp.endpoint import MAX_PAYLOAD, Address, UdpEndpoint
 from pystack.wire import udp as udp_wire
 from pystack.wire.errors import WireError
@@ -105,12 +105,13 @@ class UdpLayer:
                    quoted: bytes | memoryview, now: float, next_hop_mtu: int = 0, err: int = 0) -> None:
         """An ICMP error about a datagram we sent (``quoted`` starts at its UDP header): the endpoint of
         its source port hears of it (RFC 1122 4.1.3.3), as ``err`` when ICMPv6 gave one, else as IPv4's
-        errno for the type and code (pystack.ip.icmp_errno)."""
+        errno for the type and code (pystack.ip.icmp_errno), if Linux's rules let it (report_error)."""
         sport = int.from_bytes(quoted[0:2], "big")
         dport = int.from_bytes(quoted[2:4], "big")
         endpoint = self.lookup(local_ip, sport)
         if endpoint is not None:
-            endpoint.report_error(err or icmp_errno(icmp_type, icmp_code), (remote_ip, dport), now)
+            endpoint.report_error(err or icmp_errno(icmp_type, icmp_code), (remote_ip, dport), now,
+                                  icmp_fatal(icmp_type, icmp_code))
 
     def get_timer(self) -> float | None:
         return None

@@ -6,11 +6,12 @@ import errno
 import hashlib
 import random
 import threading
+import time
 
 import pytest
 
-from pystack.api.socket import (IPPROTO_TCP, SHUT_WR, SOCK_DGRAM, SOCK_STREAM, TCP_NODELAY, socket,
-                                timeout)
+from pystack.api.socket import (IP_RECVERR, IPPROTO_IP, IPPROTO_TCP, MSG_DONTWAIT, SHUT_WR, SOCK_DGRAM,
+                                SOCK_STREAM, TCP_NODELAY, socket, timeout)
 
 from .conftest import A_IP, B_IP
 
@@ -88,6 +89,26 @@ def test_peer_reset_is_econnreset(runtimes):
     with pytest.raises(OSError) as info:
         c.recv(10)
     assert info.value.errno == errno.ECONNRESET
+
+
+@pytest.mark.parametrize("recverr", [True, False], ids=["recverr", "plain"])
+def test_ip_recverr_lets_an_unconnected_udp_socket_hear_port_unreachable(runtimes, recverr):
+    """As Linux: an unconnected socket hears ICMP errors only with IP_RECVERR (__udp4_lib_err)."""
+    ra, _rb = runtimes
+    client = socket(ra, type=SOCK_DGRAM)
+    client.setsockopt(IPPROTO_IP, IP_RECVERR, int(recverr))
+    assert client.getsockopt(IPPROTO_IP, IP_RECVERR) == int(recverr)
+    client.sendto(b"anyone?", (B_IP, 9999))
+    deadline = time.monotonic() + 5
+    while ra.stack.counters["icmp.errors_received"] == 0:
+        assert time.monotonic() < deadline, "no port unreachable came back"
+        time.sleep(0.01)
+    if recverr:
+        with pytest.raises(ConnectionRefusedError):
+            client.recvfrom(100, MSG_DONTWAIT)
+    with pytest.raises(BlockingIOError):
+        client.recvfrom(100, MSG_DONTWAIT)  # without IP_RECVERR nothing; with it, reported once
+    client.close()
 
 
 def test_udp_sockets_between_threads(runtimes):

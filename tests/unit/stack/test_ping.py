@@ -59,14 +59,22 @@ def test_stale_entry_is_refreshed_by_unicast_request(pair):
     assert arp_requests and arp_requests[0][:6] == B_MAC  # unicast poll, RFC 1122 2.3.2.1
 
 
-def test_unresolvable_neighbour_gives_up_and_tells_the_sender(pair):
+@pytest.mark.parametrize("recverr", [True, False], ids=["recverr", "plain"])
+def test_unresolvable_neighbour_gives_up_and_tells_the_sender(pair, recverr):
+    """As the kernel (arp_error_report: a host unreachable from ourselves), a soft error: a connected UDP
+    socket with IP_RECVERR hears EHOSTUNREACH, one without hears nothing (both seen on Linux with a veth
+    whose peer never answers ARP)."""
     a, b, wire = pair
     endpoint = a.udp.bind(0, 5000)
+    endpoint.recverr = recverr
     endpoint.connect((ipv4.addr_to_int("192.0.2.77"), 9))
     endpoint.sendto(b"x", None, wire.clock.now)
     wire.run(duration=10)
     assert a.counters["arp.requests_sent"] == a.config.arp_max_retries
     assert a.counters["arp.resolution_failed"] == 1
+    if not recverr:
+        assert endpoint.recvfrom() is None
+        return
     with pytest.raises(OSError) as info:
         endpoint.recvfrom()
     assert info.value.errno == 113  # EHOSTUNREACH

@@ -52,6 +52,41 @@ def test_unconnected_socket_does_not_hear_icmp_errors(pair):
     assert client.recvfrom() is None
 
 
+LINUX = [
+    ((3, 0), errno.ENETUNREACH, False),  # net unreachable
+    ((3, 1), errno.EHOSTUNREACH, False),  # host unreachable (also what ARP giving up says)
+    ((3, 2), errno.ENOPROTOOPT, True),  # protocol unreachable
+    ((3, 3), errno.ECONNREFUSED, True),  # port unreachable
+    ((3, 4), errno.EMSGSIZE, True),  # fragmentation needed: hard while DF is set (IP_PMTUDISC_WANT)
+    ((3, 9), errno.ENETUNREACH, True),  # network administratively prohibited
+    ((3, 10), errno.EHOSTUNREACH, True),  # host administratively prohibited
+    ((3, 13), errno.EHOSTUNREACH, True),  # communication administratively prohibited
+    ((3, 16), errno.EHOSTUNREACH, False),  # past Linux's table
+    ((11, 0), errno.EHOSTUNREACH, False),  # time exceeded
+    ((12, 0), errno.EPROTO, True),  # parameter problem
+]
+"""(type, code), the errno, and whether Linux's connected UDP socket without IP_RECVERR hears it
+(__udp4_lib_err; nftables rejects on a kernel showed codes 0-3, 9, 10 and 13 so,
+tests/integration/test_udp_icmp_errors.py)."""
+
+
+@pytest.mark.parametrize("recverr", [True, False], ids=["recverr", "plain"])
+@pytest.mark.parametrize("type_code, expected, fatal", LINUX, ids=[f"{t}/{c}" for (t, c), _e, _f in LINUX])
+def test_a_connected_socket_hears_the_icmp_errors_linux_lets_through(pair, type_code, expected, fatal, recverr):
+    a, _b, wire = pair
+    client = a.udp.bind(0, 5000)
+    client.recverr = recverr
+    client.connect((B_IP, 9))
+    quoted = (5000).to_bytes(2, "big") + (9).to_bytes(2, "big") + bytes(4)  # the UDP header it is about
+    a.udp.icmp_error(*type_code, A_IP, B_IP, quoted, wire.clock.now)
+    if not (fatal or recverr):
+        assert client.recvfrom() is None
+        return
+    with pytest.raises(OSError) as info:
+        client.recvfrom()
+    assert info.value.errno == expected
+
+
 def test_icmp_errors_are_rate_limited_per_destination(pair):
     a, b, wire = pair
     client = a.udp.bind(0, 0)
