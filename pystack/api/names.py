@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from pystack.api import families
 from pystack.api.families import Where
-from pystack.api.socket import TcpSocket, UdpSocket
+from pystack.api.socket import IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, TcpSocket, UdpSocket
 from pystack.dns import DnsConfig, DnsError, Query, Resolver
 from pystack.dns import blocking as dns_blocking
 from pystack.dns.hosts import HostsTable
@@ -134,9 +134,13 @@ class Names:
 
     def _udp_socket(self, family: int) -> UdpSocket:
         """A UDP socket of ``family`` on a random port (RFC 5452 section 9.2); on ``::`` an AF_INET6 one
-        carries IPv4 too (IPv4-mapped)."""
+        carries IPv4 too (IPv4-mapped). With IP_RECVERR (IPV6_RECVERR) it tells which server answered port
+        unreachable, so that the next is asked at once (pystack.dns.blocking)."""
         for _ in range(32):
             sock = UdpSocket(self.runtime, family)
+            sock.setsockopt(IPPROTO_IP, IP_RECVERR, 1)
+            if family == families.AF_INET6:
+                sock.setsockopt(IPPROTO_IPV6, IPV6_RECVERR, 1)
             try:
                 port = self.rng.randint(self.config.port_low, self.config.port_high)
                 sock.bind(("0.0.0.0" if family == families.AF_INET else "::", port))

@@ -67,6 +67,12 @@ SHUT_RDWR = _socket.SHUT_RDWR
 MSG_PEEK = _socket.MSG_PEEK
 MSG_DONTWAIT = _socket.MSG_DONTWAIT
 MSG_WAITALL = _socket.MSG_WAITALL
+MSG_ERRQUEUE = _socket.MSG_ERRQUEUE
+MSG_TRUNC = _socket.MSG_TRUNC
+MSG_CTRUNC = _socket.MSG_CTRUNC
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+"""struct sock_extended_err (include/uapi/linux/errqueue.h), then the offender's sockaddr (SO_EE_OFFENDER)."""
+_ORIGIN_ICMP, _ORIGIN_ICMP6 = 2, 3
 _SEND_FLAGS = MSG_DONTWAIT | _socket.MSG_NOSIGNAL | _socket.MSG_MORE
 """MSG_NOSIGNAL: pystack raises no SIGPIPE anyway. MSG_MORE: a hint; Nagle does the corking."""
 _RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL
@@ -500,6 +506,37 @@ class UdpSocket(_Base):
 
     def recv(self, bufsize: int = MAX_PAYLOAD6, flags: int = 0) -> bytes:
         return self.recvfrom(bufsize, flags)[0]
+
+    def recvmsg(self, bufsize: int = MAX_PAYLOAD6, ancbufsize: int = 0,
+                flags: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]], int, SockAddr | None]:
+        """recvfrom's datagram as ``(data, [], 0, address)``; with MSG_ERRQUEUE, at once, the oldest ICMP error
+        IP_RECVERR queued (EAGAIN when none): the payload it quoted, one IP_RECVERR (IPV6_RECVERR) message
+        holding a sock_extended_err when ``ancbufsize`` has room, MSG_ERRQUEUE, and where the datagram was
+        sent, as Linux's ip_recv_error. Its ee_type and ee_code are ICMP's even for an ICMPv6 error (the
+        transports are told errors in ICMP's words); the offender's address is left unspecified."""
+        if not flags & MSG_ERRQUEUE:
+            data, address = self.recvfrom(bufsize, flags)
+            return data, [], 0, address
+        _flags(flags, MSG_ERRQUEUE | MSG_DONTWAIT | MSG_PEEK)
+        with self._rt.lock:
+            self._check_open()
+            for version, ep in self._endpoints.items():
+                report = (ep.errqueue[0] if ep.errqueue else None) if flags & MSG_PEEK else ep.next_error()
+                if report is None:
+                    continue
+                self._refresh()
+                message = _EXTENDED_ERR.pack(report.err, _ORIGIN_ICMP if version == V4 else _ORIGIN_ICMP6,
+                                             report.icmp_type, report.icmp_code, 0, report.info, 0)
+                message += bytes(16 if version == V4 else 28)  # an AF_UNSPEC offender
+                ancdata: list[tuple[int, int, bytes]] = []
+                out = MSG_ERRQUEUE | (MSG_TRUNC if len(report.payload) > bufsize else 0)
+                if ancbufsize >= _socket.CMSG_SPACE(len(message)):
+                    level, kind = (IPPROTO_IP, IP_RECVERR) if self.family == AF_INET else (IPPROTO_IPV6, IPV6_RECVERR)
+                    ancdata.append((level, kind, message))
+                elif ancbufsize:
+                    out |= MSG_CTRUNC
+                return report.payload[:bufsize], ancdata, out, self._sockaddr(version, *report.remote)
+        raise _oserror(errno.EAGAIN)
 
     def shutdown(self, how: int) -> None:
         with self._rt.lock:

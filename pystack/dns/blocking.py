@@ -3,7 +3,9 @@
 Any object with ``family``, ``getsockname``, ``sendto``, ``recvfrom`` and ``settimeout`` in the shape of
 Python's ``socket`` module works: pystack's own UDP socket, or (in tests) a fake. An AF_INET6 socket on
 ``::`` carries questions to IPv6 servers and, IPv4-mapped, to IPv4 ones; an AF_INET one only to IPv4
-servers (:func:`socket_family` says which a server list needs). When an answer comes back
+servers (:func:`socket_family` says which a server list needs). A socket with IP_RECVERR (and
+IPV6_RECVERR) set tells which server answered ICMP port unreachable; that one's turn ends at once, as
+glibc's does (:meth:`Resolver.refused`). When an answer comes back
 truncated and the caller gave a way to open TCP connections, the query is asked again over TCP
 (RFC 7766 section 5) with the 2-byte length framing of RFC 1035 section 4.2.2.
 """
@@ -11,12 +13,14 @@ truncated and the caller gave a way to open TCP connections, the query is asked 
 from __future__ import annotations
 
 import errno
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pystack.api import families
 from pystack.api.families import AF_INET, AF_INET6, V6, Where
+from pystack.api.socket import IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_ERRQUEUE
 from pystack.dns import servers as nameservers
 from pystack.dns import tcp as dns_tcp
 from pystack.dns.resolver import DnsDatagram, Query, Resolver
@@ -162,6 +166,10 @@ def _drive_udp(sock: Any, resolver: Resolver, queries: list[Query], port: int, c
             data, address = sock.recvfrom(RECV_SIZE)  # (host, port), and flow and scope for AF_INET6
         except (TimeoutError, BlockingIOError):
             continue
+        except OSError:  # an ICMP error, heard with IP_RECVERR: what it is about waits in the error queue
+            _send(sock, resolver, queries, _errors_heard(sock, resolver, clock()))
+            tell()
+            continue
         sport = address[1]
         try:
             server = families.read(sock.family, address[0])
@@ -169,6 +177,34 @@ def _drive_udp(sock: Any, resolver: Resolver, queries: list[Query], port: int, c
             continue
         _send(sock, resolver, queries, resolver.receive(server, sport, data, clock(), dst_port=port))
         tell()
+
+
+_RECVERR = {(IPPROTO_IP, IP_RECVERR), (IPPROTO_IPV6, IPV6_RECVERR)}
+_ERRQUEUE_READS = 64
+"""At most this many errors read at once (the socket's error queue is bounded too)."""
+
+
+def _errors_heard(sock: Any, resolver: Resolver, now: float) -> list[DnsDatagram]:
+    """Read the socket's error queue: each port unreachable from a server's port 53 passes that server
+    over (other errors, such as a router's host unreachable, leave the question to its timeout)."""
+    out: list[DnsDatagram] = []
+    sock.settimeout(0.0)  # the queue is read without waiting (a kernel socket with a timeout would wait)
+    for _ in range(_ERRQUEUE_READS):
+        try:
+            _payload, ancdata, _flags, address = sock.recvmsg(0, 256, MSG_ERRQUEUE)
+        except BlockingIOError:
+            break
+        refused = any((level, kind) in _RECVERR and len(data) >= 4
+                      and int.from_bytes(data[:4], sys.byteorder) == errno.ECONNREFUSED
+                      for level, kind, data in ancdata)
+        if not refused or address is None or address[1] != wire.PORT:
+            continue
+        try:
+            server = families.read(sock.family, address[0])
+        except OSError:
+            continue
+        out += resolver.refused(server, now)
+    return out
 
 
 def _send(sock: Any, resolver: Resolver, queries: list[Query], out: list[DnsDatagram]) -> None:

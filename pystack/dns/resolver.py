@@ -213,6 +213,25 @@ class Resolver:
             out += self._next_attempt(q, now)
         return out
 
+    def refused(self, server: Where, now: float) -> list[DnsDatagram]:
+        """``server`` answered a question with ICMP port unreachable: no DNS server runs there. Every query
+        whose turn it is asks the next server at once rather than at its timeout, as glibc does (res_send.c:
+        its socket, connected to the server, reads ECONNREFUSED and ends that server's turn); a question
+        of an earlier turn is only forgotten. The owner learns of it through IP_RECVERR."""
+        out: list[DnsDatagram] = []
+        for q in list(self._pending):
+            stale = [ident for ident, s in q.outstanding.items() if s == server]
+            if q.via_tcp or not stale:
+                continue
+            self.counters["dns.port_unreachable"] += 1
+            for ident in stale:
+                del q.outstanding[ident]
+                self._by_id.pop(ident, None)
+            if self.servers[q.attempt % len(self.servers)] == server:
+                q.attempt += 1
+                out += self._next_attempt(q, now)
+        return out
+
     def cancel(self, q: Query) -> None:
         if not q.done:
             self._finish(q, error=DnsError("cancelled", f"{q.name}: cancelled"))

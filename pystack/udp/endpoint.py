@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import deque
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from pystack.counters import Counters
@@ -20,6 +21,22 @@ only (RFC 8200 3; pystack sends no extension headers with UDP, and no jumbograms
 
 Address = tuple[int, int]
 """(IPv4 address as int, port)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpReport:
+    """One ICMP error in an endpoint's error queue (IP_RECVERR): what recvmsg(MSG_ERRQUEUE) reads."""
+
+    err: int
+    remote: Address
+    """Where the datagram it is about was sent."""
+    payload: bytes
+    """As much of that datagram's payload as the ICMP message quoted."""
+    icmp_type: int
+    icmp_code: int
+    """In ICMP's words, which is how the transports are told errors of either family."""
+    info: int = 0
+    """The next-hop MTU of a fragmentation needed (Packet Too Big), else 0."""
 
 
 class Ports(Protocol):
@@ -40,7 +57,7 @@ class UdpEndpoint:
     """One bound UDP port. Received datagrams wait in a bounded queue; ICMP errors become ``error``."""
 
     __slots__ = ("_ports", "local_ip", "port", "remote", "queue", "error", "on_event", "closed", "event_time",
-                 "recverr")
+                 "recverr", "errqueue")
 
     def __init__(self, ports: Ports, local_ip: int, port: int) -> None:
         self._ports = ports
@@ -51,7 +68,10 @@ class UdpEndpoint:
         self.error = 0
         """Pending errno from an ICMP error (reported once, like SO_ERROR), 0 if none."""
         self.recverr = False
-        """IP_RECVERR (IPV6_RECVERR): hear every ICMP error, not only the hard ones of a connected socket."""
+        """IP_RECVERR (IPV6_RECVERR): hear every ICMP error, not only the hard ones of a connected socket,
+        and keep each in ``errqueue``."""
+        self.errqueue: deque[IcmpReport] = deque()
+        """The errors heard with ``recverr``, oldest first (bounded as the datagram queue)."""
         self.on_event: Callable[[UdpEndpoint], None] | None = None
         self.closed = False
         self.event_time = 0.0
@@ -92,19 +112,34 @@ class UdpEndpoint:
             raise OSError(err, os.strerror(err))
         return self.queue.popleft() if self.queue else None
 
-    def report_error(self, err: int, remote: Address, now: float, hard: bool = True) -> None:
-        """An ICMP error about a datagram we sent to ``remote``, at ``now``; ``hard`` as
+    def report_error(self, report: IcmpReport, now: float, hard: bool = True) -> None:
+        """An ICMP error about a datagram we sent, at ``now``; ``hard`` as
         pystack.ip.icmp_errno.icmp_fatal says. As Linux's UDP (__udp4_lib_err, __udp6_lib_err): a socket
         connected elsewhere never hears it; without ``recverr`` only a connected socket hears, and only a
-        hard error; with it, every error."""
-        if self.remote is not None and self.remote != remote:
+        hard error; with it, every error, also queued in ``errqueue``."""
+        err = report.err
+        if self.remote is not None and self.remote != report.remote:
             return
         if not self.recverr and (not hard or self.remote is None):
             return
+        if self.recverr:
+            if len(self.errqueue) >= self._ports.queue_limit:
+                self._ports.counters.drop("udp.error_queue_full")
+            else:
+                self.errqueue.append(report)
         self.error = err
         self.event_time = now
         if self.on_event:
             self.on_event(self)
+
+    def next_error(self) -> IcmpReport | None:
+        """The oldest error of ``errqueue``, or None. As Linux's sock_dequeue_err_skb, the pending errno
+        becomes the next queued error's (or none)."""
+        if not self.errqueue:
+            return None
+        report = self.errqueue.popleft()
+        self.error = self.errqueue[0].err if self.errqueue else 0
+        return report
 
     def close(self) -> None:
         if not self.closed:

@@ -13,7 +13,7 @@ from typing import Callable
 from pystack.config import StackConfig
 from pystack.counters import Counters
 from pystack.ip.icmp_errno import icmp_errno, icmp_fatal
-from pystack.udp.endpoint import MAX_PAYLOAD, Address, UdpEndpoint
+from pystack.udp.endpoint import MAX_PAYLOAD, Address, IcmpReport, UdpEndpoint
 from pystack.wire import udp as udp_wire
 from pystack.wire.errors import WireError
 
@@ -110,8 +110,9 @@ class UdpLayer:
         dport = int.from_bytes(quoted[2:4], "big")
         endpoint = self.lookup(local_ip, sport)
         if endpoint is not None:
-            endpoint.report_error(err or icmp_errno(icmp_type, icmp_code), (remote_ip, dport), now,
-                                  icmp_fatal(icmp_type, icmp_code))
+            report = IcmpReport(err or icmp_errno(icmp_type, icmp_code), (remote_ip, dport), bytes(quoted[8:]),
+                                icmp_type, icmp_code, next_hop_mtu)
+            endpoint.report_error(report, now, icmp_fatal(icmp_type, icmp_code))
 
     def get_timer(self) -> float | None:
         return None

@@ -10,14 +10,21 @@ table calls fatal (a soft one leaves the kernel's socket waiting for data, here 
 
 from __future__ import annotations
 
+import ipaddress
+import random
 import socket
+import threading
 from collections.abc import Callable
 
 import pytest
 
+from pystack.api.families import V4, V6, Where
 from pystack.api.socket import IP_RECVERR, IPPROTO_IP, IPV6_RECVERR
+from pystack.dns import DnsConfig, Resolver
+from pystack.dns import blocking as dns_blocking
 from pystack.iface.icmpv6 import AS_ICMPV4
 from pystack.ip.icmp_errno import icmp_errno, icmp_fatal, icmpv6_errno
+from pystack.wire import dns as dns_wire
 from pystack_lab import lab
 
 pytestmark = pytest.mark.integration
@@ -88,3 +95,40 @@ def test_icmpv6_unreachables_reach_a_connected_socket_as_pystack_says(loopback: 
     fatal = icmp_fatal(*AS_ICMPV4[(1, code)])  # what pystack's UDP is told, in ICMP's words
     assert _heard(loopback, socket.AF_INET6, recverr=True) == expected
     assert _heard(loopback, socket.AF_INET6, recverr=False) == (expected if fatal else None)
+
+
+def _serve_one_answer(sock: socket.socket) -> None:
+    """Answer one AAAA question for www.example.test with 2001:db8:1::80."""
+    data, peer = sock.recvfrom(512)
+    query = dns_wire.parse(data)
+    q = query.questions[0]
+    answer = dns_wire.Record(q.name, q.qtype, dns_wire.CLASS_IN, 60, ipaddress.IPv6Address("2001:db8:1::80"))
+    flags = dns_wire.FLAG_QR | dns_wire.FLAG_RD | dns_wire.FLAG_RA
+    sock.sendto(dns_wire.build(dns_wire.DnsMessage(query.id, flags, [q], [answer])), peer)
+
+
+def test_the_dns_driver_reads_a_kernel_sockets_error_queue(loopback: lab.Namespace) -> None:
+    """pystack.dns.blocking over a kernel socket: the first server (127.0.0.1, nothing on port 53) answers
+    port unreachable, and the driver, reading the kernel's error queue, asks the second (::1) at once."""
+    ns = loopback
+    ns.run(["nft", "flush", "ruleset"], check=True)
+    server = ns.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    server.bind(("::1", 53))
+    server.settimeout(10)
+    answering = threading.Thread(target=_serve_one_answer, args=(server,), daemon=True)
+    answering.start()
+    sock = ns.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(IPPROTO_IP, IP_RECVERR, 1)
+    sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+    sock.bind(("::", 0))
+    v4, v6 = Where(V4, int(ipaddress.IPv4Address("127.0.0.1"))), Where(V6, int(ipaddress.IPv6Address("::1")))
+    resolver = Resolver([v4, v6], random.Random(1), DnsConfig(timeout=5.0))
+    try:
+        q = dns_blocking.resolve(sock, resolver, "www.example.test", dns_wire.TYPE_AAAA)
+    finally:
+        sock.close()
+        answering.join(10)
+        server.close()
+    assert q.result() == [ipaddress.IPv6Address("2001:db8:1::80")] and q.server == v6
+    assert resolver.counters["dns.port_unreachable"] == 1 and resolver.counters["dns.timeouts"] == 0

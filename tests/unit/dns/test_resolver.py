@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 
 import dpkt
 import pytest
 
-from pystack.dns import DnsConfig, DnsError, Status
+from pystack.dns import DnsConfig, DnsError, Resolver, Status
 from pystack.wire import dns
 from pystack.wire.dns import Question, Record
 
@@ -301,3 +302,17 @@ def test_answer_owned_by_another_name_does_not_count() -> None:
     bogus = _edit(good, answers=[Record("other.example.test", dns.TYPE_A, 1, 60, 0x0A000001)])
     net.resolver.receive(NS1, 53, bogus, net.now, dst_port=port)
     assert q.error is not None and q.error.code == "nodata"  # no A record for the name asked
+
+
+def test_a_server_that_refuses_hands_the_question_to_the_next_at_once() -> None:
+    """Resolver.refused (an ICMP port unreachable from the server whose turn it is): the next server is
+    asked at that moment; a refusal of an earlier turn's question only forgets that question; a round of
+    refusals ends as a timeout would, without the waiting."""
+    r = Resolver([NS1, NS2], random.Random(1), DnsConfig(timeout=2.0, attempts=1))
+    q, out = r.query("www.example.test", 0.0)
+    assert [d.server for d in out] == [NS1]
+    out = r.refused(NS1, 0.1)
+    assert [d.server for d in out] == [NS2] and r.get_timer() == pytest.approx(2.1)
+    assert r.refused(NS1, 0.2) == [] and not q.done  # NS1 has no question of ours left
+    assert r.refused(NS2, 0.3) == [] and q.done and q.error is not None and q.error.code == "timeout"
+    assert r.counters["dns.port_unreachable"] == 2 and r.counters["dns.timeouts"] == 0
