@@ -181,3 +181,42 @@ def _wait_listening(ns: lab.Namespace, addr: tuple[str, int], timeout: float = 1
             time.sleep(0.2)
         finally:
             probe.close()
+
+
+def test_malformed_dhcp6_replies_from_the_kernel_are_dropped_and_counted(
+        start_stack: Callable[..., lab.Daemon], tmp_path: Path) -> None:
+    """A kernel socket on port 547 sprays pystack's port 546 with broken and stray DHCPv6 messages while
+    pystack solicits (--dhcp6, no server on the link): each is dropped and counted by reason, none raises,
+    and pystack keeps answering ping -6."""
+    daemon = start_stack("--mac", MAC, "--host-address6", lab.HOST_ADDRESS6, "--dhcp6", "--address6",
+                         "2001:db8::2/64", quiet_ipv6=False)
+    daemon.wait_for_line(r"IPv6 address 2001:db8::2/64 \(static\) configured", timeout=30)
+    ours = "fe80::ff:fe00:2"  # the link-local address of MAC (modified EUI-64)
+    daemon.wait_for_line(rf"IPv6 address {ours}/64 \(link-local\) configured", timeout=30)
+    duid = bytes.fromhex("00030001" + MAC.replace(":", ""))
+    spray = [
+        b"",  # shorter than the header
+        b"\x07\x00\x00",
+        b"\x0c\x00\x00\x00",  # Relay-forward: not for clients
+        b"\x07\x00\x00\x01\x00\x01\x00\x20ab",  # an option longer than the message
+        b"\x07\x00\x00\x01\x00\x03\x00\x02ab",  # an IA_NA too short
+        b"\x07\x00\x00\x01" + b"\x03\xe7\x00\x00" * 65,  # too many options
+        b"\x0a\x00\x00\x01",  # Reconfigure, unauthenticated
+        b"\x02\x12\x34\x56\x00\x01\x00\x0a" + duid,  # an Advertise for another exchange
+    ]
+    sock = daemon.ns.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("::", 547))
+        scope = daemon.ns.call_in(socket.if_nametoindex, lab.TAP)
+        for payload in spray * 5:
+            sock.sendto(payload, (ours, 546, 0, scope))
+    finally:
+        sock.close()
+    result = lab.ping(daemon.ns, "2001:db8::2", count=3, interval=0.2, wait=3, extra=["-6"])
+    assert (result["transmitted"], result["received"]) == (3, 3), result["output"]
+    counters = daemon.stop()
+    drops = {k: v for k, v in counters.items() if k.startswith("drop.dhcp6.")}
+    assert sum(drops.values()) == len(spray) * 5, drops
+    assert {"drop.dhcp6.truncated", "drop.dhcp6.relay_message", "drop.dhcp6.truncated_option",
+            "drop.dhcp6.bad_ia_na", "drop.dhcp6.too_many_options", "drop.dhcp6.reconfigure_ignored"} <= set(drops), drops
+    assert counters.get("drop.internal_error", 0) == 0, counters
