@@ -388,3 +388,26 @@ def test_junk_replies_are_dropped_and_counted_in_every_state(junk: list[bytes], 
         request, now = _run_until_sent(client, now)
         client.receive(answer(request), now)
     assert client.state is State.BOUND
+
+
+def test_an_advertise_after_the_first_timeout_is_requested_at_once() -> None:
+    client = _client()
+    client.start(Mode.STATEFUL, 0.0)
+    solicit, now = _run_until_sent(client, 0.0)
+    again, now = _run_until_sent(client, now)  # the first timeout passed with no Advertise
+    client.receive(answer(again, dhcp6.ADVERTISE, preference=0), now)
+    assert client.state is State.REQUESTING
+    assert sent(client.datagrams_to_send()[-1].payload).msg_type == dhcp6.REQUEST
+
+
+def test_unspec_fail_to_a_request_solicits_again_but_a_renew_keeps_trying() -> None:
+    client = _client()
+    _now, _ = _bound(client, status=Status(dhcp6.UNSPEC_FAIL, "busy"))
+    assert client.state is State.SOLICITING and client.counters["dhcp6.status_unspecfail"] == 1
+    client = _client()
+    now, _ = _bound(client)
+    renew, at = _run_until_sent(client, now)
+    client.receive(answer(renew, status=Status(dhcp6.UNSPEC_FAIL)), at)
+    assert client.state is State.RENEWING and client.lease is not None
+    again, _ = _run_until_sent(client, at)
+    assert sent(again).msg_type == dhcp6.RENEW
