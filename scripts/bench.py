@@ -6,8 +6,9 @@ Every row is measured in the same run for each system, each in its own throwaway
   floor    scripts/floor.py, a bare Python loop that swaps fields of ARP and echo requests on a TAP (ping only);
   pytcp    PyTCP 3.0.9's daemon (ping, and the same program), on a Python 3.14 that scripts/pytcp_python.py makes
            once from Debian sid's packages (or PYTCP_PYTHON names); its rows say "not run: why" when there is none;
-  pystack6, kernel6  pystack and the kernel again over IPv6 (2001:db8::2): ``ping -6`` and ``curl -6``, their rows
-           printed beside the IPv4 ones with "-6" in the label, and pystack's IPv6/IPv4 ratios in a note.
+  pystack6, kernel6, floor6  pystack, the kernel and the floor again over IPv6 (2001:db8::2): ``ping -6`` (and
+           ``curl -6``), their rows printed beside the IPv4 ones with "-6" in the label, and the IPv6/IPv4 ratios
+           of pystack and of the floor (what the kernel's own IPv6 path adds over a TAP) in a note.
 Rows:
   ping     RTT median and p99 at 56 and 1472 bytes (``ping -i 0.002``, in rounds that take turns between the
            targets), flood ping packets/s and loss;
@@ -106,15 +107,21 @@ def kernel6_target() -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
 
 
 @contextlib.contextmanager
-def floor_target() -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
+def floor_target(ipv6: bool = False) -> Iterator[tuple[lab.Namespace, dict[str, Any]]]:
+    """``ipv6``: the floor answers 2001:db8::2 too (neighbour solicitations and echo requests), the kernel side
+    of the TAP has 2001:db8::1 without DAD's wait."""
     with lab.namespace() as ns:
         proc = ns.spawn([sys.executable, str(lab.REPO / "scripts" / "floor.py"), "--tap", lab.TAP,
-                         "--address", lab.STACK_IP], stderr=subprocess.PIPE, text=True)
+                         "--address", lab.STACK_IP, *(("--address6", lab.STACK_IP6) if ipv6 else ())],
+                        stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         line = proc.stderr.readline()  # blocks until ready or exit; the floor starts in well under a second
         if "ready" not in line:
             raise lab.LabError(f"floor did not start: {line}{proc.stderr.read()}")
-        ns.disable_ipv6(lab.TAP)
+        if ipv6:
+            ns.add_address6(lab.TAP, lab.HOST_ADDRESS6)
+        else:
+            ns.disable_ipv6(lab.TAP)
         ns.add_address(lab.TAP, lab.HOST_ADDRESS)
         ns.link_up(lab.TAP)
         yield ns, {}
@@ -127,8 +134,9 @@ TARGETS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[lab.Name
     "pytcp": bench_pytcp.pytcp_target,
     "kernel6": kernel6_target,
     "pystack6": pystack6_target,
+    "floor6": lambda: floor_target(ipv6=True),
 }
-IPV6_TARGETS = ("kernel6", "pystack6")
+IPV6_TARGETS = ("kernel6", "pystack6", "floor6")
 
 
 def destination(name: str) -> tuple[str, tuple[int, ...]]:
@@ -246,7 +254,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=None, help="pings per size for the RTT figures (1000)")
     parser.add_argument("--flood-count", type=int, default=None, help="flood pings (10000)")
     parser.add_argument("--flood-deadline", type=int, default=30, help="seconds a flood may last at most")
-    parser.add_argument("--targets", default="kernel,pystack,floor,kernel6,pystack6",
+    parser.add_argument("--targets", default="kernel,pystack,floor,kernel6,pystack6,floor6",
                         help="ping targets ('' for none); pytcp is added when PYTCP_PYTHON is set")
     parser.add_argument("--tcp-targets", default="kernel,pystack,kernel6,pystack6", help="TCP targets ('' for none)")
     parser.add_argument("--transfers-only", action="store_true",
@@ -350,6 +358,10 @@ def main() -> int:
     family_ratios = bench_table.ipv6_ratios(lines, "pystack")
     if family_ratios:
         notes.append(f"pystack IPv6/IPv4 (-6 line / its IPv4 line; the aim is within 10%): {family_ratios}")
+    floor_ratios = bench_table.ipv6_ratios(lines, "floor")
+    if floor_ratios:
+        notes.append(f"floor IPv6/IPv4 (the same bare loop for both: the kernel's IPv6 path over a TAP): "
+                     f"{floor_ratios}")
     if pytcp_why:
         notes.append(f"pytcp: not run: {pytcp_why}")
     elif "pytcp" in names or "pytcp" in program_names:

@@ -79,6 +79,20 @@ def test_floor_answers_ping(lab_ready: None) -> None:
         assert lab.stop_process(proc) == 0
 
 
+def test_floor_answers_ping6(lab_ready: None) -> None:
+    """With ``--address6`` the floor answers the kernel's neighbour solicitations and ``ping -6`` too."""
+    with lab.namespace() as ns:
+        proc = ns.spawn([sys.executable, str(lab.REPO / "scripts" / "floor.py"), "--address6", lab.STACK_IP6],
+                        stderr=subprocess.PIPE, text=True)
+        assert "ready" in proc.stderr.readline()
+        ns.add_address6(lab.TAP, lab.HOST_ADDRESS6)
+        ns.link_up(lab.TAP)
+        for size in (56, 1452):
+            result = lab.ping(ns, lab.STACK_IP6, count=3, size=size, interval=0.05)
+            assert result["received"] == 3, result["output"]
+        assert lab.stop_process(proc) == 0
+
+
 def test_socket_made_in_namespace_lives_there(ns: lab.Namespace) -> None:
     """Sockets from ``Namespace.socket`` see the namespace's interfaces, not the caller's."""
     server = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
