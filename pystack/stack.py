@@ -225,7 +225,7 @@ class Stack:
 
     @property
     def address6_observers(self) -> list[AddressObserver]:
-        """Called with each IPv6 address event (added, configured, deprecated, removed, duplicate)."""
+        """Called with each IPv6 address event (added, configured, deprecated, removed, duplicate) and its time."""
         return self._nd.observers
 
     @property

@@ -7,6 +7,8 @@ systemd-networkd does, or the owner (``pystack run --dhcp6``) at once. A leased 
 interface's table with origin DHCPv6 and the lease's lifetimes, through DAD, as a /128 unless an
 advertised on-link prefix holds it (as Linux adds DHCPv6 leases); a duplicate is declined; the
 address goes when its lease ends. The DNS servers of the last Reply are in :attr:`Dhcp6Host.dns_servers`.
+Each callback runs the client at the time its event came (``UdpEndpoint.event_time``, the address
+event's time), not at ``Stack.now``, which is only the time of whatever the stack was last given.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class Dhcp6Host:
         stack.address6_observers.append(host.on_address_event)
         if follow_ra:
             stack.nd.ra_observers.append(host.on_router_advertisement)
-        host.endpoint.on_event = lambda _endpoint: host.poll(stack.now)
+        host.endpoint.on_event = lambda endpoint: host.poll(endpoint.event_time)
         return host
 
     # ------------------------------------------------------------------ starting
@@ -84,8 +86,7 @@ class Dhcp6Host:
         elif ra.other and self.client.mode is None and self._wanted is None:
             self.start(Mode.STATELESS, now)
 
-    def on_address_event(self, event: AddressEvent) -> None:
-        now = self.stack.now
+    def on_address_event(self, event: AddressEvent, now: float) -> None:
         kind = event.event
         if kind is AddressEventKind.CONFIGURED and event.origin is Origin.LINK_LOCAL and self._wanted is not None:
             self.start(self._wanted, now)

@@ -35,7 +35,8 @@ from pystack.wire.ipv6 import Ipv6Packet
 
 log = logging.getLogger("pystack")
 
-AddressObserver = Callable[[AddressEvent], None]
+AddressObserver = Callable[[AddressEvent, float], None]
+"""Told each address event and the time it happened."""
 
 _EVENT_WORDS = {Event.CONFIGURED: "configured", Event.DEPRECATED: "deprecated (its preferred lifetime ended)",
                 Event.REMOVED: "removed"}
@@ -150,7 +151,7 @@ class Ndisc:
                 self._soliciting = True
                 self.routers.start(now)
         for observer in self.observers:
-            observer(event)
+            observer(event, now)
 
     def _leave(self, address: int, now: float) -> None:
         if address in self._joined:

@@ -220,7 +220,7 @@ class ClientSession:
         elif isinstance(event, Declined6):
             self.n.say(f"   DHCPv6: declined {ip6(event.address)}, another node uses it; asking again")
 
-    def _on_address6(self, event: AddressEvent) -> None:
+    def _on_address6(self, event: AddressEvent, _now: float) -> None:
         """An IPv6 address came, passed DAD, or went (called in the loop thread, under the lock)."""
         wire = self.wire
         assert wire is not None
