@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "one made for you (ip tuntap add mode tap user YOU) needs no root")
     where.add_argument("--tun", metavar="NAME",
                        help="a TUN device to create, or a persistent one to attach to: bare IP packets, no "
-                            "Ethernet and no ARP (IPv4 only; every destination goes to the kernel behind it); "
+                            "Ethernet, no ARP and no neighbour discovery (every destination goes to the kernel "
+                            "behind it); "
                             "one made for you (ip tuntap add mode tun user YOU) needs no root")
     where.add_argument("--fd", type=_descriptor, metavar="N",
                        help="the TAP or TUN open as descriptor N, handed over by whoever opened it (no root "
@@ -305,9 +306,9 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
                    help="TAP device to create, or a persistent one to attach to (default pst0); one made "
                         "for you (ip tuntap add mode tap user YOU), up, needs no root")
     g.add_argument("--tun", metavar="NAME",
-                   help="a TUN device instead of --tap: bare IP packets, no Ethernet and no ARP (IPv4 only, "
-                        "with --address; every destination goes to the kernel behind it); one made for you "
-                        "(ip tuntap add mode tun user YOU), up, needs no root")
+                   help="a TUN device instead of --tap: bare IP packets, no Ethernet and no ARP (with --address, "
+                        "and --address6 for IPv6; every destination goes to the kernel behind it); one made for "
+                        "you (ip tuntap add mode tun user YOU), up, needs no root")
     g.add_argument("--fd", type=_descriptor, metavar="N",
                    help="use the TAP or TUN open as descriptor N (handed over by whoever opened it, no root "
                         "needed) instead of opening --tap; or a datagram or seqpacket socket, with --medium")
@@ -318,6 +319,12 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
     how.add_argument("--address", type=_ipv4_interface, metavar="CIDR",
                      help="a static address instead of DHCP, e.g. 192.0.2.2/24 (with --gateway, --dns)")
     g.add_argument("--gateway", type=_ipv4_address, metavar="IP", help="with --address: the default router")
+    g.add_argument("--address6", type=_ipv6_interface, metavar="CIDR",
+                   help="a static IPv6 address too, e.g. 2001:db8::2/64, beside SLAAC and DHCPv6 on a TAP; on a "
+                        "TUN (no neighbour discovery, no DAD) usable at once, and the way to have IPv6 there")
+    g.add_argument("--gateway6", type=_ipv6_address, metavar="ADDR",
+                   help="the default IPv6 router (link-local, or on --address6's network) instead of the "
+                        "advertised ones; on a TUN the peer takes what no route claims anyway")
     g.add_argument("--dns", type=_dns_server, action="append", default=[], metavar="IP",
                    help="DNS server to ask, IPv4 or IPv6 (repeatable, asked in order); overrides the servers "
                         "the DHCP lease and the routers' advertisements (RDNSS) name")
@@ -389,9 +396,10 @@ def _client_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         description="Set pystack up as fetch does (DHCP by default), then run an unmodified Python program in "
                     "this process with pystack.socket in place of the socket module: its TCP, UDP and name "
                     "lookups (hosts table, then pystack's DNS client) go over pystack, and select, selectors "
-                    "and asyncio work on its sockets, IPv4 and IPv6 (SLAAC from the routers' advertisements; "
-                    "an AF_INET6 socket on :: takes IPv4 too). The exit status is the program's. Not covered: "
-                    "code that uses _socket directly, subprocesses (they get the kernel's socket).",
+                    "and asyncio work on its sockets, IPv4 and IPv6 (SLAAC from the routers' advertisements, or "
+                    "--address6; an AF_INET6 socket on :: takes IPv4 too). The exit status is the program's. Not "
+                    "covered: code "
+                    "that uses _socket directly, subprocesses (they get the kernel's socket).",
         epilog="example: pystack exec --tap pst0 --address 192.0.2.2/24 -- -m http.server 8000\n"
                "         pystack exec --tap pst0 --dhcp -- client.py --verbose",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -498,17 +506,21 @@ def _check_addressing(args: argparse.Namespace) -> None:
 
 
 def _check_ipv6(args: argparse.Namespace) -> None:
-    """--address6, --gateway6, --host-address6 and --no-slaac need IPv6 (on by default, off with --no-ipv6
-    or an MTU below 1280), and must agree with each other."""
+    """--address6, --gateway6, --host-address6 and --no-slaac need IPv6 (on by default, off with --no-ipv6,
+    a client command's -4, or an MTU below 1280), and must agree with each other. The client commands have
+    the first two only."""
+    host = getattr(args, "host_address6", None)
     asked = [flag for flag, value in (("--address6", args.address6), ("--gateway6", args.gateway6),
-                                      ("--host-address6", args.host_address6), ("--no-slaac", args.no_slaac),
+                                      ("--host-address6", host), ("--no-slaac", getattr(args, "no_slaac", False)),
                                       ("--dhcp6", getattr(args, "dhcp6", False)))
              if value]
-    if asked and args.no_ipv6:
+    if asked and getattr(args, "no_ipv6", False):
         raise UsageError(f"{asked[0]} goes with IPv6, which --no-ipv6 turns off")
+    if asked and getattr(args, "family", 0) == 4:
+        raise UsageError(f"{asked[0]} goes with IPv6, which -4 turns off")
     if asked and args.mtu < 1280:
         raise UsageError(f"{asked[0]} needs IPv6, and IPv6 needs an MTU of at least 1280 (not {args.mtu})")
-    addr, host = args.address6, args.host_address6
+    addr = args.address6
     if addr is not None and host is not None:
         if host.ip == addr.ip:
             raise UsageError(f"--host-address6 {host.ip} is the same as --address6")
@@ -751,14 +763,15 @@ def _setup(args: argparse.Namespace) -> Setup:
     _check_addressing(args)
     if args.address is not None and args.release:
         raise UsageError("--release goes with DHCP, not with --address")
+    _check_ipv6(args)
     medium = _link_medium(args)
     _check_medium(args, medium)
     _check_root(args.command, args)
     if args.tun:
         args.tap = args.tun  # the device's name (and the default control socket's)
     return Setup(tap=args.tap, fd=args.fd, medium=medium, mac=args.mac or _random_mac(), mtu=args.mtu,
-                 address=args.address,
-                 gateway=args.gateway, dns=args.dns, host_address=args.host_address,
+                 address=args.address, gateway=args.gateway, address6=args.address6, gateway6=args.gateway6,
+                 dns=args.dns, host_address=args.host_address,
                  dhcp_timeout=args.dhcp_timeout, release=args.release, pcap=args.pcap, timeout=args.timeout,
                  ladder_svg=args.ladder_svg, control=control_address(args), trace=args.trace,
                  family=getattr(args, "family", 0))

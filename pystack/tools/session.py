@@ -89,6 +89,10 @@ class Setup:
     address: ipaddress.IPv4Interface | None = None
     """Static address; None means DHCP."""
     gateway: ipaddress.IPv4Address | None = None
+    address6: ipaddress.IPv6Interface | None = None
+    """A static IPv6 address, beside what routers advertise (on a TUN, where none may, the way to have one)."""
+    gateway6: ipaddress.IPv6Address | None = None
+    """The default IPv6 router, instead of the advertised ones (on a TUN the peer takes what none claims)."""
     dns: list[Where] = field(default_factory=list)
     """DNS servers (IPv4 or IPv6) to use instead of those the lease, the routers or DHCPv6 name."""
     host_address: ipaddress.IPv4Interface | None = None
@@ -190,8 +194,7 @@ class ClientSession:
         assert rt is not None and stack is not None
         if s.family == IPV4:
             return
-        why = ("it runs on Ethernet (a TAP), not yet on a TUN" if medium is not Medium.ETHERNET else
-               f"it needs an MTU of 1280 at least (RFC 8200 5), not {s.mtu}" if s.mtu < ipv6_wire.MIN_MTU else None)
+        why = f"it needs an MTU of 1280 at least (RFC 8200 5), not {s.mtu}" if s.mtu < ipv6_wire.MIN_MTU else None
         if why is not None:
             if s.family == IPV6:
                 raise SetupError(f"-6 asks for IPv6, but {why}")
@@ -199,11 +202,23 @@ class ClientSession:
             return
         stack.address6_observers.append(self._on_address6)
         self.ipv6_started = rt.now()
+        if medium is Medium.IP:
+            self.n.say("IPv6 up on the TUN: a link-local address with a stable opaque identifier (RFC 7217), no "
+                       "neighbour discovery and no DAD (a point-to-point link: the peer takes every packet, as "
+                       "Linux's IFF_NOARP devices), no DHCPv6 (its DUID-LL needs a MAC); router solicitations "
+                       "still go out, and addresses come from advertisements (SLAAC) if any come back")
         stack.start_ipv6(self.ipv6_started)
-        self.dhcp6 = Dhcp6Host.attach(stack, rng=self.rng, on_event=self._on_dhcp6)
-        self.n.say("IPv6 up: a link-local address from the MAC (checked by DAD), then router solicitations; "
-                   "addresses come from the routers' advertisements (SLAAC, RFC 4862), or from DHCPv6 when they "
-                   "say so (M flag; the O flag asks it for DNS servers only, RFC 8415)")
+        if medium is not Medium.IP:
+            self.dhcp6 = Dhcp6Host.attach(stack, rng=self.rng, on_event=self._on_dhcp6)
+            self.n.say("IPv6 up: a link-local address from the MAC (checked by DAD), then router solicitations; "
+                       "addresses come from the routers' advertisements (SLAAC, RFC 4862), or from DHCPv6 when "
+                       "they say so (M flag; the O flag asks it for DNS servers only, RFC 8415)")
+        if s.address6 is not None:  # narrated by _on_address6
+            stack.add_address6(int(s.address6.ip), s.address6.network.prefixlen, self.ipv6_started)
+        if s.gateway6 is not None:
+            stack.gateway6 = int(s.gateway6)
+            self.n.role(str(s.gateway6), "router")
+            self.n.say(f"IPv6 default router {s.gateway6} (--gateway6)")
 
     def _on_dhcp6(self, event: Dhcp6Event) -> None:
         """What the DHCPv6 client concluded (loop thread, under the lock): the wire narration tells each
@@ -227,12 +242,20 @@ class ClientSession:
         text = f"{ip6(event.address)}/{event.prefix_len}"
         if event.event is Event.ADDED:
             wire.addresses6.add(event.address)
+            if self.stack is not None and self.stack.config.medium is Medium.IP:
+                how = {Origin.LINK_LOCAL: "link-local address", Origin.SLAAC: "SLAAC address from the advertised "
+                       "prefix"}.get(event.origin, f"{event.origin.value} address")
+                formed = event.origin in (Origin.LINK_LOCAL, Origin.SLAAC)
+                iid = " (stable opaque identifier, RFC 7217)" if formed else ""
+                self.n.say(f"   IPv6 {how}: {text}{iid}, usable at once (no DAD on a point-to-point link)")
+                return
             how = {Origin.LINK_LOCAL: "link-local address from our MAC (modified EUI-64, RFC 4291 appendix A)",
                    Origin.SLAAC: "SLAAC address: the advertised prefix and our MAC's interface identifier",
                    Origin.STATIC: "static address", Origin.DHCPV6: "DHCPv6 address"}[event.origin]
             self.n.say(f"   IPv6 {how}: {text}, tentative until DAD finds nobody else using it")
         elif event.event is Event.CONFIGURED:
-            self.n.say(f"   IPv6 address {text} ({event.origin.value}) passed DAD: configured")
+            checked = "" if self.stack is not None and self.stack.config.medium is Medium.IP else " passed DAD:"
+            self.n.say(f"   IPv6 address {text} ({event.origin.value}){checked} configured")
             self._tell_us()
         elif event.event is Event.DUPLICATE:
             wire.addresses6.discard(event.address)
@@ -332,11 +355,13 @@ class ClientSession:
     # ------------------------------------------------------------------ IPv6's state
 
     def _ipv6_ready(self) -> bool:
-        """A global address past DAD, and a router to reach other networks through (under the lock)."""
+        """A global address past DAD, and a router to reach other networks through: on a TUN the peer is
+        that (under the lock)."""
         stack = self.stack
         assert stack is not None
         has_global = any(a.usable and not ipv6_wire.is_link_local(a.address) for a in stack.addresses6)
-        return has_global and (stack.gateway6 is not None or stack.nd.routers.default_router() is not None)
+        return has_global and (stack.gateway6 is not None or stack.config.medium is Medium.IP
+                               or stack.nd.routers.default_router() is not None)
 
     def _ipv6_settling(self, patient: bool) -> bool:
         """Whether IPv6 may still become ready: an address in DAD, or routers not solicited yet (the
@@ -363,7 +388,8 @@ class ClientSession:
             addresses = [f"{ip6(a.address)}/{a.prefix_len} ({a.origin.value})" for a in stack.addresses6 if a.usable]
             router = stack.gateway6 if stack.gateway6 is not None else stack.nd.routers.default_router()
             dns = [ip6(d) for d in stack.nd.routers.dns()]
-        text = f"{', '.join(addresses) or 'no address'}, router {ip6(router) if router is not None else 'none'}"
+        way = ip6(router) if router is not None else "the peer" if stack.config.medium is Medium.IP else "none"
+        text = f"{', '.join(addresses) or 'no address'}, router {way}"
         return text + (f", DNS {', '.join(dns)} advertised (RDNSS)" if dns else "")
 
     def wait_ipv6(self, patient: bool = True) -> bool:
