@@ -4,8 +4,10 @@ It binds UDP port 546 over IPv6 and sends the client's messages to ff02::1:2 por
 link-local address (RFC 8415 section 7.1), so it starts the client only once that address is usable.
 What starts it: a router advertisement's M flag (stateful) or O flag without M (stateless), as
 systemd-networkd does, or the owner (``pystack run --dhcp6``) at once. A leased address goes into the
-interface's table with origin DHCPv6 and the lease's lifetimes, through DAD, as a /128 unless an
-advertised on-link prefix holds it (as Linux adds DHCPv6 leases); a duplicate is declined; the
+interface's table with origin DHCPv6 and the lease's lifetimes, through DAD, as a /128: RFC 8415's IA
+Address option carries no prefix length, and an address implies no on-link prefix (RFC 5942 5), so Linux's
+DHCPv6 clients (systemd-networkd, NetworkManager) add a /128 and leave on-link to the router
+advertisements' prefixes, which Ndisc.is_on_link follows as they come and go; a duplicate is declined; the
 address goes when its lease ends. The DNS servers of the last Reply are in :attr:`Dhcp6Host.dns_servers`.
 Each callback runs the client at the time its event came (``UdpEndpoint.event_time``, the address
 event's time), not at ``Stack.now``, which is only the time of whatever the stack was last given.
@@ -149,13 +151,11 @@ class Dhcp6Host:
     def _apply(self, event: Event, now: float) -> None:
         stack = self.stack
         if isinstance(event, Leased):
-            prefix_len = self._prefix_len(event.address)
             if not event.renewed:
-                log.info("DHCPv6: leased %s/%d (preferred %s, valid %s; renew at %s)",
-                         ipv6_wire.int_to_addr(event.address), prefix_len, _s(event.preferred), _s(event.valid),
-                         _s(event.t1))
+                log.info("DHCPv6: leased %s/128 (preferred %s, valid %s; renew at %s)",
+                         ipv6_wire.int_to_addr(event.address), _s(event.preferred), _s(event.valid), _s(event.t1))
             try:
-                stack.add_address6(event.address, prefix_len, now, origin=Origin.DHCPV6, valid=event.valid,
+                stack.add_address6(event.address, 128, now, origin=Origin.DHCPV6, valid=event.valid,
                                    preferred=event.preferred)
             except ValueError:
                 stack.counters.drop("dhcp6.unusable_address")
@@ -176,15 +176,6 @@ class Dhcp6Host:
             self.dns_servers, self.domains = event.dns_servers, event.domains
         if self.on_event is not None:
             self.on_event(event)
-
-    def _prefix_len(self, address: int) -> int:
-        """The longest advertised on-link prefix holding ``address``, else 128 (the address alone)."""
-        best = 128
-        for prefix in self.stack.nd.routers.prefixes.values():
-            plen = prefix.prefix_len
-            if (prefix.prefix ^ address) >> (128 - plen) == 0 and (best == 128 or plen > best):
-                best = plen
-        return best
 
 
 def _s(seconds: float) -> str:

@@ -162,7 +162,8 @@ class Ndisc:
 
     def is_on_link(self, dst: int) -> bool:
         """Link-local and multicast destinations, those in an advertised on-link prefix, and those in the
-        prefix of an address configured by hand (as Linux's prefix route for it)."""
+        prefix of an address configured by hand (as Linux's prefix route for it); no other address's prefix
+        makes anything on-link (RFC 5942 5: a SLAAC or DHCPv6 address waits for the prefixes' L flag)."""
         if self.routers.is_on_link(dst):
             return True
         # Asked for every packet sent: the table's own view (no copy), the prefix compared first.

@@ -64,8 +64,8 @@ def test_the_m_flag_leases_an_address_the_kernel_reaches(
     match = daemon.wait_for_line(rf"IPv6 address {LEASED}", timeout=40)
     address, prefix_len = match.group(1), int(match.group(2))
     assert ipaddress.IPv6Address(RANGE[0]) <= ipaddress.IPv6Address(address) <= ipaddress.IPv6Address(RANGE[1])
-    assert prefix_len == 64  # dnsmasq's advertisement holds 2001:db8::/64 on-link
-    daemon.wait_for_line(rf"DHCPv6: leased {re.escape(address)}/64")
+    assert prefix_len == 128  # as Linux's DHCPv6 clients add it; on-link is the advertised prefix's word
+    daemon.wait_for_line(rf"DHCPv6: leased {re.escape(address)}/128")
     leases = _wait_for_lease_file(tmp_path, address)
     assert address in leases, leases + (tmp_path / "dnsmasq.log").read_text()
     result = lab.ping(daemon.ns, address, count=3, size=1000, interval=0.2, wait=3, extra=["-6"])
@@ -153,7 +153,7 @@ def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
              rf"<- DHCPv6 Advertise from fe80::\S+ \(server DUID [0-9a-f:]+\): address {address}",
              rf"-> DHCPv6 Request for {address}",
              rf"<- DHCPv6 Reply from fe80::\S+ \(server DUID [0-9a-f:]+\): address {address}, preferred \d+ s",
-             rf"IPv6 address {address}/64 \(DHCPv6\) passed DAD: configured"]
+             rf"IPv6 address {address}/128 \(DHCPv6\) passed DAD: configured"]
     positions = [re.search(pattern, err) for pattern in order]
     assert all(positions), [p for p, m in zip(order, positions) if not m] + [err]
     starts = [m.start() for m in positions if m is not None]

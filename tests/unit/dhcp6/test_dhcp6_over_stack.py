@@ -1,8 +1,8 @@
 """The DHCPv6 host on a real Stack, through Ethernet frames on the in-memory wire: a router advertisement
 from B with the M flag makes A lease an address from B's scripted server over UDP 546/547, configure it
-with origin DHCPv6 after DAD (a /128, or the advertised on-link prefix), and answer B's ping there; the O
-flag asks for DNS servers only; a leased address another node uses is declined; the address goes when
-the lease ends."""
+with origin DHCPv6 after DAD (a /128: on-link is the advertised prefixes' word, RFC 5942), and answer B's
+ping there; the O flag asks for DNS servers only; a leased address another node uses is declined; the
+address goes when the lease ends."""
 
 from __future__ import annotations
 
@@ -71,10 +71,11 @@ def _pair(*, b_holds: int | None = None) -> tuple[Stack, Stack, MemoryWire, Dhcp
     return a, b, wire, host, server
 
 
-def _advertise(b: Stack, wire: MemoryWire, *, managed: bool, other: bool, prefix: bool = True) -> None:
+def _advertise(b: Stack, wire: MemoryWire, *, managed: bool, other: bool, prefix: bool = True,
+               valid: int = 86400) -> None:
     options = icmpv6.lladdr_option(icmpv6.OPT_SOURCE_LLADDR, B_MAC)
     if prefix:  # on-link, not autonomous: addresses come from DHCPv6 only (dnsmasq's RA for a DHCP range)
-        options += icmpv6.prefix_option(icmpv6.PrefixInfo(PREFIX, 64, True, False, 86400, 14400))
+        options += icmpv6.prefix_option(icmpv6.PrefixInfo(PREFIX, 64, True, False, valid, min(valid, 14400)))
     ra = icmpv6.build_ra(B_LL, managed=managed, other=other, options=options)
     b.send_ip6(ipv6.ALL_NODES, ipv6.NH_ICMPV6, ra, wire.clock.now, src=B_LL, hop_limit=255)
 
@@ -89,12 +90,12 @@ def test_the_m_flag_leases_an_address_that_b_then_pings(caplog: pytest.LogCaptur
     _advertise(b, wire, managed=True, other=False)
     wire.run(until=lambda: (e := _entry(a, LEASED)) is not None and e.state is State.PREFERRED, limit=30)
     entry = _entry(a, LEASED)
-    assert entry is not None and entry.origin is Origin.DHCPV6 and entry.prefix_len == 64
+    assert entry is not None and entry.origin is Origin.DHCPV6 and entry.prefix_len == 128
     assert server.types() == ["Solicit", "Request"]
     assert {src for src, port in server.sources} == {A_LL} and {port for _, port in server.sources} == {546}
     assert 7190 < entry.valid_until - wire.clock.now <= 7200  # the Reply's valid lifetime, DAD's second ago
     assert host.dns_servers == (DNS,)
-    assert f"IPv6 address {ipv6.int_to_addr(LEASED)}/64 (DHCPv6) configured" in caplog.text
+    assert f"IPv6 address {ipv6.int_to_addr(LEASED)}/128 (DHCPv6) configured" in caplog.text
     replies = ping6(b, wire, LEASED, 100)
     assert replies and replies[0][0] == LEASED
 
@@ -105,6 +106,24 @@ def test_without_an_on_link_prefix_the_lease_is_a_128() -> None:
     wire.run(until=lambda: (e := _entry(a, LEASED)) is not None and e.state is State.PREFERRED, limit=30)
     entry = _entry(a, LEASED)
     assert entry is not None and entry.prefix_len == 128
+
+
+def test_on_link_follows_the_advertised_prefixes_not_the_lease() -> None:
+    """RFC 5942 5 and RFC 4861 5.2: an address says nothing of what is on-link, the prefixes with the L flag
+    do, as they come and go. Leased before any prefix was advertised, A reaches B's 2001:db8::1 directly
+    once an advertisement names 2001:db8::/64 on-link, and no longer once that prefix's lifetime ends."""
+    a, b, wire, _host, _server = _pair()
+    _advertise(b, wire, managed=True, other=False, prefix=False)
+    wire.run(until=lambda: (e := _entry(a, LEASED)) is not None and e.state is State.PREFERRED, limit=30)
+    assert not a.nd.is_on_link(B6)
+    assert a.nd.route(B6) == B_LL  # the advertising router, B, is the way to anything off-link
+    _advertise(b, wire, managed=True, other=False, valid=60)
+    wire.run(duration=1.0)
+    assert a.nd.is_on_link(B6) and a.nd.route(B6) == B6 and _entry(a, LEASED).prefix_len == 128
+    replies = ping6(a, wire, B6, 100)
+    assert replies and replies[0][0] == B6 and a.nd.neighbours.lookup(B6) is not None  # resolved B6 itself
+    wire.run(duration=60.0)  # the prefix's valid lifetime runs out (the lease's does not)
+    assert _entry(a, LEASED) is not None and not a.nd.is_on_link(B6)
 
 
 def test_the_lease_renews_at_t1_and_the_address_goes_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
@@ -120,7 +139,7 @@ def test_the_lease_renews_at_t1_and_the_address_goes_when_it_ends(caplog: pytest
     server.silent = True  # the server goes away: Renew, then Rebind, then the lease ends
     wire.run(until=lambda: _entry(a, LEASED) is None, limit=200)
     assert "Rebind" in server.types()
-    assert f"IPv6 address {ipv6.int_to_addr(LEASED)}/64 (DHCPv6) removed" in caplog.text
+    assert f"IPv6 address {ipv6.int_to_addr(LEASED)}/128 (DHCPv6) removed" in caplog.text
 
 
 def test_the_o_flag_asks_only_for_dns_servers() -> None:
