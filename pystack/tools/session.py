@@ -356,12 +356,13 @@ class ClientSession:
 
     def _ipv6_ready(self) -> bool:
         """A global address past DAD, and a router to reach other networks through: on a TUN the peer is
-        that (under the lock)."""
+        that; with --address6 the user said how IPv6 is set up, as --address without --gateway, so its
+        network is enough (under the lock)."""
         stack = self.stack
         assert stack is not None
         has_global = any(a.usable and not ipv6_wire.is_link_local(a.address) for a in stack.addresses6)
         return has_global and (stack.gateway6 is not None or stack.config.medium is Medium.IP
-                               or stack.nd.routers.default_router() is not None)
+                               or self.setup.address6 is not None or stack.nd.routers.default_router() is not None)
 
     def _ipv6_settling(self, patient: bool) -> bool:
         """Whether IPv6 may still become ready: an address in DAD, or routers not solicited yet (the

@@ -101,3 +101,14 @@ def test_on_a_tap_address6_and_gateway6_are_configured_too() -> None:
         assert [a.address for a in s.stack.addresses6 if a.origin is Origin.STATIC] == [int(ADDRESS6.ip)]
         assert s.stack.gateway6 == int(gateway)
         assert f"static address: {ADDRESS6}, tentative" in out.getvalue()
+
+
+def test_on_a_tap_a_static_address6_past_dad_is_ready_without_a_router() -> None:
+    """As --address without --gateway: the user said how IPv6 is set up, so an IPv6 literal on the static
+    address's network is not kept waiting for router advertisements that may never come."""
+    for s, _out in _session(Medium.ETHERNET, Setup(address6=ADDRESS6)):
+        assert s.stack is not None and s.ipv6_started is not None and not s._ipv6_ready()  # in DAD
+        for second in range(1, 5):
+            s.stack.handle_timer(s.ipv6_started + second)
+        assert [a.usable for a in s.stack.addresses6 if a.origin is Origin.STATIC] == [True]
+        assert s._ipv6_ready()
