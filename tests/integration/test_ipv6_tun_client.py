@@ -113,3 +113,18 @@ def test_a_program_under_exec_downloads_over_ipv6_on_a_tun(tun: lab.Namespace, t
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == want
     assert f"{lab.STACK_IP6} - - " in log.read_text(), log.read_text()
+
+
+def test_address6_on_a_tap_too_pings_the_kernel(daemon_ready: None, ns: lab.Namespace) -> None:
+    """The same flag on a TAP: DAD for 2001:db8::2, neighbour discovery for the kernel's address, replies;
+    no router advertises anything, and the static address is enough for the kernel on its network."""
+    with ns.ipr() as ipr:
+        ipr.link("add", ifname=lab.TAP, kind="tuntap", mode="tap")
+    ns.add_address6(lab.TAP, lab.HOST_ADDRESS6)
+    ns.link_up(lab.TAP)
+    proc = ns.run([*lab.pystack_command(), "ping", "-6", "-c", "3", "-i", "0.2", lab.HOST_IP6, "--tap", lab.TAP,
+                   "--address", lab.STACK_ADDRESS, "--address6", lab.STACK_ADDRESS6], timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "3 packets transmitted, 3 received" in proc.stdout, proc.stdout
+    assert "2001:db8::2/64 (static) passed DAD: configured" in proc.stderr
+    assert "IPv6 ready after" in proc.stderr and "IPv6 not ready" not in proc.stderr, proc.stderr  # DAD only
