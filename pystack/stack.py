@@ -116,6 +116,8 @@ class Stack:
             self.transports6[next_header] = layer6
             self._ipv6.attach_transport(next_header, layer6, multicast)
         self._ipv6_on = False
+        self._fast6 = False
+        """IPv6 is up with the fast paths on an Ethernet link: its TCP segments go straight to TCP."""
         self._deadline6: float | None = None
         self.timer_sources: list[TimerSource] = []
         """Extra deadlines merged into :meth:`get_timer` and served by :meth:`handle_timer`."""
@@ -199,6 +201,7 @@ class Stack:
         self._link.protocols[ethernet.ETHERTYPE_IPV6] = self._receive6_fast if fast else self._receive6
         if fast:
             self._icmp.answer_echo6 = self._icmp6.answer_echo  # ping -6 in the poll loop's lane too
+            self._fast6 = True
         self._nd.start(now)
         self._ipv6.timers_changed = True
 
@@ -384,6 +387,8 @@ class Stack:
                 return
             self.counters["frames_in"] += 1
             if proto == 6 and self._fast and self._tcp.receive_direct(frame, now, trusted):
+                return
+            if self._fast6 and proto != -1 and frame[12] == 0x86 and self._tcp6.receive_frame(frame, now, trusted):
                 return
             self._link.receive(frame, now)
         except WireError as exc:
