@@ -207,9 +207,17 @@ class Ndisc:
         self._neighbour_actions(actions, now)
         return mac
 
-    def confirm(self, neighbour: int, now: float) -> None:
-        """An upper layer has proof the neighbour is reachable (TCP new data acknowledged, 7.3.1)."""
-        self.neighbours.confirm(neighbour, now)
+    def confirm(self, dst: int, now: float) -> float:
+        """An upper layer has proof that packets to ``dst`` arrive (TCP's new data acknowledged, 7.3.1): the
+        next hop they go to, the router for an off-link ``dst``, is REACHABLE. Returns when that upper
+        layer's next proof is worth telling (nc.CONFIRM_SPACING)."""
+        try:
+            next_hop = self.route(dst)
+        except OSError:
+            pass
+        else:
+            self.neighbours.confirm(next_hop, now)
+        return now + self.neighbours.reachable_time * nc.CONFIRM_SPACING
 
     def _neighbour_actions(self, actions: list[nc.Action], now: float) -> list[bytes]:
         """Send what the neighbour cache asks; return the packets of resolutions that failed."""

@@ -40,6 +40,7 @@ class Tcp6Glue:
         self.fast = fast = fast and config.medium is Medium.ETHERNET  # the fast paths build Ethernet frames
         if fast:
             self.tcp.segment_path = self.path
+        self.tcp.confirm = nd.confirm  # RFC 4861 7.3.1, the same on both paths
 
     def emit(self, src: int, dst: int, segment_bytes: bytes, now: float, gso_size: int = 0) -> None:
         """TCP's way out, at the time of the segment, timer or user call that sends it. Routing errors are

@@ -88,7 +88,7 @@ class Connection:
         # other timers
         "_delack_at", "_tw_at", "_ka_at", "_ka_probes",
         "_user_closed", "_soft_error", "stats", "_ws_ok", "_syn_time",
-        "_probe_end", "_oow_ack_at",
+        "_probe_end", "_oow_ack_at", "_confirm_at",
     )
 
     def __init__(
@@ -169,6 +169,8 @@ class Connection:
         self._syn_time = 0.0
         self._probe_end: int | None = None  # end of a zero-window probe byte the peer may have taken
         self._oow_ack_at = -INF  # when we last answered an unacceptable pure ACK (ACK-war guard)
+        self._confirm_at = -INF
+        """When an ACK of new data next tells the IP layer that the neighbour is reachable (TcpContext.confirm)."""
 
     # ------------------------------------------------------------------ user side
 

@@ -30,11 +30,14 @@ larger than the MSS that the link is to cut into ``gso_size`` pieces (only when 
 is the time of the segment, timer or user call that sends it."""
 SegmentPathFor = Callable[[int, int, int, int, float], "TcpPath | None"]
 """``segment_path(src_ip, dst_ip, src_port, dst_port, now)``: a TcpPath, or None for the layered way."""
+Confirm = Callable[[int, float], float]
+"""``confirm(remote_ip, now)``: packets to ``remote_ip`` arrive; returns when to say so again at the soonest."""
 
 
 class TcpContext:
     __slots__ = (
-        "config", "counters", "rng", "isn", "emit", "why", "trace", "segment_path", "mtu", "gso_max", "fast_paths",
+        "config", "counters", "rng", "isn", "emit", "why", "trace", "segment_path", "confirm", "mtu", "gso_max",
+        "fast_paths",
         "now", "batching", "touched", "deferred", "acks_owed", "time_wait", "forget", "forget_listener",
         "_challenge_second", "_challenge_count",
     )
@@ -57,6 +60,11 @@ class TcpContext:
         self.segment_path: SegmentPathFor | None = None
         """Set by the IP layer: a one-pack path for a burst of one connection's data segments (see
         pystack.ip.tcp_path). Without it (a bare TCP layer in tests) every segment goes through ``emit``."""
+        self.confirm: Confirm | None = None
+        """Set by the IP layer whose neighbour cache wants it (IPv6's: pystack.iface.tcp6): told a
+        connection's remote address when an ACK acknowledges new data, the forward progress RFC 4861 7.3.1
+        takes as proof the next hop is reachable (Linux's tcp_ack confirms the neighbour so). Each
+        connection tells it again no sooner than the time it returns (sender.ack_new)."""
         self.mtu = mtu
         self.gso_max = 0
         """Largest segment payload to build when the link segments for us (TSO); 0 = one MSS."""

@@ -15,7 +15,7 @@ from pystack.ip.icmp_errno import icmp_errno
 from pystack.ports import PortRange
 from pystack.tcp.config import TcpConfig
 from pystack.tcp.connection import Connection
-from pystack.tcp.context import Emit, SegmentPathFor, TcpContext
+from pystack.tcp.context import Confirm, Emit, SegmentPathFor, TcpContext
 from pystack.tcp import events, syncookie, why
 from pystack.tcp.isn import IsnGenerator
 from pystack.tcp.listener import Listener
@@ -97,6 +97,15 @@ class TcpLayer:
     @segment_path.setter
     def segment_path(self, path_for: SegmentPathFor | None) -> None:
         self.cx.segment_path = path_for
+
+    @property
+    def confirm(self) -> Confirm | None:
+        """Told of forward progress to a remote address (TcpContext.confirm)."""
+        return self.cx.confirm
+
+    @confirm.setter
+    def confirm(self, confirm: Confirm | None) -> None:
+        self.cx.confirm = confirm
 
     @property
     def gso_max(self) -> int:

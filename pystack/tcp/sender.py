@@ -271,6 +271,8 @@ def ack_new(conn: Connection, ack: int, acked: int, seg: TcpSegment, now: float)
     conn.snd_una = ack
     if seq_lt(conn.snd_nxt, ack):
         conn.snd_nxt = ack
+    if now >= conn._confirm_at and (confirm := conn._cx.confirm) is not None:
+        conn._confirm_at = confirm(conn.remote_ip, now)  # forward progress: the neighbour is reachable
     # RTT (RFC 6298 / RFC 7323 4.1). Karn's rule: without timestamps _rtt_seq is cleared by any
     # retransmission; with them, an echo of a TSval sent before the last retransmission is not
     # used (it may time the original transmission of data whose ACK was lost, seconds ago).

@@ -122,12 +122,12 @@ def test_an_ip_version_packetdrill_does_not_know_is_a_skip() -> None:
 
 
 def test_the_gateway_answers_the_stacks_neighbour_probes() -> None:
-    """A minute of traffic: the gateway's entry goes STALE, DELAY, PROBE (RFC 4861 7.3.3); the runner
-    answers each probe as the gateway would, so the stack keeps sending."""
-    text = SERVER + "".join(f"""
-  +.1 < . 1:1(0) ack {1 + 3000 + 1000 * i} win 257
-  +{20 if i else 6} write(4, ..., 1000) = 1000
-   +0 > P. {3001 + 1000 * i}:{4001 + 1000 * i}(1000) ack 1
+    """A minute of traffic the stack only receives, so no ACK of new data confirms the gateway (RFC 4861
+    7.3.1): its entry goes STALE, DELAY, PROBE (7.3.3); the runner answers each probe as the gateway would,
+    so the stack keeps sending."""
+    text = SERVER + "  +.1 < . 1:1(0) ack 3001 win 257\n" + "".join(f"""
+  +20 < P. {1 + 1000 * i}:{1001 + 1000 * i}(1000) ack 3001 win 257
+   +0 > . 3001:3001(0) ack {1001 + 1000 * i}
 """ for i in range(4))
     run = driver(text, ip_version="ipv6")
     assert run.run().status == "PASS"
