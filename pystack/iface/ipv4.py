@@ -92,6 +92,19 @@ class Ipv4:
             mac = self.arp.resolve(next_hop, now)
         return next_hop, mac
 
+    def confirm(self, dst: int, now: float) -> float:
+        """An upper layer has proof that datagrams to ``dst`` arrive (TCP's new data acknowledged): the ARP
+        entry of the next hop they go to, the gateway for an off-link ``dst``, is fresh again, as Linux's
+        neighbour layer takes TCP's hint for ARP too (RFC 4861 7.3.1's idea). Returns how long that holds."""
+        try:
+            next_hop, mac = self.route(dst)
+        except OSError:
+            pass
+        else:
+            if mac is None:
+                self.arp.cache.confirm(next_hop, now)
+        return self.config.arp_reachable_time
+
     def send(self, dst: int, protocol: int, payload: bytes | memoryview, now: float, *,
              src: int | None = None, ttl: int | None = None, tos: int = 0, dont_fragment: bool = False) -> None:
         """Route, fragment to the MTU and send (or hold behind ARP) one datagram.

@@ -209,15 +209,15 @@ class Ndisc:
 
     def confirm(self, dst: int, now: float) -> float:
         """An upper layer has proof that packets to ``dst`` arrive (TCP's new data acknowledged, 7.3.1): the
-        next hop they go to, the router for an off-link ``dst``, is REACHABLE. Returns when that upper
-        layer's next proof is worth telling (nc.CONFIRM_SPACING)."""
+        next hop they go to, the router for an off-link ``dst``, is REACHABLE. Returns how long that holds
+        (ReachableTime)."""
         try:
             next_hop = self.route(dst)
         except OSError:
             pass
         else:
             self.neighbours.confirm(next_hop, now)
-        return now + self.neighbours.reachable_time * nc.CONFIRM_SPACING
+        return self.neighbours.reachable_time
 
     def _neighbour_actions(self, actions: list[nc.Action], now: float) -> list[bytes]:
         """Send what the neighbour cache asks; return the packets of resolutions that failed."""

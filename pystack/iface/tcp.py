@@ -39,6 +39,7 @@ class TcpGlue:
         self.tcp.fast_paths = fast  # header prediction
         if fast and config.medium is Medium.ETHERNET:  # TcpPath, send_gso and receive_direct are Ethernet's
             self.tcp.segment_path = self.path
+        self.tcp.confirm = ipv4.confirm  # the same on both paths
         transports.attach(ipv4_wire.PROTO_TCP, self.tcp)
 
     def emit(self, src: int, dst: int, segment_bytes: bytes, now: float, gso_size: int = 0) -> None:

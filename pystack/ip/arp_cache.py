@@ -59,6 +59,15 @@ class ArpCache:
             return entry.mac, True
         return entry.mac, False
 
+    def confirm(self, ip: int, now: float) -> None:
+        """An upper layer saw ``ip`` answer (pystack.iface.ipv4.Ipv4.confirm): its entry, if any, is trusted
+        for ``arp_reachable_time`` from now and its refresh, if one is under way, ends."""
+        entry = self.entries.get(ip)
+        if entry is not None:
+            entry.expires = now + self.config.arp_reachable_time
+            entry.refresh_count = 0
+            entry.refresh_sent = -1.0
+
     def update(self, ip: int, mac: bytes, now: float, create: bool) -> list[bytes]:
         """Record ``ip`` -> ``mac`` (RFC 826 merge: update if present, add if ``create``).
 

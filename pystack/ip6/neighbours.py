@@ -28,10 +28,6 @@ MAX_RANDOM_FACTOR = 1.5
 """ReachableTime is BaseReachableTime times a factor drawn between these (RFC 4861 section 10)..."""
 REACHABLE_TIME_REDRAW = 7200.0
 """...drawn again at least every few hours (6.3.4): every two hours here."""
-CONFIRM_SPACING = 0.25
-"""An upper layer that keeps confirming a neighbour (TCP, on each ACK of new data) says so at most once per
-this fraction of ReachableTime: an entry then lapses at most that much early after the last proof, and an
-ACK costs TCP a comparison, not a route and a lookup (Linux spaces them by a clock tick instead)."""
 
 
 class State(enum.Enum):

@@ -31,7 +31,11 @@ is the time of the segment, timer or user call that sends it."""
 SegmentPathFor = Callable[[int, int, int, int, float], "TcpPath | None"]
 """``segment_path(src_ip, dst_ip, src_port, dst_port, now)``: a TcpPath, or None for the layered way."""
 Confirm = Callable[[int, float], float]
-"""``confirm(remote_ip, now)``: packets to ``remote_ip`` arrive; returns when to say so again at the soonest."""
+"""``confirm(remote_ip, now)``: packets to ``remote_ip`` arrive; returns how many seconds that proof holds."""
+CONFIRM_SPACING = 0.25
+"""A connection tells ``confirm`` at most once per this fraction of what its last call said the proof holds:
+a neighbour entry then lapses at most that much early after the last ACK of new data, and an ACK costs a
+comparison, not a route and a table lookup (Linux spaces them by a clock tick instead)."""
 
 
 class TcpContext:
@@ -63,8 +67,9 @@ class TcpContext:
         self.confirm: Confirm | None = None
         """Set by the IP layer whose neighbour cache wants it (IPv6's: pystack.iface.tcp6): told a
         connection's remote address when an ACK acknowledges new data, the forward progress RFC 4861 7.3.1
-        takes as proof the next hop is reachable (Linux's tcp_ack confirms the neighbour so). Each
-        connection tells it again no sooner than the time it returns (sender.ack_new)."""
+        takes as proof the next hop is reachable (Linux's tcp_ack confirms the neighbour so, for ARP's
+        entries and ND's alike). Each connection tells it again only after CONFIRM_SPACING of the time it
+        returns (sender.ack_new)."""
         self.mtu = mtu
         self.gso_max = 0
         """Largest segment payload to build when the link segments for us (TSO); 0 = one MSS."""

@@ -17,6 +17,7 @@ import math
 from typing import TYPE_CHECKING
 
 from pystack.tcp import events, timers, why
+from pystack.tcp.context import CONFIRM_SPACING
 from pystack.tcp.seq import MASK, seq_ge, seq_gt, seq_lt
 from pystack.tcp.state import SENDING, State
 from pystack.wire.tcp import ACK, FIN, PSH, SYN
@@ -272,7 +273,7 @@ def ack_new(conn: Connection, ack: int, acked: int, seg: TcpSegment, now: float)
     if seq_lt(conn.snd_nxt, ack):
         conn.snd_nxt = ack
     if now >= conn._confirm_at and (confirm := conn._cx.confirm) is not None:
-        conn._confirm_at = confirm(conn.remote_ip, now)  # forward progress: the neighbour is reachable
+        conn._confirm_at = now + confirm(conn.remote_ip, now) * CONFIRM_SPACING  # forward progress
     # RTT (RFC 6298 / RFC 7323 4.1). Karn's rule: without timestamps _rtt_seq is cleared by any
     # retransmission; with them, an echo of a TSval sent before the last retransmission is not
     # used (it may time the original transmission of data whose ACK was lost, seconds ago).
