@@ -125,5 +125,12 @@ def test_two_runtimes_on_handed_over_descriptors_of_the_ip_medium_exchange_tcp()
             t.join(5)
         for rt in runtimes:
             rt.close()
-    for rt in runtimes:
-        assert rt.stack.counters.total_drops() == 0 and not [k for k in rt.stack.counters if k.startswith("arp.")]
+    # Real time: on a loaded machine a starved thread can hold its ACK past the other side's probe or
+    # retransmission timeout, or its reader let the window close, and the duplicate or window probe that
+    # sends is dropped. Every drop must be one of those of the other side's, and nothing is ARP.
+    for rt, other in zip(runtimes, reversed(runtimes)):
+        mine, theirs = rt.stack.counters, other.stack.counters
+        resent = theirs["tcp.retransmits"] + theirs["tcp.tail_loss_probes"] + theirs["tcp.window_probes"]
+        explained = mine["drop.tcp.out_of_window"] + mine["drop.tcp.zero_window_data"]
+        assert mine.total_drops() == explained <= resent, (mine, theirs)
+        assert not [k for k in mine if k.startswith("arp.")]
