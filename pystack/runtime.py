@@ -2,7 +2,8 @@
 
 One lock guards the stack. The loop holds it while it feeds frames and timers; user threads (the
 socket API) take it for their calls and then :meth:`Runtime.flush` what the stack produced. A wake
-eventfd interrupts the poll when a user call changed the next timer deadline.
+eventfd interrupts the poll when a user call moved the next timer deadline earlier than the one the loop
+waits for (:meth:`Runtime.timers_changed`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class Runtime:
         """Held across a write to ``_wake_fd`` and while close() retires it (to -1): a wake() racing close()
         writes before the fd is closed or not at all, never to a number another file has since taken."""
         self._stopping = False
+        self._deadline: float | None = None
+        """The deadline of the loop's next wait (None: no timer), set under ``lock`` at the end of each pass."""
         self.clock = time.monotonic
         if getattr(link, "offload", False):
             stack.enable_segmentation_offload()  # the link takes TCP super-frames (TapLink offload mode)
@@ -132,6 +135,16 @@ class Runtime:
             if self._wake_fd >= 0:
                 os.eventfd_write(self._wake_fd, 1)
 
+    def timers_changed(self) -> None:
+        """After a user call changed the stack (caller holds ``lock``): wake the loop only if the stack's next
+        deadline is now earlier than the one the loop waits for. A later one the loop finds when it wakes
+        anyway, and each wake-up costs a pass that contends with the caller for the lock and the GIL in the
+        middle of its exchange (see docs/performance.md, "Waking the loop only for an earlier deadline")."""
+        d = self.stack.get_timer()
+        if d is not None and (self._deadline is None or d < self._deadline):
+            self._deadline = d
+            self.wake()
+
     def stop(self) -> None:
         self._stopping = True
         self.wake()
@@ -168,7 +181,7 @@ class Runtime:
         adaptive = window.adaptive
         spin_until = last_burst = 0.0
         with lock:
-            deadline = stack.get_timer()
+            deadline = self._deadline = stack.get_timer()
         while not self._stopping:
             if polling and clock() < spin_until:
                 events = poller.poll(0)  # spinning: no sleep, so no wake-up to pay for
@@ -225,7 +238,7 @@ class Runtime:
                     hook(now)
                 self.flush()
                 changed.notify_all()
-                deadline = stack.get_timer()
+                deadline = self._deadline = stack.get_timer()
 
     def close(self) -> None:
         with self._wake_guard:

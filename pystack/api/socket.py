@@ -186,10 +186,11 @@ class _Base:
             raise _oserror(errno.EBADF)
 
     def _after(self) -> None:
-        """After a change made from a user thread: send what it produced, wake waiters and the loop."""
+        """After a change made from a user thread: send what it produced, wake waiters, and the loop if
+        its next deadline moved earlier."""
         self._rt.flush()
         self._rt.changed.notify_all()
-        self._rt.wake()
+        self._rt.timers_changed()
         self._refresh()
 
     def _wait(self, attempt: Callable[[], T | None], nonblocking: bool = False, deadline: float | None = None) -> T:
