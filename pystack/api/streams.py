@@ -95,7 +95,7 @@ class PystackTransport(asyncio.Transport):
             elif conn.state == State.CLOSED and not conn.recv_available:
                 closed = True
             self._rt.flush()
-            self._rt.wake()
+            self._rt.timers_changed()
         for chunk in chunks:
             self._protocol.data_received(chunk)
         if eof and not self._eof_seen:
@@ -170,7 +170,7 @@ class PystackTransport(asyncio.Transport):
         with self._rt.lock:
             self._send_pending(self._rt.now())
             self._rt.flush()
-            self._rt.wake()
+            self._rt.timers_changed()
         if not self._writing_paused and len(self._pending) > self._limits.high_water:
             self._writing_paused = True
             self._protocol.pause_writing()
