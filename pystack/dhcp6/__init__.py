@@ -2,9 +2,9 @@
 :mod:`pystack.dhcp6.host`."""
 
 from pystack.dhcp6.client import (
-    Advertised, Declined, Dhcp6Client, Dhcp6Datagram, Event, Informed, Leased, LeaseEnded, Mode, State,
+    Advertised, Declined, Dhcp6Client, Dhcp6Datagram, Event, Informed, Leased, LeaseEnded, Mode, Released, State,
 )
 from pystack.dhcp6.config import Dhcp6Config, Retransmission
 
 __all__ = ["Advertised", "Declined", "Dhcp6Client", "Dhcp6Config", "Dhcp6Datagram", "Event", "Informed",
-           "LeaseEnded", "Leased", "Mode", "Retransmission", "State"]
+           "LeaseEnded", "Leased", "Mode", "Released", "Retransmission", "State"]

@@ -3,7 +3,7 @@
 Stateful (a router advertisement's M flag): Solicit, collect Advertise messages during the first
 timeout, Request from the best server, take the IA_NA's addresses from its Reply; Renew at T1, Rebind at
 T2, each address gone when its valid lifetime ends; Decline an address duplicate address detection
-finds in use. Stateless (the O flag): Information-Request, for the DNS servers, asked again after the
+finds in use; Release them on the way out and wait for the Reply (section 18.2.7). Stateless (the O flag): Information-Request, for the DNS servers, asked again after the
 information refresh time (section 21.23). Every message is retransmitted as section 15 says.
 
 The owner feeds it the payloads of UDP datagrams received on port 546 and the time, and collects:
@@ -11,7 +11,7 @@ The owner feeds it the payloads of UDP datagrams received on port 546 and the ti
 * :meth:`Dhcp6Client.datagrams_to_send` -- payloads for UDP 546 -> 547 at ff02::1:2 (section 7.1),
   sent from the interface's link-local address;
 * :meth:`Dhcp6Client.events` -- :class:`Advertised`, :class:`Leased`, :class:`LeaseEnded`,
-  :class:`Declined` and :class:`Informed`;
+  :class:`Declined`, :class:`Informed` and :class:`Released`;
 * :meth:`Dhcp6Client.get_timer` -- when to call :meth:`Dhcp6Client.handle_timer` next.
 
 Replies that are malformed, or not for this client and this exchange, are dropped and counted
@@ -24,7 +24,7 @@ import enum
 import logging
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pystack.counters import Counters
 from pystack.dhcp6.config import Dhcp6Config, Retransmission
@@ -52,14 +52,17 @@ class State(enum.Enum):
     RENEWING = "RENEWING"
     REBINDING = "REBINDING"
     DECLINING = "DECLINING"
+    RELEASING = "RELEASING"
     INFORMING = "INFORMING"
     INFORMED = "INFORMED"
 
 
 _EXPECTS = {State.SOLICITING: wire.ADVERTISE, State.REQUESTING: wire.REPLY, State.RENEWING: wire.REPLY,
-            State.REBINDING: wire.REPLY, State.DECLINING: wire.REPLY, State.INFORMING: wire.REPLY}
+            State.REBINDING: wire.REPLY, State.DECLINING: wire.REPLY, State.RELEASING: wire.REPLY,
+            State.INFORMING: wire.REPLY}
 _SENDS = {State.SOLICITING: wire.SOLICIT, State.REQUESTING: wire.REQUEST, State.RENEWING: wire.RENEW,
-          State.REBINDING: wire.REBIND, State.DECLINING: wire.DECLINE, State.INFORMING: wire.INFORMATION_REQUEST}
+          State.REBINDING: wire.REBIND, State.DECLINING: wire.DECLINE, State.RELEASING: wire.RELEASE,
+          State.INFORMING: wire.INFORMATION_REQUEST}
 _HOLDING = (State.BOUND, State.RENEWING, State.REBINDING, State.DECLINING)
 
 
@@ -124,7 +127,17 @@ class Informed:
     server_id: bytes
 
 
-Event = Advertised | Leased | LeaseEnded | Declined | Informed
+@dataclass(frozen=True, slots=True)
+class Released:
+    """The Release exchange is over (section 18.2.7): ``status`` is the server's answer ("Success",
+    "NoBinding" ...: any status ends it, section 18.2.10.2), or None when no Reply came in time. The
+    addresses were already given up (:class:`LeaseEnded` "released") when the Release went out."""
+
+    addresses: tuple[int, ...]
+    status: str | None
+
+
+Event = Advertised | Leased | LeaseEnded | Declined | Informed | Released
 
 
 @dataclass(slots=True)
@@ -178,6 +191,8 @@ class Dhcp6Client:
         self._server: Dhcp6Message | None = None
         """The Advertise (or Reply) of the server we Request from."""
         self._declining: list[int] = []
+        self._releasing: tuple[tuple[int, ...], bytes] = ((), b"")
+        """The addresses a Release gives back, and the server it goes to."""
         self._failures = 0
         self._sol_max_rt = self.config.solicit.mrt
 
@@ -254,19 +269,34 @@ class Dhcp6Client:
         self._begin(State.DECLINING, self.config.decline, now)
         self._transmit(now)
 
-    def release(self, now: float) -> None:
-        """Clean shutdown: give the addresses back (section 18.2.7, sent once) and stop."""
+    def release(self, now: float, attempts: int | None = None) -> None:
+        """Clean shutdown: give the addresses back (section 18.2.7). They are given up at once
+        (:class:`LeaseEnded` "released"); the Release is retransmitted as section 15 says, REL_TIMEOUT and
+        REL_MAX_RC (section 7.6), or at most ``attempts`` times: 1 waits for the Reply or the first timeout,
+        whichever comes first. :class:`Released` tells the end; :attr:`releasing` is true until then.
+        With nothing leased it just stops; a Release under way goes on."""
+        if self.state is State.RELEASING:
+            return
         lease = self.lease
-        if lease is not None and lease.addresses and self.state in _HOLDING:
-            self.xid = self._new_xid()
-            msg = self._message(wire.RELEASE, now, server_id=lease.server_id,
-                                ia=self._ia(list(lease.addresses)), oro=False)
-            self._emit(msg, "Release: giving the addresses back (RFC 8415 18.2.7)")
-            self.counters["dhcp6.releases_sent"] += 1
-            for address in list(lease.addresses):
-                self._events.append(LeaseEnded(address, "released"))
         self.lease = None
-        self.stop()
+        if lease is None or not lease.addresses or self.state not in _HOLDING:
+            self.stop()
+            return
+        addresses = tuple(lease.addresses)
+        for address in addresses:
+            self._events.append(LeaseEnded(address, "released"))
+        params = self.config.release
+        if attempts is not None:
+            params = replace(params, mrc=min(attempts, params.mrc) if params.mrc else attempts)
+        self._declining = []
+        self._releasing = (addresses, lease.server_id)
+        self._begin(State.RELEASING, params, now)
+        self._transmit(now)
+
+    @property
+    def releasing(self) -> bool:
+        """A Release is out and its Reply neither came nor was given up on."""
+        return self.state is State.RELEASING
 
     def stop(self) -> None:
         """Stop without telling the server (leases simply run out)."""
@@ -321,6 +351,8 @@ class Dhcp6Client:
             self._expire(now, force=True)
         elif state is State.DECLINING:
             self._after_decline(now)
+        elif state is State.RELEASING:
+            self._released(None)
 
     def _send_current(self, now: float, attempt: int) -> None:
         state = self.state
@@ -345,6 +377,10 @@ class Dhcp6Client:
             assert lease is not None
             msg = self._message(wire.DECLINE, now, server_id=lease.server_id, ia=self._ia(self._declining), oro=False)
             why = "Decline: duplicate address detection found the leased address in use (RFC 8415 18.2.8)"
+        elif state is State.RELEASING:
+            addresses, server_id = self._releasing
+            msg = self._message(wire.RELEASE, now, server_id=server_id, ia=self._ia(list(addresses)), oro=False)
+            why = "Release: giving the addresses back, waiting for the server's Reply (RFC 8415 18.2.7)"
         else:
             msg = self._message(wire.INFORMATION_REQUEST, now, oro_extra=(wire.OPT_INFORMATION_REFRESH_TIME,))
             why = "Information-Request: the router advertisement says other configuration (O), asking for DNS servers"
@@ -401,6 +437,11 @@ class Dhcp6Client:
             return
         if state is State.DECLINING:
             self._after_decline(now)
+            return
+        if state is State.RELEASING:
+            ia = next((i for i in msg.ia_na if i.iaid == IAID), None)
+            status = msg.status or (ia.status if ia is not None else None)
+            self._released(status.name if status is not None else "Success")
             return
         status = msg.status
         if status is not None and status.code != wire.SUCCESS:
@@ -501,6 +542,13 @@ class Dhcp6Client:
         if self._deadline is not None and self._deadline <= now:
             self._renew(now)
 
+    def _released(self, status: str | None) -> None:
+        """Section 18.2.10.2: any Reply ends the Release, as does the last timeout without one."""
+        self.counters["dhcp6.releases_acknowledged" if status is not None else "dhcp6.releases_unanswered"] += 1
+        addresses, self._releasing = self._releasing[0], ((), b"")
+        self._events.append(Released(addresses, status))
+        self.stop()
+
     def _expire(self, now: float, force: bool = False) -> None:
         """Addresses whose valid lifetime ended go (all of them when Rebind ran out of time)."""
         lease = self.lease
@@ -596,6 +644,8 @@ class Dhcp6Client:
             return self._server.server_id
         if state in (State.RENEWING, State.DECLINING) and self.lease is not None:
             return self.lease.server_id
+        if state is State.RELEASING:
+            return self._releasing[1]
         return None
 
     # ------------------------------------------------------------------ building

@@ -31,6 +31,8 @@ class Dhcp6Config:
     """Renew's MRD is the time left until T2; Rebind's until the addresses' valid lifetimes end."""
     rebind: Retransmission = Retransmission(irt=10.0, mrt=600.0)
     decline: Retransmission = Retransmission(irt=1.0, mrc=4)
+    release: Retransmission = Retransmission(irt=1.0, mrc=4)
+    """REL_TIMEOUT and REL_MAX_RC; an owner on its way out may wait for fewer (Dhcp6Client.release)."""
     inf_max_delay: float = 1.0
     """Random wait before the first Information-Request (section 18.2.6)."""
     information: Retransmission = Retransmission(irt=1.0, mrt=3600.0)
@@ -57,7 +59,7 @@ class Dhcp6Config:
     host_rounds: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("solicit", "request", "renew", "rebind", "decline", "information"):
+        for name in ("solicit", "request", "renew", "rebind", "decline", "release", "information"):
             rt: Retransmission = getattr(self, name)
             need(self, rt.irt > 0 and rt.mrt >= 0 and rt.mrc >= 0 and rt.mrd >= 0,
                  f"{name}: need irt above 0 and mrt, mrc, mrd 0 or more (RFC 8415 section 15)")

@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pystack.dhcp6.client import Declined, Dhcp6Client, Event, Informed, Leased, LeaseEnded, Mode, State
+from pystack.dhcp6.client import Declined, Dhcp6Client, Event, Informed, Leased, LeaseEnded, Mode, Released, State
 from pystack.ip6.addresses import AddressEvent, Origin
 from pystack.ip6.addresses import Event as AddressEventKind
 from pystack.reasons import udp_key
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from pystack.stack import Stack
 
 log = logging.getLogger("pystack")
+
+EXIT_ATTEMPTS = 1
+"""Releases an owner on its way out sends (``pystack run`` stopped, ``pystack fetch --release``): it waits
+for the Reply or the first REL_TIMEOUT (~1 s), whichever comes first, as Linux's clients hold shutdown only
+briefly, not for RFC 8415's REL_MAX_RC 4 (~15 s)."""
 
 
 class Dhcp6Host:
@@ -107,10 +112,17 @@ class Dhcp6Host:
             self.client.handle_timer(now)
         self.poll(now)
 
-    def release(self, now: float) -> None:
-        """On clean shutdown: Release goes out (give the loop a moment to send it)."""
-        self.client.release(now)
+    def release(self, now: float, attempts: int | None = None) -> None:
+        """On clean shutdown: the leased addresses leave the table and Release goes out (RFC 8415 18.2.7);
+        the owner keeps the loop turning while :attr:`releasing` (``attempts``: see Dhcp6Client.release).
+        To ff02::1:2, so no neighbour has to answer first."""
+        self.client.release(now, attempts)
         self.poll(now)
+
+    @property
+    def releasing(self) -> bool:
+        """Whether a Release waits for its Reply: the loop must keep running to hear it."""
+        return self.client.releasing
 
     # ------------------------------------------------------------------ moving datagrams and events
 
@@ -169,6 +181,12 @@ class Dhcp6Host:
             log.warning("DHCPv6: declined %s (another node uses it)", ipv6_wire.int_to_addr(event.address))
             if self.leased.pop(event.address, None) is not None:
                 stack.remove_address6(event.address, now)
+        elif isinstance(event, Released):
+            addresses = ", ".join(map(ipv6_wire.int_to_addr, event.addresses))
+            if event.status is None:
+                log.info("DHCPv6: no Reply to the Release of %s; not waiting longer", addresses)
+            else:
+                log.info("DHCPv6: Release of %s acknowledged by the server (%s)", addresses, event.status)
         elif isinstance(event, Informed):
             if (event.dns_servers, event.domains) != (self.dns_servers, self.domains):
                 log.info("DHCPv6: DNS servers %s%s", ", ".join(map(ipv6_wire.int_to_addr, event.dns_servers)) or "none",

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from pystack.counters import Counters
 from pystack.dhcp6 import (
-    Advertised, Declined, Dhcp6Client, Dhcp6Config, Informed, Leased, LeaseEnded, Mode, Retransmission, State,
+    Advertised, Declined, Dhcp6Client, Dhcp6Config, Informed, Leased, LeaseEnded, Mode, Released, Retransmission,
+    State,
 )
 from pystack.wire import dhcp6
 from pystack.wire.dhcp6 import Status
@@ -296,13 +297,98 @@ def test_an_address_withdrawn_with_valid_lifetime_zero_ends() -> None:
     assert client.lease is None and client.state is State.SOLICITING
 
 
-def test_release_gives_the_addresses_back_and_stops() -> None:
+def test_release_gives_the_addresses_up_at_once_and_waits_for_the_reply() -> None:
+    """Section 18.2.7: the addresses stop being used when the Release is sent; then the client waits."""
     client = _client()
     now, _ = _bound(client)
     client.release(now)
+    assert client.events() == [LeaseEnded(LEASED, "released")] and client.lease is None
     release = sent(client.datagrams_to_send()[-1].payload)
     assert release.msg_type == dhcp6.RELEASE and release.server_id == SERVER_DUID
-    assert client.events() == [LeaseEnded(LEASED, "released")]
+    assert [a.address for a in release.ia_na[0].addresses] == [LEASED] and not release.oro
+    assert client.state is State.RELEASING and client.releasing
+    deadline = client.get_timer()
+    assert deadline is not None and now + 0.9 <= deadline <= now + 1.1  # REL_TIMEOUT with RAND
+
+
+def test_an_unanswered_release_is_sent_rel_max_rc_times_with_doubling_timeouts_then_given_up() -> None:
+    """Section 15 with REL_TIMEOUT 1 s and REL_MAX_RC 4 (section 7.6): Release at 0, ~1, ~3, ~7 s, the
+    same transaction throughout, and the exchange ends at the fourth timeout with no Reply."""
+    client = _client()
+    now, _ = _bound(client)
+    client.release(now)
+    first = sent(client.datagrams_to_send()[-1].payload)
+    client.events()
+    times, gaps = [now], []
+    while client.releasing:
+        deadline = client.get_timer()
+        assert deadline is not None and len(gaps) < 10
+        gaps.append(deadline - now)
+        now = deadline
+        client.handle_timer(now)
+        for dgram in client.datagrams_to_send():
+            msg = sent(dgram.payload)
+            assert msg.msg_type == dhcp6.RELEASE and msg.xid == first.xid
+            assert abs(msg.elapsed - (now - times[0]) * 100) <= 1  # section 21.9: since the first
+            times.append(now)
+    assert len(times) == 4 and len(gaps) == 4
+    assert 0.9 <= gaps[0] <= 1.1
+    for before, after in zip(gaps, gaps[1:]):
+        assert 1.8 * before <= after <= 2.2 * before
+    assert client.events() == [Released((LEASED,), None)]
+    assert client.state is State.STOPPED and client.get_timer() is None
+    assert client.counters["dhcp6.release_sent"] == 4 and client.counters["dhcp6.release_gave_up"] == 1
+    assert client.counters["dhcp6.releases_unanswered"] == 1
+
+
+@pytest.mark.parametrize("status", [None, Status(dhcp6.SUCCESS, "released"), Status(dhcp6.NO_BINDING, "gone")])
+def test_a_reply_of_any_status_ends_the_release(status: Status | None) -> None:
+    """Section 18.2.10.2: the Release is done whatever the Reply's status (Success, NoBinding ...)."""
+    client = _client()
+    now, _ = _bound(client)
+    client.release(now)
+    release = client.datagrams_to_send()[-1].payload
+    client.events()
+    client.receive(answer(release, ia_status=status), now + 0.2)
+    name = status.name if status is not None else "Success"
+    assert client.events() == [Released((LEASED,), name)]
+    assert client.state is State.STOPPED and client.get_timer() is None and not client.releasing
+    assert client.counters["dhcp6.releases_acknowledged"] == 1 and client.counters["dhcp6.release_sent"] == 1
+
+
+def test_a_reply_for_another_transaction_or_server_does_not_end_the_release() -> None:
+    client = _client()
+    now, _ = _bound(client)
+    client.release(now)
+    release = client.datagrams_to_send()[-1].payload
+    client.events()
+    client.receive(answer(release, xid=(sent(release).xid + 1) & 0xFFFFFF), now + 0.1)
+    client.receive(answer(release, server_id=OTHER_DUID), now + 0.1)
+    assert client.releasing and client.events() == []
+    assert client.counters["drop.dhcp6.wrong_xid"] == 1 and client.counters["drop.dhcp6.wrong_server"] == 1
+    client.receive(answer(release), now + 0.2)
+    assert client.events() == [Released((LEASED,), "Success")]
+
+
+def test_a_release_of_one_attempt_gives_up_at_the_first_timeout_without_retransmitting() -> None:
+    """What an owner on its way out asks: the Reply or the first REL_TIMEOUT, whichever comes first."""
+    client = _client()
+    now, _ = _bound(client)
+    client.release(now, attempts=1)
+    client.datagrams_to_send()
+    client.events()
+    deadline = client.get_timer()
+    assert deadline is not None and deadline <= now + 1.1
+    client.handle_timer(deadline)
+    assert client.datagrams_to_send() == [] and client.events() == [Released((LEASED,), None)]
+    assert client.state is State.STOPPED and client.get_timer() is None
+
+
+def test_release_with_nothing_leased_sends_nothing_and_stops() -> None:
+    client = _client()
+    client.start(Mode.STATEFUL, 0.0)
+    client.release(0.0)
+    assert client.datagrams_to_send() == [] and client.events() == []
     assert client.state is State.STOPPED and client.get_timer() is None
 
 

@@ -26,7 +26,7 @@ PREFIX = ipv6.addr_to_int("2001:db8::")
 
 
 class Server:
-    """B's DHCPv6 server: answers Solicit, Request, Renew, Rebind, Decline and Information-Request with
+    """B's DHCPv6 server: answers Solicit, Request, Renew, Rebind, Decline, Release and Information-Request with
     ``answer``'s defaults and whatever the test sets in ``reply``."""
 
     def __init__(self, stack: Stack) -> None:
@@ -46,7 +46,7 @@ class Server:
             msg = dhcp6.parse(data)
             self.seen.append(msg)
             self.sources.append(source)
-            if self.silent or msg.msg_type == dhcp6.RELEASE:
+            if self.silent:
                 continue
             mtype = dhcp6.ADVERTISE if msg.msg_type == dhcp6.SOLICIT else dhcp6.REPLY
             self.endpoint.sendto(answer(data, mtype, **self.reply), source, self.stack.now)  # type: ignore[arg-type]
@@ -140,6 +140,31 @@ def test_the_lease_renews_at_t1_and_the_address_goes_when_it_ends(caplog: pytest
     wire.run(until=lambda: _entry(a, LEASED) is None, limit=200)
     assert "Rebind" in server.types()
     assert f"IPv6 address {ipv6.int_to_addr(LEASED)}/128 (DHCPv6) removed" in caplog.text
+
+
+def test_release_takes_the_address_out_at_once_and_ends_with_the_servers_reply(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pystack")
+    a, b, wire, host, server = _pair()
+    _advertise(b, wire, managed=True, other=False)
+    wire.run(until=lambda: (e := _entry(a, LEASED)) is not None and e.state is State.PREFERRED, limit=30)
+    host.release(wire.clock.now, attempts=1)
+    assert _entry(a, LEASED) is None and not host.leased and host.releasing  # gone before any answer
+    wire.run(until=lambda: not host.releasing, limit=5)
+    assert server.types()[-1] == "Release" and server.types().count("Release") == 1
+    assert f"DHCPv6: Release of {ipv6.int_to_addr(LEASED)} acknowledged by the server (Success)" in caplog.text
+
+
+def test_a_release_nobody_answers_is_given_up_at_the_first_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pystack")
+    a, b, wire, host, server = _pair()
+    _advertise(b, wire, managed=True, other=False)
+    wire.run(until=lambda: (e := _entry(a, LEASED)) is not None and e.state is State.PREFERRED, limit=30)
+    server.silent = True
+    host.release(wire.clock.now, attempts=1)
+    wire.run(until=lambda: not host.releasing, limit=5)
+    assert server.types().count("Release") == 1
+    assert f"DHCPv6: no Reply to the Release of {ipv6.int_to_addr(LEASED)}" in caplog.text
 
 
 def test_the_o_flag_asks_only_for_dns_servers() -> None:
