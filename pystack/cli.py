@@ -26,7 +26,11 @@ from pystack.replay.command import add_daemon_flags as add_record_flags
 from pystack.errors import CommandError, SetupError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pystack.config import RuntimeConfig, StackConfig
+    from pystack.dhcp6.host import Dhcp6Host
+    from pystack.tools.lease_keeper import LeaseKeeper
     from pystack.medium import Medium
     from pystack.dhcp import Bound
     from pystack.runtime import Runtime
@@ -245,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dhcp6", action="store_true",
                      help="lease an IPv6 address with DHCPv6 (RFC 8415) from start-up, without waiting for a "
                           "router advertisement. Without it, DHCPv6 still starts when an RA says so: its M "
-                          "flag leases an address, its O flag asks for DNS servers only")
+                          "flag leases an address, its O flag asks for DNS servers only. On SIGINT/SIGTERM a "
+                          "leased address is released (RFC 8415 18.2.7): pystack waits for the server's Reply "
+                          "or the first REL_TIMEOUT (1 s), whichever comes first")
     run.add_argument("--no-ipv6", action="store_true", help="IPv4 only: no IPv6 at all (its frames are dropped)")
     run.add_argument("--mtu", type=_mtu, default=defaults.mtu,
                      help="link MTU (default %(default)s); larger datagrams are fragmented; below 1280 there is "
@@ -332,7 +338,8 @@ def _setup_flags(p: argparse.ArgumentParser) -> None:
                    metavar="SECONDS",
                    help="give up when no DHCP lease came within this time (default %(default)g)")
     g.add_argument("--release", action="store_true",
-                   help="give the DHCP lease (and a DHCPv6 one) back on exit (default: leave them to run out)")
+                   help="give the DHCP lease (and a DHCPv6 one) back on exit (default: leave them to run out); "
+                        "a DHCPv6 Release waits for the server's Reply or the first REL_TIMEOUT (1 s)")
     g.add_argument("--host-address", type=_ipv4_interface, metavar="CIDR",
                    help="also configure the kernel's side of the TAP with this address and bring it up")
     g.add_argument("--mtu", type=_mtu, default=defaults.mtu, help="link MTU (default %(default)s)")
@@ -670,13 +677,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         keeper = LeaseKeeper(stack, runtime, args.dhcp_timeout or None, on_lease)
     stops = 0
+    leave = _leaving(stack, runtime, keeper)
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stops
         stops += 1
         log.info("%s received, shutting down", signal.Signals(signum).name)
-        if keeper is not None and stops == 1:
-            keeper.shutdown()  # DHCPRELEASE first; a second signal stops at once
+        if stops == 1:
+            leave()  # the leases go back first; a second signal stops at once
         else:
             runtime.stop()
 
@@ -744,15 +752,50 @@ def _start_ipv6(stack: Stack, args: argparse.Namespace, now: float) -> str:
     return f", ipv6 {' + '.join(parts[:-1])} ({parts[-1]})"
 
 
-def _release_dhcp6(stack: Stack, runtime: Runtime) -> None:
-    """On the way out, give DHCPv6 addresses back (RFC 8415 18.2.7) as --dhcp gives its lease back. The
-    Release goes to ff02::1:2: no neighbour has to answer first, it leaves with this flush."""
+def _leaving(stack: Stack, runtime: Runtime, keeper: LeaseKeeper | None) -> Callable[[], None]:
+    """The daemon's way out, as a function safe to call from a signal handler: in the loop, DHCPv6
+    addresses are released and their Reply waited for, at most until the first REL_TIMEOUT (RFC 8415
+    18.2.7, ~1 s; see EXIT_ATTEMPTS), then the DHCP lease (the keeper's DHCPRELEASE), then the loop stops."""
+    from pystack.dhcp6.host import EXIT_ATTEMPTS
+
+    step = ""
+
+    def leave() -> None:
+        nonlocal step
+        step = step or "release6"
+        runtime.wake()
+
+    def tick(now: float) -> None:
+        nonlocal step
+        if step == "release6":
+            for host in _dhcp6_hosts(stack):
+                if host.leased:
+                    host.release(now, EXIT_ATTEMPTS)
+            step = "wait6"
+        if step == "wait6" and not any(host.releasing for host in _dhcp6_hosts(stack)):
+            step = "done"
+            if keeper is not None:
+                keeper.shutdown()  # its own tick hook releases, then stops the loop
+            else:
+                runtime.stop()
+
+    runtime.tick_hooks.append(tick)
+    return leave
+
+
+def _dhcp6_hosts(stack: Stack) -> list[Dhcp6Host]:
     from pystack.dhcp6.host import Dhcp6Host
 
-    for source in stack.timer_sources:
-        if isinstance(source, Dhcp6Host) and source.leased:
+    return [source for source in stack.timer_sources if isinstance(source, Dhcp6Host)]
+
+
+def _release_dhcp6(stack: Stack, runtime: Runtime) -> None:
+    """The loop stopped with DHCPv6 addresses still leased (a second signal): Release goes out once, not
+    waited for. To ff02::1:2: no neighbour has to answer first, it leaves with this flush."""
+    for host in _dhcp6_hosts(stack):
+        if host.leased:
             with runtime.lock:
-                source.release(runtime.now())
+                host.release(runtime.now(), 1)
                 runtime.flush()
 
 

@@ -30,9 +30,9 @@ from pystack.dhcp import Bound, Declined, DhcpClient, DhcpConfig, Failed, LeaseL
 from pystack.dhcp.client import Event
 from pystack.dhcp.host import DhcpHost
 from pystack.dhcp6 import Declined as Declined6
-from pystack.dhcp6 import Informed, Leased, LeaseEnded
+from pystack.dhcp6 import Informed, Leased, LeaseEnded, Released
 from pystack.dhcp6.client import Event as Dhcp6Event
-from pystack.dhcp6.host import Dhcp6Host
+from pystack.dhcp6.host import EXIT_ATTEMPTS, Dhcp6Host
 from pystack.dns import DnsError, Query
 from pystack.dns import servers as nameservers
 from pystack.ip6.addresses import AddressEvent, Event, Origin
@@ -234,6 +234,11 @@ class ClientSession:
             self.n.say(f"   DHCPv6 lease of {ip6(event.address)} ended ({event.reason})")
         elif isinstance(event, Declined6):
             self.n.say(f"   DHCPv6: declined {ip6(event.address)}, another node uses it; asking again")
+        elif isinstance(event, Released):
+            addresses = ", ".join(ip6(a) for a in event.addresses)
+            self.n.say(f"   DHCPv6: Release of {addresses} acknowledged by the server ({event.status})"
+                       if event.status is not None else
+                       f"   DHCPv6: no Reply to the Release of {addresses}; not waiting longer")
 
     def _on_address6(self, event: AddressEvent, _now: float) -> None:
         """An IPv6 address came, passed DAD, or went (called in the loop thread, under the lock)."""
@@ -303,9 +308,7 @@ class ClientSession:
                 self.n.say(f"keeping the lease on {ip(self.lease.address)}: it runs out in "
                            f"{seconds(self.lease.lease)} unless renewed (--release gives it back)")
         if self.setup.release and self.dhcp6 is not None and self.dhcp6.leased:
-            with rt.lock:  # to ff02::1:2: no neighbour to resolve, the Release leaves with this flush
-                self.dhcp6.release(rt.now())
-                rt.flush()
+            self._release6(self.dhcp6)
         for thread in self._resolvers:  # a race won before every answer came: let them land in the cache
             thread.join(DNS_JOIN)
         rt.stop()
@@ -330,6 +333,19 @@ class ClientSession:
             # The server's MAC may not be known yet: let ARP finish so the DHCPRELEASE leaves.
             deadline = time.monotonic() + RELEASE_GRACE
             while stack.arp.pending and time.monotonic() < deadline:
+                rt.changed.wait(deadline - time.monotonic())
+
+    def _release6(self, host: Dhcp6Host) -> None:
+        """RFC 8415 18.2.7: the Release goes out and the loop keeps running until the server's Reply comes or
+        the first REL_TIMEOUT passes (EXIT_ATTEMPTS), as the daemon does on its way out."""
+        rt = self.runtime
+        assert rt is not None
+        with rt.lock:  # to ff02::1:2: no neighbour to resolve, the Release leaves with this flush
+            host.release(rt.now(), EXIT_ATTEMPTS)
+            rt.flush()
+            rt.wake()
+            deadline = time.monotonic() + RELEASE_GRACE + host.client.config.release.irt
+            while host.releasing and time.monotonic() < deadline:  # the client's own timer ends it first
                 rt.changed.wait(deadline - time.monotonic())
 
     # ------------------------------------------------------------------ the address

@@ -86,6 +86,8 @@ def test_the_m_flag_leases_an_address_the_kernel_reaches(
     assert counters.get("dhcp6.leases_bound", 0) == 1, counters
     assert counters.get("dhcp6.solicit_sent", 0) >= 1 and counters.get("dhcp6.request_sent", 0) >= 1, counters
     assert not {k: v for k, v in counters.items() if k.startswith("drop.dhcp6.")}, counters
+    # SIGTERM: the daemon exited by itself (status 0, its counters written) once dnsmasq answered the Release.
+    assert daemon.returncode == 0 and counters.get("dhcp6.releases_acknowledged", 0) == 1, counters
     log = (tmp_path / "dnsmasq.log").read_text()
     assert re.search(rf"DHCPREPLY\({lab.TAP}\) {re.escape(address)} {DUID}", log), log
     # Stopped (SIGTERM), pystack gave the address back: dnsmasq logged the Release and forgot the lease.
@@ -96,6 +98,9 @@ def test_the_m_flag_leases_an_address_the_kernel_reaches(
                                               + daemon.stderr())
     assert f"DHCPRELEASE({lab.TAP}) {DUID}" in (tmp_path / "dnsmasq.log").read_text()
     assert re.search(rf"DHCPv6: lease of {re.escape(address)} ended \(released\)", daemon.stderr())
+    # RFC 8415 18.2.7: pystack waited for dnsmasq's Reply to its Release, and logged it.
+    assert re.search(rf"DHCPv6: Release of {re.escape(address)} acknowledged by the server \(\w+\)",
+                     daemon.stderr()), daemon.stderr()
 
 
 def test_the_o_flag_asks_only_for_the_dns_servers(
@@ -171,6 +176,7 @@ def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
     assert starts == sorted(starts), err
     assert f"{address} - - " in server_log.read_text(), server_log.read_text()
     assert re.search(rf"-> DHCPv6 Release for {address}", err), err  # --release gives it back
+    assert re.search(rf"DHCPv6: Release of {address} acknowledged by the server \(\w+\)", err), err  # 18.2.7
     deadline = time.monotonic() + 5
     while address in _leases(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -60,3 +60,54 @@ def test_a_recorded_run_takes_no_dhcp6_lease(capsys: pytest.CaptureFixture[str],
     stack = Stack(b"\x02\x00\x00\x00\x00\x02", StackConfig(), rng=random.Random(0))
     assert "no DHCPv6 while recording" in _start_ipv6(stack, args, 0.0)
     assert not [t for t in stack.timer_sources if isinstance(t, Dhcp6Host)]
+
+
+class _Runtime:
+    """What ``_leaving`` uses of a Runtime: its tick hooks, wake and stop."""
+
+    def __init__(self) -> None:
+        self.tick_hooks: list = []
+        self.stopped = False
+
+    def wake(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_stopped_the_daemon_releases_and_waits_for_the_reply_or_the_first_timeout(answered: bool) -> None:
+    """RFC 8415 18.2.7 on the way out: the loop runs on after the Release until the Reply comes, or the
+    first REL_TIMEOUT passes with none, and not for the RFC's four tries."""
+    from pystack.cli import _leaving
+    from pystack.ip6.addresses import State as AddressState
+
+    from .fake_server import LEASED
+    from .test_dhcp6_over_stack import _advertise, _entry, _pair
+
+    a, b, wire, host, server = _pair()
+    _advertise(b, wire, managed=True, other=False)
+    wire.run(until=lambda: (e := _entry(a, LEASED)) is not None and e.state is AddressState.PREFERRED, limit=30)
+    runtime = _Runtime()
+    leave = _leaving(a, runtime, None)  # type: ignore[arg-type]
+    (tick,) = runtime.tick_hooks
+    server.silent = not answered
+    started = wire.clock.now
+    tick(started)
+    assert not runtime.stopped  # no signal yet
+    leave()
+    tick(wire.clock.now)
+    assert host.releasing and not runtime.stopped and _entry(a, LEASED) is None
+    wire.run(until=lambda: not host.releasing, limit=5)
+    tick(wire.clock.now)
+    assert runtime.stopped and server.types().count("Release") == 1
+    assert a.counters["dhcp6.releases_acknowledged" if answered else "dhcp6.releases_unanswered"] == 1
+    assert wire.clock.now - started <= 1.1  # the first REL_TIMEOUT at most (fake clock)
+
+
+def test_help_says_how_long_the_release_waits(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "waits for the server's Reply or the first REL_TIMEOUT (1 s)" in text
