@@ -20,6 +20,8 @@ The values the ``linux`` profile changes, and why (docs/conformance.md has the t
   later (RFC 8985 7.2, Linux); pystack's own lets the RTO fire.
 - ``tlp_min`` 2 ms: Linux's floor for the probe timeout (TCP_TIMEOUT_MIN, two jiffies at 1000 Hz); pystack's
   own is 10 ms.
+- ``window_probe_empty``: the zero-window probe is an ACK for SND.UNA - 1 without data (Linux's
+  tcp_xmit_probe_skb); pystack's own is one byte of new data (RFC 9293 3.8.6.1).
 """
 
 from __future__ import annotations
@@ -51,5 +53,6 @@ def stack_config(profile: str) -> StackConfig:
             tlp_new_data=True,
             tlp_at_rto=True,
             tlp_min=0.002,
+            window_probe_empty=True,
         )
     return StackConfig(tcp=tcp)

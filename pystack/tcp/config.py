@@ -87,6 +87,10 @@ class TcpConfig:
     """Data retransmissions (or unanswered zero-window probes) before ETIMEDOUT (Linux tcp_retries2)."""
     persist_max: float = 60.0
     """Upper bound of the backed-off zero-window probe interval."""
+    window_probe_empty: bool = False
+    """The zero-window probe is an ACK with sequence number SND.UNA - 1 and no data, which the peer
+    answers with a duplicate ACK carrying its window, as Linux's tcp_xmit_probe_skb does. False: one
+    byte of new data (RFC 9293 3.8.6.1), which a peer whose window reopened unannounced takes."""
 
     # --- acknowledgements and sending ---
     delayed_ack: bool = True

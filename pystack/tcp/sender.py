@@ -243,8 +243,10 @@ def process_ack(conn: Connection, seg: TcpSegment, seq: int, now: float) -> bool
             conn._persist_backoff = 0
             conn._rtx_at = INF
             conn._retries = 0
-    elif conn._persist:
-        conn._retries = 0  # the peer answers our probes: keep probing (RFC 9293 3.8.6.1)
+    if conn._persist:
+        # The peer answers our probes, its window still closed: keep probing as long as it does
+        # (RFC 1122 4.2.2.17 MUST; only unanswered probes count towards ETIMEDOUT).
+        conn._retries = 0
 
     st = conn._st
     if conn._snd.fin_acked and st in (FIN_WAIT_1, CLOSING, LAST_ACK):

@@ -119,13 +119,16 @@ def on_persist(conn: Connection, now: float) -> None:
             conn._fail(errno.ETIMEDOUT)
             return
         conn._cx.counters["tcp.window_probes"] += 1
-        conn._note(conn.snd_nxt if off < len(buf) else (conn.snd_una - 1) & MASK, why.WINDOW_PROBE)
-        if off < len(buf):
+        new_byte = off < len(buf) and not conn._cfg.window_probe_empty
+        conn._note(conn.snd_nxt if new_byte else (conn.snd_una - 1) & MASK, why.WINDOW_PROBE)
+        if new_byte:
             # One byte of new data (RFC 9293 3.8.6.1). SND.NXT and SND.MAX stay, so our other
             # segments keep sequence numbers the peer accepts; an ACK for the byte is still taken.
             conn._emit(conn.snd_nxt, ACK, buf[off:off + 1], now)
             conn._probe_end = (conn.snd_nxt + 1) & MASK
         else:
+            # An old sequence number and no data (Linux's form; the only one when just a FIN waits):
+            # the peer answers with an ACK carrying its window, and nothing is sent beyond SND.MAX.
             conn._emit((conn.snd_una - 1) & MASK, ACK, b"", now)
         conn._persist_backoff = min(conn._persist_backoff + 1, 16)
         start_persist(conn, now)

@@ -247,8 +247,11 @@ def test_send_buffer_follows_twice_the_window_up_to_its_ceiling() -> None:
     assert conn._snd.cap == 40000 < 2 * conn.cc.cwnd  # the ceiling holds
 
 
-def test_zero_window_probe_backoff_and_reopen() -> None:
-    solo, conn, our, peer = _est(window=1000)
+@pytest.mark.parametrize("empty", [False, True], ids=["new-byte", "linux-una-minus-1"])
+def test_zero_window_probe_backoff_and_reopen(empty: bool) -> None:
+    # RFC 9293 3.8.6.1's probe is one byte of new data; with window_probe_empty, Linux's: an ACK for
+    # SND.UNA - 1 without data. Either way the same backoff, and the peer's answer reopens sending.
+    solo, conn, our, peer = _est(TcpConfig(timestamps=False, sack=True, window_probe_empty=empty), window=1000)
     conn.send(b"d" * 3000, solo.now)
     first = solo.one()
     assert len(first.payload) == 1000
@@ -260,7 +263,8 @@ def test_zero_window_probe_backoff_and_reopen() -> None:
         t0 = solo.now
         solo.advance_to_next_timer()
         probe = solo.one()
-        assert probe.seq == our + 1000 and len(probe.payload) == 1
+        expected = (our + 999, b"") if empty else (our + 1000, b"d")
+        assert (probe.seq, bytes(probe.payload), probe.flags, probe.ack) == (*expected, ACK, peer)
         times.append(solo.now - t0)
         solo.send(peer, our + 1000, ACK, window=0)  # still closed
     assert times[0] == pytest.approx(max(rto, 0.2)) and times[1] == pytest.approx(2 * times[0])
@@ -272,6 +276,25 @@ def test_zero_window_probe_backoff_and_reopen() -> None:
     solo.send(peer, our + 2460, ACK, window=4000)
     tail = solo.one()
     assert (tail.seq, len(tail.payload)) == (our + 2460, 540)
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["new-byte", "linux-una-minus-1"])
+def test_answered_zero_window_probes_never_time_out(empty: bool) -> None:
+    # RFC 1122 4.2.2.17: while the peer answers the probes, the connection MUST stay open however long
+    # its window stays closed; only unanswered probes count towards max_retries.
+    cfg = TcpConfig(timestamps=False, window_probe_empty=empty, max_retries=3)
+    solo, conn, our, peer = _est(cfg, window=1000)
+    conn.send(b"d" * 3000, solo.now)
+    solo.one()
+    solo.send(peer, our + 1000, ACK, window=0)
+    for _ in range(10):
+        solo.advance_to_next_timer()
+        assert len(solo.take()) == 1
+        solo.send(peer, our + 1000, ACK, window=0)  # answered, still closed
+    assert conn.state == State.ESTABLISHED
+    for _ in range(4):  # now unanswered
+        solo.advance_to_next_timer()
+    assert conn.state == State.CLOSED and conn.error == 110  # ETIMEDOUT
 
 
 def test_zero_window_probe_accepted_when_window_reopened_silently() -> None:

@@ -226,3 +226,25 @@ def test_a_probe_goes_in_place_of_an_rto_that_would_come_first_with_tlp_at_rto()
   +.3 > P. 1001:2001(1000) ack 1
   +.3 > P. 1001:2001(1000) ack 1
 """, profile="linux") == "PASS"
+
+
+ZERO_WINDOW = ACCEPTED + """
+   +0 write(4, ..., 2000) = 2000
+   +0 > P. 1:2001(2000) ack 1
+  +.1 < . 1:1(0) ack 2001 win 0
+   +0 write(4, ..., 3000) = 3000
+  +.3 > . 2000:2000(0) ack 1
+  +.6 > . 2000:2000(0) ack 1
+   +0 < . 1:1(0) ack 2001 win 0
+ +1.2 > . 2000:2000(0) ack 1
+   +0 < . 1:1(0) ack 2001 win 320
+   +0 > P. 2001:5001(3000) ack 1
+"""
+"""slow_start/slow-start-after-win-update.pkt's probes (that script is skipped for its sysctl): Linux's
+zero-window probe is an ACK for SND.UNA - 1 without data, every RTO with backoff, until the window opens."""
+
+
+def test_the_linux_profile_probes_a_zero_window_as_linux_does():
+    assert verdict(ZERO_WINDOW, profile="linux") == "PASS"
+    # pystack's own probe is one byte of new data (RFC 9293 3.8.6.1), at the same times.
+    assert verdict(ZERO_WINDOW).startswith("FAIL: line 14: expected `> . 2000:2000(0) ack 1`")
