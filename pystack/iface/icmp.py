@@ -131,7 +131,7 @@ class Icmpv4:
             return
         if pkt.fragment_offset or pkt.src != self.addr.address:
             return
-        body = packet[: pkt.header_len + 8]
+        body = icmp_wire.error_body(packet[: pkt.header_len], pkt.payload, self.config.mtu)
         msg = icmp_wire.parse(icmp_wire.build(icmp_wire.TYPE_DEST_UNREACHABLE, icmp_wire.CODE_HOST_UNREACHABLE, 0,
                                               body))
         try:
@@ -143,7 +143,7 @@ class Icmpv4:
 
     def send_error(self, pkt: IPv4Packet, header: bytes | memoryview, payload: bytes | memoryview,
                    mtype: int, code: int, now: float, rest: int = 0) -> None:
-        """Send an ICMP error about a datagram we received, quoting its header and 8 bytes of payload.
+        """Send an ICMP error about a datagram we received, quoting as much of it as fits 576 bytes.
 
         RFC 1122 3.2.2: never about an ICMP error, a non-first fragment, or a source that is not a unique
         host; and rate-limited like the kernel.
@@ -160,7 +160,7 @@ class Icmpv4:
         if self.why is not None:
             reason = _ERROR_REASONS.get((mtype, code), f"ICMP error type {mtype} code {code}")
             self.why(icmp_key(self.addr.address or 0, pkt.src, mtype, code), reason)
-        body = bytes(header) + bytes(payload[:8])
+        body = icmp_wire.error_body(header, payload, self.config.mtu)
         try:
             self.ipv4.send(pkt.src, ipv4_wire.PROTO_ICMP, icmp_wire.build(mtype, code, rest, body), now)
         except OSError:

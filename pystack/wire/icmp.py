@@ -62,6 +62,14 @@ def echo_reply_from_request(request: bytes | memoryview) -> bytes:
     return b"\x00" + bytes(request[1:2]) + checksum.to_bytes(2, "big") + bytes(request[4:])
 
 
-def error_body(datagram: bytes | memoryview, header_len: int) -> bytes:
-    """What an ICMP error quotes: the offending IP header and the first 8 bytes of its payload (RFC 792)."""
-    return bytes(datagram[: header_len + 8])
+ERROR_DATAGRAM_LEN = 576
+"""The size an ICMP error is held to, its quote filling what is left (RFC 1812 4.3.2.3; Linux's
+``__icmp_send`` too): every IPv4 host takes 576-byte datagrams (RFC 791), and a longer quote lets the
+sender's error queue give back the original payload."""
+
+
+def error_body(header: bytes | memoryview, payload: bytes | memoryview, mtu: int = ERROR_DATAGRAM_LEN) -> bytes:
+    """What an ICMP error quotes: the offending IP header and as much of its payload as keeps the error
+    within 576 bytes and ``mtu`` (at least the 8 bytes RFC 792 and RFC 1122 3.2.2 ask for)."""
+    room = min(mtu, ERROR_DATAGRAM_LEN) - 20 - HEADER_LEN - len(header)
+    return bytes(header) + bytes(payload[: max(room, 8)])

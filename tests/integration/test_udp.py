@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pystack.api.socket import IP_RECVERR, IPPROTO_IP
 from pystack_lab import lab
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,22 @@ def test_closed_port_is_refused(stack: lab.Daemon) -> None:
     counters = stack.stop()
     assert counters.get("drop.udp.port_closed", 0) >= 1, counters
     assert counters.get("icmp.errors_sent", 0) >= 1, counters
+
+
+def test_the_kernels_error_queue_gets_back_what_pystacks_port_unreachable_quotes(stack: lab.Daemon) -> None:
+    """pystack quotes up to 548 bytes of the datagram (RFC 1812 4.3.2.3, as Linux): the kernel's error queue
+    hands back the 520 bytes of payload after the IP and UDP headers, or all of a shorter payload."""
+    for payload, quoted in ((b"anyone?", b"anyone?"), (bytes(range(256)) * 4, (bytes(range(256)) * 4)[:520])):
+        sock = stack.ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with sock:
+            sock.setsockopt(IPPROTO_IP, IP_RECVERR, 1)
+            sock.settimeout(3)
+            sock.connect((lab.STACK_IP, 9))
+            sock.send(payload)
+            with pytest.raises(ConnectionRefusedError):
+                sock.recv(2000)
+            data, _ancdata, flags, _address = sock.recvmsg(2000, 512, socket.MSG_ERRQUEUE)
+        assert flags & socket.MSG_ERRQUEUE and data == quoted, (len(data), flags)
 
 
 def test_echo_port_is_closed_without_echo_flag(start_stack: Callable[..., lab.Daemon]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+import dpkt
 import pytest
 
 from pystack.apps.udp_echo import UdpEcho
@@ -42,6 +43,23 @@ def test_closed_port_answers_port_unreachable_and_connected_socket_sees_econnref
         client.recvfrom()
     assert info.value.errno == errno.ECONNREFUSED
     assert client.recvfrom() is None  # reported once, like SO_ERROR
+
+
+@pytest.mark.parametrize("size", [7, 1000])
+def test_port_unreachable_quotes_up_to_548_bytes_of_the_datagram(pair, size):
+    """RFC 1812 4.3.2.3, as Linux's __icmp_send: the error is held to 576 bytes, its quote filling the rest."""
+    a, b, wire = pair
+    payload = bytes(range(256)) * 12
+    client = a.udp.bind(0, 0)
+    client.sendto(payload[:size], (B_IP, 9999), wire.clock.now)
+    wire.run()
+    [error] = [dpkt.ethernet.Ethernet(f).data for _t, i, f in wire.log
+               if f[12:14] == b"\x08\x00" and f[23] == ipv4.PROTO_ICMP]
+    assert error.len == min(20 + 8 + 28 + size, 576)
+    quoted = bytes(error.data.unreach)[4:]  # after the unused word
+    assert len(quoted) == min(28 + size, 548)
+    assert quoted[28:] == payload[:size][:520]
+    assert int.from_bytes(quoted[2:4], "big") == 28 + size  # the quoted header's total length, untouched
 
 
 def test_unconnected_socket_does_not_hear_icmp_errors(pair):

@@ -76,29 +76,50 @@ def test_dpkt_other_types_parsed_by_ours(mtype: int, code: int, rest: bytes, bod
     assert (m.type, m.code, m.rest, bytes(m.body)) == (mtype, code, int.from_bytes(rest, "big"), body)
 
 
-def test_port_unreachable_quotes_the_datagram() -> None:
-    # RFC 792 / RFC 1122 3.2.2: the error carries the IP header and at least 8 bytes of the datagram.
+def test_port_unreachable_quotes_a_small_datagram_whole() -> None:
+    # RFC 1812 4.3.2.3, as Linux: the quote is as much of the datagram as fits a 576-byte error.
     datagram = ipv4.build(DST, SRC, ipv4.PROTO_UDP, udp.build(DST, SRC, 40000, 9, b"x" * 100), ident=77)
-    body = icmp.error_body(datagram, 20)
-    assert body == datagram[:28]
+    body = icmp.error_body(datagram[:20], datagram[20:])
+    assert body == datagram
     m = dpkt.icmp.ICMP(icmp.build(TYPE_DEST_UNREACHABLE, icmp.CODE_PORT_UNREACHABLE, 0, body))
     assert (m.type, m.code) == (3, 3)
     quoted = m.unreach.ip
     assert (quoted.id, quoted.p, quoted.src, quoted.dst) == (77, 17, DST.to_bytes(4, "big"), SRC.to_bytes(4, "big"))
-    assert bytes(quoted)[:20] == datagram[:20]
-    assert datagram[20:28] == body[20:28]  # the UDP header: ports, length, checksum
+    assert bytes(quoted) == datagram
+    assert bytes(quoted.data.data) == b"x" * 100  # the whole UDP payload comes back
+
+
+def test_a_large_datagram_is_quoted_up_to_548_bytes() -> None:
+    datagram = ipv4.build(DST, SRC, ipv4.PROTO_UDP, udp.build(DST, SRC, 40000, 9, bytes(range(256)) * 5))
+    body = icmp.error_body(memoryview(datagram)[:20], memoryview(datagram)[20:])
+    assert len(body) == 548 and body == datagram[:548]
+    error = ipv4.build(SRC, DST, ipv4.PROTO_ICMP, icmp.build(TYPE_DEST_UNREACHABLE, icmp.CODE_PORT_UNREACHABLE, 0,
+                                                              body))
+    assert len(error) == 576
+    unreach = dpkt.ip.IP(error).data.unreach
+    assert bytes(unreach)[4:] == datagram[:548]  # after the 4 unused bytes
+    assert (unreach.ip.len, len(unreach.ip.data.data)) == (len(datagram), 548 - 28)  # header says 1308: truncated
 
 
 def test_error_body_with_options_and_short_payload() -> None:
-    with_opts = ipv4.build(SRC, DST, 17, bytes(range(40)), options=b"\x94\x04\x00\x00")
-    assert icmp.error_body(with_opts, 24) == with_opts[:32]
+    with_opts = ipv4.build(SRC, DST, 17, bytes(range(250)) * 3, options=b"\x94\x04\x00\x00")
+    assert icmp.error_body(with_opts[:24], with_opts[24:]) == with_opts[:548]  # options count in the 548
     tiny = ipv4.build(SRC, DST, 17, b"abc")
-    assert icmp.error_body(memoryview(tiny), 20) == tiny  # fewer than 8 payload bytes: all of them
+    assert icmp.error_body(memoryview(tiny)[:20], memoryview(tiny)[20:]) == tiny  # fewer than 8 payload bytes
+
+
+def test_a_small_mtu_shortens_the_quote_but_not_below_8_bytes() -> None:
+    datagram = ipv4.build(SRC, DST, 17, bytes(1000))
+    assert icmp.error_body(datagram[:20], datagram[20:], 300) == datagram[:300 - 28]
+    assert icmp.error_body(datagram[:20], datagram[20:], 68) == datagram[:40]  # the error fills 68 bytes
+    with_opts = ipv4.build(SRC, DST, 17, bytes(100), options=bytes(40))
+    assert icmp.error_body(with_opts[:60], with_opts[60:], 68) == with_opts[:68]  # RFC 792's 8 bytes at least
 
 
 def test_fragmentation_needed_carries_the_mtu() -> None:
     # RFC 1191: next-hop MTU in the low 16 bits of the "rest" word.
-    body = icmp.error_body(ipv4.build(SRC, DST, 17, bytes(1480)), 20)
+    datagram = ipv4.build(SRC, DST, 17, bytes(1480))
+    body = icmp.error_body(datagram[:20], datagram[20:])
     m = dpkt.icmp.ICMP(icmp.build(TYPE_DEST_UNREACHABLE, icmp.CODE_FRAGMENTATION_NEEDED, 1400, body))
     assert (m.code, m.unreach.mtu) == (4, 1400)
 
