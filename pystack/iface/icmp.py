@@ -187,9 +187,10 @@ class Icmpv4:
         path's byte for byte (tests compare them).
         """
         try:
-            if len(frame) < 42 or frame[23] != 1 or frame[34] != 8:
-                # Not an IPv4 echo request (receive_frame asks again), but maybe ping -6's: one test, off
-                # the IPv4 echo's way.
+            if len(frame) < 42 or frame[13] or frame[23] != 1 or frame[34] != 8:
+                # Not an IPv4 echo request (receive_frame asks again), but maybe ping -6's. The EtherType's
+                # low byte (0 for IPv4, 0xDD for IPv6, 6 for ARP) turns other families away first: an IPv6
+                # source's second byte is often 1, ICMP's number at IPv4's protocol offset.
                 return (self.answer_echo6(frame, now) if len(frame) > 61 and frame[54] == 128 and frame[12] == 0x86
                         else None)
             peer = self._echo_peer
