@@ -179,7 +179,10 @@ class Ipv4:
             whole = self.reassembler.add(pkt, data[: pkt.header_len], now)
             if whole is None:
                 return
-            self._deliver(pkt, memoryview(whole.header), memoryview(whole.payload), now)
+            # The whole datagram's fields, not those of the fragment that completed it (which carries
+            # an offset: an ICMP error about it would be refused, RFC 1122 3.2.2).
+            self._deliver(ipv4_wire.parse_header_fields(whole.header), memoryview(whole.header),
+                          memoryview(whole.payload), now)
         else:
             self._deliver(pkt, data[: pkt.header_len], pkt.payload, now)
 

@@ -14,9 +14,22 @@ from dataclasses import dataclass, field
 
 from pystack.config import StackConfig
 from pystack.counters import Counters
+from pystack.wire.checksum import internet_checksum
 from pystack.wire.ipv4 import MAX_DATAGRAM, IPv4Packet
 
 Key = tuple[int, int, int, int]
+
+
+def whole_header(first_header: bytes, payload_len: int) -> bytes:
+    """The first fragment's header made the whole datagram's, as Linux's ip_frag_reasm does: the total
+    length of everything, no fragment offset and no MF (RFC 791 3.2), the checksum computed again. So the
+    layers above, and an ICMP error's quote, see one datagram and not its last fragment."""
+    header = bytearray(first_header)
+    header[2:4] = (len(header) + payload_len).to_bytes(2, "big")
+    header[6:8] = b"\0\0"
+    header[10:12] = b"\0\0"
+    header[10:12] = internet_checksum(header).to_bytes(2, "big")
+    return bytes(header)
 
 
 @dataclass(slots=True)
@@ -104,7 +117,8 @@ class Reassembler:
             del self.datagrams[key]
             self.bytes_held -= dg.received
             self.counters["ipv4.reassembled"] += 1
-            return Reassembled(dg.first_header, b"".join(dg.parts))
+            payload = b"".join(dg.parts)
+            return Reassembled(whole_header(dg.first_header, len(payload)), payload)
         return None
 
     def _new(self, key: Key, now: float) -> PartialDatagram:

@@ -45,6 +45,38 @@ def test_closed_port_answers_port_unreachable_and_connected_socket_sees_econnref
     assert client.recvfrom() is None  # reported once, like SO_ERROR
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "last-first"])
+def test_a_fragmented_datagram_to_a_closed_port_is_answered_port_unreachable(reverse):
+    """The reassembled datagram, not the fragment that completed it, is what the error is about (Linux's
+    ip_frag_reasm: offset 0, the whole length): RFC 1122 3.2.2 forbids an error about a non-first
+    fragment, so judging the last fragment answered nothing. The quote shows the whole datagram."""
+    a, b, wire = make_pair()
+    held: list[bytes] = []
+
+    def last_first(sender: int, frame: bytes) -> list[bytes]:
+        """Hold A's three fragments and hand them on in reverse order."""
+        if sender != 0 or frame[12:14] != b"\x08\x00" or not int.from_bytes(frame[20:22], "big") & 0x3FFF:
+            return [frame]
+        held.append(frame)
+        return held[::-1] if len(held) == 3 else []
+
+    wire.fault = last_first if reverse else None
+    client = a.udp.bind(0, 0)
+    client.connect((B_IP, 9999))
+    client.sendto(bytes(3000), None, wire.clock.now)  # three fragments at MTU 1500
+    wire.run()
+    assert len(held) == (3 if reverse else 0)
+    assert b.counters["ipv4.reassembled"] == 1
+    assert b.counters["icmp.errors_sent"] == 1
+    with pytest.raises(OSError) as info:
+        client.recvfrom()
+    assert info.value.errno == errno.ECONNREFUSED
+    [error] = [dpkt.ethernet.Ethernet(f).data for _t, i, f in wire.log
+               if f[12:14] == b"\x08\x00" and f[23] == ipv4.PROTO_ICMP]
+    quoted = dpkt.ip.IP(bytes(error.data.unreach)[4:32] + bytes(520))
+    assert (quoted.len, quoted.offset, quoted.mf) == (20 + 8 + 3000, 0, 0)
+
+
 @pytest.mark.parametrize("size", [7, 1000])
 def test_port_unreachable_quotes_up_to_548_bytes_of_the_datagram(pair, size):
     """RFC 1812 4.3.2.3, as Linux's __icmp_send: the error is held to 576 bytes, its quote filling the rest."""
