@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -328,6 +329,28 @@ def wait_listening(ns: lab.Namespace, addr: tuple[str, int], proc: subprocess.Po
         if time.monotonic() > deadline:
             raise lab.LabError(f"nothing listened on {addr} within {timeout} s")
         time.sleep(0.05)
+
+
+def wait_connectable(ns: lab.Namespace, addr: tuple[str, int], proc: subprocess.Popen[Any] | None = None,
+                     timeout: float = 30.0) -> None:
+    """Until the kernel can connect to ``addr`` (a listener on pystack's side is up, and for IPv6 its
+    address configured), bounded in time; a program ``proc`` that exits first fails at once."""
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise lab.LabError(f"the program exited with {proc.returncode} before {addr} answered")
+        probe = ns.socket(family, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1)
+            probe.connect(addr)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise lab.LabError(f"nothing answered on {addr} within {timeout} s") from None
+            time.sleep(0.2)
+        finally:
+            probe.close()
 
 
 # --- the embedded client: pystack as an HTTP client, run in a namespace -------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from pystack_lab import lab
-from tcp_lab import MiB, curl, random_file, sha256_file, wait_listening
+from tcp_lab import MiB, curl, random_file, sha256_file, wait_connectable, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -49,26 +49,6 @@ def wait_ready_line(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
     reader.join(timeout)
     if not box or box[0].strip() != "ready":
         pytest.fail(f"the program did not say ready within {timeout} s (said {box!r}, status {proc.poll()})")
-
-
-def wait_connectable(ns: lab.Namespace, addr: tuple[str, int], proc: subprocess.Popen[Any],
-                     timeout: float = 30.0) -> None:
-    """Until the kernel can connect to ``addr`` (pystack's listener is up), bounded in time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the program exited with {proc.returncode} before listening on {addr}")
-        probe = ns.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(1)
-            probe.connect(addr)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"nothing listened on {addr} within {timeout} s")
-            time.sleep(0.2)
-        finally:
-            probe.close()
 
 
 def interrupt(proc: subprocess.Popen[Any]) -> int:

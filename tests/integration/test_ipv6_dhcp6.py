@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pystack_lab import lab
-from tcp_lab import curl
+from tcp_lab import curl, wait_connectable
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +154,7 @@ def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
     server_log = tmp_path / "http.log"
     ns.spawn([sys.executable, "-m", "http.server", "--bind", lab.HOST_IP6, "--directory", str(www), "8080"],
              stdout=subprocess.DEVNULL, stderr=server_log.open("wb"))
-    _wait_listening(ns, (lab.HOST_IP6, 8080))
+    wait_connectable(ns, (lab.HOST_IP6, 8080), timeout=15.0)
     out = tmp_path / "got"
     proc = ns.run([*lab.pystack_command(), "fetch", "-6", f"http://[{lab.HOST_IP6}]:8080/file", "--tap", lab.TAP,
                    "--dhcp", "--release", "--mac", MAC, "-o", str(out)], timeout=90)
@@ -182,22 +182,6 @@ def test_fetch_narrates_dhcp6_and_connects_from_the_leased_address(
         time.sleep(0.2)
     assert address not in _leases(tmp_path), _leases(tmp_path) + (tmp_path / "dnsmasq.log").read_text()
     assert f"DHCPRELEASE({lab.TAP}) {DUID}" in (tmp_path / "dnsmasq.log").read_text()
-
-
-def _wait_listening(ns: lab.Namespace, addr: tuple[str, int], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        probe = ns.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(1)
-            probe.connect(addr)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"nothing listens on {addr}")
-            time.sleep(0.2)
-        finally:
-            probe.close()
 
 
 def test_malformed_dhcp6_replies_from_the_kernel_are_dropped_and_counted(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from pystack_lab import lab
-from tcp_lab import MiB, curl, random_file, sha256_file
+from tcp_lab import MiB, curl, random_file, sha256_file, wait_connectable
 from test_exec import PROGRAMS, exec_argv, interrupt, last_json, wait_ready_line
 from test_ipv6_slaac import MAC, SLAAC_ADDRESS, _ra_sender
 
@@ -50,25 +50,6 @@ def _exec_argv(*program: str, extra: tuple[str, ...] = ()) -> list[str]:
     return exec_argv(*program, extra=("--mac", MAC, *extra))
 
 
-def _wait_connectable(ns: lab.Namespace, family: int, addr: tuple[str, int], proc: subprocess.Popen[Any]) -> None:
-    """Until the kernel can connect to ``addr`` (pystack's listener is up and, for IPv6, its SLAAC address)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the program exited with {proc.returncode} before {addr} answered")
-        probe = ns.socket(family, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(1)
-            probe.connect(addr)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"nothing answered on {addr} within {WAIT} s")
-            time.sleep(0.2)
-        finally:
-            probe.close()
-
-
 def test_stdlib_http_server_on_the_ipv6_wildcard_serves_curl_6_and_curl_4(tap6: lab.Namespace,
                                                                          tmp_path: Path) -> None:
     """``python -m http.server --bind ::``, unmodified: its one AF_INET6 socket (IPV6_V6ONLY off, as the
@@ -81,7 +62,7 @@ def test_stdlib_http_server_on_the_ipv6_wildcard_serves_curl_6_and_curl_4(tap6: 
         server = tap6.spawn(_exec_argv("-m", "http.server", "8000", "--bind", "::", "--directory", str(www)),
                             stdout=subprocess.DEVNULL, stderr=err)
     try:
-        _wait_connectable(tap6, socket.AF_INET6, (SLAAC_ADDRESS, 8000), server)
+        wait_connectable(tap6, (SLAAC_ADDRESS, 8000), server, WAIT)
         for flag, address, host in (("-6", SLAAC_ADDRESS, f"[{SLAAC_ADDRESS}]"), ("-4", lab.STACK_IP, lab.STACK_IP)):
             got = tmp_path / f"got{flag}.bin"
             proc = curl(tap6, flag, "-g", "-o", str(got), "-w", "%{http_code} %{remote_ip}",
