@@ -41,9 +41,16 @@ _TCP = dataclasses.replace(TcpConfig(), isn_secret=b"k" * 16)
 def _scenario(config: StackConfig):
     """(a, b, wire): B serves UDP echo on 7 and TCP on 80; A's connection to B has moved data both ways."""
     a, b, wire = make_pair(dataclasses.replace(config, tcp=_TCP))
+    client = _serve_and_exchange(b, wire, b.tcp, a.tcp.connect(A_IP, B_IP, 80, wire.clock.now, local_port=40000))
+    wire.run(duration=1.0)
+    return a, b, wire, client
+
+
+def _serve_and_exchange(b: Stack, wire, tcp_b, client: Connection) -> Connection:
+    """B serves UDP echo on 7 and TCP on 80 (``tcp_b``, either family); ``client``, A's connection to it,
+    moves data both ways and reads what came."""
     UdpEcho(b)
-    listener = b.tcp.listen(0, 80, 8)
-    client = a.tcp.connect(A_IP, B_IP, 80, wire.clock.now, local_port=40000)
+    listener = tcp_b.listen(0, 80, 8)
     wire.run(until=lambda: listener.readable)
     server = listener.accept()
     client.send(bytes(range(256)) * 20, wire.clock.now)
@@ -51,8 +58,7 @@ def _scenario(config: StackConfig):
     wire.run(duration=1.0)
     server.recv(1 << 20, wire.clock.now)
     client.recv(1 << 20, wire.clock.now)
-    wire.run(duration=1.0)
-    return a, b, wire, client
+    return client
 
 
 def _corpus(a: Stack, client: Connection, now: float) -> dict[str, bytes]:
@@ -248,16 +254,7 @@ def _scenario6(config: StackConfig):
     """(a, b, wire, client) over IPv6: B serves UDP echo on 7 and TCP on 80; A's connection to B has moved
     data both ways."""
     a, b, wire = make_pair6(dataclasses.replace(config, tcp=_TCP))
-    UdpEcho(b)
-    listener = b.tcp6.listen(0, 80, 8)
-    client = a.tcp6.connect(A6, B6, 80, wire.clock.now, local_port=40000)
-    wire.run(until=lambda: listener.readable)
-    server = listener.accept()
-    client.send(bytes(range(256)) * 20, wire.clock.now)
-    server.send(b"reply" * 300, wire.clock.now)
-    wire.run(duration=1.0)
-    server.recv(1 << 20, wire.clock.now)
-    client.recv(1 << 20, wire.clock.now)
+    client = _serve_and_exchange(b, wire, b.tcp6, a.tcp6.connect(A6, B6, 80, wire.clock.now, local_port=40000))
     # A ping between the link-local addresses: each side resolves the other's (neighbour discovery).
     a.send_ip6(B_LL, ipv6.NH_ICMPV6, icmpv6.build(icmpv6.TYPE_ECHO_REQUEST, 0, 1, b"", A_LL, B_LL), wire.clock.now)
     wire.run(duration=1.0)
